@@ -1,0 +1,112 @@
+//! A service context: the kernel's record of one live service (its handle, queue,
+//! instance, session counter and statistics).
+
+use crate::module::Service;
+use crate::mq::MessageQueue;
+use parking_lot::Mutex;
+use std::fs::File;
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
+
+/// Called from any thread by the `SIGNAL` command; must be thread safe.
+pub type SignalHandler = Arc<dyn Fn(i32) + Send + Sync>;
+
+pub struct Context {
+    handle: u32,
+    pub(crate) queue: MessageQueue,
+    pub(crate) service: Mutex<Option<Box<dyn Service>>>,
+    session: AtomicI32,
+    pub(crate) retired: AtomicBool,
+    endless: AtomicBool,
+    pub(crate) message_count: AtomicU64,
+    pub(crate) cpu_cost_ns: AtomicU64,
+    /// hpc() at the start of the message being dispatched (0 when idle).
+    pub(crate) cpu_start_ns: AtomicU64,
+    pub(crate) logfile: Mutex<Option<File>>,
+    signal: OnceLock<SignalHandler>,
+}
+
+impl Context {
+    pub(crate) fn new(handle: u32) -> Self {
+        Context {
+            handle,
+            queue: MessageQueue::new(),
+            service: Mutex::new(None),
+            session: AtomicI32::new(0),
+            retired: AtomicBool::new(false),
+            endless: AtomicBool::new(false),
+            message_count: AtomicU64::new(0),
+            cpu_cost_ns: AtomicU64::new(0),
+            cpu_start_ns: AtomicU64::new(0),
+            logfile: Mutex::new(None),
+            signal: OnceLock::new(),
+        }
+    }
+
+    pub fn handle(&self) -> u32 {
+        self.handle
+    }
+
+    /// A new session: positive, increasing, wrapping from i32::MAX back to 1.
+    pub fn new_session(&self) -> i32 {
+        let next = self
+            .session
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |s| {
+                Some(if s >= i32::MAX || s < 0 { 1 } else { s + 1 })
+            })
+            .unwrap();
+        if next >= i32::MAX || next < 0 {
+            1
+        } else {
+            next + 1
+        }
+    }
+
+    pub fn is_retired(&self) -> bool {
+        self.retired.load(Ordering::Acquire)
+    }
+
+    pub fn queue_len(&self) -> usize {
+        self.queue.len()
+    }
+
+    pub(crate) fn set_endless(&self) {
+        self.endless.store(true, Ordering::Relaxed);
+    }
+
+    /// True once after the monitor flagged this service (then reset).
+    pub fn take_endless(&self) -> bool {
+        self.endless.swap(false, Ordering::Relaxed)
+    }
+
+    pub fn set_signal_handler(&self, f: SignalHandler) {
+        let _ = self.signal.set(f);
+    }
+
+    pub fn signal(&self, sig: i32) {
+        if let Some(f) = self.signal.get() {
+            f(sig)
+        }
+    }
+
+    #[cfg(test)]
+    pub(crate) fn set_session_for_test(&self, s: i32) {
+        self.session.store(s, Ordering::Relaxed);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sessions_are_positive_and_wrap_to_one() {
+        let c = Context::new(1);
+        assert_eq!(c.new_session(), 1);
+        assert_eq!(c.new_session(), 2);
+        c.set_session_for_test(i32::MAX - 1);
+        assert_eq!(c.new_session(), i32::MAX);
+        assert_eq!(c.new_session(), 1);
+        assert_eq!(c.new_session(), 2);
+    }
+}

@@ -1,0 +1,267 @@
+//! The scheduler: worker threads taking service queues from the global run queue,
+//! and the monitor thread that spots endless loops.
+//!
+//! Workers follow skynet's policy: a worker dispatches a share of one queue (its
+//! weight), then puts the queue back only if another queue is waiting, else keeps
+//! it. Workers that find nothing sleep; a worker that makes a queue runnable wakes
+//! a sleeper only when more than one queue is waiting (so a ping-pong between two
+//! services stays on one thread), while other threads (timer, sockets) always wake
+//! one; the timer also wakes a sleeper each tick while work is waiting.
+
+use crate::context::Context;
+use crate::kernel::kernel;
+use crate::timer::hpc;
+use parking_lot::{Condvar, Mutex};
+use std::cell::Cell;
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+thread_local! {
+    static IS_WORKER: Cell<bool> = const { Cell::new(false) };
+}
+
+/// How often the monitor checks workers for a message that never ends.
+pub const MONITOR_PERIOD: Duration = Duration::from_secs(5);
+
+/// What a worker is dispatching, for the endless-loop monitor.
+#[derive(Default)]
+pub(crate) struct WorkerMonitor {
+    version: AtomicU32,
+    source: AtomicU32,
+    destination: AtomicU32,
+}
+
+impl WorkerMonitor {
+    fn trigger(&self, source: u32, destination: u32) {
+        self.source.store(source, Ordering::Relaxed);
+        self.destination.store(destination, Ordering::Relaxed);
+        self.version.fetch_add(1, Ordering::Release);
+    }
+}
+
+pub struct Scheduler {
+    global: Mutex<VecDeque<Arc<Context>>>,
+    cond: Condvar,
+    sleepers: AtomicUsize,
+    quit: AtomicBool,
+    monitors: Vec<WorkerMonitor>,
+}
+
+/// skynet's weights per worker index: -1 = one message per turn, w >= 0 = the
+/// queue length >> w.
+fn weight(index: usize) -> i32 {
+    const W: [i32; 32] = [
+        -1, -1, -1, -1, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3,
+        3, 3, 3,
+    ];
+    W.get(index).copied().unwrap_or(0)
+}
+
+impl Scheduler {
+    pub fn new(threads: usize) -> Self {
+        Scheduler {
+            global: Mutex::new(VecDeque::new()),
+            cond: Condvar::new(),
+            sleepers: AtomicUsize::new(0),
+            quit: AtomicBool::new(false),
+            monitors: (0..threads.max(1)).map(|_| WorkerMonitor::default()).collect(),
+        }
+    }
+
+    pub fn threads(&self) -> usize {
+        self.monitors.len()
+    }
+
+    /// Makes a context runnable.
+    pub(crate) fn push(&self, ctx: Arc<Context>) {
+        let len = {
+            let mut g = self.global.lock();
+            g.push_back(ctx);
+            g.len()
+        };
+        if self.sleepers.load(Ordering::Relaxed) > 0 && (len >= 2 || !IS_WORKER.with(|w| w.get())) {
+            self.cond.notify_one();
+        }
+    }
+
+    fn pop(&self) -> Option<Arc<Context>> {
+        self.global.lock().pop_front()
+    }
+
+    /// Called by the timer thread each tick.
+    pub(crate) fn tick(&self) {
+        if self.sleepers.load(Ordering::Relaxed) > 0 && !self.global.lock().is_empty() {
+            self.cond.notify_one();
+        }
+    }
+
+    pub(crate) fn quit(&self) {
+        self.quit.store(true, Ordering::SeqCst);
+        self.cond.notify_all();
+    }
+
+    fn wait_for_work(&self) -> Option<Arc<Context>> {
+        let mut g = self.global.lock();
+        loop {
+            if let Some(c) = g.pop_front() {
+                return Some(c);
+            }
+            if self.quit.load(Ordering::SeqCst) {
+                return None;
+            }
+            self.sleepers.fetch_add(1, Ordering::Relaxed);
+            self.cond.wait(&mut g);
+            self.sleepers.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+
+    fn worker_loop(&self, index: usize) {
+        IS_WORKER.with(|w| w.set(true));
+        let mon = &self.monitors[index];
+        let weight = weight(index);
+        let mut current: Option<Arc<Context>> = None;
+        loop {
+            let ctx = match current.take() {
+                Some(c) => c,
+                None => match self.wait_for_work() {
+                    Some(c) => c,
+                    None => return,
+                },
+            };
+            if self.dispatch(&ctx, weight, mon) {
+                // The queue still has messages: keep it unless another is waiting.
+                match self.pop() {
+                    Some(next) => {
+                        self.global.lock().push_back(ctx);
+                        current = Some(next);
+                    }
+                    None => current = Some(ctx),
+                }
+            }
+        }
+    }
+
+    /// Dispatches a share of `ctx`'s queue. Returns true if the worker still owns
+    /// the queue (it is non-empty), false once the queue was found empty.
+    fn dispatch(&self, ctx: &Arc<Context>, weight: i32, mon: &WorkerMonitor) -> bool {
+        let k = kernel();
+        let handle = ctx.handle();
+        let mut service = ctx.service.lock();
+        let mut n = 1usize;
+        let mut i = 0usize;
+        while i < n {
+            let Some(popped) = ctx.queue.pop() else {
+                return false;
+            };
+            if ctx.is_retired() {
+                if let Some(s) = service.take() {
+                    drop(s);
+                    if let Some(f) = ctx.logfile.lock().take() {
+                        drop(f);
+                    }
+                    k.context_released();
+                }
+                k.drop_message(handle, popped.message);
+                // keep draining: every late message is answered too
+                continue;
+            }
+            if i == 0 && weight >= 0 {
+                n = (ctx.queue.len() + 1) >> weight;
+                n = n.max(1);
+            }
+            i += 1;
+            if popped.overload != 0 {
+                k.error(handle, &format!("May overload, message queue length = {}", popped.overload));
+            }
+            let msg = popped.message;
+            mon.trigger(msg.source, handle);
+            match service.as_mut() {
+                Some(s) => {
+                    if let Some(f) = ctx.logfile.lock().as_mut() {
+                        crate::command::log_message(f, &msg);
+                    }
+                    ctx.message_count.fetch_add(1, Ordering::Relaxed);
+                    if k.profile() {
+                        let start = hpc();
+                        ctx.cpu_start_ns.store(start, Ordering::Relaxed);
+                        s.dispatch(ctx, msg);
+                        ctx.cpu_cost_ns.fetch_add(hpc() - start, Ordering::Relaxed);
+                        ctx.cpu_start_ns.store(0, Ordering::Relaxed);
+                    } else {
+                        s.dispatch(ctx, msg);
+                    }
+                }
+                None => drop(msg),
+            }
+            mon.trigger(0, 0);
+            if ctx.is_retired() {
+                // Released on the next loop turn (or right now if the queue is empty).
+                n = usize::MAX;
+                if ctx.queue.is_empty() {
+                    if let Some(s) = service.take() {
+                        drop(s);
+                        ctx.logfile.lock().take();
+                        k.context_released();
+                    }
+                }
+            }
+        }
+        true
+    }
+
+    /// Starts the workers and the monitor thread.
+    pub(crate) fn start(&'static self) -> Vec<JoinHandle<()>> {
+        let mut threads = Vec::new();
+        for i in 0..self.threads() {
+            threads.push(
+                std::thread::Builder::new()
+                    .name(format!("worker-{i}"))
+                    .spawn(move || self.worker_loop(i))
+                    .expect("spawn worker"),
+            );
+        }
+        threads.push(
+            std::thread::Builder::new()
+                .name("monitor".into())
+                .spawn(move || self.monitor_loop())
+                .expect("spawn monitor"),
+        );
+        threads
+    }
+
+    fn monitor_loop(&self) {
+        let mut checked: Vec<u32> = vec![0; self.monitors.len()];
+        let step = Duration::from_millis(100);
+        loop {
+            let mut waited = Duration::ZERO;
+            while waited < MONITOR_PERIOD {
+                if self.quit.load(Ordering::SeqCst) {
+                    return;
+                }
+                std::thread::sleep(step);
+                waited += step;
+            }
+            for (i, m) in self.monitors.iter().enumerate() {
+                let version = m.version.load(Ordering::Acquire);
+                let dest = m.destination.load(Ordering::Relaxed);
+                if version == checked[i] && dest != 0 {
+                    let source = m.source.load(Ordering::Relaxed);
+                    if let Some(ctx) = kernel().grab(dest) {
+                        ctx.set_endless();
+                    }
+                    kernel().error(
+                        0,
+                        &format!(
+                            "error: A message from [ :{source:08x} ] to [ :{dest:08x} ] maybe in an endless loop (version = {version})"
+                        ),
+                    );
+                } else {
+                    checked[i] = version;
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,150 @@
+//! `skynet.codecache`: a process-wide cache of compiled Lua chunks.
+//!
+//! skynet's patched Lua shares function prototypes between states. Stock Lua
+//! cannot, so this cache keeps each file's bytecode (with debug info, so error
+//! positions stay exact) and loads it into new states without parsing the
+//! source again. It backs the global `loadfile` and `require`'s Lua-file
+//! searcher. Like skynet's cache it never re-reads a cached file: call
+//! `codecache.clear()` after editing code (hot reload).
+
+use super::lua::*;
+use parking_lot::Mutex;
+use std::collections::HashMap;
+use std::ffi::{c_char, c_int, c_void, CString};
+use std::sync::{Arc, LazyLock};
+
+static CACHE: LazyLock<Mutex<HashMap<Vec<u8>, Arc<Vec<u8>>>>> = LazyLock::new(|| Mutex::new(HashMap::new()));
+
+const MODE_KEY: &std::ffi::CStr = c"skynet.codecache.mode";
+const MODES: [&str; 3] = ["OFF", "EXIST", "ON"];
+
+pub unsafe extern "C-unwind" fn open(l: State) -> c_int {
+    lua_createtable(l, 0, 3);
+    lua_pushcfunction(l, lclear);
+    lua_setfield(l, -2, c"clear".as_ptr());
+    lua_pushcfunction(l, lmode);
+    lua_setfield(l, -2, c"mode".as_ptr());
+    lua_pushcfunction(l, lloadfile);
+    lua_setfield(l, -2, c"loadfile".as_ptr());
+    1
+}
+
+unsafe extern "C-unwind" fn lclear(_l: State) -> c_int {
+    CACHE.lock().clear();
+    0
+}
+
+unsafe fn mode(l: State) -> usize {
+    lua_getfield(l, LUA_REGISTRYINDEX, MODE_KEY.as_ptr());
+    let m = if lua_type(l, -1) == LUA_TNUMBER { lua_tointeger(l, -1) as usize } else { 2 };
+    lua_pop(l, 1);
+    m.min(2)
+}
+
+unsafe extern "C-unwind" fn lmode(l: State) -> c_int {
+    if lua_isnoneornil(l, 1) != 0 {
+        push_str(l, MODES[mode(l)]);
+        return 1;
+    }
+    let want = check_str(l, 1);
+    let Some(m) = MODES.iter().position(|x| *x == want) else {
+        raise_here(l, format!("bad argument #1 to 'mode' (invalid option '{want}')"));
+    };
+    lua_pushinteger(l, m as lua_Integer);
+    lua_setfield(l, LUA_REGISTRYINDEX, MODE_KEY.as_ptr());
+    0
+}
+
+unsafe extern "C-unwind" fn dump_writer(_l: State, p: *const c_void, sz: usize, ud: *mut c_void) -> c_int {
+    if sz == 0 || p.is_null() {
+        return 0;
+    }
+    let out = &mut *(ud as *mut Vec<u8>);
+    out.extend_from_slice(std::slice::from_raw_parts(p as *const u8, sz));
+    0
+}
+
+/// Loads `filename` as a chunk onto the stack (through the cache). Returns the
+/// Lua status; on failure the error message is on the stack.
+pub unsafe fn load(l: State, filename: &[u8]) -> c_int {
+    let m = mode(l);
+    if m != 0 {
+        let hit = CACHE.lock().get(filename).cloned();
+        if let Some(code) = hit {
+            let name = chunk_name(filename);
+            return luaL_loadbufferx(l, code.as_ptr() as *const c_char, code.len(), name.as_ptr(), c"b".as_ptr());
+        }
+    }
+    let Ok(path) = CString::new(filename) else {
+        push_str(l, "file name contains a zero byte");
+        return LUA_ERRFILE;
+    };
+    let status = luaL_loadfilex(l, path.as_ptr(), c"t".as_ptr());
+    if status == LUA_OK && m == 2 {
+        let mut code: Vec<u8> = Vec::new();
+        if lua_dump(l, dump_writer, &mut code as *mut Vec<u8> as *mut c_void, 0) == 0 {
+            CACHE.lock().insert(filename.to_vec(), Arc::new(code));
+        }
+    }
+    status
+}
+
+fn chunk_name(filename: &[u8]) -> CString {
+    let mut n = Vec::with_capacity(filename.len() + 1);
+    n.push(b'@');
+    n.extend(filename.iter().copied().filter(|b| *b != 0));
+    CString::new(n).unwrap_or_default()
+}
+
+/// `loadfile(filename [, mode [, env]])` through the cache.
+pub unsafe extern "C-unwind" fn lloadfile(l: State) -> c_int {
+    let name = check_bytes(l, 1).to_vec();
+    let has_env = lua_type(l, 3) != LUA_TNONE;
+    let status = load(l, &name);
+    if status != LUA_OK {
+        lua_pushnil(l);
+        lua_insert(l, -2);
+        return 2;
+    }
+    if has_env {
+        lua_pushvalue(l, 3);
+        if lua_setupvalue(l, -2, 1).is_null() {
+            lua_pop(l, 1);
+        }
+    }
+    1
+}
+
+/// A replacement for Lua's file searcher (`package.searchers[2]`) that loads
+/// through the cache.
+pub unsafe extern "C-unwind" fn searcher(l: State) -> c_int {
+    let name = check_bytes(l, 1).to_vec();
+    lua_getglobal(l, c"package".as_ptr());
+    lua_getfield(l, -1, c"searchpath".as_ptr());
+    push_bytes(l, &name);
+    lua_getfield(l, -3, c"path".as_ptr());
+    if lua_type(l, -1) != LUA_TSTRING {
+        raise_here(l, "'package.path' must be a string".to_string());
+    }
+    lua_call(l, 2, 2);
+    if lua_isnil(l, -2) != 0 {
+        return 1; // the "no file ..." text
+    }
+    lua_pop(l, 1);
+    let file = to_bytes(l, -1).unwrap_or(&[]).to_vec();
+    if load(l, &file) == LUA_OK {
+        push_bytes(l, &file);
+        2
+    } else {
+        let err = to_bytes(l, -1).map(|b| String::from_utf8_lossy(b).into_owned()).unwrap_or_default();
+        raise_here(
+            l,
+            format!(
+                "error loading module '{}' from file '{}':\n\t{}",
+                String::from_utf8_lossy(&name),
+                String::from_utf8_lossy(&file),
+                err
+            ),
+        )
+    }
+}

@@ -1,0 +1,85 @@
+//! Thin helpers over the raw Lua C API (mlua's `ffi`), used by the native modules
+//! that must match skynet's C argument conventions and error texts exactly.
+//!
+//! Functions that raise Lua errors never return. Callers keep no value with a
+//! destructor alive across a call that may raise: errors unwind the Lua way
+//! (longjmp), not the Rust way.
+
+pub use mlua::ffi::*;
+use std::ffi::{c_char, c_int, CStr};
+
+pub type State = *mut lua_State;
+
+/// Pushes a Rust byte string.
+#[inline]
+pub unsafe fn push_bytes(l: State, s: &[u8]) {
+    lua_pushlstring(l, s.as_ptr() as *const c_char, s.len());
+}
+
+#[inline]
+pub unsafe fn push_str(l: State, s: &str) {
+    push_bytes(l, s.as_bytes());
+}
+
+/// The bytes of the string (or number, converted in place) at `idx`.
+#[inline]
+pub unsafe fn to_bytes<'a>(l: State, idx: c_int) -> Option<&'a [u8]> {
+    let mut len = 0usize;
+    let p = lua_tolstring(l, idx, &mut len);
+    if p.is_null() {
+        None
+    } else {
+        Some(std::slice::from_raw_parts(p as *const u8, len))
+    }
+}
+
+/// `luaL_checklstring` as a byte slice.
+#[inline]
+pub unsafe fn check_bytes<'a>(l: State, idx: c_int) -> &'a [u8] {
+    let mut len = 0usize;
+    let p = luaL_checklstring(l, idx, &mut len);
+    std::slice::from_raw_parts(p as *const u8, len)
+}
+
+/// `luaL_checklstring` as text (lossy for non-UTF-8 bytes).
+#[inline]
+pub unsafe fn check_str<'a>(l: State, idx: c_int) -> std::borrow::Cow<'a, str> {
+    String::from_utf8_lossy(check_bytes(l, idx))
+}
+
+/// The name of the type of the value at `idx`.
+pub unsafe fn type_name(l: State, idx: c_int) -> &'static str {
+    let t = lua_type(l, idx);
+    CStr::from_ptr(lua_typename(l, t)).to_str().unwrap_or("?")
+}
+
+/// Raises a Lua error with `msg` (no position prefix, like `lua_error`).
+pub unsafe fn raise(l: State, msg: String) -> ! {
+    push_str(l, &msg);
+    drop(msg);
+    lua_error(l)
+}
+
+/// Raises a Lua error with the current position prefixed (like `luaL_error`).
+pub unsafe fn raise_here(l: State, msg: String) -> ! {
+    luaL_where(l, 1);
+    push_str(l, &msg);
+    drop(msg);
+    lua_concat(l, 2);
+    lua_error(l)
+}
+
+/// Like `luaL_setfuncs`: sets `t[name] = f` for the table just below the `nup`
+/// upvalues on the top of the stack, each function closing over those upvalues;
+/// pops the upvalues.
+pub unsafe fn set_funcs(l: State, funcs: &[(&CStr, lua_CFunction)], nup: c_int) {
+    luaL_checkstack(l, nup, c"too many upvalues".as_ptr());
+    for (name, f) in funcs {
+        for _ in 0..nup {
+            lua_pushvalue(l, -nup);
+        }
+        lua_pushcclosure(l, *f, nup);
+        lua_setfield(l, -(nup + 2), name.as_ptr());
+    }
+    lua_pop(l, nup);
+}

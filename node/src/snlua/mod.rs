@@ -1,0 +1,381 @@
+//! snlua: the service module that runs one Lua 5.5 state per service, and the
+//! native Lua modules it provides (`skynet.core`, `skynet.profile`,
+//! `skynet.codecache`), all found through `package.preload` — no `.so` needed.
+//!
+//! Start-up follows skynet's snlua: `init` sends the argument string to the
+//! service itself as its first message; that message creates the state, sets
+//! `LUA_PATH`/`LUA_CPATH`/`LUA_SERVICE`/`LUA_PRELOAD` and runs `lualoader`. A
+//! failure is logged, reported to `.launcher` as TEXT "ERROR", and the service
+//! exits. Afterwards each message goes to the callback installed by
+//! `skynet.core.callback`.
+//!
+//! Memory is counted per state by our allocator: `Memory warning` when usage
+//! passes 32 MiB (then 64, 128 ...), and the limit set by `skynet.memlimit`
+//! makes allocations fail with "not enough memory" while the state survives.
+
+pub mod buffers;
+pub mod codecache;
+pub mod core;
+pub mod lua;
+pub mod profile;
+pub mod seri;
+
+use crate::context::Context;
+use crate::kernel::kernel;
+use crate::message::{ptype, Message};
+use crate::module::Service;
+use buffers::Buffers;
+use lua::*;
+use std::cell::{Cell, UnsafeCell};
+use std::ffi::{c_int, c_void, CString};
+use std::sync::atomic::{AtomicI32, AtomicPtr, AtomicUsize, Ordering};
+use std::sync::Arc;
+
+/// Registry key of the message callback.
+pub static CALLBACK_KEY: u8 = 0;
+
+/// First `Memory warning` threshold.
+pub const MEMORY_WARNING_REPORT: usize = 32 * 1024 * 1024;
+
+/// State shared by the allocator, the signal handler (any thread) and the
+/// running Lua code.
+pub struct Runtime {
+    handle: u32,
+    mem: AtomicUsize,
+    mem_report: AtomicUsize,
+    mem_limit: AtomicUsize,
+    /// 0: no trap; 1: being set; -1: set (a signal 0 is pending).
+    trap: AtomicI32,
+    /// The Lua thread running now (main state or a coroutine).
+    active: AtomicPtr<lua_State>,
+}
+
+impl Runtime {
+    /// A coroutine starts running; returns the previous active thread.
+    pub(crate) fn enter(&self, co: State) -> State {
+        let prev = self.active.swap(co, Ordering::AcqRel);
+        if self.trap.load(Ordering::Acquire) != 0 {
+            unsafe { lua_sethook(co, Some(signal_hook), LUA_MASKCOUNT, 1) };
+        }
+        prev
+    }
+
+    pub(crate) fn leave(&self, prev: State) {
+        self.active.store(prev, Ordering::Release);
+    }
+
+    pub fn memory(&self) -> usize {
+        self.mem.load(Ordering::Relaxed)
+    }
+
+    /// skynet's snlua signal: 0 interrupts the running Lua code with the error
+    /// "signal 0"; 1 logs the memory in use.
+    fn signal(&self, sig: i32) {
+        let k = kernel();
+        k.error(self.handle, &format!("recv a signal {sig}"));
+        if sig == 0 {
+            if self.trap.compare_exchange(0, 1, Ordering::AcqRel, Ordering::Acquire).is_ok() {
+                let active = self.active.load(Ordering::Acquire);
+                if !active.is_null() {
+                    // lua_sethook may be called from another thread (see the manual).
+                    unsafe { lua_sethook(active, Some(signal_hook), LUA_MASKCOUNT, 1) };
+                }
+                let _ = self.trap.compare_exchange(1, -1, Ordering::AcqRel, Ordering::Acquire);
+            }
+        } else if sig == 1 {
+            k.error(self.handle, &format!("Current Memory {:.3}K", self.memory() as f64 / 1024.0));
+        }
+    }
+}
+
+unsafe extern "C-unwind" fn signal_hook(l: State, _ar: *mut lua_Debug) {
+    let mut ud: *mut c_void = std::ptr::null_mut();
+    lua_getallocf(l, &mut ud);
+    lua_sethook(l, None, 0, 0);
+    let rt = &*(ud as *const Runtime);
+    if rt.trap.load(Ordering::Acquire) != 0 {
+        rt.trap.store(0, Ordering::Release);
+        raise_here(l, "signal 0".to_string());
+    }
+}
+
+unsafe extern "C" fn allocator(ud: *mut c_void, ptr: *mut c_void, osize: usize, nsize: usize) -> *mut c_void {
+    let rt = &*(ud as *const Runtime);
+    let old = if ptr.is_null() { 0 } else { osize };
+    if nsize == 0 {
+        if !ptr.is_null() {
+            libc::free(ptr);
+            rt.mem.fetch_sub(old, Ordering::Relaxed);
+        }
+        return std::ptr::null_mut();
+    }
+    let mem = rt.mem.load(Ordering::Relaxed);
+    let new_mem = mem - old + nsize;
+    let limit = rt.mem_limit.load(Ordering::Relaxed);
+    if limit != 0 && new_mem > limit && nsize > old {
+        return std::ptr::null_mut();
+    }
+    let p = libc::realloc(ptr, nsize);
+    if p.is_null() {
+        return p;
+    }
+    rt.mem.store(new_mem, Ordering::Relaxed);
+    let report = rt.mem_report.load(Ordering::Relaxed);
+    if new_mem > report {
+        rt.mem_report.store(report * 2, Ordering::Relaxed);
+        kernel().error(rt.handle, &format!("Memory warning {:.2} M", new_mem as f64 / (1024.0 * 1024.0)));
+    }
+    p
+}
+
+/// What the native functions of one service reach through their upvalue.
+pub struct Shared {
+    pub ctx: Arc<Context>,
+    pub handle: u32,
+    pub buffers: UnsafeCell<Buffers>,
+    pub scratch: UnsafeCell<Vec<u8>>,
+    pub forward: Cell<bool>,
+    pub runtime: Arc<Runtime>,
+}
+
+/// The `Shared` of the function being run (upvalue 1).
+#[inline]
+pub unsafe fn shared<'a>(l: State) -> &'a Shared {
+    &*(lua_touserdata(l, lua_upvalueindex(1)) as *const Shared)
+}
+
+pub struct Snlua {
+    state: State,
+    shared: Option<Box<Shared>>,
+    runtime: Option<Arc<Runtime>>,
+    args: String,
+}
+
+// The Lua state is only ever touched by the one worker dispatching this service.
+unsafe impl Send for Snlua {}
+
+impl Default for Snlua {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Snlua {
+    pub fn new() -> Self {
+        Snlua {
+            state: std::ptr::null_mut(),
+            shared: None,
+            runtime: None,
+            args: String::new(),
+        }
+    }
+
+    /// Creates the state and runs the loader (skynet's `launch_cb`).
+    fn launch(&mut self, ctx: &Arc<Context>) -> Result<(), String> {
+        let k = kernel();
+        let runtime = Arc::new(Runtime {
+            handle: ctx.handle(),
+            mem: AtomicUsize::new(0),
+            mem_report: AtomicUsize::new(MEMORY_WARNING_REPORT),
+            mem_limit: AtomicUsize::new(0),
+            trap: AtomicI32::new(0),
+            active: AtomicPtr::new(std::ptr::null_mut()),
+        });
+        let l = unsafe { lua_newstate(allocator, Arc::as_ptr(&runtime) as *mut c_void, ctx.handle()) };
+        if l.is_null() {
+            return Err("lua_newstate failed".into());
+        }
+        runtime.active.store(l, Ordering::Release);
+        self.state = l;
+        let shared = Box::new(Shared {
+            ctx: ctx.clone(),
+            handle: ctx.handle(),
+            buffers: UnsafeCell::new(Buffers::default()),
+            scratch: UnsafeCell::new(Vec::with_capacity(256)),
+            forward: Cell::new(false),
+            runtime: runtime.clone(),
+        });
+        let sh_ptr = &*shared as *const Shared as *mut c_void;
+        self.shared = Some(shared);
+        {
+            let rt = runtime.clone();
+            ctx.set_signal_handler(Arc::new(move |sig| rt.signal(sig)));
+        }
+        self.runtime = Some(runtime);
+        let env = |key: &str, default: &str| k.env.get(key).unwrap_or_else(|| default.to_string());
+        let lua_path = env("lua_path", "./lualib/?.lua;./lualib/?/init.lua");
+        let lua_cpath = env("lua_cpath", "./luaclib/?.so");
+        let lua_service = env("luaservice", "./service/?.lua");
+        let preload = k.env.get("preload");
+        let loader = env("lualoader", "./lualib/loader.lua");
+        unsafe {
+            lua_gc(l, LUA_GCSTOP);
+            lua_pushboolean(l, 1);
+            lua_setfield(l, LUA_REGISTRYINDEX, c"LUA_NOENV".as_ptr());
+            luaL_openlibs(l);
+            lua_pushlightuserdata(l, sh_ptr);
+            lua_setfield(l, LUA_REGISTRYINDEX, c"skynet_context".as_ptr());
+            install_native_modules(l);
+            for (name, value) in [
+                (c"LUA_PATH", Some(lua_path)),
+                (c"LUA_CPATH", Some(lua_cpath)),
+                (c"LUA_SERVICE", Some(lua_service)),
+                (c"LUA_PRELOAD", preload),
+            ] {
+                match value {
+                    Some(v) => push_str(l, &v),
+                    None => lua_pushnil(l),
+                }
+                lua_setglobal(l, name.as_ptr());
+            }
+            lua_pushcfunction(l, traceback);
+            let r = codecache::load(l, loader.as_bytes());
+            if r != LUA_OK {
+                let msg = top_string(l);
+                return Err(format!("Can't load {loader} : {msg}"));
+            }
+            push_str(l, &self.args);
+            let r = lua_pcall(l, 1, 0, 1);
+            if r != LUA_OK {
+                let msg = top_string(l);
+                return Err(format!("lua loader error : {msg}"));
+            }
+            lua_settop(l, 0);
+            lua_getfield(l, LUA_REGISTRYINDEX, c"memlimit".as_ptr());
+            let limit = lua_tointegerx(l, -1, std::ptr::null_mut());
+            lua_pop(l, 1);
+            if limit > 0 {
+                self.runtime.as_ref().unwrap().mem_limit.store(limit as usize, Ordering::Relaxed);
+                k.error(ctx.handle(), &format!("Set memory limit to {:.2} M", limit as f64 / (1024.0 * 1024.0)));
+            }
+            lua_gc(l, LUA_GCRESTART);
+            lua_gc(l, LUA_GCGEN);
+        }
+        Ok(())
+    }
+
+    fn call_callback(&mut self, ctx: &Arc<Context>, msg: Message) {
+        let l = self.state;
+        let Some(sh) = self.shared.as_deref() else { return };
+        let sz = msg.data.len();
+        let ptr = unsafe { (*sh.buffers.get()).set_current(msg.data) };
+        let r = unsafe {
+            lua_settop(l, 0);
+            lua_pushcfunction(l, traceback);
+            if lua_rawgetp(l, LUA_REGISTRYINDEX, &CALLBACK_KEY as *const u8 as *const c_void) != LUA_TFUNCTION {
+                // No callback installed: skynet drops the message.
+                lua_settop(l, 0);
+                (*sh.buffers.get()).finish_current(false);
+                return;
+            }
+            lua_pushinteger(l, msg.ptype as lua_Integer);
+            lua_pushlightuserdata(l, ptr as *mut c_void);
+            lua_pushinteger(l, sz as lua_Integer);
+            lua_pushinteger(l, msg.session as lua_Integer);
+            lua_pushinteger(l, msg.source as lua_Integer);
+            let r = lua_pcall(l, 5, 0, 1);
+            (r, if r == LUA_OK { String::new() } else { top_string(l) })
+        };
+        unsafe {
+            lua_settop(l, 0);
+            (*sh.buffers.get()).finish_current(sh.forward.get());
+        }
+        let (status, err) = r;
+        if status != LUA_OK {
+            let me = ctx.handle();
+            let text = match status {
+                LUA_ERRMEM => format!("lua memory error : [{:x} to :{me:x} : {}]", msg.source, msg.session),
+                LUA_ERRERR => format!("lua error in error : [{:x} to :{me:x} : {}]", msg.source, msg.session),
+                _ => format!(
+                    "lua call [{:x} to :{me:x} : {} msgsz = {}] error : \x1b[31m{}\x1b[0m",
+                    msg.source, msg.session, sz, err
+                ),
+            };
+            kernel().error(me, &text);
+        }
+    }
+}
+
+unsafe fn top_string(l: State) -> String {
+    to_bytes(l, -1)
+        .map(|b| String::from_utf8_lossy(b).into_owned())
+        .unwrap_or_else(|| format!("(error object is a {} value)", type_name(l, -1)))
+}
+
+unsafe extern "C-unwind" fn traceback(l: State) -> c_int {
+    match to_bytes(l, 1) {
+        Some(msg) => {
+            let c = CString::new(msg.iter().copied().filter(|b| *b != 0).collect::<Vec<u8>>()).unwrap_or_default();
+            luaL_traceback(l, l, c.as_ptr(), 1);
+        }
+        None => push_str(l, "(no error message)"),
+    }
+    1
+}
+
+/// Preloads the native modules and swaps in the profiling resume/wrap and the
+/// code cache.
+unsafe fn install_native_modules(l: State) {
+    lua_getglobal(l, c"package".as_ptr());
+    lua_getfield(l, -1, c"preload".as_ptr());
+    for (name, f) in [
+        (c"skynet.core", core::open as lua_CFunction),
+        (c"skynet.profile", profile::open),
+        (c"skynet.codecache", codecache::open),
+    ] {
+        lua_pushcfunction(l, f);
+        lua_setfield(l, -2, name.as_ptr());
+    }
+    lua_pop(l, 1);
+    // require's Lua-file searcher goes through the code cache
+    lua_getfield(l, -1, c"searchers".as_ptr());
+    lua_pushcfunction(l, codecache::searcher);
+    lua_rawseti(l, -2, 2);
+    lua_pop(l, 2);
+    lua_pushcfunction(l, codecache::lloadfile);
+    lua_setglobal(l, c"loadfile".as_ptr());
+    // skynet.profile replaces coroutine.resume / coroutine.wrap
+    luaL_requiref(l, c"skynet.profile".as_ptr(), profile::open, 0);
+    lua_getglobal(l, c"coroutine".as_ptr());
+    lua_getfield(l, -2, c"resume".as_ptr());
+    lua_setfield(l, -2, c"resume".as_ptr());
+    lua_getfield(l, -2, c"wrap".as_ptr());
+    lua_setfield(l, -2, c"wrap".as_ptr());
+    lua_pop(l, 2);
+    luaL_requiref(l, c"skynet.codecache".as_ptr(), codecache::open, 0);
+    lua_pop(l, 1);
+}
+
+impl Service for Snlua {
+    fn init(&mut self, ctx: &Arc<Context>, args: &str) -> Result<(), String> {
+        self.args = args.to_string();
+        // The first message builds the Lua state, on a worker thread.
+        kernel()
+            .push(ctx.handle(), Message::new(0, 0, ptype::TEXT, Vec::new()))
+            .map_err(|_| "snlua: can't reach itself".to_string())
+    }
+
+    fn dispatch(&mut self, ctx: &Arc<Context>, msg: Message) {
+        if self.state.is_null() {
+            if let Err(e) = self.launch(ctx) {
+                let k = kernel();
+                k.error(ctx.handle(), &e);
+                let _ = k.send_name(ctx.handle(), ctx.handle(), ".launcher", ptype::TEXT, 0, b"ERROR".to_vec());
+                k.exit_service(ctx.handle(), ctx.handle());
+            }
+            return;
+        }
+        self.call_callback(ctx, msg);
+    }
+}
+
+impl Drop for Snlua {
+    fn drop(&mut self) {
+        if !self.state.is_null() {
+            unsafe { lua_close(self.state) };
+            self.state = std::ptr::null_mut();
+        }
+        // `shared` and `runtime` outlive the state: the allocator and the native
+        // functions reach them until lua_close returns.
+    }
+}

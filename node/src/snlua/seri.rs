@@ -1,0 +1,156 @@
+//! The Lua side of skynet's pack format: walks Lua values into a
+//! [`SeriWriter`] and pushes the tokens of a [`SeriReader`] back as Lua values,
+//! with lua-seri's rules (raw border for arrays, `__pairs` proxies, depth 32,
+//! integer keys inside the border skipped in the hash part).
+
+use super::lua::*;
+use skynet_proto::seri::{Item, PackError, SeriReader, SeriWriter, MAX_DEPTH};
+use std::ffi::c_int;
+
+/// Packs the values at stack positions `from..=top` into `out` (appended).
+/// Lua errors raised by metamethods propagate; our own errors are returned.
+pub unsafe fn pack_args(l: State, from: c_int, out: &mut Vec<u8>) -> Result<(), PackError> {
+    let top = lua_gettop(l);
+    let mut w = SeriWriter::new(out);
+    for i in from..=top {
+        pack_one(l, &mut w, i, 0)?;
+    }
+    Ok(())
+}
+
+unsafe fn pack_one(l: State, w: &mut SeriWriter<'_, Vec<u8>>, idx: c_int, depth: usize) -> Result<(), PackError> {
+    if depth > MAX_DEPTH {
+        return Err(PackError::TooDeep);
+    }
+    match lua_type(l, idx) {
+        LUA_TNIL => w.nil(),
+        LUA_TNUMBER => {
+            if lua_isinteger(l, idx) != 0 {
+                w.integer(lua_tointeger(l, idx));
+            } else {
+                w.real(lua_tonumber(l, idx));
+            }
+        }
+        LUA_TBOOLEAN => w.boolean(lua_toboolean(l, idx) != 0),
+        LUA_TSTRING => {
+            let s = to_bytes(l, idx).unwrap_or(&[]);
+            w.string(s)?;
+        }
+        LUA_TLIGHTUSERDATA => w.pointer(lua_touserdata(l, idx) as usize as u64),
+        LUA_TTABLE => {
+            let idx = lua_absindex(l, idx);
+            pack_table(l, w, idx, depth + 1)?;
+        }
+        _ => return Err(PackError::Unsupported(type_name(l, idx).to_string())),
+    }
+    Ok(())
+}
+
+unsafe fn pack_table(l: State, w: &mut SeriWriter<'_, Vec<u8>>, idx: c_int, depth: usize) -> Result<(), PackError> {
+    luaL_checkstack(l, LUA_MINSTACK, std::ptr::null());
+    if luaL_getmetafield(l, idx, c"__pairs".as_ptr()) != LUA_TNIL {
+        return pack_proxy(l, w, idx, depth);
+    }
+    let n = lua_rawlen(l, idx);
+    w.table_begin(n);
+    for i in 1..=n {
+        lua_rawgeti(l, idx, i as lua_Integer);
+        let r = pack_one(l, w, -1, depth);
+        lua_pop(l, 1);
+        r?;
+    }
+    lua_pushnil(l);
+    while lua_next(l, idx) != 0 {
+        if lua_type(l, -2) == LUA_TNUMBER && lua_isinteger(l, -2) != 0 {
+            let k = lua_tointeger(l, -2);
+            if k > 0 && (k as u64) <= n as u64 {
+                lua_pop(l, 1);
+                continue;
+            }
+        }
+        let r = pack_one(l, w, -2, depth).and_then(|_| pack_one(l, w, -1, depth));
+        if r.is_err() {
+            lua_pop(l, 2);
+            return r;
+        }
+        lua_pop(l, 1);
+    }
+    w.table_end();
+    Ok(())
+}
+
+/// A table with `__pairs` (the metamethod is on the stack top): array size 0,
+/// then every pair its iterator yields.
+unsafe fn pack_proxy(l: State, w: &mut SeriWriter<'_, Vec<u8>>, idx: c_int, depth: usize) -> Result<(), PackError> {
+    w.table_begin(0);
+    lua_pushvalue(l, idx);
+    lua_call(l, 1, 3); // next, t, k
+    loop {
+        lua_pushvalue(l, -3);
+        lua_pushvalue(l, -3);
+        lua_pushvalue(l, -3);
+        lua_call(l, 2, 2); // k, v
+        if lua_type(l, -2) == LUA_TNIL {
+            lua_pop(l, 4);
+            break;
+        }
+        let r = pack_one(l, w, -2, depth).and_then(|_| pack_one(l, w, -1, depth));
+        if r.is_err() {
+            lua_pop(l, 5);
+            return r;
+        }
+        lua_pop(l, 1);
+        lua_replace(l, -2); // the key becomes the control value
+    }
+    w.table_end();
+    Ok(())
+}
+
+/// Pushes every value of `input`; returns how many. On a decode error the stack
+/// holds partial values the caller discards.
+pub unsafe fn unpack_all(l: State, input: &[u8]) -> Result<c_int, String> {
+    let mut r = SeriReader::new(input);
+    let mut n = 0;
+    while let Some(item) = r.next_item().map_err(|e| e.to_string())? {
+        luaL_checkstack(l, LUA_MINSTACK, std::ptr::null());
+        push_item(l, &mut r, item)?;
+        n += 1;
+    }
+    Ok(n)
+}
+
+unsafe fn push_item(l: State, r: &mut SeriReader<'_>, item: Item<'_>) -> Result<(), String> {
+    match item {
+        Item::Nil => lua_pushnil(l),
+        Item::Boolean(b) => lua_pushboolean(l, b as c_int),
+        Item::Integer(i) => lua_pushinteger(l, i),
+        Item::Real(f) => lua_pushnumber(l, f),
+        Item::Pointer(p) => lua_pushlightuserdata(l, p as usize as *mut std::ffi::c_void),
+        Item::String(s) => push_bytes(l, s),
+        Item::Table { array_len } => {
+            let n = array_len.max(0);
+            luaL_checkstack(l, LUA_MINSTACK, std::ptr::null());
+            lua_createtable(l, n, 0);
+            for i in 1..=n {
+                let v = r.read().map_err(|e| e.to_string())?;
+                push_item(l, r, v)?;
+                lua_rawseti(l, -2, i as lua_Integer);
+            }
+            loop {
+                let k = r.read().map_err(|e| e.to_string())?;
+                if k.is_nil() {
+                    break;
+                }
+                push_item(l, r, k)?;
+                let v = r.read().map_err(|e| e.to_string())?;
+                push_item(l, r, v)?;
+                if lua_type(l, -2) == LUA_TNUMBER && lua_isinteger(l, -2) == 0 && lua_tonumber(l, -2).is_nan() {
+                    lua_pop(l, 2);
+                    return Err("table index is NaN".to_string());
+                }
+                lua_rawset(l, -3);
+            }
+        }
+    }
+    Ok(())
+}

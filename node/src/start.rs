@@ -1,0 +1,90 @@
+//! Node start-up: reads the settings skynet's main reads (with the same defaults,
+//! written back to the env), starts the kernel threads, launches the logger and
+//! the bootstrap service, and waits until the last service is gone.
+
+use crate::env::Env;
+use crate::kernel::{self, kernel};
+use crate::message::{ptype, Message};
+use std::sync::atomic::AtomicBool;
+
+/// A start-up failure, printed as one line before exiting with status 1.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("Invalid thread {0} , should be in [1,1024]")]
+    Thread(String),
+    #[error("Invalid harbor {0} , should be in [0,255]")]
+    Harbor(String),
+    #[error("Can't launch {0} service")]
+    Logger(String),
+    #[error("Bootstrap error : {0}")]
+    Bootstrap(String),
+    #[error("{0}")]
+    Kernel(String),
+}
+
+/// Starts a node from `env` and blocks until it ends. Returns the exit status.
+pub fn run(env: Env) -> Result<i32, StartError> {
+    let thread_s = env.opt("thread", "8");
+    let threads: usize = match thread_s.trim().parse() {
+        Ok(n) if (1..=1024).contains(&n) => n,
+        _ => return Err(StartError::Thread(thread_s)),
+    };
+    env.opt("cpath", "./cservice/?.so");
+    let harbor_s = env.opt("harbor", "1");
+    let harbor: u8 = harbor_s.trim().parse().map_err(|_| StartError::Harbor(harbor_s.clone()))?;
+    let bootstrap = env.opt("bootstrap", "snlua bootstrap");
+    let logservice = env.opt("logservice", "logger");
+    let logger_arg = env.get("logger").unwrap_or_default();
+    let profile = env.opt("profile", "true") != "false";
+
+    let k = kernel::init(harbor, threads, profile, env).map_err(StartError::Kernel)?;
+    crate::register_builtin_modules(k);
+    let _workers = k.scheduler.start();
+
+    static QUIT: AtomicBool = AtomicBool::new(false);
+    std::thread::Builder::new()
+        .name("timer".into())
+        .spawn(|| {
+            let k = kernel();
+            k.timer.run(
+                &QUIT,
+                |e| {
+                    let _ = k.push(e.handle, Message::new(0, e.session, ptype::RESPONSE, Vec::new()));
+                },
+                || k.scheduler.tick(),
+            )
+        })
+        .expect("spawn timer");
+    spawn_sighup_forwarder();
+
+    k.launch(&logservice, &logger_arg)
+        .ok_or_else(|| StartError::Logger(logservice.clone()))?;
+    let (module, args) = match bootstrap.split_once([' ', '\t']) {
+        Some((m, a)) => (m.to_string(), a.trim().to_string()),
+        None => (bootstrap.clone(), String::new()),
+    };
+    if k.launch(&module, &args).is_none() {
+        // Let the logger print what went wrong before leaving.
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        return Err(StartError::Bootstrap(bootstrap));
+    }
+    k.wait_exit();
+    k.scheduler.quit();
+    Ok(0)
+}
+
+/// SIGHUP asks the logger to reopen its file (log rotation).
+fn spawn_sighup_forwarder() {
+    use signal_hook::consts::SIGHUP;
+    use signal_hook::iterator::Signals;
+    let Ok(mut signals) = Signals::new([SIGHUP]) else { return };
+    let _ = std::thread::Builder::new().name("signals".into()).spawn(move || {
+        for _ in signals.forever() {
+            let k = kernel();
+            let logger = k.logger();
+            if logger != 0 {
+                let _ = k.push(logger, Message::new(0, 0, ptype::SYSTEM, Vec::new()));
+            }
+        }
+    });
+}
