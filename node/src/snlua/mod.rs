@@ -19,6 +19,7 @@ pub mod core;
 pub mod lua;
 pub mod profile;
 pub mod seri;
+pub mod testing;
 
 use crate::context::Context;
 use crate::kernel::kernel;

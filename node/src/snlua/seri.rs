@@ -4,7 +4,7 @@
 //! integer keys inside the border skipped in the hash part).
 
 use super::lua::*;
-use skynet_proto::seri::{Item, PackError, SeriReader, SeriWriter, MAX_DEPTH};
+use skynet_proto::seri::{DecodeError, Item, PackError, SeriReader, SeriWriter, MAX_DECODE_DEPTH, MAX_DEPTH};
 use std::ffi::c_int;
 
 /// Packs the values at stack positions `from..=top` into `out` (appended).
@@ -113,13 +113,15 @@ pub unsafe fn unpack_all(l: State, input: &[u8]) -> Result<c_int, String> {
     let mut n = 0;
     while let Some(item) = r.next_item().map_err(|e| e.to_string())? {
         luaL_checkstack(l, LUA_MINSTACK, std::ptr::null());
-        push_item(l, &mut r, item)?;
+        push_item(l, &mut r, item, 0)?;
         n += 1;
     }
     Ok(n)
 }
 
-unsafe fn push_item(l: State, r: &mut SeriReader<'_>, item: Item<'_>) -> Result<(), String> {
+/// `depth` bounds the recursion: the packer never nests deeper than 32, so a
+/// stream nested past [`MAX_DECODE_DEPTH`] is hostile and refused.
+unsafe fn push_item(l: State, r: &mut SeriReader<'_>, item: Item<'_>, depth: usize) -> Result<(), String> {
     match item {
         Item::Nil => lua_pushnil(l),
         Item::Boolean(b) => lua_pushboolean(l, b as c_int),
@@ -128,12 +130,17 @@ unsafe fn push_item(l: State, r: &mut SeriReader<'_>, item: Item<'_>) -> Result<
         Item::Pointer(p) => lua_pushlightuserdata(l, p as usize as *mut std::ffi::c_void),
         Item::String(s) => push_bytes(l, s),
         Item::Table { array_len } => {
+            if depth >= MAX_DECODE_DEPTH {
+                return Err(DecodeError::TooDeep { limit: MAX_DECODE_DEPTH }.to_string());
+            }
             let n = array_len.max(0);
             luaL_checkstack(l, LUA_MINSTACK, std::ptr::null());
-            lua_createtable(l, n, 0);
+            // Each item takes at least one byte: a larger declared size is a lie
+            // that must not make us allocate.
+            lua_createtable(l, n.min(r.remaining() as i32), 0);
             for i in 1..=n {
                 let v = r.read().map_err(|e| e.to_string())?;
-                push_item(l, r, v)?;
+                push_item(l, r, v, depth + 1)?;
                 lua_rawseti(l, -2, i as lua_Integer);
             }
             loop {
@@ -141,9 +148,9 @@ unsafe fn push_item(l: State, r: &mut SeriReader<'_>, item: Item<'_>) -> Result<
                 if k.is_nil() {
                     break;
                 }
-                push_item(l, r, k)?;
+                push_item(l, r, k, depth + 1)?;
                 let v = r.read().map_err(|e| e.to_string())?;
-                push_item(l, r, v)?;
+                push_item(l, r, v, depth + 1)?;
                 if lua_type(l, -2) == LUA_TNUMBER && lua_isinteger(l, -2) == 0 && lua_tonumber(l, -2).is_nan() {
                     lua_pop(l, 2);
                     return Err("table index is NaN".to_string());

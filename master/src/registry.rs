@@ -1,0 +1,428 @@
+//! [`Registry`]: the master protocol as a state machine without I/O.
+//!
+//! Every event (a connection opened, a packet arrived, a connection closed)
+//! goes in; the packets to send and the connections to close come out as
+//! [`Action`]s, in the order they must happen. The hub executes them. Keeping
+//! the decisions here makes them testable without sockets and keeps their
+//! order deterministic.
+//!
+//! # Behaviour
+//!
+//! * `H id addr` from a new connection: id 0 is refused, and so is an id
+//!   that another live connection already uses (the newcomer is closed; the
+//!   live slave is untouched). Otherwise every live slave gets `C id addr`,
+//!   the newcomer gets `W n` (n = number of those slaves), then one
+//!   `N name handle` for every known name, so it starts with the whole table.
+//!   An id whose connection went down may join again; it is treated as new.
+//! * `R name handle`: see [`crate::names`] for who wins. The winner is
+//!   broadcast as `N name winner` to every live slave, the sender included,
+//!   and to anyone still waiting for the name.
+//! * `Q name`: answered with `N` at once if the name is bound; otherwise the
+//!   query is remembered and answered when the name is registered.
+//! * A closed connection that was a live slave: every remaining live slave
+//!   gets `D id`. Its names are kept (see [`crate::names`]).
+//! * Anything else from a connection (a packet before `H`, a second `H`, a
+//!   master-to-slave letter) is a protocol violation: the connection is
+//!   closed, which for a live slave also broadcasts `D`. Malformed bytes are
+//!   caught by the connection task and end up the same way.
+
+use std::net::SocketAddr;
+
+use skynet_proto::master::MasterPacket;
+use skynet_proto::{GlobalName, Handle};
+use tracing::{debug, info, warn};
+
+use crate::names::{NameTable, Registration};
+use crate::slaves::SlaveTable;
+
+pub use crate::slaves::ConnId;
+
+/// Something the hub must do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    /// Queue a packet for a connection.
+    Send(ConnId, MasterPacket),
+    /// Close a connection after the packets already queued for it.
+    Close(ConnId),
+}
+
+/// The master's state: connections, live slaves, global names.
+#[derive(Debug, Default)]
+pub struct Registry {
+    slaves: SlaveTable,
+    names: NameTable,
+}
+
+impl Registry {
+    /// An empty registry.
+    pub fn new() -> Self {
+        Registry::default()
+    }
+
+    /// The live slaves (harbor id, announced address), in id order.
+    pub fn live_slaves(&self) -> Vec<(u8, String)> {
+        self.slaves
+            .live()
+            .map(|(id, s)| (id, s.address.clone()))
+            .collect()
+    }
+
+    /// The handle bound to `name`.
+    pub fn lookup(&self, name: &GlobalName) -> Option<Handle> {
+        self.names.get(name).map(|e| e.handle)
+    }
+
+    /// A connection was accepted.
+    pub fn on_open(&mut self, conn: ConnId, peer: SocketAddr) {
+        self.slaves.open(conn, peer);
+    }
+
+    /// A packet arrived on `conn`.
+    pub fn on_packet(&mut self, conn: ConnId, packet: MasterPacket) -> Vec<Action> {
+        let Some(peer) = self.slaves.peer(conn) else {
+            // Already closed; a late packet from its reader.
+            return Vec::new();
+        };
+        match (self.slaves.harbor_of(conn), packet) {
+            (None, MasterPacket::Handshake { harbor, address }) => {
+                self.handshake(conn, peer, harbor, address)
+            }
+            (None, other) => {
+                warn!(%conn, %peer, packet = %other, "rejecting connection: first packet is not a handshake (H)");
+                self.close(conn, "first packet is not a handshake")
+            }
+            (Some(harbor), MasterPacket::Register { name, handle }) => {
+                self.register(conn, harbor, name, handle)
+            }
+            (Some(harbor), MasterPacket::Query { name }) => self.query(conn, harbor, name),
+            (Some(harbor), other) => {
+                warn!(harbor, %conn, packet = %other, "disconnecting slave: a slave may only send R or Q after its handshake");
+                self.close(conn, "protocol violation")
+            }
+        }
+    }
+
+    /// `conn` closed (or was found broken). `reason` is for the log.
+    pub fn on_closed(&mut self, conn: ConnId, reason: &str) -> Vec<Action> {
+        if self.slaves.peer(conn).is_some() && !self.slaves.is_live(conn) {
+            debug!(%conn, reason, "connection closed before its handshake");
+        }
+        self.close(conn, reason)
+    }
+
+    fn handshake(
+        &mut self,
+        conn: ConnId,
+        peer: SocketAddr,
+        harbor: u8,
+        address: String,
+    ) -> Vec<Action> {
+        if harbor == 0 {
+            warn!(%conn, %peer, %address, "rejecting handshake: harbor id 0 is reserved for single-node mode");
+            return self.close(conn, "handshake with harbor id 0");
+        }
+        if let Some(existing) = self.slaves.live_slave(harbor) {
+            warn!(
+                harbor, %conn, %peer, %address,
+                live_conn = %existing.conn, live_peer = %existing.peer, live_address = %existing.address,
+                "rejecting handshake: harbor id is already connected"
+            );
+            return self.close(conn, "harbor id already connected");
+        }
+        let mut actions = Vec::new();
+        let connect = MasterPacket::Connect {
+            harbor,
+            address: address.clone(),
+        };
+        let others = self.slaves.live_conns();
+        for &other in &others {
+            actions.push(Action::Send(other, connect.clone()));
+        }
+        // At most 254 other harbors can be live (ids 1..=255).
+        let count = u8::try_from(others.len()).unwrap_or(u8::MAX);
+        actions.push(Action::Send(conn, MasterPacket::Wait { count }));
+        for (name, entry) in self.names.iter() {
+            actions.push(Action::Send(
+                conn,
+                MasterPacket::Name {
+                    name: *name,
+                    handle: entry.handle,
+                },
+            ));
+        }
+        self.slaves.join(conn, harbor, address.clone());
+        info!(
+            harbor, %conn, %peer, %address, waits_for = count, names_sent = self.names.len(),
+            "harbor joined"
+        );
+        actions
+    }
+
+    fn register(
+        &mut self,
+        conn: ConnId,
+        harbor: u8,
+        name: GlobalName,
+        handle: Handle,
+    ) -> Vec<Action> {
+        let slaves = &self.slaves;
+        let outcome = self
+            .names
+            .register(name, handle, conn, harbor, |c| slaves.is_live(c));
+        let winner = match outcome {
+            Registration::New => {
+                info!(%name, %handle, harbor, "global name registered");
+                handle
+            }
+            Registration::Unchanged => {
+                debug!(%name, %handle, harbor, "global name registered again with the same handle");
+                handle
+            }
+            Registration::Refused { winner } => {
+                warn!(
+                    %name, refused = %handle, from_harbor = harbor,
+                    winner = %winner.handle, owner_harbor = winner.owner_harbor,
+                    "duplicate global name refused: it stays with its live owner"
+                );
+                winner.handle
+            }
+            Registration::TakenOver { previous } => {
+                info!(
+                    %name, %handle, harbor, previous = %previous.handle, previous_harbor = previous.owner_harbor,
+                    "global name taken over from a harbor that went down"
+                );
+                handle
+            }
+        };
+        let notice = MasterPacket::Name {
+            name,
+            handle: winner,
+        };
+        let mut targets = self.slaves.live_conns();
+        for waiter in self.names.take_waiters(&name) {
+            if !targets.contains(&waiter) && self.slaves.is_live(waiter) {
+                targets.push(waiter);
+            }
+        }
+        targets
+            .into_iter()
+            .map(|to| Action::Send(to, notice.clone()))
+            .collect()
+    }
+
+    fn query(&mut self, conn: ConnId, harbor: u8, name: GlobalName) -> Vec<Action> {
+        match self.names.get(&name) {
+            Some(entry) => {
+                debug!(%name, handle = %entry.handle, harbor, "query answered");
+                vec![Action::Send(
+                    conn,
+                    MasterPacket::Name {
+                        name,
+                        handle: entry.handle,
+                    },
+                )]
+            }
+            None => {
+                if self.names.wait(name, conn) {
+                    debug!(%name, harbor, "query for an unknown name: waiting for its registration");
+                }
+                Vec::new()
+            }
+        }
+    }
+
+    /// Forgets `conn` and tells the others if it was a live slave.
+    fn close(&mut self, conn: ConnId, reason: &str) -> Vec<Action> {
+        self.names.forget_waiter(conn);
+        let mut actions = vec![Action::Close(conn)];
+        if let Some((harbor, slave)) = self.slaves.close(conn) {
+            info!(harbor, %conn, address = %slave.address, reason, "harbor left");
+            let down = MasterPacket::Down { harbor };
+            actions.extend(
+                self.slaves
+                    .live_conns()
+                    .into_iter()
+                    .map(|to| Action::Send(to, down.clone())),
+            );
+        }
+        actions
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn peer() -> SocketAddr {
+        "127.0.0.1:1".parse().unwrap()
+    }
+
+    fn name(s: &str) -> GlobalName {
+        GlobalName::new(s).unwrap()
+    }
+
+    fn hello(r: &mut Registry, conn: u64, harbor: u8) -> Vec<Action> {
+        r.on_open(ConnId(conn), peer());
+        r.on_packet(
+            ConnId(conn),
+            MasterPacket::Handshake {
+                harbor,
+                address: format!("127.0.0.1:{}", 2525 + u16::from(harbor)),
+            },
+        )
+    }
+
+    #[test]
+    fn join_order_is_connects_then_wait_then_names() {
+        let mut r = Registry::new();
+        assert_eq!(
+            hello(&mut r, 1, 1),
+            vec![Action::Send(ConnId(1), MasterPacket::Wait { count: 0 })]
+        );
+        r.on_packet(
+            ConnId(1),
+            MasterPacket::Register {
+                name: name("A"),
+                handle: Handle(0x0100_0005),
+            },
+        );
+        let actions = hello(&mut r, 2, 2);
+        assert_eq!(
+            actions,
+            vec![
+                Action::Send(
+                    ConnId(1),
+                    MasterPacket::Connect {
+                        harbor: 2,
+                        address: "127.0.0.1:2527".into()
+                    }
+                ),
+                Action::Send(ConnId(2), MasterPacket::Wait { count: 1 }),
+                Action::Send(
+                    ConnId(2),
+                    MasterPacket::Name {
+                        name: name("A"),
+                        handle: Handle(0x0100_0005)
+                    }
+                ),
+            ]
+        );
+        assert_eq!(r.live_slaves().len(), 2);
+    }
+
+    #[test]
+    fn rejects_zero_and_live_duplicates_but_allows_rejoin() {
+        let mut r = Registry::new();
+        assert_eq!(hello(&mut r, 1, 0), vec![Action::Close(ConnId(1))]);
+        hello(&mut r, 2, 3);
+        assert_eq!(hello(&mut r, 3, 3), vec![Action::Close(ConnId(3))]);
+        assert_eq!(r.live_slaves(), vec![(3, "127.0.0.1:2528".to_string())]);
+        hello(&mut r, 4, 4);
+        assert_eq!(
+            r.on_closed(ConnId(2), "eof"),
+            vec![
+                Action::Close(ConnId(2)),
+                Action::Send(ConnId(4), MasterPacket::Down { harbor: 3 })
+            ]
+        );
+        let rejoin = hello(&mut r, 5, 3);
+        assert_eq!(
+            rejoin[0],
+            Action::Send(
+                ConnId(4),
+                MasterPacket::Connect {
+                    harbor: 3,
+                    address: "127.0.0.1:2528".into()
+                }
+            )
+        );
+        assert_eq!(
+            rejoin[1],
+            Action::Send(ConnId(5), MasterPacket::Wait { count: 1 })
+        );
+    }
+
+    #[test]
+    fn protocol_violations_close_only_the_offender() {
+        let mut r = Registry::new();
+        r.on_open(ConnId(1), peer());
+        assert_eq!(
+            r.on_packet(ConnId(1), MasterPacket::Query { name: name("A") }),
+            vec![Action::Close(ConnId(1))]
+        );
+        hello(&mut r, 2, 2);
+        hello(&mut r, 3, 3);
+        assert_eq!(
+            r.on_packet(ConnId(3), MasterPacket::Wait { count: 0 }),
+            vec![
+                Action::Close(ConnId(3)),
+                Action::Send(ConnId(2), MasterPacket::Down { harbor: 3 })
+            ]
+        );
+        // Late events for closed connections are ignored.
+        assert!(r
+            .on_packet(ConnId(3), MasterPacket::Query { name: name("A") })
+            .is_empty());
+    }
+
+    #[test]
+    fn duplicate_names_have_one_winner_and_waiters_are_answered() {
+        let mut r = Registry::new();
+        hello(&mut r, 1, 1);
+        hello(&mut r, 2, 2);
+        assert!(r
+            .on_packet(ConnId(2), MasterPacket::Query { name: name("X") })
+            .is_empty());
+        let n1 = MasterPacket::Name {
+            name: name("X"),
+            handle: Handle(0x0100_0001),
+        };
+        assert_eq!(
+            r.on_packet(
+                ConnId(1),
+                MasterPacket::Register {
+                    name: name("X"),
+                    handle: Handle(0x0100_0001)
+                }
+            ),
+            vec![
+                Action::Send(ConnId(1), n1.clone()),
+                Action::Send(ConnId(2), n1.clone())
+            ]
+        );
+        assert_eq!(
+            r.on_packet(
+                ConnId(2),
+                MasterPacket::Register {
+                    name: name("X"),
+                    handle: Handle(0x0200_0001)
+                }
+            ),
+            vec![
+                Action::Send(ConnId(1), n1.clone()),
+                Action::Send(ConnId(2), n1.clone())
+            ]
+        );
+        assert_eq!(r.lookup(&name("X")), Some(Handle(0x0100_0001)));
+        // The owner leaves: the name stays, and the next registration wins.
+        r.on_closed(ConnId(1), "eof");
+        assert_eq!(
+            r.on_packet(ConnId(2), MasterPacket::Query { name: name("X") }),
+            vec![Action::Send(ConnId(2), n1)]
+        );
+        let n2 = MasterPacket::Name {
+            name: name("X"),
+            handle: Handle(0x0200_0001),
+        };
+        assert_eq!(
+            r.on_packet(
+                ConnId(2),
+                MasterPacket::Register {
+                    name: name("X"),
+                    handle: Handle(0x0200_0001)
+                }
+            ),
+            vec![Action::Send(ConnId(2), n2)]
+        );
+    }
+}
