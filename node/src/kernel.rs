@@ -123,14 +123,15 @@ impl Kernel {
         match service.init(&ctx, args) {
             Ok(()) => {
                 *ctx.service.lock() = Some(service);
+                // Logged before the service can run, so its own lines come after.
+                if !ctx.is_retired() {
+                    self.error(handle, &format!("LAUNCH {module} {args}"));
+                }
                 if ctx.queue.release_initial() {
                     self.scheduler.push(ctx.clone());
-                }
-                if ctx.is_retired() {
+                } else if ctx.is_retired() {
                     // init retired itself; let a worker release it
                     self.schedule(&ctx);
-                } else {
-                    self.error(handle, &format!("LAUNCH {module} {args}"));
                 }
                 Some(handle)
             }

@@ -30,6 +30,7 @@ pub mod module;
 pub mod mq;
 pub mod scheduler;
 pub mod snlua;
+pub mod socket;
 pub mod start;
 pub mod timer;
 

@@ -19,6 +19,7 @@ pub mod core;
 pub mod lua;
 pub mod profile;
 pub mod seri;
+pub mod socketdriver;
 pub mod testing;
 
 use crate::context::Context;
@@ -323,6 +324,7 @@ unsafe fn install_native_modules(l: State) {
         (c"skynet.core", core::open as lua_CFunction),
         (c"skynet.profile", profile::open),
         (c"skynet.codecache", codecache::open),
+        (c"skynet.socketdriver", socketdriver::open),
     ] {
         lua_pushcfunction(l, f);
         lua_setfield(l, -2, name.as_ptr());

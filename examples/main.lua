@@ -1,0 +1,17 @@
+-- The example started by `skynet-node` with no config: a main service that
+-- launches a counter service and talks to it with send and call.
+local skynet = require "skynet"
+
+skynet.start(function()
+	skynet.error("Server start")
+	local counter = skynet.newservice("counter")
+	for i = 1, 3 do
+		skynet.send(counter, "lua", "add", i)
+	end
+	local total = skynet.call(counter, "lua", "get")
+	skynet.error("counter total", total)
+	local ok, err = pcall(skynet.call, counter, "lua", "fail")
+	skynet.error("a failing call:", ok, err)
+	skynet.error("echo:", skynet.call(counter, "lua", "echo", "hello", { 1, 2, 3 }))
+	skynet.exit()
+end)

@@ -1,0 +1,37 @@
+//! skynet's socket layer, natively: a socket server on its own thread (a
+//! single-threaded tokio runtime) owning every TCP, UDP and bound-fd socket,
+//! identified by skynet-style ids (positive, increasing). Events reach the
+//! owning service as PTYPE_SOCKET messages (source 0, session 0) whose payload
+//! is [`event`]'s encoding of skynet's `{type, id, ud, data}`.
+//!
+//! - [`server`]: the thread, the per-socket tasks and the calls services make.
+//! - [`event`]: the event payload.
+//! - [`buffer`]: the read buffer behind `socketdriver.buffer()`.
+//! - [`addr`]: name resolution, listening/UDP socket creation, UDP address blobs.
+//!
+//! The node's server starts lazily, on the first socket call ([`global`]).
+
+pub mod addr;
+pub mod buffer;
+pub mod event;
+pub mod server;
+
+#[cfg(test)]
+mod tests;
+
+pub use server::{SocketInfo, SocketServer};
+
+use crate::message::{ptype, Message};
+use std::sync::{Arc, OnceLock};
+
+static GLOBAL: OnceLock<SocketServer> = OnceLock::new();
+
+/// The node's socket server, delivering events through the kernel.
+pub fn global() -> &'static SocketServer {
+    GLOBAL.get_or_init(|| {
+        SocketServer::new(Arc::new(|owner, payload| {
+            // An owner that is gone loses the event (skynet frees it too).
+            let _ = crate::kernel::kernel().push(owner, Message::new(0, 0, ptype::SOCKET, payload));
+        }))
+    })
+}

@@ -1,0 +1,1068 @@
+//! The socket server: one thread running a single-threaded tokio runtime that
+//! owns every socket. Each socket is one task holding the OS socket and all its
+//! state (owner, read switch, write queues, close state); services talk to it
+//! through the socket's command channel, in order, and it reports events to its
+//! owner through the sink (in a node: PTYPE_SOCKET messages, source 0,
+//! session 0).
+//!
+//! The calls below run on the caller's thread (a worker dispatching a service):
+//! ids are handed out there, listening and UDP sockets are created there (so
+//! their errors reach the caller at once, as in skynet), and commands are
+//! queued to the socket's task.
+
+use super::addr::{self, Want};
+use super::event::{self, kind, TRAILER};
+use bytes::BufMut;
+use parking_lot::Mutex;
+use std::collections::{HashMap, VecDeque};
+use std::io;
+use std::net::SocketAddr;
+use std::os::fd::AsRawFd;
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, AtomicU64, AtomicU8, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+use tokio::net::{TcpListener, TcpStream, UdpSocket};
+use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
+
+/// Where events go: `(owner handle, encoded event)`.
+pub type Sink = Arc<dyn Fn(u32, Vec<u8>) + Send + Sync>;
+
+/// First write-buffer warning threshold (then 2x, 4x, ...).
+pub const WARNING_SIZE: usize = 1024 * 1024;
+/// Initial read size; it doubles when a read fills it and halves when less than
+/// half is used.
+pub const MIN_READ_BUFFER: usize = 64;
+/// Upper bound of the adaptive read size.
+pub const MAX_READ_BUFFER: usize = 1024 * 1024;
+/// Largest UDP datagram.
+pub const MAX_UDP_PACKAGE: usize = 65535;
+/// At most this many live sockets (skynet's 2^16 slots).
+pub const MAX_SOCKET: usize = 1 << 16;
+
+/// What the socket is, for `info`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Kind {
+    Tcp = 0,
+    Listen = 1,
+    Udp = 2,
+    Bind = 3,
+}
+
+impl Kind {
+    fn from_u8(v: u8) -> Kind {
+        match v {
+            1 => Kind::Listen,
+            2 => Kind::Udp,
+            3 => Kind::Bind,
+            _ => Kind::Tcp,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::Tcp => "TCP",
+            Kind::Listen => "LISTEN",
+            Kind::Udp => "UDP",
+            Kind::Bind => "BIND",
+        }
+    }
+}
+
+/// A request to a socket's task.
+#[derive(Debug)]
+enum Cmd {
+    Send { data: Vec<u8>, high: bool, to: Option<SocketAddr> },
+    Close { requester: u32, shutdown: bool },
+    Start { requester: u32 },
+    Pause,
+    NoDelay,
+    UdpConnect { to: SocketAddr },
+}
+
+/// The part of a socket visible from every thread.
+struct Slot {
+    id: i32,
+    tx: UnboundedSender<Cmd>,
+    /// Set by close/shutdown: sends fail from then on.
+    closing: AtomicBool,
+    kind: AtomicU8,
+    owner: AtomicU32,
+    read: AtomicU64,
+    write: AtomicU64,
+    wbuffer: AtomicU64,
+    rtime: AtomicU64,
+    wtime: AtomicU64,
+    name: Mutex<String>,
+}
+
+/// One row of `info` (skynet's `socket_info`).
+#[derive(Clone, Debug)]
+pub struct SocketInfo {
+    pub id: i32,
+    pub owner: u32,
+    pub kind: Kind,
+    pub read: u64,
+    pub write: u64,
+    pub wbuffer: u64,
+    pub rtime: u64,
+    pub wtime: u64,
+    /// Peer address (TCP), local address (listen), or empty.
+    pub name: String,
+}
+
+struct Inner {
+    rt: tokio::runtime::Handle,
+    next_id: AtomicI32,
+    slots: Mutex<HashMap<i32, Arc<Slot>>>,
+    sink: Sink,
+    epoch: Instant,
+}
+
+/// A socket server. Cheap to clone; all clones drive the same sockets.
+#[derive(Clone)]
+pub struct SocketServer {
+    inner: Arc<Inner>,
+}
+
+impl SocketServer {
+    /// Starts the socket thread; events go to `sink`.
+    pub fn new(sink: Sink) -> SocketServer {
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::Builder::new()
+            .name("socket".into())
+            .spawn(move || {
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_io()
+                    .enable_time()
+                    .build()
+                    .expect("socket server runtime");
+                let _ = tx.send(rt.handle().clone());
+                rt.block_on(std::future::pending::<()>());
+            })
+            .expect("spawn the socket thread");
+        let rt = rx.recv().expect("socket thread start");
+        SocketServer {
+            inner: Arc::new(Inner {
+                rt,
+                next_id: AtomicI32::new(0),
+                slots: Mutex::new(HashMap::new()),
+                sink,
+                epoch: Instant::now(),
+            }),
+        }
+    }
+
+    /// Connects to `host:port` asynchronously; CONNECT or ERROR follows.
+    /// Returns the new id, or -1 when no id is free.
+    pub fn connect(&self, owner: u32, host: &str, port: u16) -> i32 {
+        let Some((slot, rx)) = self.inner.reserve(Kind::Tcp, owner) else {
+            return -1;
+        };
+        let id = slot.id;
+        let inner = self.inner.clone();
+        let host = host.to_string();
+        self.inner.rt.spawn(connect_task(inner, slot, rx, owner, host, port));
+        id
+    }
+
+    /// Opens a listening socket now (errors are returned); its CONNECT event
+    /// (ud = port, data = address) follows. It accepts only after `start`.
+    pub fn listen(&self, owner: u32, host: &str, port: u16, backlog: i32) -> io::Result<i32> {
+        let l = addr::listen_socket(host, port, backlog)?;
+        let Some((slot, rx)) = self.inner.reserve(Kind::Listen, owner) else {
+            return Err(io::Error::other("reach skynet socket number limit"));
+        };
+        let id = slot.id;
+        if let Ok(a) = l.local_addr() {
+            *slot.name.lock() = a.to_string();
+        }
+        self.inner.rt.spawn(listen_task(self.inner.clone(), slot, rx, owner, l));
+        Ok(id)
+    }
+
+    /// Binds an OS file descriptor (stdin is 0); it is read at once. The fd is
+    /// never closed by the server.
+    pub fn bind(&self, owner: u32, fd: i32) -> i32 {
+        let Some((slot, rx)) = self.inner.reserve(Kind::Bind, owner) else {
+            return -1;
+        };
+        let id = slot.id;
+        self.inner.rt.spawn(bind_task(self.inner.clone(), slot, rx, owner, fd));
+        id
+    }
+
+    /// Makes `owner` the owner of `id` and turns reading on. An accepted or
+    /// listening socket reports CONNECT "start", a connected one "transfer";
+    /// an unknown id reports ERROR "invalid socket" to `owner`.
+    pub fn start(&self, owner: u32, id: i32) {
+        if let Err(Cmd::Start { requester }) = self.inner.command(id, Cmd::Start { requester: owner }) {
+            self.inner.emit_text(requester, kind::ERROR, id, 0, "invalid socket");
+        }
+    }
+
+    /// Stops reading (resume with `start`).
+    pub fn pause(&self, id: i32) {
+        let _ = self.inner.command(id, Cmd::Pause);
+    }
+
+    pub fn nodelay(&self, id: i32) {
+        let _ = self.inner.command(id, Cmd::NoDelay);
+    }
+
+    /// Closes `id`: pending writes are still sent, then the socket closes. A
+    /// CLOSE event goes to `owner` unless the peer closed first.
+    pub fn close(&self, owner: u32, id: i32) {
+        self.close_request(owner, id, false)
+    }
+
+    /// Closes `id` at once, dropping pending writes.
+    pub fn shutdown(&self, owner: u32, id: i32) {
+        self.close_request(owner, id, true)
+    }
+
+    fn close_request(&self, owner: u32, id: i32, shutdown: bool) {
+        if let Some(slot) = self.inner.slot(id) {
+            slot.closing.store(true, Ordering::Release);
+            let _ = slot.tx.send(Cmd::Close { requester: owner, shutdown });
+        }
+    }
+
+    /// Queues `data` (high or low priority). False if the socket is unknown or
+    /// closing.
+    pub fn send(&self, id: i32, data: Vec<u8>, high: bool) -> bool {
+        match self.inner.slot(id) {
+            Some(slot) if !slot.closing.load(Ordering::Acquire) => slot.tx.send(Cmd::Send { data, high, to: None }).is_ok(),
+            _ => false,
+        }
+    }
+
+    /// A UDP socket, bound to `host:port` when a host is given.
+    pub fn udp(&self, owner: u32, host: Option<&str>, port: u16) -> io::Result<i32> {
+        let sock = match host {
+            Some(h) => addr::udp_socket(h, port)?,
+            None => {
+                let s = std::net::UdpSocket::bind("0.0.0.0:0")?;
+                s.set_nonblocking(true)?;
+                s
+            }
+        };
+        self.add_udp(owner, sock, None)
+    }
+
+    /// A UDP socket bound to `host:port` (skynet's `udp_listen`).
+    pub fn udp_listen(&self, owner: u32, host: &str, port: u16) -> io::Result<i32> {
+        let sock = addr::udp_socket(host, port)?;
+        self.add_udp(owner, sock, None)
+    }
+
+    /// A UDP socket connected to `host:port`; that is its default destination.
+    pub fn udp_dial(&self, owner: u32, host: &str, port: u16) -> io::Result<i32> {
+        let to = resolve_one(host, port, Want::Udp)?;
+        let local = if to.is_ipv4() { "0.0.0.0:0" } else { "[::]:0" };
+        let sock = std::net::UdpSocket::bind(local)?;
+        sock.connect(to)?;
+        sock.set_nonblocking(true)?;
+        self.add_udp(owner, sock, Some(to))
+    }
+
+    fn add_udp(&self, owner: u32, sock: std::net::UdpSocket, to: Option<SocketAddr>) -> io::Result<i32> {
+        let Some((slot, rx)) = self.inner.reserve(Kind::Udp, owner) else {
+            return Err(io::Error::other("reach skynet socket number limit"));
+        };
+        let id = slot.id;
+        if let Ok(a) = sock.local_addr() {
+            *slot.name.lock() = a.to_string();
+        }
+        self.inner.rt.spawn(udp_task(self.inner.clone(), slot, rx, owner, sock, to));
+        Ok(id)
+    }
+
+    /// Sets the default destination of a UDP socket (resolved here).
+    pub fn udp_connect(&self, id: i32, host: &str, port: u16) -> io::Result<()> {
+        let to = resolve_one(host, port, Want::Udp)?;
+        let _ = self.inner.command(id, Cmd::UdpConnect { to });
+        Ok(())
+    }
+
+    /// Sends one datagram to the address in `blob`. False if the blob is not an
+    /// address or the socket is unknown or closing.
+    pub fn udp_send(&self, id: i32, blob: &[u8], data: Vec<u8>) -> bool {
+        let Some(to) = addr::blob_to_addr(blob) else {
+            return false;
+        };
+        match self.inner.slot(id) {
+            Some(slot) if !slot.closing.load(Ordering::Acquire) => {
+                slot.tx.send(Cmd::Send { data, high: true, to: Some(to) }).is_ok()
+            }
+            _ => false,
+        }
+    }
+
+    /// Every live socket, by id.
+    pub fn info(&self) -> Vec<SocketInfo> {
+        let slots: Vec<Arc<Slot>> = self.inner.slots.lock().values().cloned().collect();
+        let mut v: Vec<SocketInfo> = slots
+            .iter()
+            .map(|s| SocketInfo {
+                id: s.id,
+                owner: s.owner.load(Ordering::Relaxed),
+                kind: Kind::from_u8(s.kind.load(Ordering::Relaxed)),
+                read: s.read.load(Ordering::Relaxed),
+                write: s.write.load(Ordering::Relaxed),
+                wbuffer: s.wbuffer.load(Ordering::Relaxed),
+                rtime: s.rtime.load(Ordering::Relaxed),
+                wtime: s.wtime.load(Ordering::Relaxed),
+                name: s.name.lock().clone(),
+            })
+            .collect();
+        v.sort_by_key(|i| i.id);
+        v
+    }
+
+    /// Number of live sockets.
+    pub fn count(&self) -> usize {
+        self.inner.slots.lock().len()
+    }
+}
+
+fn resolve_one(host: &str, port: u16, want: Want) -> io::Result<SocketAddr> {
+    let v = addr::getaddrinfo(Some(host), Some(port), want).map_err(|e| io::Error::new(io::ErrorKind::NotFound, e))?;
+    v.first().copied().ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "no address"))
+}
+
+impl Inner {
+    /// Allocates an id (positive, increasing, wrapping, skipping live ids) and
+    /// registers its slot.
+    fn reserve(&self, kind: Kind, owner: u32) -> Option<(Arc<Slot>, UnboundedReceiver<Cmd>)> {
+        let mut slots = self.slots.lock();
+        if slots.len() >= MAX_SOCKET {
+            return None;
+        }
+        let id = loop {
+            let id = self
+                .next_id
+                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |v| Some(if v >= i32::MAX { 1 } else { v + 1 }))
+                .unwrap();
+            let id = if id >= i32::MAX { 1 } else { id + 1 };
+            if !slots.contains_key(&id) {
+                break id;
+            }
+        };
+        let (tx, rx) = unbounded_channel();
+        let slot = Arc::new(Slot {
+            id,
+            tx,
+            closing: AtomicBool::new(false),
+            kind: AtomicU8::new(kind as u8),
+            owner: AtomicU32::new(owner),
+            read: AtomicU64::new(0),
+            write: AtomicU64::new(0),
+            wbuffer: AtomicU64::new(0),
+            rtime: AtomicU64::new(0),
+            wtime: AtomicU64::new(0),
+            name: Mutex::new(String::new()),
+        });
+        slots.insert(id, slot.clone());
+        Some((slot, rx))
+    }
+
+    fn slot(&self, id: i32) -> Option<Arc<Slot>> {
+        self.slots.lock().get(&id).cloned()
+    }
+
+    /// Queues a command; gives it back if the socket is gone.
+    fn command(&self, id: i32, cmd: Cmd) -> Result<(), Cmd> {
+        match self.slot(id) {
+            Some(slot) => slot.tx.send(cmd).map_err(|e| e.0),
+            None => Err(cmd),
+        }
+    }
+
+    fn emit(&self, owner: u32, payload: Vec<u8>) {
+        (self.sink)(owner, payload)
+    }
+
+    fn emit_text(&self, owner: u32, k: u8, id: i32, ud: i32, text: &str) {
+        self.emit(owner, event::encode_text(k, id, ud, text));
+    }
+
+    fn now_cs(&self) -> u64 {
+        (self.epoch.elapsed().as_millis() / 10) as u64
+    }
+
+    /// The socket is gone: unregister it, then answer what was still queued
+    /// (a `start` learns the socket is invalid; the rest is dropped).
+    fn release(&self, slot: &Slot, rx: &mut UnboundedReceiver<Cmd>) {
+        {
+            let mut slots = self.slots.lock();
+            if slots.get(&slot.id).is_some_and(|s| std::ptr::eq(&**s, slot)) {
+                slots.remove(&slot.id);
+            }
+        }
+        rx.close();
+        while let Ok(cmd) = rx.try_recv() {
+            if let Cmd::Start { requester } = cmd {
+                self.emit_text(requester, kind::ERROR, slot.id, 0, "invalid socket");
+            }
+        }
+    }
+}
+
+/// Carry on, or the socket is finished (force-closed).
+#[derive(PartialEq, Eq)]
+enum Flow {
+    Go,
+    Done,
+}
+
+struct WBuf {
+    data: Vec<u8>,
+    pos: usize,
+}
+
+/// A TCP connection (connected or accepted).
+struct Conn {
+    srv: Arc<Inner>,
+    slot: Arc<Slot>,
+    stream: TcpStream,
+    owner: u32,
+    /// Accepted but not started yet.
+    pending_start: bool,
+    reading: bool,
+    /// The peer closed (or we stopped reading on close): no more reads.
+    read_closed: bool,
+    /// A write failed: no more writes.
+    write_closed: bool,
+    /// A read failed: waiting for the owner to shut it down.
+    broken: bool,
+    /// close() with pending writes: flush, then close silently.
+    closing: bool,
+    high: VecDeque<WBuf>,
+    low: VecDeque<WBuf>,
+    wb_size: usize,
+    warn_size: usize,
+    read_size: usize,
+}
+
+enum Wake {
+    Cmd(Option<Cmd>),
+    Read(io::Result<()>),
+    Write(io::Result<()>),
+}
+
+impl Conn {
+    fn new(srv: Arc<Inner>, slot: Arc<Slot>, stream: TcpStream, owner: u32, accepted: bool) -> Conn {
+        Conn {
+            srv,
+            slot,
+            stream,
+            owner,
+            pending_start: accepted,
+            reading: !accepted,
+            read_closed: false,
+            write_closed: false,
+            broken: false,
+            closing: false,
+            high: VecDeque::new(),
+            low: VecDeque::new(),
+            wb_size: 0,
+            warn_size: 0,
+            read_size: MIN_READ_BUFFER,
+        }
+    }
+
+    fn id(&self) -> i32 {
+        self.slot.id
+    }
+
+    fn queued(&self) -> bool {
+        !self.high.is_empty() || !self.low.is_empty()
+    }
+
+    async fn run(mut self, mut rx: UnboundedReceiver<Cmd>) {
+        loop {
+            let want_read = self.reading && !self.pending_start && !self.read_closed && !self.broken;
+            let want_write = self.queued() && !self.write_closed && !self.broken;
+            let wake = tokio::select! {
+                biased;
+                c = rx.recv() => Wake::Cmd(c),
+                r = self.stream.writable(), if want_write => Wake::Write(r),
+                r = self.stream.readable(), if want_read => Wake::Read(r),
+            };
+            let flow = match wake {
+                Wake::Cmd(Some(c)) => self.command(c),
+                Wake::Cmd(None) => Flow::Done,
+                Wake::Read(Ok(())) => self.on_readable(),
+                Wake::Read(Err(e)) => self.read_failed(e),
+                Wake::Write(Ok(())) => self.flush(),
+                Wake::Write(Err(e)) => self.write_failed(e),
+            };
+            if flow == Flow::Done {
+                break;
+            }
+        }
+        let srv = self.srv.clone();
+        let slot = self.slot.clone();
+        drop(self);
+        srv.release(&slot, &mut rx);
+    }
+
+    fn emit(&self, k: u8, ud: i32, text: &str) {
+        self.srv.emit_text(self.owner, k, self.id(), ud, text);
+    }
+
+    fn command(&mut self, c: Cmd) -> Flow {
+        match c {
+            Cmd::Send { data, high, .. } => self.send(data, high),
+            Cmd::Close { requester, shutdown } => {
+                let nothing_to_send = !self.queued() || self.write_closed || self.broken;
+                if shutdown || nothing_to_send {
+                    if !self.read_closed {
+                        self.srv.emit_text(requester, kind::CLOSE, self.id(), 0, "");
+                    }
+                    return Flow::Done;
+                }
+                self.closing = true;
+                if !self.read_closed {
+                    self.read_closed = true;
+                    unsafe { libc::shutdown(self.stream.as_raw_fd(), libc::SHUT_RD) };
+                    self.srv.emit_text(requester, kind::CLOSE, self.id(), 0, "");
+                }
+                Flow::Go
+            }
+            Cmd::Start { requester } => {
+                if self.read_closed && !self.pending_start {
+                    self.srv.emit_text(requester, kind::ERROR, self.id(), 0, "socket closed");
+                    return Flow::Go;
+                }
+                self.reading = true;
+                self.owner = requester;
+                self.slot.owner.store(requester, Ordering::Relaxed);
+                if self.pending_start {
+                    self.pending_start = false;
+                    self.emit(kind::CONNECT, 0, "start");
+                } else {
+                    self.emit(kind::CONNECT, 0, "transfer");
+                }
+                Flow::Go
+            }
+            Cmd::Pause => {
+                self.reading = false;
+                Flow::Go
+            }
+            Cmd::NoDelay => {
+                let _ = self.stream.set_nodelay(true);
+                Flow::Go
+            }
+            Cmd::UdpConnect { .. } => Flow::Go,
+        }
+    }
+
+    fn send(&mut self, data: Vec<u8>, high: bool) -> Flow {
+        if data.is_empty() || self.closing || self.write_closed || self.broken {
+            return Flow::Go;
+        }
+        let mut pos = 0;
+        if !self.queued() {
+            loop {
+                match self.stream.try_write(&data[pos..]) {
+                    Ok(n) => {
+                        pos += n;
+                        self.wrote(n);
+                        if pos == data.len() {
+                            return Flow::Go;
+                        }
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    Err(e) => return self.write_failed(e),
+                }
+            }
+        }
+        let left = data.len() - pos;
+        // A partly written block goes to the high queue whatever its priority.
+        if high || pos > 0 {
+            self.high.push_back(WBuf { data, pos });
+        } else {
+            self.low.push_back(WBuf { data, pos });
+        }
+        self.wb_size += left;
+        self.slot.wbuffer.store(self.wb_size as u64, Ordering::Relaxed);
+        if self.wb_size >= WARNING_SIZE && self.wb_size >= self.warn_size {
+            // the next warning at twice the pending size that raised this one's threshold
+            self.warn_size = if self.warn_size == 0 { WARNING_SIZE * 2 } else { self.warn_size * 2 };
+            let kb = self.wb_size.div_ceil(1024);
+            self.emit(kind::WARNING, kb.min(i32::MAX as usize) as i32, "");
+        }
+        Flow::Go
+    }
+
+    fn wrote(&self, n: usize) {
+        self.slot.write.fetch_add(n as u64, Ordering::Relaxed);
+        self.slot.wtime.store(self.srv.now_cs(), Ordering::Relaxed);
+    }
+
+    /// Writes queued data: the high queue first; a partly written low block is
+    /// raised to the high queue so nothing interleaves with it.
+    fn flush(&mut self) -> Flow {
+        loop {
+            let from_low = self.high.is_empty();
+            let queue = if from_low { &mut self.low } else { &mut self.high };
+            let Some(b) = queue.front_mut() else { break };
+            match self.stream.try_write(&b.data[b.pos..]) {
+                Ok(n) => {
+                    b.pos += n;
+                    let done = b.pos == b.data.len();
+                    self.wb_size -= n;
+                    self.slot.wbuffer.store(self.wb_size as u64, Ordering::Relaxed);
+                    self.slot.write.fetch_add(n as u64, Ordering::Relaxed);
+                    self.slot.wtime.store(self.srv.now_cs(), Ordering::Relaxed);
+                    if done {
+                        queue.pop_front();
+                    } else if from_low {
+                        let b = self.low.pop_front().unwrap();
+                        self.high.push_front(b);
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Flow::Go,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return self.write_failed(e),
+            }
+        }
+        if self.closing {
+            return Flow::Done;
+        }
+        if self.warn_size > 0 {
+            self.warn_size = 0;
+            self.emit(kind::WARNING, 0, "");
+        }
+        Flow::Go
+    }
+
+    fn write_failed(&mut self, e: io::Error) -> Flow {
+        if self.closing || self.read_closed {
+            return Flow::Done;
+        }
+        self.write_closed = true;
+        self.high.clear();
+        self.low.clear();
+        self.wb_size = 0;
+        self.slot.wbuffer.store(0, Ordering::Relaxed);
+        unsafe { libc::shutdown(self.stream.as_raw_fd(), libc::SHUT_WR) };
+        self.emit(kind::ERROR, 0, &addr::os_error_text(&e));
+        Flow::Go
+    }
+
+    fn read_failed(&mut self, e: io::Error) -> Flow {
+        self.broken = true;
+        self.emit(kind::ERROR, 0, &addr::os_error_text(&e));
+        Flow::Go
+    }
+
+    fn on_readable(&mut self) -> Flow {
+        let size = self.read_size;
+        let mut buf: Vec<u8> = Vec::with_capacity(size + TRAILER);
+        let r = {
+            let mut lim = (&mut buf).limit(size);
+            self.stream.try_read_buf(&mut lim)
+        };
+        match r {
+            Ok(0) => {
+                if self.write_closed {
+                    self.emit(kind::CLOSE, 0, "");
+                    return Flow::Done;
+                }
+                self.read_closed = true;
+                unsafe { libc::shutdown(self.stream.as_raw_fd(), libc::SHUT_RD) };
+                self.emit(kind::CLOSE, 0, "");
+                Flow::Go
+            }
+            Ok(n) => {
+                if n == size {
+                    self.read_size = (size * 2).min(MAX_READ_BUFFER);
+                } else if size > MIN_READ_BUFFER && n * 2 < size {
+                    self.read_size = size / 2;
+                }
+                self.slot.read.fetch_add(n as u64, Ordering::Relaxed);
+                self.slot.rtime.store(self.srv.now_cs(), Ordering::Relaxed);
+                self.srv.emit(self.owner, event::encode(kind::DATA, self.id(), n as i32, buf, &[]));
+                Flow::Go
+            }
+            Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted) => Flow::Go,
+            Err(e) => self.read_failed(e),
+        }
+    }
+}
+
+async fn connect_task(srv: Arc<Inner>, slot: Arc<Slot>, mut rx: UnboundedReceiver<Cmd>, owner: u32, host: String, port: u16) {
+    let id = slot.id;
+    let lookup = tokio::task::spawn_blocking(move || addr::getaddrinfo(Some(&host), Some(port), Want::Tcp)).await;
+    let addrs = match lookup {
+        Ok(Ok(a)) => a,
+        Ok(Err(text)) => {
+            srv.emit_text(owner, kind::ERROR, id, 0, &text);
+            srv.release(&slot, &mut rx);
+            return;
+        }
+        Err(e) => {
+            srv.emit_text(owner, kind::ERROR, id, 0, &e.to_string());
+            srv.release(&slot, &mut rx);
+            return;
+        }
+    };
+    let mut last = io::Error::new(io::ErrorKind::NotFound, "Name or service not known");
+    let mut stream = None;
+    for a in addrs {
+        match TcpStream::connect(a).await {
+            Ok(s) => {
+                stream = Some(s);
+                break;
+            }
+            Err(e) => last = e,
+        }
+    }
+    let Some(stream) = stream else {
+        srv.emit_text(owner, kind::ERROR, id, 0, &addr::os_error_text(&last));
+        srv.release(&slot, &mut rx);
+        return;
+    };
+    addr::set_keepalive(stream.as_raw_fd());
+    let peer = stream.peer_addr().map(|a| addr::ip_text(&a)).unwrap_or_default();
+    *slot.name.lock() = stream.peer_addr().map(|a| a.to_string()).unwrap_or_default();
+    srv.emit_text(owner, kind::CONNECT, id, 0, &peer);
+    Conn::new(srv, slot, stream, owner, false).run(rx).await
+}
+
+async fn listen_task(srv: Arc<Inner>, slot: Arc<Slot>, mut rx: UnboundedReceiver<Cmd>, mut owner: u32, l: std::net::TcpListener) {
+    let id = slot.id;
+    let listener = match TcpListener::from_std(l) {
+        Ok(l) => l,
+        Err(e) => {
+            srv.emit_text(owner, kind::ERROR, id, 0, &addr::os_error_text(&e));
+            srv.release(&slot, &mut rx);
+            return;
+        }
+    };
+    match listener.local_addr() {
+        Ok(a) => {
+            srv.emit_text(owner, kind::CONNECT, id, a.port() as i32, &addr::ip_text(&a));
+        }
+        Err(e) => {
+            srv.emit_text(owner, kind::ERROR, id, 0, &addr::os_error_text(&e));
+            srv.release(&slot, &mut rx);
+            return;
+        }
+    }
+    let mut started = false;
+    let mut accepting = false;
+    loop {
+        enum W {
+            Cmd(Option<Cmd>),
+            Accept(io::Result<(TcpStream, SocketAddr)>),
+        }
+        let w = tokio::select! {
+            biased;
+            c = rx.recv() => W::Cmd(c),
+            a = listener.accept(), if accepting => W::Accept(a),
+        };
+        match w {
+            W::Cmd(None) => break,
+            W::Cmd(Some(c)) => match c {
+                Cmd::Start { requester } => {
+                    owner = requester;
+                    slot.owner.store(owner, Ordering::Relaxed);
+                    accepting = true;
+                    if !started {
+                        started = true;
+                        srv.emit_text(owner, kind::CONNECT, id, 0, "start");
+                    }
+                }
+                Cmd::Pause => accepting = false,
+                Cmd::Close { requester, .. } => {
+                    srv.emit_text(requester, kind::CLOSE, id, 0, "");
+                    break;
+                }
+                Cmd::Send { .. } => eprintln!("socket-server: write to listen fd {id}."),
+                Cmd::NoDelay | Cmd::UdpConnect { .. } => {}
+            },
+            W::Accept(Ok((stream, peer))) => {
+                addr::set_keepalive(stream.as_raw_fd());
+                let Some((nslot, nrx)) = srv.reserve(Kind::Tcp, owner) else {
+                    drop(stream);
+                    continue;
+                };
+                let nid = nslot.id;
+                *nslot.name.lock() = peer.to_string();
+                tokio::spawn(Conn::new(srv.clone(), nslot, stream, owner, true).run(nrx));
+                slot.read.fetch_add(1, Ordering::Relaxed);
+                slot.rtime.store(srv.now_cs(), Ordering::Relaxed);
+                srv.emit_text(owner, kind::ACCEPT, id, nid, &format!("{}:{}", peer.ip(), peer.port()));
+            }
+            W::Accept(Err(e)) => {
+                if matches!(e.raw_os_error(), Some(libc::EMFILE) | Some(libc::ENFILE)) {
+                    srv.emit_text(owner, kind::ERROR, id, 0, &addr::os_error_text(&e));
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                }
+            }
+        }
+    }
+    drop(listener);
+    srv.release(&slot, &mut rx);
+}
+
+/// Blocking reader of a bound fd: sends each read (empty = end of file).
+fn bound_reader(fd: i32, tx: tokio::sync::mpsc::Sender<io::Result<Vec<u8>>>) {
+    let mut size = MIN_READ_BUFFER;
+    loop {
+        let mut v: Vec<u8> = Vec::with_capacity(size + TRAILER);
+        let n = unsafe { libc::read(fd, v.as_mut_ptr() as *mut libc::c_void, size) };
+        if n < 0 {
+            let e = io::Error::last_os_error();
+            match e.kind() {
+                io::ErrorKind::Interrupted => continue,
+                io::ErrorKind::WouldBlock => {
+                    std::thread::sleep(std::time::Duration::from_millis(10));
+                    continue;
+                }
+                _ => {
+                    let _ = tx.blocking_send(Err(e));
+                    return;
+                }
+            }
+        }
+        let n = n as usize;
+        unsafe { v.set_len(n) };
+        if n == size {
+            size = (size * 2).min(MAX_READ_BUFFER);
+        } else if size > MIN_READ_BUFFER && n * 2 < size {
+            size /= 2;
+        }
+        let eof = n == 0;
+        if tx.blocking_send(Ok(v)).is_err() || eof {
+            return;
+        }
+    }
+}
+
+/// Blocking writer of a bound fd.
+fn bound_writer(fd: i32, rx: std::sync::mpsc::Receiver<Vec<u8>>) {
+    for data in rx {
+        let mut pos = 0;
+        while pos < data.len() {
+            let n = unsafe { libc::write(fd, data[pos..].as_ptr() as *const libc::c_void, data.len() - pos) };
+            if n < 0 {
+                let e = io::Error::last_os_error();
+                match e.kind() {
+                    io::ErrorKind::Interrupted => continue,
+                    io::ErrorKind::WouldBlock => {
+                        std::thread::sleep(std::time::Duration::from_millis(1));
+                        continue;
+                    }
+                    _ => return,
+                }
+            }
+            pos += n as usize;
+        }
+    }
+}
+
+async fn bind_task(srv: Arc<Inner>, slot: Arc<Slot>, mut rx: UnboundedReceiver<Cmd>, mut owner: u32, fd: i32) {
+    let id = slot.id;
+    *slot.name.lock() = format!("fd {fd}");
+    let (dtx, mut drx) = tokio::sync::mpsc::channel(1);
+    let reader = std::thread::Builder::new()
+        .name(format!("socket-bind-{fd}"))
+        .spawn(move || bound_reader(fd, dtx));
+    if let Err(e) = reader {
+        srv.emit_text(owner, kind::ERROR, id, 0, &e.to_string());
+        srv.release(&slot, &mut rx);
+        return;
+    }
+    srv.emit_text(owner, kind::CONNECT, id, 0, "binding");
+    let mut writer: Option<std::sync::mpsc::Sender<Vec<u8>>> = None;
+    let mut reading = true;
+    let mut read_closed = false;
+    loop {
+        enum W {
+            Cmd(Option<Cmd>),
+            Data(Option<io::Result<Vec<u8>>>),
+        }
+        let w = tokio::select! {
+            biased;
+            c = rx.recv() => W::Cmd(c),
+            d = drx.recv(), if reading && !read_closed => W::Data(d),
+        };
+        match w {
+            W::Cmd(None) => break,
+            W::Cmd(Some(c)) => match c {
+                Cmd::Send { data, .. } => {
+                    if data.is_empty() {
+                        continue;
+                    }
+                    let w = writer.get_or_insert_with(|| {
+                        let (tx, wrx) = std::sync::mpsc::channel();
+                        let _ = std::thread::Builder::new()
+                            .name(format!("socket-bindw-{fd}"))
+                            .spawn(move || bound_writer(fd, wrx));
+                        tx
+                    });
+                    let n = data.len() as u64;
+                    if w.send(data).is_ok() {
+                        slot.write.fetch_add(n, Ordering::Relaxed);
+                        slot.wtime.store(srv.now_cs(), Ordering::Relaxed);
+                    }
+                }
+                Cmd::Close { requester, .. } => {
+                    if !read_closed {
+                        srv.emit_text(requester, kind::CLOSE, id, 0, "");
+                    }
+                    break;
+                }
+                Cmd::Start { requester } => {
+                    owner = requester;
+                    slot.owner.store(owner, Ordering::Relaxed);
+                    reading = true;
+                }
+                Cmd::Pause => reading = false,
+                Cmd::NoDelay | Cmd::UdpConnect { .. } => {}
+            },
+            W::Data(Some(Ok(v))) if !v.is_empty() => {
+                let n = v.len();
+                slot.read.fetch_add(n as u64, Ordering::Relaxed);
+                slot.rtime.store(srv.now_cs(), Ordering::Relaxed);
+                srv.emit(owner, event::encode(kind::DATA, id, n as i32, v, &[]));
+            }
+            W::Data(Some(Err(e))) => {
+                read_closed = true;
+                srv.emit_text(owner, kind::ERROR, id, 0, &addr::os_error_text(&e));
+            }
+            W::Data(_) => {
+                read_closed = true;
+                srv.emit_text(owner, kind::CLOSE, id, 0, "");
+            }
+        }
+    }
+    // The reader thread notices on its next read; the fd stays open.
+    drop(drx);
+    srv.release(&slot, &mut rx);
+}
+
+async fn udp_task(
+    srv: Arc<Inner>,
+    slot: Arc<Slot>,
+    mut rx: UnboundedReceiver<Cmd>,
+    mut owner: u32,
+    sock: std::net::UdpSocket,
+    mut default_to: Option<SocketAddr>,
+) {
+    let id = slot.id;
+    let sock = match UdpSocket::from_std(sock) {
+        Ok(s) => s,
+        Err(e) => {
+            srv.emit_text(owner, kind::ERROR, id, 0, &addr::os_error_text(&e));
+            srv.release(&slot, &mut rx);
+            return;
+        }
+    };
+    let v6 = sock.local_addr().map(|a| a.is_ipv6()).unwrap_or(false);
+    let mut queue: VecDeque<(Vec<u8>, SocketAddr)> = VecDeque::new();
+    let mut wb_size = 0usize;
+    let mut reading = true;
+    let mut buf = vec![0u8; MAX_UDP_PACKAGE];
+    loop {
+        enum W {
+            Cmd(Option<Cmd>),
+            Read,
+            Write,
+        }
+        // readiness errors surface again from the try_ call that follows
+        let w = tokio::select! {
+            biased;
+            c = rx.recv() => W::Cmd(c),
+            _ = sock.writable(), if !queue.is_empty() => W::Write,
+            _ = sock.readable(), if reading => W::Read,
+        };
+        match w {
+            W::Cmd(None) => break,
+            W::Cmd(Some(c)) => match c {
+                Cmd::Send { data, to, .. } => {
+                    let Some(to) = to.or(default_to) else {
+                        eprintln!("socket-server : udp ({id}) sendto error no destination.");
+                        continue;
+                    };
+                    if to.is_ipv6() != v6 {
+                        eprintln!("socket-server : udp ({id}) sendto error protocol mismatch.");
+                        continue;
+                    }
+                    if queue.is_empty() {
+                        match sock.try_send_to(&data, to) {
+                            Ok(n) => {
+                                slot.write.fetch_add(n as u64, Ordering::Relaxed);
+                                slot.wtime.store(srv.now_cs(), Ordering::Relaxed);
+                                continue;
+                            }
+                            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                            Err(e) => {
+                                eprintln!("socket-server : udp ({id}) sendto error {}.", addr::os_error_text(&e));
+                                continue;
+                            }
+                        }
+                    }
+                    wb_size += data.len();
+                    slot.wbuffer.store(wb_size as u64, Ordering::Relaxed);
+                    queue.push_back((data, to));
+                }
+                Cmd::UdpConnect { to } => {
+                    if to.is_ipv6() != v6 {
+                        srv.emit_text(owner, kind::ERROR, id, 0, "protocol mismatch");
+                    } else {
+                        default_to = Some(to);
+                    }
+                }
+                Cmd::Close { requester, .. } => {
+                    srv.emit_text(requester, kind::CLOSE, id, 0, "");
+                    break;
+                }
+                Cmd::Start { requester } => {
+                    owner = requester;
+                    slot.owner.store(owner, Ordering::Relaxed);
+                    reading = true;
+                    srv.emit_text(owner, kind::CONNECT, id, 0, "transfer");
+                }
+                Cmd::Pause => reading = false,
+                Cmd::NoDelay => {}
+            },
+            W::Write => {
+                while let Some((data, to)) = queue.front() {
+                    match sock.try_send_to(data, *to) {
+                        Ok(_) => {}
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                        Err(e) => eprintln!("socket-server : udp ({id}) sendto error {}.", addr::os_error_text(&e)),
+                    }
+                    let (data, _) = queue.pop_front().unwrap();
+                    wb_size -= data.len();
+                    slot.write.fetch_add(data.len() as u64, Ordering::Relaxed);
+                }
+                slot.wbuffer.store(wb_size as u64, Ordering::Relaxed);
+            }
+            W::Read => match sock.try_recv_from(&mut buf) {
+                Ok((n, from)) => {
+                    if from.is_ipv6() != v6 {
+                        continue;
+                    }
+                    let blob = addr::udp_blob(&from);
+                    let mut v = Vec::with_capacity(n + blob.len() + TRAILER);
+                    v.extend_from_slice(&buf[..n]);
+                    slot.read.fetch_add(n as u64, Ordering::Relaxed);
+                    slot.rtime.store(srv.now_cs(), Ordering::Relaxed);
+                    srv.emit(owner, event::encode(kind::UDP, id, n as i32, v, &blob));
+                }
+                Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted) => {}
+                Err(e) => srv.emit_text(owner, kind::ERROR, id, 0, &addr::os_error_text(&e)),
+            },
+        }
+    }
+    drop(sock);
+    srv.release(&slot, &mut rx);
+}

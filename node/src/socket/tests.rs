@@ -1,0 +1,249 @@
+//! The socket server on its own, events collected through a channel sink.
+
+use super::addr;
+use super::event::{kind, Event};
+use super::server::{SocketServer, WARNING_SIZE};
+use std::sync::mpsc::{channel, Receiver};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+struct Harness {
+    srv: SocketServer,
+    rx: Receiver<(u32, Event)>,
+    /// Events read but not yet asked for.
+    seen: Vec<(u32, Event)>,
+}
+
+impl Harness {
+    fn new() -> Harness {
+        let (tx, rx) = channel();
+        let tx = parking_lot::Mutex::new(tx);
+        let srv = SocketServer::new(Arc::new(move |owner, payload| {
+            let ev = Event::decode(&payload).expect("well-formed event");
+            let _ = tx.lock().send((owner, ev));
+        }));
+        Harness { srv, rx, seen: Vec::new() }
+    }
+
+    /// The first event for `owner` matching `pred` (5 s at most).
+    fn wait(&mut self, owner: u32, what: &str, pred: impl Fn(&Event) -> bool) -> Event {
+        if let Some(i) = self.seen.iter().position(|(o, e)| *o == owner && pred(e)) {
+            return self.seen.remove(i).1;
+        }
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.rx.recv_timeout(left) {
+                Ok((o, e)) if o == owner && pred(&e) => return e,
+                Ok(other) => self.seen.push(other),
+                Err(_) => panic!("no {what} for :{owner:x}; seen {:?}", self.seen),
+            }
+        }
+    }
+
+    fn event(&mut self, owner: u32, k: u8, id: i32) -> Event {
+        self.wait(owner, &format!("event {k} on {id}"), |e| e.kind == k && e.id == id)
+    }
+
+    /// Collects DATA for `id` until `n` bytes arrived.
+    fn read(&mut self, owner: u32, id: i32, n: usize) -> Vec<u8> {
+        let mut v = Vec::new();
+        while v.len() < n {
+            let e = self.event(owner, kind::DATA, id);
+            assert_eq!(e.ud as usize, e.data.len());
+            v.extend_from_slice(&e.data);
+        }
+        v
+    }
+
+    /// A listening socket owned by 1 and started; returns (id, port).
+    fn listener(&mut self) -> (i32, u16) {
+        let lid = self.srv.listen(1, "127.0.0.1", 0, 32).unwrap();
+        let e = self.event(1, kind::CONNECT, lid);
+        assert_eq!(e.text(), "127.0.0.1");
+        assert!(e.ud > 0);
+        self.srv.start(1, lid);
+        assert_eq!(self.event(1, kind::CONNECT, lid).text(), "start");
+        (lid, e.ud as u16)
+    }
+
+    /// Client (owner 2) connected to the listener; the accepted socket started by
+    /// owner 3 unless `start` is false. Returns (client id, accepted id).
+    fn pair(&mut self, lid: i32, port: u16, start: bool) -> (i32, i32) {
+        let cid = self.srv.connect(2, "127.0.0.1", port);
+        assert_eq!(self.event(2, kind::CONNECT, cid).text(), "127.0.0.1");
+        let acc = self.event(1, kind::ACCEPT, lid);
+        assert!(acc.text().starts_with("127.0.0.1:"), "{}", acc.text());
+        let sid = acc.ud;
+        if start {
+            self.srv.start(3, sid);
+            assert_eq!(self.event(3, kind::CONNECT, sid).text(), "start");
+        }
+        (cid, sid)
+    }
+}
+
+#[test]
+fn echo_and_close() {
+    let mut h = Harness::new();
+    let (lid, port) = h.listener();
+    let (cid, sid) = h.pair(lid, port, true);
+    assert!(cid > 0 && sid > cid && lid < cid, "ids increase: {lid} {cid} {sid}");
+    assert!(h.srv.send(cid, b"hello\n".to_vec(), true));
+    assert_eq!(h.read(3, sid, 6), b"hello\n");
+    assert!(h.srv.send(sid, b"world".to_vec(), false));
+    assert_eq!(h.read(2, cid, 5), b"world");
+    // the client closes: CLOSE at once for the closer, CLOSE for the peer's reader
+    h.srv.close(2, cid);
+    h.event(2, kind::CLOSE, cid);
+    assert!(!h.srv.send(cid, b"late".to_vec(), true), "no send after close");
+    h.event(3, kind::CLOSE, sid);
+    // the half-closed side may still be closed without another event
+    h.srv.close(3, sid);
+    std::thread::sleep(Duration::from_millis(50));
+    assert!(!h.seen.iter().any(|(o, e)| *o == 3 && e.kind == kind::CLOSE));
+    h.srv.close(1, lid);
+    h.event(1, kind::CLOSE, lid);
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while h.srv.count() != 0 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert_eq!(h.srv.count(), 0, "{:?}", h.srv.info());
+}
+
+#[test]
+fn connect_refused_is_an_error() {
+    let mut h = Harness::new();
+    // a port nobody listens on: bind one, learn it, close it
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let id = h.srv.connect(2, "127.0.0.1", port);
+    let e = h.event(2, kind::ERROR, id);
+    assert_eq!(e.text(), "Connection refused");
+    let id = h.srv.connect(2, "no-such-host.invalid", 80);
+    let e = h.event(2, kind::ERROR, id);
+    assert!(!e.text().is_empty());
+    h.srv.start(2, 9999);
+    assert_eq!(h.event(2, kind::ERROR, 9999).text(), "invalid socket");
+}
+
+#[test]
+fn write_warning_then_drained() {
+    let mut h = Harness::new();
+    let (lid, port) = h.listener();
+    // the accepted side is not started: nobody reads, so the client's writes pile up
+    let (cid, sid) = h.pair(lid, port, false);
+    let chunk = vec![b'x'; 64 * 1024];
+    for _ in 0..128 {
+        assert!(h.srv.send(cid, chunk.clone(), true));
+    }
+    let w = h.event(2, kind::WARNING, cid);
+    assert!(w.ud >= (WARNING_SIZE / 1024) as i32, "first warning at 1 MiB: {}", w.ud);
+    let w2 = h.event(2, kind::WARNING, cid);
+    assert!(w2.ud >= 2048, "next warning at 2 MiB: {}", w2.ud);
+    h.srv.start(3, sid);
+    assert_eq!(h.event(3, kind::CONNECT, sid).text(), "start");
+    let got = h.read(3, sid, 128 * 64 * 1024);
+    assert_eq!(got.len(), 8 * 1024 * 1024);
+    let end = h.wait(2, "drained warning", |e| e.kind == kind::WARNING && e.ud == 0);
+    assert_eq!(end.id, cid);
+}
+
+#[test]
+fn close_flushes_pending_writes() {
+    let mut h = Harness::new();
+    let (lid, port) = h.listener();
+    let (cid, sid) = h.pair(lid, port, false);
+    let data: Vec<u8> = (0..4 * 1024 * 1024u32).map(|i| (i % 251) as u8).collect();
+    assert!(h.srv.send(cid, data.clone(), true));
+    assert!(h.srv.send(cid, b"tail".to_vec(), false));
+    h.srv.close(2, cid);
+    h.event(2, kind::CLOSE, cid);
+    h.srv.start(3, sid);
+    let got = h.read(3, sid, data.len() + 4);
+    assert_eq!(&got[..data.len()], &data[..]);
+    assert_eq!(&got[data.len()..], b"tail");
+    h.event(3, kind::CLOSE, sid);
+}
+
+#[test]
+fn shutdown_drops_pending_writes() {
+    let mut h = Harness::new();
+    let (lid, port) = h.listener();
+    let (cid, sid) = h.pair(lid, port, false);
+    for _ in 0..64 {
+        h.srv.send(cid, vec![1u8; 64 * 1024], true);
+    }
+    h.srv.shutdown(2, cid);
+    h.event(2, kind::CLOSE, cid);
+    h.srv.start(3, sid);
+    // the peer sees the end (possibly a reset) well before 4 MiB
+    let e = h.wait(3, "end of stream", |e| e.id == sid && (e.kind == kind::CLOSE || e.kind == kind::ERROR));
+    assert!(e.kind == kind::CLOSE || e.kind == kind::ERROR);
+}
+
+#[test]
+fn low_priority_waits_for_high() {
+    let mut h = Harness::new();
+    let (lid, port) = h.listener();
+    let (cid, sid) = h.pair(lid, port, false);
+    // fill the socket so later writes queue up
+    for _ in 0..64 {
+        h.srv.send(cid, vec![b'.'; 64 * 1024], true);
+    }
+    h.srv.send(cid, b"L1".to_vec(), false);
+    h.srv.send(cid, b"H1".to_vec(), true);
+    h.srv.send(cid, b"L2".to_vec(), false);
+    h.srv.start(3, sid);
+    let got = h.read(3, sid, 64 * 64 * 1024 + 6);
+    let tail = &got[got.len() - 6..];
+    assert_eq!(tail, b"H1L1L2", "high before low once queued");
+}
+
+#[test]
+fn pause_and_transfer() {
+    let mut h = Harness::new();
+    let (lid, port) = h.listener();
+    let (cid, sid) = h.pair(lid, port, true);
+    h.srv.pause(sid);
+    std::thread::sleep(Duration::from_millis(20));
+    h.srv.send(cid, b"abc".to_vec(), true);
+    std::thread::sleep(Duration::from_millis(100));
+    assert!(!h.seen.iter().any(|(_, e)| e.kind == kind::DATA), "paused: nothing read");
+    // another owner takes it over
+    h.srv.start(4, sid);
+    assert_eq!(h.event(4, kind::CONNECT, sid).text(), "transfer");
+    assert_eq!(h.read(4, sid, 3), b"abc");
+    h.srv.nodelay(sid);
+    h.srv.send(cid, b"def".to_vec(), true);
+    assert_eq!(h.read(4, sid, 3), b"def");
+}
+
+#[test]
+fn udp_round_trip() {
+    let mut h = Harness::new();
+    let a = h.srv.udp_listen(5, "127.0.0.1", 0).unwrap();
+    let port = h
+        .srv
+        .info()
+        .into_iter()
+        .find(|i| i.id == a)
+        .map(|i| i.name.rsplit(':').next().unwrap().parse::<u16>().unwrap())
+        .unwrap();
+    let b = h.srv.udp_dial(6, "127.0.0.1", port).unwrap();
+    assert!(h.srv.send(b, b"ping".to_vec(), true));
+    let e = h.event(5, kind::UDP, a);
+    assert_eq!(e.data, b"ping");
+    assert_eq!(e.address.len(), 7);
+    assert!(h.srv.udp_send(a, &e.address, b"pong".to_vec()));
+    let r = h.event(6, kind::UDP, b);
+    assert_eq!(r.data, b"pong");
+    assert_eq!(addr::blob_to_addr(&r.address).unwrap().port(), port);
+    let c = h.srv.udp(7, None, 0).unwrap();
+    h.srv.udp_connect(c, "127.0.0.1", port).unwrap();
+    assert!(h.srv.send(c, b"third".to_vec(), true));
+    assert_eq!(h.event(5, kind::UDP, a).data, b"third");
+    assert!(!h.srv.udp_send(a, &[9, 9], b"x".to_vec()), "not an address");
+}

@@ -1,0 +1,116 @@
+//! skynet.socket end to end: real nodes running the Lua test services
+//! `test/sock_*.lua` (loopback only).
+
+mod common;
+
+use common::Node;
+
+#[test]
+fn tcp_echo_and_close() {
+    let run = Node::new("sock_echo").run();
+    clean(&run, "sock_echo");
+    let out = run.dump();
+    assert!(!run.has("FAIL"), "{out}");
+    assert!(!run.has("TIMEOUT"), "{out}");
+    run.expect_order(&[
+        "sock_echo: listen 127.0.0.1 true",
+        "sock_echo: connected",
+        "sock_echo: readline hello",
+        "sock_echo: readline GOT 10 01234",
+        "sock_echo: read some abc",
+        "sock_echo: read after server close false bye",
+    ]);
+    run.expect("sock_echo: accept 127.0.0.1:port");
+    run.expect("sock_echo: server closed");
+    run.expect("sock_echo: readline x");
+    run.expect("sock_echo: server saw close, rest=partial data");
+    run.expect("sock_echo: server readall 300000 zzz");
+    run.expect("sock_echo: done");
+}
+
+/// Asserts the service reached its end without failing or timing out.
+fn clean(run: &common::Run, tag: &str) {
+    let out = run.dump();
+    assert!(!run.has(&format!("{tag}: FAIL")), "{out}");
+    assert!(!run.has(&format!("{tag}: TIMEOUT")), "{out}");
+    run.expect(&format!("{tag}: done"));
+}
+
+#[test]
+fn write_warnings_and_flow_control() {
+    let run = Node::new("sock_warning").run();
+    clean(&run, "sock_warning");
+    run.expect("sock_warning: client read 8388608 true");
+    // the writer's queue passes 1 MiB, then the default handler's drained notice
+    let warnings: Vec<u64> = run
+        .texts()
+        .iter()
+        .filter_map(|t| {
+            let rest = t.strip_prefix("WARNING: ")?;
+            rest.split(' ').next()?.parse().ok()
+        })
+        .collect();
+    assert!(warnings.first().is_some_and(|k| *k >= 1024), "{warnings:?}\n{}", run.dump());
+    assert_eq!(warnings.last(), Some(&0), "{warnings:?}\n{}", run.dump());
+    assert!(run.has("K bytes need to send out (fd = "));
+    // the reader paused past 128 KiB and resumed when read
+    run.expect_order(&["Pause socket (", "Resume socket ("]);
+}
+
+#[test]
+fn stdin_lines() {
+    let run = Node::new("sock_stdin").stdin("first\nsecond line\nno newline").run();
+    clean(&run, "sock_stdin");
+    run.expect_order(&[
+        "sock_stdin: bound true",
+        "sock_stdin: line first",
+        "sock_stdin: line second line",
+        "sock_stdin: eof, rest=no newline",
+    ]);
+}
+
+#[test]
+fn connect_failures() {
+    let run = Node::new("sock_refused").run();
+    clean(&run, "sock_refused");
+    run.expect("sock_refused: closed port nil Connection refused");
+    run.expect("sock_refused: bad host nil string");
+    run.expect("sock_refused: no port false");
+    run.expect("Invalid address 127.0.0.1.");
+    run.expect("sock_refused: port 0 false");
+    run.expect("Invalid port");
+    run.expect("sock_refused: listen twice false");
+    run.expect("Listen error");
+    run.expect("sock_refused: invalid after close true");
+    run.expect("sock_refused: write to unknown false");
+}
+
+#[test]
+fn abandon_and_start_elsewhere() {
+    let run = Node::new("sock_transfer").run();
+    clean(&run, "sock_transfer");
+    run.expect_order(&[
+        "sock_transfer: main got hello main",
+        "sock_transfer: client got from main",
+        "sock_transfer_agent: started true nil",
+        "sock_transfer: client got agent ready",
+        "sock_transfer: client got agent: hello agent",
+        "sock_transfer_agent: saw close",
+    ]);
+    run.expect("sock_transfer: main abandoned, invalid true");
+    run.expect("sock_transfer: agent took true");
+}
+
+#[test]
+fn udp() {
+    let run = Node::new("sock_udp").run();
+    clean(&run, "sock_udp");
+    run.expect("sock_udp: netstat UDP");
+    run.expect_order(&[
+        "sock_udp: server got ping 127.0.0.1",
+        "sock_udp: client got echo ping 127.0.0.1 true",
+        "sock_udp: server got pong 127.0.0.1",
+        "sock_udp: other got echo pong",
+    ]);
+    run.expect("sock_udp: resolve 127.0.0.1");
+}
