@@ -82,9 +82,15 @@ pub fn default_config(root: &Path) -> Vec<(String, String)> {
         ("harbor".into(), "0".into()),
         ("start".into(), "main".into()),
         ("bootstrap".into(), "snlua bootstrap".into()),
-        ("luaservice".into(), format!("{r}service/?.lua;{r}examples/?.lua;{r}test/?.lua")),
+        (
+            "luaservice".into(),
+            format!("{r}service/?.lua;{r}examples/?.lua;{r}test/?.lua"),
+        ),
         ("lualoader".into(), format!("{r}lualib/loader.lua")),
-        ("lua_path".into(), format!("{r}lualib/?.lua;{r}lualib/?/init.lua;{r}examples/?.lua")),
+        (
+            "lua_path".into(),
+            format!("{r}lualib/?.lua;{r}lualib/?/init.lua;{r}examples/?.lua"),
+        ),
         ("lua_cpath".into(), format!("{r}luaclib/?.so")),
     ]
 }

@@ -26,9 +26,14 @@ pub fn command(ctx: &Arc<Context>, cmd: &str, param: Option<&str>) -> Option<Str
             if p.is_empty() {
                 Some(format!(":{:x}", ctx.handle()))
             } else if let Some(name) = p.strip_prefix('.') {
-                k.handles.bind_name(name, ctx.handle()).then(|| name.to_string())
+                k.handles
+                    .bind_name(name, ctx.handle())
+                    .then(|| name.to_string())
             } else {
-                k.error(ctx.handle(), &format!("error: Can't register global name {p} in C"));
+                k.error(
+                    ctx.handle(),
+                    &format!("error: Can't register global name {p} in C"),
+                );
                 None
             }
         }
@@ -42,9 +47,14 @@ pub fn command(ctx: &Arc<Context>, cmd: &str, param: Option<&str>) -> Option<Str
             let addr = it.next()?.strip_prefix(':')?;
             let handle = u32::from_str_radix(addr, 16).ok().filter(|h| *h != 0)?;
             if let Some(local) = name.strip_prefix('.') {
-                k.handles.bind_name(local, handle).then(|| local.to_string())
+                k.handles
+                    .bind_name(local, handle)
+                    .then(|| local.to_string())
             } else {
-                k.error(ctx.handle(), &format!("error: Can't set global name {name} in C"));
+                k.error(
+                    ctx.handle(),
+                    &format!("error: Can't set global name {name} in C"),
+                );
                 None
             }
         }
@@ -72,7 +82,10 @@ pub fn command(ctx: &Arc<Context>, cmd: &str, param: Option<&str>) -> Option<Str
         "SETENV" => {
             if let Some((key, value)) = p.split_once(' ') {
                 if !k.env.set_new(key, value) {
-                    k.error(ctx.handle(), &format!("error: Can't setenv exist key : {key}"));
+                    k.error(
+                        ctx.handle(),
+                        &format!("error: Can't setenv exist key : {key}"),
+                    );
                 }
             }
             None
@@ -128,7 +141,10 @@ fn stat(ctx: &Arc<Context>, what: &str) -> String {
     match what {
         "mqlen" => ctx.queue_len().to_string(),
         "endless" => if ctx.take_endless() { "1" } else { "0" }.to_string(),
-        "cpu" => format!("{:.6}", ctx.cpu_cost_ns.load(Ordering::Relaxed) as f64 / 1e9),
+        "cpu" => format!(
+            "{:.6}",
+            ctx.cpu_cost_ns.load(Ordering::Relaxed) as f64 / 1e9
+        ),
         "time" => {
             let start = ctx.cpu_start_ns.load(Ordering::Relaxed);
             if k.profile() && start != 0 {
@@ -167,7 +183,9 @@ pub fn parse_c_long(s: &str) -> i64 {
     } else {
         (10, s)
     };
-    let end = digits.find(|c: char| !c.is_digit(radix)).unwrap_or(digits.len());
+    let end = digits
+        .find(|c: char| !c.is_digit(radix))
+        .unwrap_or(digits.len());
     let v = i64::from_str_radix(&digits[..end], radix).unwrap_or(0);
     if neg {
         -v
@@ -184,12 +202,22 @@ fn logon(ctx: &Arc<Context>, p: &str) {
     if slot.is_some() {
         return;
     }
-    let Some(dir) = k.env.get("logpath") else { return };
+    let Some(dir) = k.env.get("logpath") else {
+        return;
+    };
     let path = format!("{dir}/{h:08x}.log");
-    match std::fs::OpenOptions::new().create(true).append(true).open(&path) {
+    match std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&path)
+    {
         Ok(mut f) => {
             k.error(ctx.handle(), &format!("Open log file {path}"));
-            let _ = writeln!(f, "open time: {}", k.timer.starttime() as u64 + k.timer.now() / 100);
+            let _ = writeln!(
+                f,
+                "open time: {}",
+                k.timer.starttime() as u64 + k.timer.now() / 100
+            );
             *slot = Some(f);
         }
         Err(e) => k.error(ctx.handle(), &format!("Open log file {path} fail: {e}")),
@@ -209,7 +237,13 @@ fn logoff(ctx: &Arc<Context>, p: &str) {
 
 /// One line of a `LOGON` message log: `:source type session now hexpayload`.
 pub(crate) fn log_message(f: &mut File, msg: &Message) {
-    let mut line = format!(":{:08x} {} {} {} ", msg.source, msg.ptype, msg.session, kernel().timer.now());
+    let mut line = format!(
+        ":{:08x} {} {} {} ",
+        msg.source,
+        msg.ptype,
+        msg.session,
+        kernel().timer.now()
+    );
     for b in &msg.data {
         line.push_str(&format!("{b:02x}"));
     }

@@ -21,11 +21,18 @@ pub enum ConfigError {
     #[error("Invalid config table: key {0} is not a string")]
     InvalidKey(String),
     #[error("Invalid {key} = {value}: {reason}")]
-    BadSetting { key: String, value: String, reason: String },
+    BadSetting {
+        key: String,
+        value: String,
+        reason: String,
+    },
 }
 
 /// Replaces each `$NAME` (letters, digits, `_`) with that variable's value.
-pub fn substitute_env(text: &str, lookup: impl Fn(&str) -> Option<String>) -> Result<String, ConfigError> {
+pub fn substitute_env(
+    text: &str,
+    lookup: impl Fn(&str) -> Option<String>,
+) -> Result<String, ConfigError> {
     let mut out = String::with_capacity(text.len());
     let mut rest = text;
     while let Some(i) = rest.find('$') {
@@ -72,7 +79,9 @@ pub fn load_file(path: &str) -> Result<Vec<(String, String)>, ConfigError> {
         .map_err(lua_err(path))?
     };
     let index = lua.create_table().map_err(lua_err(path))?;
-    index.set("include", include.clone()).map_err(lua_err(path))?;
+    index
+        .set("include", include.clone())
+        .map_err(lua_err(path))?;
     let meta = lua.create_table().map_err(lua_err(path))?;
     meta.set("__index", index).map_err(lua_err(path))?;
     result.set_metatable(Some(meta)).map_err(lua_err(path))?;
@@ -107,13 +116,26 @@ pub fn load_file(path: &str) -> Result<Vec<(String, String)>, ConfigError> {
     Ok(out)
 }
 
-fn include_file(lua: &Lua, result: &Table, current: &Mutex<PathBuf>, filename: &str) -> Result<(), ConfigError> {
+fn include_file(
+    lua: &Lua,
+    result: &Table,
+    current: &Mutex<PathBuf>,
+    filename: &str,
+) -> Result<(), ConfigError> {
     let last = current.lock().unwrap().clone();
     let file = Path::new(filename);
     let dir = file.parent().filter(|p| !p.as_os_str().is_empty());
-    let resolved = if file.is_absolute() { file.to_path_buf() } else { last.join(file) };
+    let resolved = if file.is_absolute() {
+        file.to_path_buf()
+    } else {
+        last.join(file)
+    };
     if let Some(d) = dir {
-        let next = if d.is_absolute() { d.to_path_buf() } else { last.join(d) };
+        let next = if d.is_absolute() {
+            d.to_path_buf()
+        } else {
+            last.join(d)
+        };
         *current.lock().unwrap() = next;
     }
     let shown = resolved.display().to_string();
@@ -181,13 +203,19 @@ mod tests {
         })
         .unwrap();
         assert_eq!(got, "a = \"/root/x\" b=8;c=$");
-        assert!(matches!(substitute_env("$NOPE", |_| None), Err(ConfigError::MissingEnv(n)) if n == "NOPE"));
+        assert!(
+            matches!(substitute_env("$NOPE", |_| None), Err(ConfigError::MissingEnv(n)) if n == "NOPE")
+        );
     }
 
     #[test]
     fn values_become_strings_and_include_is_relative() {
         let d = tmpdir("inc");
-        write(&d, "sub/paths.lua", "root = \"./\"\nlua_path = root .. \"lualib/?.lua\"\n");
+        write(
+            &d,
+            "sub/paths.lua",
+            "root = \"./\"\nlua_path = root .. \"lualib/?.lua\"\n",
+        );
         let cfg = write(
             &d,
             "config",

@@ -17,6 +17,7 @@ pub struct Context {
     pub(crate) service: Mutex<Option<Box<dyn Service>>>,
     session: AtomicI32,
     pub(crate) retired: AtomicBool,
+    graceful: AtomicBool,
     endless: AtomicBool,
     pub(crate) message_count: AtomicU64,
     pub(crate) cpu_cost_ns: AtomicU64,
@@ -34,6 +35,7 @@ impl Context {
             service: Mutex::new(None),
             session: AtomicI32::new(0),
             retired: AtomicBool::new(false),
+            graceful: AtomicBool::new(false),
             endless: AtomicBool::new(false),
             message_count: AtomicU64::new(0),
             cpu_cost_ns: AtomicU64::new(0),
@@ -64,6 +66,15 @@ impl Context {
 
     pub fn is_retired(&self) -> bool {
         self.retired.load(Ordering::Acquire)
+    }
+
+    /// Retire after handling the messages already queued (used for the logger).
+    pub(crate) fn set_graceful(&self) {
+        self.graceful.store(true, Ordering::Release);
+    }
+
+    pub(crate) fn is_graceful(&self) -> bool {
+        self.graceful.load(Ordering::Acquire)
     }
 
     pub fn queue_len(&self) -> usize {

@@ -100,7 +100,10 @@ impl Service for LocalHarbor {
             .ok_or_else(|| format!("harbor: bad arguments '{args}'"))?;
         let slave: u32 = it.next().and_then(|s| s.parse().ok()).unwrap_or(0);
         if id != kernel().harbor_id() as u32 {
-            return Err(format!("harbor: id {id} is not this node's ({})", kernel().harbor_id()));
+            return Err(format!(
+                "harbor: id {id} is not this node's ({})",
+                kernel().harbor_id()
+            ));
         }
         let state = Arc::new(HarborState {
             slave,
@@ -133,7 +136,14 @@ impl Service for LocalHarbor {
                     &format!("recv invalid message from {:x}, type = {}", msg.source, t),
                 );
                 if msg.session != 0 {
-                    let _ = kernel().send(ctx.handle(), ctx.handle(), msg.source, ptype::ERROR, msg.session, Vec::new());
+                    let _ = kernel().send(
+                        ctx.handle(),
+                        ctx.handle(),
+                        msg.source,
+                        ptype::ERROR,
+                        msg.session,
+                        Vec::new(),
+                    );
                 }
             }
         }

@@ -62,7 +62,12 @@ pub fn kernel() -> &'static Kernel {
 }
 
 /// Creates the process's kernel. Fails if one exists already.
-pub fn init(harbor_id: u8, threads: usize, profile: bool, env: Env) -> Result<&'static Kernel, String> {
+pub fn init(
+    harbor_id: u8,
+    threads: usize,
+    profile: bool,
+    env: Env,
+) -> Result<&'static Kernel, String> {
     let k = Kernel {
         handles: HandleRegistry::new(harbor_id),
         env,
@@ -78,7 +83,9 @@ pub fn init(harbor_id: u8, threads: usize, profile: bool, env: Env) -> Result<&'
         aborting: AtomicBool::new(false),
         exit: (Mutex::new(false), Condvar::new()),
     };
-    KERNEL.set(k).map_err(|_| "kernel already initialised".to_string())?;
+    KERNEL
+        .set(k)
+        .map_err(|_| "kernel already initialised".to_string())?;
     Ok(kernel())
 }
 
@@ -139,7 +146,7 @@ impl Kernel {
                 if !e.is_empty() {
                     self.error(handle, &e);
                 }
-                self.error(handle, &format!("FAILED launch {module}"));
+                self.error(handle, &format!("error: launch {module} FAILED"));
                 self.handles.retire(handle);
                 ctx.retired.store(true, Ordering::Release);
                 for m in ctx.queue.drain() {
@@ -179,7 +186,15 @@ impl Kernel {
     /// Sends a message to a handle (local or remote). `sender` is the service
     /// calling send (it is told about failures); `source` is the source written in
     /// the message (differs from the sender for redirect).
-    pub fn send(&self, sender: u32, source: u32, dest: u32, ptype: u8, session: i32, data: Vec<u8>) -> Result<(), SendError> {
+    pub fn send(
+        &self,
+        sender: u32,
+        source: u32,
+        dest: u32,
+        ptype: u8,
+        session: i32,
+        data: Vec<u8>,
+    ) -> Result<(), SendError> {
         if data.len() > MAX_MESSAGE_SIZE {
             return Err(SendError::TooLarge(data.len()));
         }
@@ -201,7 +216,10 @@ impl Kernel {
             Err(msg) => {
                 // A forwarded message's real origin is not the caller: tell it.
                 if source != sender && source != 0 && msg.session != 0 && is_request(msg.ptype) {
-                    let _ = self.push(source, Message::new(dest, msg.session, ptype::ERROR, Vec::new()));
+                    let _ = self.push(
+                        source,
+                        Message::new(dest, msg.session, ptype::ERROR, Vec::new()),
+                    );
                 }
                 Err(SendError::InvalidDestination(dest))
             }
@@ -209,7 +227,15 @@ impl Kernel {
     }
 
     /// Sends to a string address: `":hex"`, `".localname"` or a global name.
-    pub fn send_name(&self, sender: u32, source: u32, name: &str, ptype: u8, session: i32, data: Vec<u8>) -> Result<(), SendError> {
+    pub fn send_name(
+        &self,
+        sender: u32,
+        source: u32,
+        name: &str,
+        ptype: u8,
+        session: i32,
+        data: Vec<u8>,
+    ) -> Result<(), SendError> {
         if let Some(hex) = name.strip_prefix(':') {
             let dest = u32::from_str_radix(hex, 16).unwrap_or(0);
             return self.send(sender, source, dest, ptype, session, data);
@@ -251,7 +277,14 @@ impl Kernel {
         if msg.source == 0 || msg.ptype == ptype::RESPONSE || msg.ptype == ptype::ERROR {
             return;
         }
-        let _ = self.send(dead, dead, msg.source, ptype::ERROR, msg.session, Vec::new());
+        let _ = self.send(
+            dead,
+            dead,
+            msg.source,
+            ptype::ERROR,
+            msg.session,
+            Vec::new(),
+        );
     }
 
     /// Retires a handle: it stops receiving, its queued messages are answered with
@@ -292,6 +325,15 @@ impl Kernel {
             }
         }
         if self.total.load(Ordering::SeqCst) <= 1 && logger != 0 {
+            self.retire_logger_gracefully();
+        }
+    }
+
+    /// The logger goes last, after writing what it was sent.
+    fn retire_logger_gracefully(&self) {
+        let logger = self.logger.load(Ordering::Relaxed);
+        if let Some(ctx) = self.handles.grab(logger) {
+            ctx.set_graceful();
             self.retire(logger);
         }
     }
@@ -300,10 +342,7 @@ impl Kernel {
     pub(crate) fn context_released(&self) {
         let left = self.total.fetch_sub(1, Ordering::SeqCst) - 1;
         if self.aborting.load(Ordering::SeqCst) && left == 1 {
-            let logger = self.logger.load(Ordering::Relaxed);
-            if logger != 0 {
-                self.retire(logger);
-            }
+            self.retire_logger_gracefully();
         }
         if left == 0 {
             let (lock, cond) = &self.exit;

@@ -40,5 +40,8 @@ use std::sync::Arc;
 pub fn register_builtin_modules(k: &kernel::Kernel) {
     k.register_module("logger", Arc::new(|| Box::new(logger::Logger::default())));
     k.register_module("snlua", Arc::new(|| Box::new(snlua::Snlua::new())));
-    k.register_module("harbor", Arc::new(|| Box::new(harbor::LocalHarbor::default())));
+    k.register_module(
+        "harbor",
+        Arc::new(|| Box::new(harbor::LocalHarbor::default())),
+    );
 }

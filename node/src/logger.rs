@@ -58,7 +58,9 @@ impl Service for Logger {
                 let mut line = Vec::with_capacity(msg.data.len() + 32);
                 if self.file.is_some() {
                     let k = kernel();
-                    line.extend_from_slice(time_prefix(k.timer.starttime(), k.timer.now()).as_bytes());
+                    line.extend_from_slice(
+                        time_prefix(k.timer.starttime(), k.timer.now()).as_bytes(),
+                    );
                     line.push(b' ');
                 }
                 line.extend_from_slice(format!("[:{:08x}] ", msg.source).as_bytes());

@@ -60,6 +60,15 @@ fn weight(index: usize) -> i32 {
     W.get(index).copied().unwrap_or(0)
 }
 
+/// Drops a retired service's instance (its Lua state, ...) once; counts it gone.
+fn release(service: &mut Option<Box<dyn crate::module::Service>>, ctx: &Context) {
+    if let Some(s) = service.take() {
+        drop(s);
+        ctx.logfile.lock().take();
+        kernel().context_released();
+    }
+}
+
 impl Scheduler {
     pub fn new(threads: usize) -> Self {
         Scheduler {
@@ -67,7 +76,9 @@ impl Scheduler {
             cond: Condvar::new(),
             sleepers: AtomicUsize::new(0),
             quit: AtomicBool::new(false),
-            monitors: (0..threads.max(1)).map(|_| WorkerMonitor::default()).collect(),
+            monitors: (0..threads.max(1))
+                .map(|_| WorkerMonitor::default())
+                .collect(),
         }
     }
 
@@ -153,17 +164,16 @@ impl Scheduler {
         let mut n = 1usize;
         let mut i = 0usize;
         while i < n {
-            let Some(popped) = ctx.queue.pop() else {
+            let popped = ctx.queue.pop();
+            // A graceful retirement (the logger at abort) handles what is queued first.
+            let dropping = ctx.is_retired() && !ctx.is_graceful();
+            if dropping || (ctx.is_retired() && popped.is_none()) {
+                release(&mut service, ctx);
+            }
+            let Some(popped) = popped else {
                 return false;
             };
-            if ctx.is_retired() {
-                if let Some(s) = service.take() {
-                    drop(s);
-                    if let Some(f) = ctx.logfile.lock().take() {
-                        drop(f);
-                    }
-                    k.context_released();
-                }
+            if dropping {
                 k.drop_message(handle, popped.message);
                 // keep draining: every late message is answered too
                 continue;
@@ -174,7 +184,13 @@ impl Scheduler {
             }
             i += 1;
             if popped.overload != 0 {
-                k.error(handle, &format!("May overload, message queue length = {}", popped.overload));
+                k.error(
+                    handle,
+                    &format!(
+                        "error: May overload, message queue length = {}",
+                        popped.overload
+                    ),
+                );
             }
             let msg = popped.message;
             mon.trigger(msg.source, handle);
@@ -198,15 +214,8 @@ impl Scheduler {
             }
             mon.trigger(0, 0);
             if ctx.is_retired() {
-                // Released on the next loop turn (or right now if the queue is empty).
+                // Released and drained on the next loop turns.
                 n = usize::MAX;
-                if ctx.queue.is_empty() {
-                    if let Some(s) = service.take() {
-                        drop(s);
-                        ctx.logfile.lock().take();
-                        k.context_released();
-                    }
-                }
             }
         }
         true

@@ -31,7 +31,10 @@ pub fn run(env: Env) -> Result<i32, StartError> {
     };
     env.opt("cpath", "./cservice/?.so");
     let harbor_s = env.opt("harbor", "1");
-    let harbor: u8 = harbor_s.trim().parse().map_err(|_| StartError::Harbor(harbor_s.clone()))?;
+    let harbor: u8 = harbor_s
+        .trim()
+        .parse()
+        .map_err(|_| StartError::Harbor(harbor_s.clone()))?;
     let bootstrap = env.opt("bootstrap", "snlua bootstrap");
     let logservice = env.opt("logservice", "logger");
     let logger_arg = env.get("logger").unwrap_or_default();
@@ -49,7 +52,10 @@ pub fn run(env: Env) -> Result<i32, StartError> {
             k.timer.run(
                 &QUIT,
                 |e| {
-                    let _ = k.push(e.handle, Message::new(0, e.session, ptype::RESPONSE, Vec::new()));
+                    let _ = k.push(
+                        e.handle,
+                        Message::new(0, e.session, ptype::RESPONSE, Vec::new()),
+                    );
                 },
                 || k.scheduler.tick(),
             )
@@ -77,14 +83,18 @@ pub fn run(env: Env) -> Result<i32, StartError> {
 fn spawn_sighup_forwarder() {
     use signal_hook::consts::SIGHUP;
     use signal_hook::iterator::Signals;
-    let Ok(mut signals) = Signals::new([SIGHUP]) else { return };
-    let _ = std::thread::Builder::new().name("signals".into()).spawn(move || {
-        for _ in signals.forever() {
-            let k = kernel();
-            let logger = k.logger();
-            if logger != 0 {
-                let _ = k.push(logger, Message::new(0, 0, ptype::SYSTEM, Vec::new()));
+    let Ok(mut signals) = Signals::new([SIGHUP]) else {
+        return;
+    };
+    let _ = std::thread::Builder::new()
+        .name("signals".into())
+        .spawn(move || {
+            for _ in signals.forever() {
+                let k = kernel();
+                let logger = k.logger();
+                if logger != 0 {
+                    let _ = k.push(logger, Message::new(0, 0, ptype::SYSTEM, Vec::new()));
+                }
             }
-        }
-    });
+        });
 }

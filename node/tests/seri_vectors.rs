@@ -13,7 +13,8 @@ fn vectors_dir() -> PathBuf {
 }
 
 fn rows(file: &str) -> Vec<Vec<String>> {
-    let text = std::fs::read_to_string(vectors_dir().join(file)).unwrap_or_else(|e| panic!("{file}: {e}"));
+    let text =
+        std::fs::read_to_string(vectors_dir().join(file)).unwrap_or_else(|e| panic!("{file}: {e}"));
     text.lines()
         .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
         .map(|l| l.split('\t').map(str::to_string).collect())
@@ -78,7 +79,10 @@ fn seri_tsv_encodes_and_decodes() {
             if let Some(spec) = hex.strip_prefix("len=") {
                 let (len, sha) = spec.split_once(" sha256=").unwrap();
                 assert_eq!(packed.len(), len.parse::<usize>().unwrap(), "{id}: length");
-                let digest: String = Sha256::digest(&packed).iter().map(|b| format!("{b:02x}")).collect();
+                let digest: String = Sha256::digest(&packed)
+                    .iter()
+                    .map(|b| format!("{b:02x}"))
+                    .collect();
                 assert_eq!(&digest, sha, "{id}: sha256");
             } else {
                 let got: String = packed.iter().map(|b| format!("{b:02x}")).collect();
@@ -97,7 +101,11 @@ fn seri_tsv_encodes_and_decodes() {
                 "{PRELUDE}\nlocal got = table.pack(unpack({source}))\nlocal want = table.pack({expr})\nlocal ok, why = listeq(want, got)\nreturn ok and 'ok' or why"
             ))
             .unwrap_or_else(|e| panic!("{id}: decode failed: {e}"));
-        assert_eq!(String::from_utf8_lossy(&verdict), "ok", "{id}: decoded values differ");
+        assert_eq!(
+            String::from_utf8_lossy(&verdict),
+            "ok",
+            "{id}: decoded values differ"
+        );
         checked += 1;
     }
     assert!(checked >= 100, "only {checked} rows");
@@ -111,7 +119,9 @@ fn errors_tsv_refused_with_exact_text() {
     for row in all {
         let (id, expr, want) = (&row[0], &row[1], &row[2]);
         let got = lua
-            .eval(&format!("local ok, e = pcall(packstring, {expr})\nreturn ok and 'packed!' or tostring(e)"))
+            .eval(&format!(
+                "local ok, e = pcall(packstring, {expr})\nreturn ok and 'packed!' or tostring(e)"
+            ))
             .unwrap();
         assert_eq!(String::from_utf8_lossy(&got), *want, "{id}");
     }
@@ -141,7 +151,11 @@ fn decode_lenient_tsv_values() {
     assert!(all.len() >= 28);
     for row in all {
         let (id, hex, count) = (&row[0], &row[2], &row[3]);
-        let values = row.get(4).cloned().unwrap_or_default().replace("<userdata>", "USERDATA");
+        let values = row
+            .get(4)
+            .cloned()
+            .unwrap_or_default()
+            .replace("<userdata>", "USERDATA");
         let got = lua
             .eval(&format!(
                 "{PRELUDE}\nlocal got = table.pack(unpack(fromhex({})))\nlocal want = table.pack({values})\nassert(got.n == {count}, 'count ' .. got.n)\nlocal ok, why = listeq(want, got)\nreturn ok and 'ok' or why",
@@ -165,5 +179,8 @@ fn pack_and_unpack_through_message_pointers() {
              return table.concat({a, tostring(b.x), tostring(c), tostring(#s == sz), tostring(ok), e}, ',')",
         )
         .unwrap();
-    assert_eq!(String::from_utf8_lossy(&got), "hello,true,3.5,true,false,deserialize invalid pointer");
+    assert_eq!(
+        String::from_utf8_lossy(&got),
+        "hello,true,3.5,true,false,deserialize invalid pointer"
+    );
 }

@@ -13,7 +13,8 @@ use std::collections::HashMap;
 use std::ffi::{c_char, c_int, c_void, CString};
 use std::sync::{Arc, LazyLock};
 
-static CACHE: LazyLock<Mutex<HashMap<Vec<u8>, Arc<Vec<u8>>>>> = LazyLock::new(|| Mutex::new(HashMap::new()));
+static CACHE: LazyLock<Mutex<HashMap<Vec<u8>, Arc<Vec<u8>>>>> =
+    LazyLock::new(|| Mutex::new(HashMap::new()));
 
 const MODE_KEY: &std::ffi::CStr = c"skynet.codecache.mode";
 const MODES: [&str; 3] = ["OFF", "EXIST", "ON"];
@@ -36,7 +37,11 @@ unsafe extern "C-unwind" fn lclear(_l: State) -> c_int {
 
 unsafe fn mode(l: State) -> usize {
     lua_getfield(l, LUA_REGISTRYINDEX, MODE_KEY.as_ptr());
-    let m = if lua_type(l, -1) == LUA_TNUMBER { lua_tointeger(l, -1) as usize } else { 2 };
+    let m = if lua_type(l, -1) == LUA_TNUMBER {
+        lua_tointeger(l, -1) as usize
+    } else {
+        2
+    };
     lua_pop(l, 1);
     m.min(2)
 }
@@ -48,14 +53,22 @@ unsafe extern "C-unwind" fn lmode(l: State) -> c_int {
     }
     let want = check_str(l, 1);
     let Some(m) = MODES.iter().position(|x| *x == want) else {
-        raise_here(l, format!("bad argument #1 to 'mode' (invalid option '{want}')"));
+        raise_here(
+            l,
+            format!("bad argument #1 to 'mode' (invalid option '{want}')"),
+        );
     };
     lua_pushinteger(l, m as lua_Integer);
     lua_setfield(l, LUA_REGISTRYINDEX, MODE_KEY.as_ptr());
     0
 }
 
-unsafe extern "C-unwind" fn dump_writer(_l: State, p: *const c_void, sz: usize, ud: *mut c_void) -> c_int {
+unsafe extern "C-unwind" fn dump_writer(
+    _l: State,
+    p: *const c_void,
+    sz: usize,
+    ud: *mut c_void,
+) -> c_int {
     if sz == 0 || p.is_null() {
         return 0;
     }
@@ -72,7 +85,13 @@ pub unsafe fn load(l: State, filename: &[u8]) -> c_int {
         let hit = CACHE.lock().get(filename).cloned();
         if let Some(code) = hit {
             let name = chunk_name(filename);
-            return luaL_loadbufferx(l, code.as_ptr() as *const c_char, code.len(), name.as_ptr(), c"b".as_ptr());
+            return luaL_loadbufferx(
+                l,
+                code.as_ptr() as *const c_char,
+                code.len(),
+                name.as_ptr(),
+                c"b".as_ptr(),
+            );
         }
     }
     let Ok(path) = CString::new(filename) else {
@@ -136,7 +155,9 @@ pub unsafe extern "C-unwind" fn searcher(l: State) -> c_int {
         push_bytes(l, &file);
         2
     } else {
-        let err = to_bytes(l, -1).map(|b| String::from_utf8_lossy(b).into_owned()).unwrap_or_default();
+        let err = to_bytes(l, -1)
+            .map(|b| String::from_utf8_lossy(b).into_owned())
+            .unwrap_or_default();
         raise_here(
             l,
             format!(

@@ -60,7 +60,10 @@ unsafe fn send_message(l: State, sh: &Shared, source: u32, idx_type: c_int) -> c
         LUA_TSTRING => Dest::Name(to_bytes(l, 1).unwrap_or(&[])),
         _ => raise_here(
             l,
-            format!("dest address type ({}) must be a string or number.", type_name(l, 1)),
+            format!(
+                "dest address type ({}) must be a string or number.",
+                type_name(l, 1)
+            ),
         ),
     };
     let ty = luaL_checkinteger(l, idx_type);
@@ -83,10 +86,14 @@ unsafe fn send_message(l: State, sh: &Shared, source: u32, idx_type: c_int) -> c
             if p != 0 {
                 let len = (*sh.buffers.get()).get(p).map(|b| b.len());
                 match len {
-                    None => raise_here(l, "invalid param (not a message of this service)".to_string()),
-                    Some(len) if sz < 0 || sz as usize > len => {
-                        raise_here(l, format!("invalid message size {sz} (the block has {len} bytes)"))
-                    }
+                    None => raise_here(
+                        l,
+                        "invalid param (not a message of this service)".to_string(),
+                    ),
+                    Some(len) if sz < 0 || sz as usize > len => raise_here(
+                        l,
+                        format!("invalid message size {sz} (the block has {len} bytes)"),
+                    ),
                     _ => {}
                 }
             }
@@ -115,7 +122,9 @@ unsafe fn send_message(l: State, sh: &Shared, source: u32, idx_type: c_int) -> c
         Dest::Handle(d) => k.send(sh.handle, src, d, ptype, session, data),
         Dest::Name(n) => match std::str::from_utf8(n) {
             Ok(name) => k.send_name(sh.handle, src, name, ptype, session, data),
-            Err(_) => Err(SendError::UnknownName(String::from_utf8_lossy(n).into_owned())),
+            Err(_) => Err(SendError::UnknownName(
+                String::from_utf8_lossy(n).into_owned(),
+            )),
         },
     };
     match r {
@@ -192,8 +201,11 @@ unsafe extern "C-unwind" fn lintcommand(l: State) -> c_int {
     1
 }
 
-/// strtoll(s, base 0) accepting the whole string only.
+/// strtoll(s, base 0) accepting the whole string only ("" is 0, as in C).
 fn parse_c_integer(s: &str) -> Option<i64> {
+    if s.is_empty() {
+        return Some(0);
+    }
     let (neg, body) = match s.strip_prefix('-') {
         Some(r) => (true, r),
         None => (false, s.strip_prefix('+').unwrap_or(s)),
@@ -215,7 +227,10 @@ unsafe extern "C-unwind" fn laddresscommand(l: State) -> c_int {
     let Some(result) = command::command(&sh.ctx, &cmd, param.as_deref()) else {
         return 0;
     };
-    match result.strip_prefix(':').and_then(|h| u32::from_str_radix(h, 16).ok()) {
+    match result
+        .strip_prefix(':')
+        .and_then(|h| u32::from_str_radix(h, 16).ok())
+    {
         Some(h) => {
             lua_pushinteger(l, h as lua_Integer);
             1
@@ -253,7 +268,11 @@ unsafe extern "C-unwind" fn lcallback(l: State) -> c_int {
     luaL_checktype(l, 1, LUA_TFUNCTION);
     let forward = lua_toboolean(l, 2) != 0;
     lua_settop(l, 1);
-    lua_rawsetp(l, LUA_REGISTRYINDEX, &CALLBACK_KEY as *const u8 as *const c_void);
+    lua_rawsetp(
+        l,
+        LUA_REGISTRYINDEX,
+        &CALLBACK_KEY as *const u8 as *const c_void,
+    );
     sh.forward.set(forward);
     0
 }
@@ -275,7 +294,9 @@ unsafe extern "C-unwind" fn ltrace(l: State) -> c_int {
             lua_getinfo(co, c"Sl".as_ptr(), &mut ar);
             level += 1;
             if ar.currentline >= 0 {
-                let src = std::ffi::CStr::from_ptr(ar.source).to_string_lossy().into_owned();
+                let src = std::ffi::CStr::from_ptr(ar.source)
+                    .to_string_lossy()
+                    .into_owned();
                 frames.push(format!("{src}:{}", ar.currentline));
             }
         }
@@ -300,7 +321,13 @@ unsafe fn message_arg<'a>(l: State, sh: &'a Shared, idx: c_int, what: &str) -> &
     }
     match (*sh.buffers.get()).get(p) {
         Some(b) if sz > 0 && (sz as usize) <= b.len() => &b[..sz as usize],
-        Some(b) => raise_here(l, format!("{what}: invalid size {sz} (the block has {} bytes)", b.len())),
+        Some(b) => raise_here(
+            l,
+            format!(
+                "{what}: invalid size {sz} (the block has {} bytes)",
+                b.len()
+            ),
+        ),
         None => raise_here(l, format!("{what} invalid pointer")),
     }
 }
@@ -413,6 +440,6 @@ mod tests {
         assert_eq!(parse_c_integer("-3"), Some(-3));
         assert_eq!(parse_c_integer("0x10"), Some(16));
         assert_eq!(parse_c_integer("1.5"), None);
-        assert_eq!(parse_c_integer(""), None);
+        assert_eq!(parse_c_integer(""), Some(0));
     }
 }

@@ -76,16 +76,25 @@ impl Runtime {
         let k = kernel();
         k.error(self.handle, &format!("recv a signal {sig}"));
         if sig == 0 {
-            if self.trap.compare_exchange(0, 1, Ordering::AcqRel, Ordering::Acquire).is_ok() {
+            if self
+                .trap
+                .compare_exchange(0, 1, Ordering::AcqRel, Ordering::Acquire)
+                .is_ok()
+            {
                 let active = self.active.load(Ordering::Acquire);
                 if !active.is_null() {
                     // lua_sethook may be called from another thread (see the manual).
                     unsafe { lua_sethook(active, Some(signal_hook), LUA_MASKCOUNT, 1) };
                 }
-                let _ = self.trap.compare_exchange(1, -1, Ordering::AcqRel, Ordering::Acquire);
+                let _ = self
+                    .trap
+                    .compare_exchange(1, -1, Ordering::AcqRel, Ordering::Acquire);
             }
         } else if sig == 1 {
-            k.error(self.handle, &format!("Current Memory {:.3}K", self.memory() as f64 / 1024.0));
+            k.error(
+                self.handle,
+                &format!("Current Memory {:.3}K", self.memory() as f64 / 1024.0),
+            );
         }
     }
 }
@@ -101,7 +110,12 @@ unsafe extern "C-unwind" fn signal_hook(l: State, _ar: *mut lua_Debug) {
     }
 }
 
-unsafe extern "C" fn allocator(ud: *mut c_void, ptr: *mut c_void, osize: usize, nsize: usize) -> *mut c_void {
+unsafe extern "C" fn allocator(
+    ud: *mut c_void,
+    ptr: *mut c_void,
+    osize: usize,
+    nsize: usize,
+) -> *mut c_void {
     let rt = &*(ud as *const Runtime);
     let old = if ptr.is_null() { 0 } else { osize };
     if nsize == 0 {
@@ -125,7 +139,10 @@ unsafe extern "C" fn allocator(ud: *mut c_void, ptr: *mut c_void, osize: usize, 
     let report = rt.mem_report.load(Ordering::Relaxed);
     if new_mem > report {
         rt.mem_report.store(report * 2, Ordering::Relaxed);
-        kernel().error(rt.handle, &format!("Memory warning {:.2} M", new_mem as f64 / (1024.0 * 1024.0)));
+        kernel().error(
+            rt.handle,
+            &format!("Memory warning {:.2} M", new_mem as f64 / (1024.0 * 1024.0)),
+        );
     }
     p
 }
@@ -183,7 +200,13 @@ impl Snlua {
             trap: AtomicI32::new(0),
             active: AtomicPtr::new(std::ptr::null_mut()),
         });
-        let l = unsafe { lua_newstate(allocator, Arc::as_ptr(&runtime) as *mut c_void, ctx.handle()) };
+        let l = unsafe {
+            lua_newstate(
+                allocator,
+                Arc::as_ptr(&runtime) as *mut c_void,
+                ctx.handle(),
+            )
+        };
         if l.is_null() {
             return Err("lua_newstate failed".into());
         }
@@ -247,8 +270,18 @@ impl Snlua {
             let limit = lua_tointegerx(l, -1, std::ptr::null_mut());
             lua_pop(l, 1);
             if limit > 0 {
-                self.runtime.as_ref().unwrap().mem_limit.store(limit as usize, Ordering::Relaxed);
-                k.error(ctx.handle(), &format!("Set memory limit to {:.2} M", limit as f64 / (1024.0 * 1024.0)));
+                self.runtime
+                    .as_ref()
+                    .unwrap()
+                    .mem_limit
+                    .store(limit as usize, Ordering::Relaxed);
+                k.error(
+                    ctx.handle(),
+                    &format!(
+                        "Set memory limit to {:.2} M",
+                        limit as f64 / (1024.0 * 1024.0)
+                    ),
+                );
             }
             lua_gc(l, LUA_GCRESTART);
             lua_gc(l, LUA_GCGEN);
@@ -258,13 +291,20 @@ impl Snlua {
 
     fn call_callback(&mut self, ctx: &Arc<Context>, msg: Message) {
         let l = self.state;
-        let Some(sh) = self.shared.as_deref() else { return };
+        let Some(sh) = self.shared.as_deref() else {
+            return;
+        };
         let sz = msg.data.len();
         let ptr = unsafe { (*sh.buffers.get()).set_current(msg.data) };
         let r = unsafe {
             lua_settop(l, 0);
             lua_pushcfunction(l, traceback);
-            if lua_rawgetp(l, LUA_REGISTRYINDEX, &CALLBACK_KEY as *const u8 as *const c_void) != LUA_TFUNCTION {
+            if lua_rawgetp(
+                l,
+                LUA_REGISTRYINDEX,
+                &CALLBACK_KEY as *const u8 as *const c_void,
+            ) != LUA_TFUNCTION
+            {
                 // No callback installed: skynet drops the message.
                 lua_settop(l, 0);
                 (*sh.buffers.get()).finish_current(false);
@@ -276,7 +316,14 @@ impl Snlua {
             lua_pushinteger(l, msg.session as lua_Integer);
             lua_pushinteger(l, msg.source as lua_Integer);
             let r = lua_pcall(l, 5, 0, 1);
-            (r, if r == LUA_OK { String::new() } else { top_string(l) })
+            (
+                r,
+                if r == LUA_OK {
+                    String::new()
+                } else {
+                    top_string(l)
+                },
+            )
         };
         unsafe {
             lua_settop(l, 0);
@@ -286,8 +333,14 @@ impl Snlua {
         if status != LUA_OK {
             let me = ctx.handle();
             let text = match status {
-                LUA_ERRMEM => format!("lua memory error : [{:x} to :{me:x} : {}]", msg.source, msg.session),
-                LUA_ERRERR => format!("lua error in error : [{:x} to :{me:x} : {}]", msg.source, msg.session),
+                LUA_ERRMEM => format!(
+                    "lua memory error : [{:x} to :{me:x} : {}]",
+                    msg.source, msg.session
+                ),
+                LUA_ERRERR => format!(
+                    "lua error in error : [{:x} to :{me:x} : {}]",
+                    msg.source, msg.session
+                ),
                 _ => format!(
                     "lua call [{:x} to :{me:x} : {} msgsz = {}] error : \x1b[31m{}\x1b[0m",
                     msg.source, msg.session, sz, err
@@ -307,7 +360,8 @@ unsafe fn top_string(l: State) -> String {
 unsafe extern "C-unwind" fn traceback(l: State) -> c_int {
     match to_bytes(l, 1) {
         Some(msg) => {
-            let c = CString::new(msg.iter().copied().filter(|b| *b != 0).collect::<Vec<u8>>()).unwrap_or_default();
+            let c = CString::new(msg.iter().copied().filter(|b| *b != 0).collect::<Vec<u8>>())
+                .unwrap_or_default();
             luaL_traceback(l, l, c.as_ptr(), 1);
         }
         None => push_str(l, "(no error message)"),
@@ -363,7 +417,14 @@ impl Service for Snlua {
             if let Err(e) = self.launch(ctx) {
                 let k = kernel();
                 k.error(ctx.handle(), &e);
-                let _ = k.send_name(ctx.handle(), ctx.handle(), ".launcher", ptype::TEXT, 0, b"ERROR".to_vec());
+                let _ = k.send_name(
+                    ctx.handle(),
+                    ctx.handle(),
+                    ".launcher",
+                    ptype::TEXT,
+                    0,
+                    b"ERROR".to_vec(),
+                );
                 k.exit_service(ctx.handle(), ctx.handle());
             }
             return;

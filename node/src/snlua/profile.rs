@@ -61,7 +61,13 @@ unsafe extern "C-unwind" fn lstart(l: State) -> c_int {
     thread_arg(l);
     lua_pushvalue(l, 1);
     if lua_rawget(l, lua_upvalueindex(STARTS)) != LUA_TNIL {
-        raise_here(l, format!("Thread {:p} start profile more than once", lua_topointer(l, 1)));
+        raise_here(
+            l,
+            format!(
+                "Thread {:p} start profile more than once",
+                lua_topointer(l, 1)
+            ),
+        );
     }
     lua_pop(l, 1);
     lua_pushvalue(l, 1);
@@ -189,7 +195,13 @@ unsafe fn timed_resume(l: State, co_index: c_int, co: State, narg: c_int) -> c_i
 unsafe extern "C-unwind" fn lresume(l: State) -> c_int {
     let co = lua_tothread(l, 1);
     if co.is_null() {
-        raise_here(l, format!("bad argument #1 to 'resume' (coroutine expected, got {})", type_name(l, 1)));
+        raise_here(
+            l,
+            format!(
+                "bad argument #1 to 'resume' (coroutine expected, got {})",
+                type_name(l, 1)
+            ),
+        );
     }
     let narg = lua_gettop(l) - 1;
     let r = timed_resume(l, 1, co, narg);

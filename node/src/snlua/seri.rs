@@ -4,7 +4,9 @@
 //! integer keys inside the border skipped in the hash part).
 
 use super::lua::*;
-use skynet_proto::seri::{DecodeError, Item, PackError, SeriReader, SeriWriter, MAX_DECODE_DEPTH, MAX_DEPTH};
+use skynet_proto::seri::{
+    DecodeError, Item, PackError, SeriReader, SeriWriter, MAX_DECODE_DEPTH, MAX_DEPTH,
+};
 use std::ffi::c_int;
 
 /// Packs the values at stack positions `from..=top` into `out` (appended).
@@ -18,7 +20,12 @@ pub unsafe fn pack_args(l: State, from: c_int, out: &mut Vec<u8>) -> Result<(), 
     Ok(())
 }
 
-unsafe fn pack_one(l: State, w: &mut SeriWriter<'_, Vec<u8>>, idx: c_int, depth: usize) -> Result<(), PackError> {
+unsafe fn pack_one(
+    l: State,
+    w: &mut SeriWriter<'_, Vec<u8>>,
+    idx: c_int,
+    depth: usize,
+) -> Result<(), PackError> {
     if depth > MAX_DEPTH {
         return Err(PackError::TooDeep);
     }
@@ -46,7 +53,12 @@ unsafe fn pack_one(l: State, w: &mut SeriWriter<'_, Vec<u8>>, idx: c_int, depth:
     Ok(())
 }
 
-unsafe fn pack_table(l: State, w: &mut SeriWriter<'_, Vec<u8>>, idx: c_int, depth: usize) -> Result<(), PackError> {
+unsafe fn pack_table(
+    l: State,
+    w: &mut SeriWriter<'_, Vec<u8>>,
+    idx: c_int,
+    depth: usize,
+) -> Result<(), PackError> {
     luaL_checkstack(l, LUA_MINSTACK, std::ptr::null());
     if luaL_getmetafield(l, idx, c"__pairs".as_ptr()) != LUA_TNIL {
         return pack_proxy(l, w, idx, depth);
@@ -81,7 +93,12 @@ unsafe fn pack_table(l: State, w: &mut SeriWriter<'_, Vec<u8>>, idx: c_int, dept
 
 /// A table with `__pairs` (the metamethod is on the stack top): array size 0,
 /// then every pair its iterator yields.
-unsafe fn pack_proxy(l: State, w: &mut SeriWriter<'_, Vec<u8>>, idx: c_int, depth: usize) -> Result<(), PackError> {
+unsafe fn pack_proxy(
+    l: State,
+    w: &mut SeriWriter<'_, Vec<u8>>,
+    idx: c_int,
+    depth: usize,
+) -> Result<(), PackError> {
     w.table_begin(0);
     lua_pushvalue(l, idx);
     lua_call(l, 1, 3); // next, t, k
@@ -121,7 +138,12 @@ pub unsafe fn unpack_all(l: State, input: &[u8]) -> Result<c_int, String> {
 
 /// `depth` bounds the recursion: the packer never nests deeper than 32, so a
 /// stream nested past [`MAX_DECODE_DEPTH`] is hostile and refused.
-unsafe fn push_item(l: State, r: &mut SeriReader<'_>, item: Item<'_>, depth: usize) -> Result<(), String> {
+unsafe fn push_item(
+    l: State,
+    r: &mut SeriReader<'_>,
+    item: Item<'_>,
+    depth: usize,
+) -> Result<(), String> {
     match item {
         Item::Nil => lua_pushnil(l),
         Item::Boolean(b) => lua_pushboolean(l, b as c_int),
@@ -131,7 +153,10 @@ unsafe fn push_item(l: State, r: &mut SeriReader<'_>, item: Item<'_>, depth: usi
         Item::String(s) => push_bytes(l, s),
         Item::Table { array_len } => {
             if depth >= MAX_DECODE_DEPTH {
-                return Err(DecodeError::TooDeep { limit: MAX_DECODE_DEPTH }.to_string());
+                return Err(DecodeError::TooDeep {
+                    limit: MAX_DECODE_DEPTH,
+                }
+                .to_string());
             }
             let n = array_len.max(0);
             luaL_checkstack(l, LUA_MINSTACK, std::ptr::null());
@@ -151,7 +176,10 @@ unsafe fn push_item(l: State, r: &mut SeriReader<'_>, item: Item<'_>, depth: usi
                 push_item(l, r, k, depth + 1)?;
                 let v = r.read().map_err(|e| e.to_string())?;
                 push_item(l, r, v, depth + 1)?;
-                if lua_type(l, -2) == LUA_TNUMBER && lua_isinteger(l, -2) == 0 && lua_tonumber(l, -2).is_nan() {
+                if lua_type(l, -2) == LUA_TNUMBER
+                    && lua_isinteger(l, -2) == 0
+                    && lua_tonumber(l, -2).is_nan()
+                {
                     lua_pop(l, 2);
                     return Err("table index is NaN".to_string());
                 }

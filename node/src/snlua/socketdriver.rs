@@ -51,6 +51,10 @@ pub const FUNCS: &[(&CStr, lua_CFunction)] = &[
 ];
 
 /// `require "skynet.socketdriver"`.
+///
+/// # Safety
+/// A Lua C function: `l` must be a live state whose registry holds the
+/// service's `skynet_context`.
 pub unsafe extern "C-unwind" fn open(l: State) -> c_int {
     lua_getfield(l, LUA_REGISTRYINDEX, c"skynet_context".as_ptr());
     let sh = lua_touserdata(l, -1);
@@ -124,9 +128,10 @@ unsafe extern "C-unwind" fn lpush(l: State) -> c_int {
     let bufs = &mut *sh.buffers.get();
     match bufs.get(p).map(|b| b.len()) {
         None => raise_here(l, "need message block at param 3".to_string()),
-        Some(len) if sz < 0 || sz as usize > len => {
-            raise_here(l, format!("invalid message size {sz} (the block has {len} bytes)"))
-        }
+        Some(len) if sz < 0 || sz as usize > len => raise_here(
+            l,
+            format!("invalid message size {sz} (the block has {len} bytes)"),
+        ),
         _ => {}
     }
     let mut block = bufs.take(p).unwrap_or_default();
@@ -230,7 +235,8 @@ unsafe fn set_str(l: State, key: &CStr, v: &str) {
     lua_setfield(l, -2, key.as_ptr());
 }
 
-/// info() → list of { id, address, type, read, write, wbuffer, rtime, wtime, peer | sock, accept }
+/// info() → list of { id, address (owner), type, read, write, wbuffer, rtime,
+/// wtime, peer (TCP) | sock (UDP, LISTEN), accept (LISTEN) }
 unsafe extern "C-unwind" fn linfo(l: State) -> c_int {
     let list = server().info();
     lua_createtable(l, list.len() as c_int, 0);
@@ -246,13 +252,19 @@ unsafe extern "C-unwind" fn linfo(l: State) -> c_int {
                 set_str(l, c"sock", &si.name);
             }
         } else {
+            // TCP: the peer's address; UDP: the local one
+            let key = if si.kind == socket::server::Kind::Udp {
+                c"sock"
+            } else {
+                c"peer"
+            };
             set_int(l, c"read", si.read as i64);
             set_int(l, c"write", si.write as i64);
             set_int(l, c"wbuffer", si.wbuffer as i64);
             set_int(l, c"rtime", si.rtime as i64);
             set_int(l, c"wtime", si.wtime as i64);
             if !si.name.is_empty() {
-                set_str(l, c"peer", &si.name);
+                set_str(l, key, &si.name);
             }
         }
         lua_rawseti(l, -2, (i + 1) as lua_Integer);
@@ -305,7 +317,7 @@ unsafe extern "C-unwind" fn lunpack(l: State) -> c_int {
 
 /// skynet's address forms: "host:port", "[v6]:port", or host plus port at
 /// `port_idx`. Returns (host, port); the port is 0 when absent or invalid.
-unsafe fn address_port<'a>(l: State, addr: &'a [u8], port_idx: c_int) -> (&'a [u8], i64) {
+unsafe fn address_port(l: State, addr: &[u8], port_idx: c_int) -> (&[u8], i64) {
     if lua_isnoneornil(l, port_idx) == 0 {
         return (addr, luaL_optinteger(l, port_idx, 0));
     }
@@ -384,7 +396,14 @@ unsafe extern "C-unwind" fn llisten(l: State) -> c_int {
     let port = luaL_checkinteger(l, 2);
     let backlog = luaL_optinteger(l, 3, BACKLOG);
     let r = match port_of(port) {
-        Some(p) => server().listen(sh.handle, &text(host), p, backlog.clamp(0, i32::MAX as lua_Integer) as i32).ok(),
+        Some(p) => server()
+            .listen(
+                sh.handle,
+                &text(host),
+                p,
+                backlog.clamp(0, i32::MAX as lua_Integer) as i32,
+            )
+            .ok(),
         None => None,
     };
     match r {
@@ -437,10 +456,14 @@ unsafe fn get_buffer(l: State, sh: &Shared, idx: c_int) -> Payload {
                 raise_here(l, "invalid message block (null)".to_string());
             }
             match (*sh.buffers.get()).get(p).map(|b| b.len()) {
-                None => raise_here(l, "invalid message block (not owned by this service)".to_string()),
-                Some(len) if sz as usize > len => {
-                    raise_here(l, format!("invalid message size {sz} (the block has {len} bytes)"))
-                }
+                None => raise_here(
+                    l,
+                    "invalid message block (not owned by this service)".to_string(),
+                ),
+                Some(len) if sz as usize > len => raise_here(
+                    l,
+                    format!("invalid message size {sz} (the block has {len} bytes)"),
+                ),
                 _ => Payload::Block(p, sz as usize),
             }
         }
@@ -717,11 +740,23 @@ mod tests {
                     .filter(|(n, _)| {
                         matches!(
                             n.to_bytes(),
-                            b"buffer" | b"push" | b"pop" | b"drop" | b"readall" | b"clear" | b"readline"
-                                | b"str2p" | b"header" | b"unpack" | b"udp_address"
+                            b"buffer"
+                                | b"push"
+                                | b"pop"
+                                | b"drop"
+                                | b"readall"
+                                | b"clear"
+                                | b"readline"
+                                | b"str2p"
+                                | b"header"
+                                | b"unpack"
+                                | b"udp_address"
                         )
                     })
-                    .chain([(c"event", make_event as lua_CFunction), (c"owned", owned as lua_CFunction)])
+                    .chain([
+                        (c"event", make_event as lua_CFunction),
+                        (c"owned", owned as lua_CFunction),
+                    ])
                     .collect();
                 set_funcs(l, &pure, 1);
                 lua_setglobal(l, c"driver".as_ptr());
@@ -735,7 +770,9 @@ mod tests {
                 lua_settop(l, 0);
                 let c = CString::new(code).unwrap();
                 if luaL_loadstring(l, c.as_ptr()) != LUA_OK || lua_pcall(l, 0, 1, 0) != LUA_OK {
-                    return Err(String::from_utf8_lossy(to_bytes(l, -1).unwrap_or(b"?")).into_owned());
+                    return Err(
+                        String::from_utf8_lossy(to_bytes(l, -1).unwrap_or(b"?")).into_owned()
+                    );
                 }
                 Ok(String::from_utf8_lossy(to_bytes(l, -1).unwrap_or(b"")).into_owned())
             }
@@ -753,7 +790,10 @@ mod tests {
     fn buffer_ops_follow_skynet() {
         let t = TestLua::new();
         let r = t.run(r#"local b = driver.buffer(); driver.push(b, {}, (driver.str2p("x")))"#);
-        assert!(r.unwrap_err().contains("number expected"), "push needs the size argument");
+        assert!(
+            r.unwrap_err().contains("number expected"),
+            "push needs the size argument"
+        );
         let t = TestLua::new();
         let r = t.run(
             r#"

@@ -76,7 +76,9 @@ impl SeriLua {
 }
 
 unsafe fn pop_string(l: State) -> String {
-    let s = to_bytes(l, -1).map(|b| String::from_utf8_lossy(b).into_owned()).unwrap_or_default();
+    let s = to_bytes(l, -1)
+        .map(|b| String::from_utf8_lossy(b).into_owned())
+        .unwrap_or_default();
     lua_pop(l, 1);
     s
 }

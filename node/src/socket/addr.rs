@@ -36,7 +36,10 @@ fn sockaddr_to_std(sa: *const libc::sockaddr) -> Option<SocketAddr> {
             libc::AF_INET => {
                 let v4 = &*(sa as *const libc::sockaddr_in);
                 let ip = Ipv4Addr::from(u32::from_be(v4.sin_addr.s_addr));
-                Some(SocketAddr::V4(SocketAddrV4::new(ip, u16::from_be(v4.sin_port))))
+                Some(SocketAddr::V4(SocketAddrV4::new(
+                    ip,
+                    u16::from_be(v4.sin_port),
+                )))
             }
             libc::AF_INET6 => {
                 let v6 = &*(sa as *const libc::sockaddr_in6);
@@ -87,7 +90,11 @@ pub enum Want {
 }
 
 /// getaddrinfo with AF_UNSPEC; the error is gai_strerror's text.
-pub fn getaddrinfo(host: Option<&str>, port: Option<u16>, want: Want) -> Result<Vec<SocketAddr>, String> {
+pub fn getaddrinfo(
+    host: Option<&str>,
+    port: Option<u16>,
+    want: Want,
+) -> Result<Vec<SocketAddr>, String> {
     let host_c = match host {
         Some(h) => Some(CString::new(h).map_err(|_| "Name or service not known".to_string())?),
         None => None,
@@ -138,13 +145,25 @@ pub fn getaddrinfo(host: Option<&str>, port: Option<u16>, want: Want) -> Result<
 /// a socket with SO_REUSEADDR bound to it.
 pub fn bind_socket(host: &str, port: u16, udp: bool) -> io::Result<(OwnedFd, SocketAddr)> {
     let host = if host.is_empty() { "0.0.0.0" } else { host };
-    let addrs = getaddrinfo(Some(host), Some(port), if udp { Want::Udp } else { Want::Tcp })
-        .map_err(|e| io::Error::new(io::ErrorKind::NotFound, e))?;
+    let addrs = getaddrinfo(
+        Some(host),
+        Some(port),
+        if udp { Want::Udp } else { Want::Tcp },
+    )
+    .map_err(|e| io::Error::new(io::ErrorKind::NotFound, e))?;
     let addr = *addrs
         .first()
         .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "no address"))?;
-    let family = if addr.is_ipv4() { libc::AF_INET } else { libc::AF_INET6 };
-    let ty = if udp { libc::SOCK_DGRAM } else { libc::SOCK_STREAM };
+    let family = if addr.is_ipv4() {
+        libc::AF_INET
+    } else {
+        libc::AF_INET6
+    };
+    let ty = if udp {
+        libc::SOCK_DGRAM
+    } else {
+        libc::SOCK_STREAM
+    };
     let fd: RawFd = unsafe { libc::socket(family, ty | libc::SOCK_CLOEXEC, 0) };
     if fd < 0 {
         return Err(io::Error::last_os_error());
@@ -225,13 +244,13 @@ pub fn udp_blob(a: &SocketAddr) -> Vec<u8> {
 /// Reads a UDP address blob (the protocol byte decides the length; extra bytes
 /// are ignored, as skynet reads only what the protocol needs).
 pub fn blob_to_addr(b: &[u8]) -> Option<SocketAddr> {
-    match b.first()? {
-        &PROTOCOL_UDP if b.len() >= 7 => {
+    match *b.first()? {
+        PROTOCOL_UDP if b.len() >= 7 => {
             let port = u16::from_be_bytes([b[1], b[2]]);
             let ip = Ipv4Addr::new(b[3], b[4], b[5], b[6]);
             Some(SocketAddr::new(IpAddr::V4(ip), port))
         }
-        &PROTOCOL_UDPV6 if b.len() >= 19 => {
+        PROTOCOL_UDPV6 if b.len() >= 19 => {
             let port = u16::from_be_bytes([b[1], b[2]]);
             let mut o = [0u8; 16];
             o.copy_from_slice(&b[3..19]);

@@ -128,7 +128,16 @@ mod tests {
         let m = encode(kind::DATA, 7, 3, b"abc".to_vec(), &[]);
         assert_eq!(m.len(), 3 + TRAILER);
         let h = decode_header(&m).unwrap();
-        assert_eq!(h, Header { kind: kind::DATA, id: 7, ud: 3, body_len: 3, extra_len: 0 });
+        assert_eq!(
+            h,
+            Header {
+                kind: kind::DATA,
+                id: 7,
+                ud: 3,
+                body_len: 3,
+                extra_len: 0
+            }
+        );
         let m = encode(kind::UDP, 9, 2, b"hi".to_vec(), &[1, 0, 80, 127, 0, 0, 1]);
         let e = Event::decode(&m).unwrap();
         assert_eq!(e.data, b"hi");

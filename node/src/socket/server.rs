@@ -72,12 +72,23 @@ impl Kind {
 /// A request to a socket's task.
 #[derive(Debug)]
 enum Cmd {
-    Send { data: Vec<u8>, high: bool, to: Option<SocketAddr> },
-    Close { requester: u32, shutdown: bool },
-    Start { requester: u32 },
+    Send {
+        data: Vec<u8>,
+        high: bool,
+        to: Option<SocketAddr>,
+    },
+    Close {
+        requester: u32,
+        shutdown: bool,
+    },
+    Start {
+        requester: u32,
+    },
     Pause,
     NoDelay,
-    UdpConnect { to: SocketAddr },
+    UdpConnect {
+        to: SocketAddr,
+    },
 }
 
 /// The part of a socket visible from every thread.
@@ -162,7 +173,9 @@ impl SocketServer {
         let id = slot.id;
         let inner = self.inner.clone();
         let host = host.to_string();
-        self.inner.rt.spawn(connect_task(inner, slot, rx, owner, host, port));
+        self.inner
+            .rt
+            .spawn(connect_task(inner, slot, rx, owner, host, port));
         id
     }
 
@@ -177,7 +190,9 @@ impl SocketServer {
         if let Ok(a) = l.local_addr() {
             *slot.name.lock() = a.to_string();
         }
-        self.inner.rt.spawn(listen_task(self.inner.clone(), slot, rx, owner, l));
+        self.inner
+            .rt
+            .spawn(listen_task(self.inner.clone(), slot, rx, owner, l));
         Ok(id)
     }
 
@@ -188,7 +203,9 @@ impl SocketServer {
             return -1;
         };
         let id = slot.id;
-        self.inner.rt.spawn(bind_task(self.inner.clone(), slot, rx, owner, fd));
+        self.inner
+            .rt
+            .spawn(bind_task(self.inner.clone(), slot, rx, owner, fd));
         id
     }
 
@@ -196,8 +213,11 @@ impl SocketServer {
     /// listening socket reports CONNECT "start", a connected one "transfer";
     /// an unknown id reports ERROR "invalid socket" to `owner`.
     pub fn start(&self, owner: u32, id: i32) {
-        if let Err(Cmd::Start { requester }) = self.inner.command(id, Cmd::Start { requester: owner }) {
-            self.inner.emit_text(requester, kind::ERROR, id, 0, "invalid socket");
+        if let Err(Cmd::Start { requester }) =
+            self.inner.command(id, Cmd::Start { requester: owner })
+        {
+            self.inner
+                .emit_text(requester, kind::ERROR, id, 0, "invalid socket");
         }
     }
 
@@ -224,7 +244,10 @@ impl SocketServer {
     fn close_request(&self, owner: u32, id: i32, shutdown: bool) {
         if let Some(slot) = self.inner.slot(id) {
             slot.closing.store(true, Ordering::Release);
-            let _ = slot.tx.send(Cmd::Close { requester: owner, shutdown });
+            let _ = slot.tx.send(Cmd::Close {
+                requester: owner,
+                shutdown,
+            });
         }
     }
 
@@ -232,7 +255,14 @@ impl SocketServer {
     /// closing.
     pub fn send(&self, id: i32, data: Vec<u8>, high: bool) -> bool {
         match self.inner.slot(id) {
-            Some(slot) if !slot.closing.load(Ordering::Acquire) => slot.tx.send(Cmd::Send { data, high, to: None }).is_ok(),
+            Some(slot) if !slot.closing.load(Ordering::Acquire) => slot
+                .tx
+                .send(Cmd::Send {
+                    data,
+                    high,
+                    to: None,
+                })
+                .is_ok(),
             _ => false,
         }
     }
@@ -266,7 +296,12 @@ impl SocketServer {
         self.add_udp(owner, sock, Some(to))
     }
 
-    fn add_udp(&self, owner: u32, sock: std::net::UdpSocket, to: Option<SocketAddr>) -> io::Result<i32> {
+    fn add_udp(
+        &self,
+        owner: u32,
+        sock: std::net::UdpSocket,
+        to: Option<SocketAddr>,
+    ) -> io::Result<i32> {
         let Some((slot, rx)) = self.inner.reserve(Kind::Udp, owner) else {
             return Err(io::Error::other("reach skynet socket number limit"));
         };
@@ -274,7 +309,9 @@ impl SocketServer {
         if let Ok(a) = sock.local_addr() {
             *slot.name.lock() = a.to_string();
         }
-        self.inner.rt.spawn(udp_task(self.inner.clone(), slot, rx, owner, sock, to));
+        self.inner
+            .rt
+            .spawn(udp_task(self.inner.clone(), slot, rx, owner, sock, to));
         Ok(id)
     }
 
@@ -292,9 +329,14 @@ impl SocketServer {
             return false;
         };
         match self.inner.slot(id) {
-            Some(slot) if !slot.closing.load(Ordering::Acquire) => {
-                slot.tx.send(Cmd::Send { data, high: true, to: Some(to) }).is_ok()
-            }
+            Some(slot) if !slot.closing.load(Ordering::Acquire) => slot
+                .tx
+                .send(Cmd::Send {
+                    data,
+                    high: true,
+                    to: Some(to),
+                })
+                .is_ok(),
             _ => false,
         }
     }
@@ -327,8 +369,11 @@ impl SocketServer {
 }
 
 fn resolve_one(host: &str, port: u16, want: Want) -> io::Result<SocketAddr> {
-    let v = addr::getaddrinfo(Some(host), Some(port), want).map_err(|e| io::Error::new(io::ErrorKind::NotFound, e))?;
-    v.first().copied().ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "no address"))
+    let v = addr::getaddrinfo(Some(host), Some(port), want)
+        .map_err(|e| io::Error::new(io::ErrorKind::NotFound, e))?;
+    v.first()
+        .copied()
+        .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "no address"))
 }
 
 impl Inner {
@@ -340,11 +385,12 @@ impl Inner {
             return None;
         }
         let id = loop {
-            let id = self
-                .next_id
-                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |v| Some(if v >= i32::MAX { 1 } else { v + 1 }))
-                .unwrap();
-            let id = if id >= i32::MAX { 1 } else { id + 1 };
+            let next = |v: i32| if v == i32::MAX { 1 } else { v + 1 };
+            let id = next(
+                self.next_id
+                    .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |v| Some(next(v)))
+                    .unwrap(),
+            );
             if !slots.contains_key(&id) {
                 break id;
             }
@@ -396,7 +442,10 @@ impl Inner {
     fn release(&self, slot: &Slot, rx: &mut UnboundedReceiver<Cmd>) {
         {
             let mut slots = self.slots.lock();
-            if slots.get(&slot.id).is_some_and(|s| std::ptr::eq(&**s, slot)) {
+            if slots
+                .get(&slot.id)
+                .is_some_and(|s| std::ptr::eq(&**s, slot))
+            {
                 slots.remove(&slot.id);
             }
         }
@@ -452,7 +501,13 @@ enum Wake {
 }
 
 impl Conn {
-    fn new(srv: Arc<Inner>, slot: Arc<Slot>, stream: TcpStream, owner: u32, accepted: bool) -> Conn {
+    fn new(
+        srv: Arc<Inner>,
+        slot: Arc<Slot>,
+        stream: TcpStream,
+        owner: u32,
+        accepted: bool,
+    ) -> Conn {
         Conn {
             srv,
             slot,
@@ -482,7 +537,8 @@ impl Conn {
 
     async fn run(mut self, mut rx: UnboundedReceiver<Cmd>) {
         loop {
-            let want_read = self.reading && !self.pending_start && !self.read_closed && !self.broken;
+            let want_read =
+                self.reading && !self.pending_start && !self.read_closed && !self.broken;
             let want_write = self.queued() && !self.write_closed && !self.broken;
             let wake = tokio::select! {
                 biased;
@@ -515,7 +571,10 @@ impl Conn {
     fn command(&mut self, c: Cmd) -> Flow {
         match c {
             Cmd::Send { data, high, .. } => self.send(data, high),
-            Cmd::Close { requester, shutdown } => {
+            Cmd::Close {
+                requester,
+                shutdown,
+            } => {
                 let nothing_to_send = !self.queued() || self.write_closed || self.broken;
                 if shutdown || nothing_to_send {
                     if !self.read_closed {
@@ -533,7 +592,8 @@ impl Conn {
             }
             Cmd::Start { requester } => {
                 if self.read_closed && !self.pending_start {
-                    self.srv.emit_text(requester, kind::ERROR, self.id(), 0, "socket closed");
+                    self.srv
+                        .emit_text(requester, kind::ERROR, self.id(), 0, "socket closed");
                     return Flow::Go;
                 }
                 self.reading = true;
@@ -588,10 +648,16 @@ impl Conn {
             self.low.push_back(WBuf { data, pos });
         }
         self.wb_size += left;
-        self.slot.wbuffer.store(self.wb_size as u64, Ordering::Relaxed);
+        self.slot
+            .wbuffer
+            .store(self.wb_size as u64, Ordering::Relaxed);
         if self.wb_size >= WARNING_SIZE && self.wb_size >= self.warn_size {
             // the next warning at twice the pending size that raised this one's threshold
-            self.warn_size = if self.warn_size == 0 { WARNING_SIZE * 2 } else { self.warn_size * 2 };
+            self.warn_size = if self.warn_size == 0 {
+                WARNING_SIZE * 2
+            } else {
+                self.warn_size * 2
+            };
             let kb = self.wb_size.div_ceil(1024);
             self.emit(kind::WARNING, kb.min(i32::MAX as usize) as i32, "");
         }
@@ -608,14 +674,20 @@ impl Conn {
     fn flush(&mut self) -> Flow {
         loop {
             let from_low = self.high.is_empty();
-            let queue = if from_low { &mut self.low } else { &mut self.high };
+            let queue = if from_low {
+                &mut self.low
+            } else {
+                &mut self.high
+            };
             let Some(b) = queue.front_mut() else { break };
             match self.stream.try_write(&b.data[b.pos..]) {
                 Ok(n) => {
                     b.pos += n;
                     let done = b.pos == b.data.len();
                     self.wb_size -= n;
-                    self.slot.wbuffer.store(self.wb_size as u64, Ordering::Relaxed);
+                    self.slot
+                        .wbuffer
+                        .store(self.wb_size as u64, Ordering::Relaxed);
                     self.slot.write.fetch_add(n as u64, Ordering::Relaxed);
                     self.slot.wtime.store(self.srv.now_cs(), Ordering::Relaxed);
                     if done {
@@ -686,18 +758,37 @@ impl Conn {
                 }
                 self.slot.read.fetch_add(n as u64, Ordering::Relaxed);
                 self.slot.rtime.store(self.srv.now_cs(), Ordering::Relaxed);
-                self.srv.emit(self.owner, event::encode(kind::DATA, self.id(), n as i32, buf, &[]));
+                self.srv.emit(
+                    self.owner,
+                    event::encode(kind::DATA, self.id(), n as i32, buf, &[]),
+                );
                 Flow::Go
             }
-            Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted) => Flow::Go,
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
+                ) =>
+            {
+                Flow::Go
+            }
             Err(e) => self.read_failed(e),
         }
     }
 }
 
-async fn connect_task(srv: Arc<Inner>, slot: Arc<Slot>, mut rx: UnboundedReceiver<Cmd>, owner: u32, host: String, port: u16) {
+async fn connect_task(
+    srv: Arc<Inner>,
+    slot: Arc<Slot>,
+    mut rx: UnboundedReceiver<Cmd>,
+    owner: u32,
+    host: String,
+    port: u16,
+) {
     let id = slot.id;
-    let lookup = tokio::task::spawn_blocking(move || addr::getaddrinfo(Some(&host), Some(port), Want::Tcp)).await;
+    let lookup =
+        tokio::task::spawn_blocking(move || addr::getaddrinfo(Some(&host), Some(port), Want::Tcp))
+            .await;
     let addrs = match lookup {
         Ok(Ok(a)) => a,
         Ok(Err(text)) => {
@@ -728,13 +819,25 @@ async fn connect_task(srv: Arc<Inner>, slot: Arc<Slot>, mut rx: UnboundedReceive
         return;
     };
     addr::set_keepalive(stream.as_raw_fd());
-    let peer = stream.peer_addr().map(|a| addr::ip_text(&a)).unwrap_or_default();
-    *slot.name.lock() = stream.peer_addr().map(|a| a.to_string()).unwrap_or_default();
+    let peer = stream
+        .peer_addr()
+        .map(|a| addr::ip_text(&a))
+        .unwrap_or_default();
+    *slot.name.lock() = stream
+        .peer_addr()
+        .map(|a| a.to_string())
+        .unwrap_or_default();
     srv.emit_text(owner, kind::CONNECT, id, 0, &peer);
     Conn::new(srv, slot, stream, owner, false).run(rx).await
 }
 
-async fn listen_task(srv: Arc<Inner>, slot: Arc<Slot>, mut rx: UnboundedReceiver<Cmd>, mut owner: u32, l: std::net::TcpListener) {
+async fn listen_task(
+    srv: Arc<Inner>,
+    slot: Arc<Slot>,
+    mut rx: UnboundedReceiver<Cmd>,
+    mut owner: u32,
+    l: std::net::TcpListener,
+) {
     let id = slot.id;
     let listener = match TcpListener::from_std(l) {
         Ok(l) => l,
@@ -746,7 +849,13 @@ async fn listen_task(srv: Arc<Inner>, slot: Arc<Slot>, mut rx: UnboundedReceiver
     };
     match listener.local_addr() {
         Ok(a) => {
-            srv.emit_text(owner, kind::CONNECT, id, a.port() as i32, &addr::ip_text(&a));
+            srv.emit_text(
+                owner,
+                kind::CONNECT,
+                id,
+                a.port() as i32,
+                &addr::ip_text(&a),
+            );
         }
         Err(e) => {
             srv.emit_text(owner, kind::ERROR, id, 0, &addr::os_error_text(&e));
@@ -797,7 +906,13 @@ async fn listen_task(srv: Arc<Inner>, slot: Arc<Slot>, mut rx: UnboundedReceiver
                 tokio::spawn(Conn::new(srv.clone(), nslot, stream, owner, true).run(nrx));
                 slot.read.fetch_add(1, Ordering::Relaxed);
                 slot.rtime.store(srv.now_cs(), Ordering::Relaxed);
-                srv.emit_text(owner, kind::ACCEPT, id, nid, &format!("{}:{}", peer.ip(), peer.port()));
+                srv.emit_text(
+                    owner,
+                    kind::ACCEPT,
+                    id,
+                    nid,
+                    &format!("{}:{}", peer.ip(), peer.port()),
+                );
             }
             W::Accept(Err(e)) => {
                 if matches!(e.raw_os_error(), Some(libc::EMFILE) | Some(libc::ENFILE)) {
@@ -850,7 +965,13 @@ fn bound_writer(fd: i32, rx: std::sync::mpsc::Receiver<Vec<u8>>) {
     for data in rx {
         let mut pos = 0;
         while pos < data.len() {
-            let n = unsafe { libc::write(fd, data[pos..].as_ptr() as *const libc::c_void, data.len() - pos) };
+            let n = unsafe {
+                libc::write(
+                    fd,
+                    data[pos..].as_ptr() as *const libc::c_void,
+                    data.len() - pos,
+                )
+            };
             if n < 0 {
                 let e = io::Error::last_os_error();
                 match e.kind() {
@@ -867,7 +988,13 @@ fn bound_writer(fd: i32, rx: std::sync::mpsc::Receiver<Vec<u8>>) {
     }
 }
 
-async fn bind_task(srv: Arc<Inner>, slot: Arc<Slot>, mut rx: UnboundedReceiver<Cmd>, mut owner: u32, fd: i32) {
+async fn bind_task(
+    srv: Arc<Inner>,
+    slot: Arc<Slot>,
+    mut rx: UnboundedReceiver<Cmd>,
+    mut owner: u32,
+    fd: i32,
+) {
     let id = slot.id;
     *slot.name.lock() = format!("fd {fd}");
     let (dtx, mut drx) = tokio::sync::mpsc::channel(1);
@@ -1004,7 +1131,10 @@ async fn udp_task(
                             }
                             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
                             Err(e) => {
-                                eprintln!("socket-server : udp ({id}) sendto error {}.", addr::os_error_text(&e));
+                                eprintln!(
+                                    "socket-server : udp ({id}) sendto error {}.",
+                                    addr::os_error_text(&e)
+                                );
                                 continue;
                             }
                         }
@@ -1038,7 +1168,10 @@ async fn udp_task(
                     match sock.try_send_to(data, *to) {
                         Ok(_) => {}
                         Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                        Err(e) => eprintln!("socket-server : udp ({id}) sendto error {}.", addr::os_error_text(&e)),
+                        Err(e) => eprintln!(
+                            "socket-server : udp ({id}) sendto error {}.",
+                            addr::os_error_text(&e)
+                        ),
                     }
                     let (data, _) = queue.pop_front().unwrap();
                     wb_size -= data.len();
@@ -1058,7 +1191,11 @@ async fn udp_task(
                     slot.rtime.store(srv.now_cs(), Ordering::Relaxed);
                     srv.emit(owner, event::encode(kind::UDP, id, n as i32, v, &blob));
                 }
-                Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted) => {}
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
+                    ) => {}
                 Err(e) => srv.emit_text(owner, kind::ERROR, id, 0, &addr::os_error_text(&e)),
             },
         }

@@ -22,7 +22,11 @@ impl Harness {
             let ev = Event::decode(&payload).expect("well-formed event");
             let _ = tx.lock().send((owner, ev));
         }));
-        Harness { srv, rx, seen: Vec::new() }
+        Harness {
+            srv,
+            rx,
+            seen: Vec::new(),
+        }
     }
 
     /// The first event for `owner` matching `pred` (5 s at most).
@@ -42,7 +46,9 @@ impl Harness {
     }
 
     fn event(&mut self, owner: u32, k: u8, id: i32) -> Event {
-        self.wait(owner, &format!("event {k} on {id}"), |e| e.kind == k && e.id == id)
+        self.wait(owner, &format!("event {k} on {id}"), |e| {
+            e.kind == k && e.id == id
+        })
     }
 
     /// Collects DATA for `id` until `n` bytes arrived.
@@ -88,7 +94,10 @@ fn echo_and_close() {
     let mut h = Harness::new();
     let (lid, port) = h.listener();
     let (cid, sid) = h.pair(lid, port, true);
-    assert!(cid > 0 && sid > cid && lid < cid, "ids increase: {lid} {cid} {sid}");
+    assert!(
+        cid > 0 && sid > cid && lid < cid,
+        "ids increase: {lid} {cid} {sid}"
+    );
     assert!(h.srv.send(cid, b"hello\n".to_vec(), true));
     assert_eq!(h.read(3, sid, 6), b"hello\n");
     assert!(h.srv.send(sid, b"world".to_vec(), false));
@@ -96,7 +105,10 @@ fn echo_and_close() {
     // the client closes: CLOSE at once for the closer, CLOSE for the peer's reader
     h.srv.close(2, cid);
     h.event(2, kind::CLOSE, cid);
-    assert!(!h.srv.send(cid, b"late".to_vec(), true), "no send after close");
+    assert!(
+        !h.srv.send(cid, b"late".to_vec(), true),
+        "no send after close"
+    );
     h.event(3, kind::CLOSE, sid);
     // the half-closed side may still be closed without another event
     h.srv.close(3, sid);
@@ -140,14 +152,20 @@ fn write_warning_then_drained() {
         assert!(h.srv.send(cid, chunk.clone(), true));
     }
     let w = h.event(2, kind::WARNING, cid);
-    assert!(w.ud >= (WARNING_SIZE / 1024) as i32, "first warning at 1 MiB: {}", w.ud);
+    assert!(
+        w.ud >= (WARNING_SIZE / 1024) as i32,
+        "first warning at 1 MiB: {}",
+        w.ud
+    );
     let w2 = h.event(2, kind::WARNING, cid);
     assert!(w2.ud >= 2048, "next warning at 2 MiB: {}", w2.ud);
     h.srv.start(3, sid);
     assert_eq!(h.event(3, kind::CONNECT, sid).text(), "start");
     let got = h.read(3, sid, 128 * 64 * 1024);
     assert_eq!(got.len(), 8 * 1024 * 1024);
-    let end = h.wait(2, "drained warning", |e| e.kind == kind::WARNING && e.ud == 0);
+    let end = h.wait(2, "drained warning", |e| {
+        e.kind == kind::WARNING && e.ud == 0
+    });
     assert_eq!(end.id, cid);
 }
 
@@ -180,7 +198,9 @@ fn shutdown_drops_pending_writes() {
     h.event(2, kind::CLOSE, cid);
     h.srv.start(3, sid);
     // the peer sees the end (possibly a reset) well before 4 MiB
-    let e = h.wait(3, "end of stream", |e| e.id == sid && (e.kind == kind::CLOSE || e.kind == kind::ERROR));
+    let e = h.wait(3, "end of stream", |e| {
+        e.id == sid && (e.kind == kind::CLOSE || e.kind == kind::ERROR)
+    });
     assert!(e.kind == kind::CLOSE || e.kind == kind::ERROR);
 }
 
@@ -211,7 +231,10 @@ fn pause_and_transfer() {
     std::thread::sleep(Duration::from_millis(20));
     h.srv.send(cid, b"abc".to_vec(), true);
     std::thread::sleep(Duration::from_millis(100));
-    assert!(!h.seen.iter().any(|(_, e)| e.kind == kind::DATA), "paused: nothing read");
+    assert!(
+        !h.seen.iter().any(|(_, e)| e.kind == kind::DATA),
+        "paused: nothing read"
+    );
     // another owner takes it over
     h.srv.start(4, sid);
     assert_eq!(h.event(4, kind::CONNECT, sid).text(), "transfer");

@@ -11,7 +11,10 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 pub fn repo_root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..").canonicalize().unwrap()
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("..")
+        .canonicalize()
+        .unwrap()
 }
 
 /// What a node printed, and how it ended.
@@ -27,7 +30,10 @@ pub struct Run {
 impl Run {
     /// The log lines without their `[:xxxxxxxx] ` prefix.
     pub fn texts(&self) -> Vec<String> {
-        self.lines.iter().map(|l| strip_prefix(l).to_string()).collect()
+        self.lines
+            .iter()
+            .map(|l| strip_prefix(l).to_string())
+            .collect()
     }
 
     /// True if some line contains `needle`.
@@ -42,7 +48,8 @@ impl Run {
 
     /// Panics (showing the output) unless `needle` was printed.
     pub fn expect(&self, needle: &str) -> usize {
-        self.find(needle).unwrap_or_else(|| panic!("missing {needle:?} in output:\n{}", self.dump()))
+        self.find(needle)
+            .unwrap_or_else(|| panic!("missing {needle:?} in output:\n{}", self.dump()))
     }
 
     /// Panics unless the needles appear in this order.
@@ -51,18 +58,29 @@ impl Run {
         for n in needles {
             match self.lines[from..].iter().position(|l| l.contains(n)) {
                 Some(i) => from += i + 1,
-                None => panic!("missing {n:?} (in order {needles:?}) in output:\n{}", self.dump()),
+                None => panic!(
+                    "missing {n:?} (in order {needles:?}) in output:\n{}",
+                    self.dump()
+                ),
             }
         }
     }
 
     /// Lines whose text (after the prefix) starts with `prefix`.
     pub fn with_prefix(&self, prefix: &str) -> Vec<String> {
-        self.texts().into_iter().filter(|t| t.starts_with(prefix)).collect()
+        self.texts()
+            .into_iter()
+            .filter(|t| t.starts_with(prefix))
+            .collect()
     }
 
     pub fn dump(&self) -> String {
-        format!("{}\n--- stderr ---\n{}\nstatus {:?}", self.lines.join("\n"), self.stderr, self.status)
+        format!(
+            "{}\n--- stderr ---\n{}\nstatus {:?}",
+            self.lines.join("\n"),
+            self.stderr,
+            self.status
+        )
     }
 }
 
@@ -126,11 +144,16 @@ impl Node {
 
     /// Runs the node until it exits or the deadline passes.
     pub fn run(&self) -> Run {
-        let dir = std::env::temp_dir().join(format!("skynet-test-{}-{}", std::process::id(), unique()));
+        let dir =
+            std::env::temp_dir().join(format!("skynet-test-{}-{}", std::process::id(), unique()));
         std::fs::create_dir_all(&dir).unwrap();
         let cfg = dir.join("config");
         std::fs::write(&cfg, self.config_text()).unwrap();
-        run_binary(&[cfg.to_str().unwrap()], self.stdin.as_deref(), self.timeout)
+        run_binary(
+            &[cfg.to_str().unwrap()],
+            self.stdin.as_deref(),
+            self.timeout,
+        )
     }
 }
 
@@ -144,7 +167,11 @@ fn unique() -> u64 {
 pub fn run_binary(args: &[&str], stdin: Option<&str>, timeout: Duration) -> Run {
     let mut child = Command::new(env!("CARGO_BIN_EXE_skynet-node"))
         .args(args)
-        .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
+        .stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -206,5 +233,9 @@ pub fn run_binary(args: &[&str], stdin: Option<&str>, timeout: Duration) -> Run 
         }
     }
     let stderr = err_reader.join().unwrap_or_default();
-    Run { lines, stderr, status }
+    Run {
+        lines,
+        stderr,
+        status,
+    }
 }
