@@ -1,18 +1,26 @@
 -- The benchmark driver, run by the skynet-bench binary (or by hand with a config
 -- whose start is "bench_main"). Prints one "BENCH name value unit" line per figure.
 local skynet = require "skynet"
+require "skynet.manager"
 
 local function report(name, value, unit)
 	skynet.error(string.format("BENCH %s %.1f %s", name, value, unit))
 end
 
+local function rss_kib()
+	local f = io.open("/proc/self/status")
+	local text = f:read "a"
+	f:close()
+	return tonumber(text:match("VmRSS:%s*(%d+)"))
+end
+
+local done_token = {}
+local done = false
+
 local function bench_send(n)
 	local sink = skynet.newservice("bench_sink")
 	skynet.call(sink, "lua", "expect", n)
-	local done = false
-	skynet.dispatch("lua", function(_, _, cmd)
-		if cmd == "done" then done = true; skynet.wakeup("send") end
-	end)
+	done = false
 	local t0 = skynet.hpc()
 	local batch = 1000
 	for i = 1, n, batch do
@@ -21,9 +29,9 @@ local function bench_send(n)
 		end
 		skynet.yield()
 	end
-	if not done then skynet.wait("send") end
+	if not done then skynet.wait(done_token) end
 	local dt = (skynet.hpc() - t0) / 1e9
-	report("send_msgs_per_s", n / dt, "msg/s")
+	report("send_one_way", n / dt, "msg/s")
 end
 
 local function bench_call(n)
@@ -33,11 +41,129 @@ local function bench_call(n)
 		skynet.call(sink, "lua", "call", i)
 	end
 	local dt = (skynet.hpc() - t0) / 1e9
-	report("call_seq_per_s", n / dt, "calls/s")
+	report("call_sequential", n / dt, "calls/s")
+end
+
+local function bench_call_concurrent(callers, per)
+	local sink = skynet.newservice("bench_sink")
+	local left = callers
+	local t0 = skynet.hpc()
+	for c = 1, callers do
+		skynet.fork(function()
+			for i = 1, per do
+				skynet.call(sink, "lua", "call", i)
+			end
+			left = left - 1
+			if left == 0 then skynet.wakeup(done_token) end
+		end)
+	end
+	skynet.wait(done_token)
+	local dt = (skynet.hpc() - t0) / 1e9
+	report("call_concurrent_" .. callers, callers * per / dt, "calls/s")
+end
+
+local function bench_newservice(n)
+	collectgarbage()
+	local before = rss_kib()
+	local t0 = skynet.hpc()
+	for i = 1, n do
+		skynet.newservice("bench_minimal")
+	end
+	local dt = (skynet.hpc() - t0) / 1e9
+	skynet.sleep(10)
+	local after = rss_kib()
+	report("newservice", n / dt, "services/s")
+	report("memory_per_service", (after - before) / n, "KiB")
+end
+
+local function percentile(sorted, p)
+	local i = math.max(1, math.ceil(#sorted * p))
+	return sorted[i]
+end
+
+-- Burst: n timeouts due at the same deadline; how fast their callbacks run.
+local function bench_timer_burst(n)
+	local first, last
+	local left = n
+	for i = 1, n do
+		skynet.timeout(10, function()
+			local now = skynet.hpc()
+			first = first or now
+			last = now
+			left = left - 1
+			if left == 0 then skynet.wakeup(done_token) end
+		end)
+	end
+	skynet.wait(done_token)
+	report("timer_burst_callbacks", n / math.max((last - first) / 1e9, 1e-9), "callbacks/s")
+end
+
+-- Spread: n timeouts due over `span` cs, starting once all are registered;
+-- lateness of each callback against its deadline (registration time + ti * 10 ms).
+local function bench_timer_lateness(n, base, span)
+	local late = {}
+	local early = 0
+	local left = n
+	local first, last
+	for i = 1, n do
+		local ti = base + (i % span)
+		local deadline = skynet.hpc() + ti * 10000000
+		skynet.timeout(ti, function()
+			local now = skynet.hpc()
+			first = first or now
+			last = now
+			local d = now - deadline
+			if d < 0 then early = early + 1 end
+			late[#late + 1] = d
+			left = left - 1
+			if left == 0 then skynet.wakeup(done_token) end
+		end)
+	end
+	skynet.wait(done_token)
+	table.sort(late)
+	report("timer_spread_callbacks", n / math.max((last - first) / 1e9, 1e-9), "callbacks/s")
+	report("timer_lateness_min", late[1] / 1e6, "ms")
+	report("timer_lateness_p99", percentile(late, 0.99) / 1e6, "ms")
+	report("timer_lateness_max", late[#late] / 1e6, "ms")
+	report("timer_early", early, "timers")
+end
+
+local function bench_pack(n)
+	local t = {
+		id = 10001, name = "player-one", level = 42, exp = 123456789, ratio = 0.75,
+		pos = { x = 10.5, y = -3.25, z = 0 },
+		items = { { id = 1, count = 3 }, { id = 7, count = 1 }, { id = 42, count = 99 } },
+		tags = { "alpha", "beta", "gamma", "delta" },
+		flags = { online = true, banned = false, vip = true },
+		guild = { id = 77, name = "the-skynet-guild", members = { 1, 2, 3, 4, 5, 6, 7, 8 } },
+	}
+	local msg, sz = skynet.pack(t)
+	skynet.trash(msg, sz)
+	local pack, unpack, trash = skynet.pack, skynet.unpack, skynet.trash
+	local t0 = skynet.hpc()
+	for i = 1, n do
+		local m, s = pack(t)
+		unpack(m, s)
+		trash(m, s)
+	end
+	local dt = (skynet.hpc() - t0) / 1e9
+	report("pack_unpack_bytes", sz, "bytes")
+	report("pack_unpack", n / dt, "ops/s")
 end
 
 skynet.start(function()
+	skynet.dispatch("lua", function(_, _, cmd)
+		if cmd == "done" then
+			done = true
+			skynet.wakeup(done_token)
+		end
+	end)
 	bench_send(1000000)
 	bench_call(200000)
+	bench_call_concurrent(8, 25000)
+	bench_newservice(5000)
+	bench_timer_burst(100000)
+	bench_timer_lateness(100000, 100, 50)
+	bench_pack(200000)
 	skynet.abort()
 end)

@@ -60,8 +60,12 @@ unsafe fn pack_table(
     depth: usize,
 ) -> Result<(), PackError> {
     luaL_checkstack(l, LUA_MINSTACK, std::ptr::null());
-    if luaL_getmetafield(l, idx, c"__pairs".as_ptr()) != LUA_TNIL {
-        return pack_proxy(l, w, idx, depth);
+    // Most tables have no metatable: skip the `__pairs` lookup for them.
+    if lua_getmetatable(l, idx) != 0 {
+        lua_pop(l, 1);
+        if luaL_getmetafield(l, idx, c"__pairs".as_ptr()) != LUA_TNIL {
+            return pack_proxy(l, w, idx, depth);
+        }
     }
     let n = lua_rawlen(l, idx);
     w.table_begin(n);
@@ -170,19 +174,14 @@ unsafe fn push_item(
             }
             loop {
                 let k = r.read().map_err(|e| e.to_string())?;
-                if k.is_nil() {
-                    break;
+                match k {
+                    Item::Nil => break,
+                    Item::Real(f) if f.is_nan() => return Err("table index is NaN".to_string()),
+                    _ => {}
                 }
                 push_item(l, r, k, depth + 1)?;
                 let v = r.read().map_err(|e| e.to_string())?;
                 push_item(l, r, v, depth + 1)?;
-                if lua_type(l, -2) == LUA_TNUMBER
-                    && lua_isinteger(l, -2) == 0
-                    && lua_tonumber(l, -2).is_nan()
-                {
-                    lua_pop(l, 2);
-                    return Err("table index is NaN".to_string());
-                }
                 lua_rawset(l, -3);
             }
         }
