@@ -838,3 +838,15 @@ fn debug_protocol_commands() {
     );
     says(&run, t, "after EXIT false true");
 }
+
+#[test]
+fn console_starts_services_named_on_stdin() {
+    let run = Node::new("t_console")
+        .stdin("\nt_console child hello\n")
+        .timeout(Duration::from_secs(20))
+        .run();
+    assert_eq!(run.status, Some(0), "{}", run.dump());
+    says(&run, "t_console", "console started");
+    says(&run, "t_console", "child started with hello");
+    run.expect("LAUNCH snlua t_console child hello");
+}

@@ -13,6 +13,10 @@ use std::collections::HashMap;
 use std::ffi::{c_char, c_int, c_void, CString};
 use std::sync::{Arc, LazyLock};
 
+/// (module name, package.path) -> the file `require` found for it.
+type Resolved = HashMap<(Vec<u8>, Vec<u8>), Vec<u8>>;
+static RESOLVED: LazyLock<Mutex<Resolved>> = LazyLock::new(|| Mutex::new(HashMap::new()));
+
 static CACHE: LazyLock<Mutex<HashMap<Vec<u8>, Arc<Vec<u8>>>>> =
     LazyLock::new(|| Mutex::new(HashMap::new()));
 
@@ -32,6 +36,7 @@ pub unsafe extern "C-unwind" fn open(l: State) -> c_int {
 
 unsafe extern "C-unwind" fn lclear(_l: State) -> c_int {
     CACHE.lock().clear();
+    RESOLVED.lock().clear();
     0
 }
 
@@ -139,18 +144,39 @@ pub unsafe extern "C-unwind" fn lloadfile(l: State) -> c_int {
 pub unsafe extern "C-unwind" fn searcher(l: State) -> c_int {
     let name = check_bytes(l, 1).to_vec();
     lua_getglobal(l, c"package".as_ptr());
-    lua_getfield(l, -1, c"searchpath".as_ptr());
-    push_bytes(l, &name);
-    lua_getfield(l, -3, c"path".as_ptr());
+    lua_getfield(l, -1, c"path".as_ptr());
     if lua_type(l, -1) != LUA_TSTRING {
         raise_here(l, "'package.path' must be a string".to_string());
     }
-    lua_call(l, 2, 2);
-    if lua_isnil(l, -2) != 0 {
-        return 1; // the "no file ..." text
-    }
+    let path = to_bytes(l, -1).unwrap_or(&[]).to_vec();
     lua_pop(l, 1);
-    let file = to_bytes(l, -1).unwrap_or(&[]).to_vec();
+    // Where a module was found is cached with its code, saving the file probes
+    // of package.searchpath for every new service.
+    let key = (name.clone(), path.clone());
+    let known = if mode(l) != 0 {
+        RESOLVED.lock().get(&key).cloned()
+    } else {
+        None
+    };
+    let file = match known {
+        Some(f) => f,
+        None => {
+            lua_getfield(l, -1, c"searchpath".as_ptr());
+            push_bytes(l, &name);
+            push_bytes(l, &path);
+            lua_call(l, 2, 2);
+            if lua_isnil(l, -2) != 0 {
+                return 1; // the "no file ..." text
+            }
+            lua_pop(l, 1);
+            let f = to_bytes(l, -1).unwrap_or(&[]).to_vec();
+            lua_pop(l, 1);
+            if mode(l) == 2 {
+                RESOLVED.lock().insert(key, f.clone());
+            }
+            f
+        }
+    };
     if load(l, &file) == LUA_OK {
         push_bytes(l, &file);
         2
