@@ -140,6 +140,73 @@ pub unsafe fn unpack_all(l: State, input: &[u8]) -> Result<c_int, String> {
     Ok(n)
 }
 
+/// Tables with at most this many array items and pairs are built at their final
+/// size (items gathered on the stack first), which spares Lua's rehashing.
+const SMALL_TABLE: i32 = 64;
+
+/// Reads the key/value pairs of a table (up to the nil key) into the table on
+/// the stack top.
+unsafe fn push_pairs_into(l: State, r: &mut SeriReader<'_>, depth: usize) -> Result<(), String> {
+    loop {
+        let k = r.read().map_err(|e| e.to_string())?;
+        match k {
+            Item::Nil => return Ok(()),
+            Item::Real(f) if f.is_nan() => return Err("table index is NaN".to_string()),
+            _ => {}
+        }
+        push_item(l, r, k, depth + 1)?;
+        let v = r.read().map_err(|e| e.to_string())?;
+        push_item(l, r, v, depth + 1)?;
+        lua_rawset(l, -3);
+    }
+}
+
+/// A table with `n <= SMALL_TABLE` array items: values and up to SMALL_TABLE
+/// pairs go on the stack, then the table is created with exact sizes.
+unsafe fn push_small_table(l: State, r: &mut SeriReader<'_>, n: i32, depth: usize) -> Result<(), String> {
+    luaL_checkstack(l, n + 2 * SMALL_TABLE + LUA_MINSTACK, std::ptr::null());
+    let base = lua_gettop(l);
+    for _ in 0..n {
+        let v = r.read().map_err(|e| e.to_string())?;
+        push_item(l, r, v, depth + 1)?;
+    }
+    let mut pairs = 0;
+    let mut more = false;
+    loop {
+        let k = r.read().map_err(|e| e.to_string())?;
+        match k {
+            Item::Nil => break,
+            Item::Real(f) if f.is_nan() => return Err("table index is NaN".to_string()),
+            _ => {}
+        }
+        push_item(l, r, k, depth + 1)?;
+        let v = r.read().map_err(|e| e.to_string())?;
+        push_item(l, r, v, depth + 1)?;
+        pairs += 1;
+        if pairs == SMALL_TABLE {
+            more = true;
+            break;
+        }
+    }
+    lua_createtable(l, n, pairs);
+    let t = lua_gettop(l);
+    for i in 1..=n {
+        lua_pushvalue(l, base + i);
+        lua_rawseti(l, t, i as lua_Integer);
+    }
+    for p in 0..pairs {
+        lua_pushvalue(l, base + n + 2 * p + 1);
+        lua_pushvalue(l, base + n + 2 * p + 2);
+        lua_rawset(l, t);
+    }
+    lua_copy(l, t, base + 1);
+    lua_settop(l, base + 1);
+    if more {
+        push_pairs_into(l, r, depth)?;
+    }
+    Ok(())
+}
+
 /// `depth` bounds the recursion: the packer never nests deeper than 32, so a
 /// stream nested past [`MAX_DECODE_DEPTH`] is hostile and refused.
 unsafe fn push_item(
@@ -163,26 +230,19 @@ unsafe fn push_item(
                 .to_string());
             }
             let n = array_len.max(0);
-            luaL_checkstack(l, LUA_MINSTACK, std::ptr::null());
-            // Each item takes at least one byte: a larger declared size is a lie
-            // that must not make us allocate.
-            lua_createtable(l, n.min(r.remaining() as i32), 0);
-            for i in 1..=n {
-                let v = r.read().map_err(|e| e.to_string())?;
-                push_item(l, r, v, depth + 1)?;
-                lua_rawseti(l, -2, i as lua_Integer);
-            }
-            loop {
-                let k = r.read().map_err(|e| e.to_string())?;
-                match k {
-                    Item::Nil => break,
-                    Item::Real(f) if f.is_nan() => return Err("table index is NaN".to_string()),
-                    _ => {}
+            if n <= SMALL_TABLE {
+                push_small_table(l, r, n, depth)?;
+            } else {
+                luaL_checkstack(l, LUA_MINSTACK, std::ptr::null());
+                // Each item takes at least one byte: a larger declared size is a
+                // lie that must not make us allocate.
+                lua_createtable(l, n.min(r.remaining() as i32), 0);
+                for i in 1..=n {
+                    let v = r.read().map_err(|e| e.to_string())?;
+                    push_item(l, r, v, depth + 1)?;
+                    lua_rawseti(l, -2, i as lua_Integer);
                 }
-                push_item(l, r, k, depth + 1)?;
-                let v = r.read().map_err(|e| e.to_string())?;
-                push_item(l, r, v, depth + 1)?;
-                lua_rawset(l, -3);
+                push_pairs_into(l, r, depth)?;
             }
         }
     }
