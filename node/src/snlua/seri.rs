@@ -77,7 +77,7 @@ unsafe fn pack_table(
     }
     lua_pushnil(l);
     while lua_next(l, idx) != 0 {
-        if lua_type(l, -2) == LUA_TNUMBER && lua_isinteger(l, -2) != 0 {
+        if lua_isinteger(l, -2) != 0 {
             let k = lua_tointeger(l, -2);
             if k > 0 && (k as u64) <= n as u64 {
                 lua_pop(l, 1);

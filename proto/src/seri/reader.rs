@@ -81,6 +81,7 @@ impl<'a> SeriReader<'a> {
     /// Reads the next top-level value's first token, or `None` at the end of
     /// the input. This is how a whole message is walked: call it until it
     /// returns `None`.
+    #[inline]
     pub fn next_item(&mut self) -> Result<Option<Item<'a>>, DecodeError> {
         if self.rest.is_empty() {
             Ok(None)
@@ -92,6 +93,7 @@ impl<'a> SeriReader<'a> {
     /// Reads one token where a value is required (inside a table, or an
     /// argument that must be there). The end of the input is an error
     /// ([`Check::MissingValue`]).
+    #[inline]
     pub fn read(&mut self) -> Result<Item<'a>, DecodeError> {
         let tag = self.take_u8(Check::MissingValue)?;
         let (ty, cookie) = tag::split(tag);
@@ -146,6 +148,7 @@ impl<'a> SeriReader<'a> {
         Ok(self.integer_body(cookie)? as i32)
     }
 
+    #[inline]
     fn integer_body(&mut self, cookie: u8) -> Result<i64, DecodeError> {
         match cookie {
             tag::NUMBER_ZERO => Ok(0),
@@ -163,6 +166,7 @@ impl<'a> SeriReader<'a> {
         }
     }
 
+    #[inline]
     fn string_body(&mut self, len: usize) -> Result<Item<'a>, DecodeError> {
         if self.rest.len() < len {
             return Err(self.invalid(Check::TruncatedString));
@@ -172,6 +176,7 @@ impl<'a> SeriReader<'a> {
         Ok(Item::String(s))
     }
 
+    #[inline]
     fn take_u8(&mut self, check: Check) -> Result<u8, DecodeError> {
         match self.rest.split_first() {
             Some((&b, rest)) => {
@@ -182,6 +187,7 @@ impl<'a> SeriReader<'a> {
         }
     }
 
+    #[inline]
     fn take_array<const N: usize>(&mut self, check: Check) -> Result<[u8; N], DecodeError> {
         match self.rest.split_first_chunk::<N>() {
             Some((bytes, rest)) => {

@@ -32,11 +32,13 @@ impl<'b, B: BufMut> SeriWriter<'b, B> {
     }
 
     /// Writes `nil` (`00`).
+    #[inline]
     pub fn nil(&mut self) {
         self.buf.put_u8(combine(tag::TYPE_NIL, 0));
     }
 
     /// Writes a boolean (`09` true, `01` false).
+    #[inline]
     pub fn boolean(&mut self, b: bool) {
         self.buf.put_u8(combine(tag::TYPE_BOOLEAN, u8::from(b)));
     }
@@ -45,6 +47,7 @@ impl<'b, B: BufMut> SeriWriter<'b, B> {
     /// this order: 0 has no body; a value outside the i32 range takes an i64;
     /// a negative value an i32; below 0x100 a u8; below 0x10000 a u16;
     /// anything else an i32.
+    #[inline]
     pub fn integer(&mut self, v: i64) {
         if v == 0 {
             self.buf.put_u8(combine(tag::TYPE_NUMBER, tag::NUMBER_ZERO));
@@ -73,12 +76,14 @@ impl<'b, B: BufMut> SeriWriter<'b, B> {
 
     /// Writes a float. Floats always take the 8-byte REAL form, even when
     /// their value is integral; the bits are kept exactly (NaN payloads, -0.0).
+    #[inline]
     pub fn real(&mut self, v: f64) {
         self.buf.put_u8(combine(tag::TYPE_NUMBER, tag::NUMBER_REAL));
         self.buf.put_u64_le(v.to_bits());
     }
 
     /// Writes a lightuserdata (an in-process pointer value, 8 bytes).
+    #[inline]
     pub fn pointer(&mut self, p: u64) {
         self.buf.put_u8(combine(tag::TYPE_USERDATA, 0));
         self.buf.put_u64_le(p);
@@ -86,6 +91,7 @@ impl<'b, B: BufMut> SeriWriter<'b, B> {
 
     /// Writes a byte string: below 32 bytes the length is the cookie, below
     /// 65536 a u16 length follows the tag, otherwise a u32 length.
+    #[inline]
     pub fn string(&mut self, s: &[u8]) -> Result<(), PackError> {
         let len = s.len();
         if len < usize::from(tag::MAX_COOKIE) {
@@ -109,6 +115,7 @@ impl<'b, B: BufMut> SeriWriter<'b, B> {
     /// Starts a table whose array part has `array_len` items. Below 31 the
     /// size is the cookie; otherwise the tag `fe` is followed by the size
     /// written as an integer.
+    #[inline]
     pub fn table_begin(&mut self, array_len: usize) {
         match u8::try_from(array_len) {
             Ok(n) if n < tag::COOKIE_ARRAY_SIZE_FOLLOWS => {
@@ -123,6 +130,7 @@ impl<'b, B: BufMut> SeriWriter<'b, B> {
     }
 
     /// Ends a table: the nil key (`00`).
+    #[inline]
     pub fn table_end(&mut self) {
         self.nil();
     }
