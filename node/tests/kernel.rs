@@ -209,3 +209,36 @@ fn log_texts_follow_skynet_1_8() {
     run.expect("[:00000009] error: launch logger FAILED");
     run.expect("[:0000000a] error: May overload, message queue length = ");
 }
+
+#[test]
+fn kernel_text_commands() {
+    let logdir = std::env::temp_dir().join(format!("skynet-logpath-{}", std::process::id()));
+    std::fs::create_dir_all(&logdir).unwrap();
+    let run = common::Node::new("t_commands")
+        .config("logpath", &format!("{:?}", logdir.display().to_string()))
+        .timeout(std::time::Duration::from_secs(20))
+        .run();
+    assert_eq!(run.status, Some(0), "{}", run.dump());
+    for line in [
+        "t_commands: REG true",
+        "t_commands: REG.name tcmd",
+        "t_commands: QUERY true",
+        "t_commands: QUERY missing nil",
+        "t_commands: NAME tcmd2",
+        "t_commands: localname true",
+        "t_commands: STARTTIME true",
+        "t_commands: MONITOR unset nil",
+        "t_commands: LOGON logged true",
+        "recv a signal 1",
+        "Current Memory",
+        "recv a signal 0",
+        "t_commands: spin broken false",
+        "signal 0",
+        "t_commands: spin answered stopped",
+    ] {
+        run.expect(line);
+    }
+    run.expect("Open log file");
+    run.expect("Close log file");
+    let _ = std::fs::remove_dir_all(&logdir);
+}
