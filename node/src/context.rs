@@ -51,17 +51,12 @@ impl Context {
 
     /// A new session: positive, increasing, wrapping from i32::MAX back to 1.
     pub fn new_session(&self) -> i32 {
-        let next = self
+        let next = |s: i32| if (0..i32::MAX).contains(&s) { s + 1 } else { 1 };
+        let prev = self
             .session
-            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |s| {
-                Some(if s >= i32::MAX || s < 0 { 1 } else { s + 1 })
-            })
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |s| Some(next(s)))
             .unwrap();
-        if next >= i32::MAX || next < 0 {
-            1
-        } else {
-            next + 1
-        }
+        next(prev)
     }
 
     pub fn is_retired(&self) -> bool {

@@ -226,7 +226,7 @@ fn logger_flag_writes_to_a_file() {
         "config",
         &format!("{}thread = 2\nharbor = 0\nstart = \"t_env\"\n", paths()),
     );
-    let mut p = live::Live::spawn(&[&cfg, "--logger", &log.display().to_string()], &[]);
+    let p = live::Live::spawn(&[&cfg, "--logger", &log.display().to_string()], &[]);
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
     let mut text = String::new();
     while std::time::Instant::now() < deadline {

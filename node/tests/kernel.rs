@@ -135,7 +135,7 @@ fn file_logger_format_and_sighup_reopen() {
             &format!("{:?}", marker.display().to_string()),
         );
     let cfg = live::write_config(&node.config_text(), "t_logfile");
-    let mut p = live::Live::spawn(&[&cfg], &[]);
+    let p = live::Live::spawn(&[&cfg], &[]);
     let before = wait_file_contains(&log, "t_logfile: before rotation", Duration::from_secs(15));
     let mut reopened = false;
     if before {

@@ -17,8 +17,9 @@ use std::sync::{Arc, LazyLock};
 type Resolved = HashMap<(Vec<u8>, Vec<u8>), Vec<u8>>;
 static RESOLVED: LazyLock<Mutex<Resolved>> = LazyLock::new(|| Mutex::new(HashMap::new()));
 
-static CACHE: LazyLock<Mutex<HashMap<Vec<u8>, Arc<Vec<u8>>>>> =
-    LazyLock::new(|| Mutex::new(HashMap::new()));
+/// file name -> bytecode
+type Compiled = HashMap<Vec<u8>, Arc<Vec<u8>>>;
+static CACHE: LazyLock<Mutex<Compiled>> = LazyLock::new(|| Mutex::new(HashMap::new()));
 
 const MODE_KEY: &std::ffi::CStr = c"skynet.codecache.mode";
 const MODES: [&str; 3] = ["OFF", "EXIST", "ON"];

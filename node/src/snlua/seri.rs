@@ -163,7 +163,12 @@ unsafe fn push_pairs_into(l: State, r: &mut SeriReader<'_>, depth: usize) -> Res
 
 /// A table with `n <= SMALL_TABLE` array items: values and up to SMALL_TABLE
 /// pairs go on the stack, then the table is created with exact sizes.
-unsafe fn push_small_table(l: State, r: &mut SeriReader<'_>, n: i32, depth: usize) -> Result<(), String> {
+unsafe fn push_small_table(
+    l: State,
+    r: &mut SeriReader<'_>,
+    n: i32,
+    depth: usize,
+) -> Result<(), String> {
     luaL_checkstack(l, n + 2 * SMALL_TABLE + LUA_MINSTACK, std::ptr::null());
     let base = lua_gettop(l);
     for _ in 0..n {

@@ -103,11 +103,8 @@ impl Live {
             }
             std::thread::sleep(Duration::from_millis(10));
         };
-        loop {
-            match self.rx.recv_timeout(Duration::from_millis(200)) {
-                Ok(l) => self.lines.push(l),
-                Err(_) => break,
-            }
+        while let Ok(l) = self.rx.recv_timeout(Duration::from_millis(200)) {
+            self.lines.push(l);
         }
         let stderr = self.err.take().unwrap().join().unwrap_or_default();
         Run {
