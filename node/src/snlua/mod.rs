@@ -58,6 +58,17 @@ pub struct Runtime {
 }
 
 impl Runtime {
+    fn new(handle: u32, mem_report: usize) -> Self {
+        Runtime {
+            handle,
+            mem: AtomicUsize::new(0),
+            mem_report: AtomicUsize::new(mem_report),
+            mem_limit: AtomicUsize::new(0),
+            trap: AtomicI32::new(0),
+            active: AtomicPtr::new(std::ptr::null_mut()),
+        }
+    }
+
     /// A coroutine starts running; returns the previous active thread.
     pub(crate) fn enter(&self, co: State) -> State {
         let prev = self.active.swap(co, Ordering::AcqRel);
@@ -162,6 +173,28 @@ pub struct Shared {
     pub runtime: Arc<Runtime>,
 }
 
+impl Shared {
+    fn new(ctx: Arc<Context>, runtime: Arc<Runtime>) -> Self {
+        Shared {
+            handle: ctx.handle(),
+            ctx,
+            buffers: UnsafeCell::new(Buffers::default()),
+            scratch: UnsafeCell::new(Vec::with_capacity(256)),
+            forward: Cell::new(false),
+            runtime,
+        }
+    }
+
+    /// A `Shared` bound to no running service (handle 0), for states that only
+    /// use the pure native functions (tests).
+    pub fn detached() -> Box<Shared> {
+        Box::new(Shared::new(
+            Arc::new(Context::new(0)),
+            Arc::new(Runtime::new(0, usize::MAX / 4)),
+        ))
+    }
+}
+
 /// The `Shared` of the function being run (upvalue 1).
 #[inline]
 pub unsafe fn shared<'a>(l: State) -> &'a Shared {
@@ -197,14 +230,7 @@ impl Snlua {
     /// Creates the state and runs the loader (skynet's `launch_cb`).
     fn launch(&mut self, ctx: &Arc<Context>) -> Result<(), String> {
         let k = kernel();
-        let runtime = Arc::new(Runtime {
-            handle: ctx.handle(),
-            mem: AtomicUsize::new(0),
-            mem_report: AtomicUsize::new(MEMORY_WARNING_REPORT),
-            mem_limit: AtomicUsize::new(0),
-            trap: AtomicI32::new(0),
-            active: AtomicPtr::new(std::ptr::null_mut()),
-        });
+        let runtime = Arc::new(Runtime::new(ctx.handle(), MEMORY_WARNING_REPORT));
         let l = unsafe {
             lua_newstate(
                 allocator,
@@ -217,14 +243,7 @@ impl Snlua {
         }
         runtime.active.store(l, Ordering::Release);
         self.state = l;
-        let shared = Box::new(Shared {
-            ctx: ctx.clone(),
-            handle: ctx.handle(),
-            buffers: UnsafeCell::new(Buffers::default()),
-            scratch: UnsafeCell::new(Vec::with_capacity(256)),
-            forward: Cell::new(false),
-            runtime: runtime.clone(),
-        });
+        let shared = Box::new(Shared::new(ctx.clone(), runtime.clone()));
         let sh_ptr = &*shared as *const Shared as *mut c_void;
         self.shared = Some(shared);
         {

@@ -672,14 +672,9 @@ unsafe extern "C-unwind" fn lresolve(l: State) -> c_int {
 
 #[cfg(test)]
 mod tests {
-    use super::super::buffers::Buffers;
-    use super::super::{Runtime, Shared};
+    use super::super::Shared;
     use super::*;
-    use crate::context::Context;
-    use std::cell::{Cell, UnsafeCell};
     use std::ffi::CString;
-    use std::sync::atomic::{AtomicI32, AtomicPtr, AtomicUsize};
-    use std::sync::Arc;
 
     /// A bare Lua state with the buffer operations as global `driver`, plus
     /// `event(kind, id, ud, body [, extra])` returning a message block as the
@@ -712,22 +707,7 @@ mod tests {
 
     impl TestLua {
         fn new() -> TestLua {
-            let runtime = Arc::new(Runtime {
-                handle: 0,
-                mem: AtomicUsize::new(0),
-                mem_report: AtomicUsize::new(usize::MAX / 4),
-                mem_limit: AtomicUsize::new(0),
-                trap: AtomicI32::new(0),
-                active: AtomicPtr::new(std::ptr::null_mut()),
-            });
-            let shared = Box::new(Shared {
-                ctx: Arc::new(Context::new(0)),
-                handle: 0,
-                buffers: UnsafeCell::new(Buffers::default()),
-                scratch: UnsafeCell::new(Vec::new()),
-                forward: Cell::new(false),
-                runtime,
-            });
+            let shared = Shared::detached();
             unsafe {
                 let l = luaL_newstate();
                 luaL_openlibs(l);

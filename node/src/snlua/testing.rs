@@ -1,14 +1,9 @@
 //! A bare Lua state with this crate's seri functions (`packstring`, `unpack`,
 //! `pack`, `trash`, and skynet.core's `tostring` as `msgtostring`) as globals, for conformance tests that need no running node.
 
-use super::buffers::Buffers;
 use super::lua::*;
-use super::{core, Runtime, Shared};
-use crate::context::Context;
-use std::cell::{Cell, UnsafeCell};
+use super::{core, Shared};
 use std::ffi::{c_void, CString};
-use std::sync::atomic::{AtomicI32, AtomicPtr, AtomicUsize};
-use std::sync::Arc;
 
 pub struct SeriLua {
     l: State,
@@ -23,22 +18,7 @@ impl Default for SeriLua {
 
 impl SeriLua {
     pub fn new() -> Self {
-        let runtime = Arc::new(Runtime {
-            handle: 0,
-            mem: AtomicUsize::new(0),
-            mem_report: AtomicUsize::new(usize::MAX / 4),
-            mem_limit: AtomicUsize::new(0),
-            trap: AtomicI32::new(0),
-            active: AtomicPtr::new(std::ptr::null_mut()),
-        });
-        let shared = Box::new(Shared {
-            ctx: Arc::new(Context::new(0)),
-            handle: 0,
-            buffers: UnsafeCell::new(Buffers::default()),
-            scratch: UnsafeCell::new(Vec::new()),
-            forward: Cell::new(false),
-            runtime,
-        });
+        let shared = Shared::detached();
         unsafe {
             let l = luaL_newstate();
             luaL_openlibs(l);
