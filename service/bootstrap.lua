@@ -5,8 +5,10 @@
 --   2. .cslave     harbor 0: the Lua `cdummy` service (it starts the harbor)
 --                  harbor N: `cmaster` first when this node is the master
 --                  (config `standalone` set), then the native `cslave`
---   3. DATACENTER  (datacenterd) on the standalone / master node
---   4. service_mgr (.service, and SERVICE on the standalone / master node)
+--   3. DATACENTER  (datacenterd) on the standalone / master node, or, with a
+--                  separate skynet-master, on the node whose config says
+--                  global_services = true
+--   4. service_mgr (.service, and SERVICE on that same node)
 --   5. ltls_holder when enablessl == "true"
 --   6. the start service (config `start`, default "main")
 --
@@ -58,6 +60,12 @@ skynet.start(function()
 		standalone = true
 	else
 		ready = start_harbor_node(standalone)
+		if ready and not standalone and skynet.getenv "global_services" == "true" then
+			-- No master in this process, but this node hosts the network-wide
+			-- services; service_mgr decides by `standalone`.
+			skynet.setenv("standalone", "true")
+			standalone = true
+		end
 	end
 	if not ready then
 		skynet.abort()

@@ -13,10 +13,12 @@
 //! - [`module`]: the service-module trait the kernel launches by name.
 //! - [`logger`]: the `logger` service.
 //! - [`harbor`]: global names and remote routing (`harbor` module).
+//! - [`cluster`]: multi-node harbors (`cslave`, `cmaster` modules).
 //! - [`snlua`]: the Lua service module (`snlua`) and its native Lua modules.
 //! - [`start`]: node start-up.
 
 pub mod cli;
+pub mod cluster;
 pub mod command;
 pub mod config;
 pub mod context;
@@ -44,4 +46,6 @@ pub fn register_builtin_modules(k: &kernel::Kernel) {
         "harbor",
         Arc::new(|| Box::new(harbor::LocalHarbor::default())),
     );
+    k.register_module("cslave", Arc::new(|| Box::new(cluster::Slave::default())));
+    k.register_module("cmaster", Arc::new(|| Box::new(cluster::CMaster)));
 }

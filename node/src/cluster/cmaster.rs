@@ -1,0 +1,73 @@
+//! The `cmaster` service module (config `standalone`): runs the
+//! `skynet-master` library inside the node, on its own thread. Launched by
+//! bootstrap as `cmaster <listen address>` before `cslave`; the launch fails
+//! when the address cannot be bound.
+
+use crate::context::Context;
+use crate::kernel::kernel;
+use crate::message::{ptype, Message};
+use crate::module::Service;
+use skynet_master::{Master, MasterConfig};
+use std::sync::Arc;
+
+#[derive(Default)]
+pub struct CMaster;
+
+impl Service for CMaster {
+    fn init(&mut self, ctx: &Arc<Context>, args: &str) -> Result<(), String> {
+        let address = args.trim().to_string();
+        if address.is_empty() {
+            return Err("cmaster: a listen address is required".into());
+        }
+        let (tx, rx) = std::sync::mpsc::channel();
+        let shown = address.clone();
+        std::thread::Builder::new()
+            .name("cmaster".into())
+            .spawn(move || {
+                let rt = match tokio::runtime::Builder::new_current_thread()
+                    .enable_io()
+                    .enable_time()
+                    .build()
+                {
+                    Ok(rt) => rt,
+                    Err(e) => {
+                        let _ = tx.send(Err(e.to_string()));
+                        return;
+                    }
+                };
+                rt.block_on(async move {
+                    match Master::bind(address.as_str(), MasterConfig::default()).await {
+                        Ok(master) => {
+                            let local = master
+                                .local_addr()
+                                .map(|a| a.to_string())
+                                .unwrap_or_default();
+                            let _ = tx.send(Ok(local));
+                            if let Err(e) = master.run().await {
+                                kernel().error(0, &format!("cmaster stopped: {e}"));
+                            }
+                        }
+                        Err(e) => {
+                            let _ = tx.send(Err(e.to_string()));
+                        }
+                    }
+                });
+            })
+            .map_err(|e| format!("cmaster: can't start its thread: {e}"))?;
+        match rx.recv() {
+            Ok(Ok(local)) => {
+                kernel().error(ctx.handle(), &format!("cmaster listen on {local}"));
+                Ok(())
+            }
+            Ok(Err(e)) => Err(format!("cmaster: can't listen on {shown}: {e}")),
+            Err(_) => Err("cmaster: the master thread did not start".into()),
+        }
+    }
+
+    fn dispatch(&mut self, ctx: &Arc<Context>, msg: Message) {
+        if msg.session != 0 && msg.ptype != ptype::RESPONSE && msg.ptype != ptype::ERROR {
+            let me = ctx.handle();
+            let _ = kernel().send(me, me, msg.source, ptype::ERROR, msg.session, Vec::new());
+        }
+    }
+}

@@ -1,0 +1,435 @@
+//! Harbor links: dialing (older node → newer node), accepting, the 1-byte
+//! id handshake, and one task per live link that reads frames, writes
+//! frames and watches the link with a heartbeat.
+//!
+//! # Heartbeat
+//!
+//! Two layers find a peer that is gone without closing its socket:
+//!
+//! * TCP: keepalive probes after 2 s of silence, every 1 s, 3 tries; and
+//!   TCP_USER_TIMEOUT 5 s for data left unacknowledged (see [`super::net`]).
+//!   This works with any peer, including skynet 1.8 nodes.
+//! * Application: when nothing has been received for [`PING_IDLE`], the
+//!   link sends a probe frame to local id 0 (type TEXT, payload `PING`; no
+//!   service ever has id 0). This runtime answers it with a frame to id 0
+//!   (type RESPONSE, `PONG`) from its harbor thread, without involving any
+//!   service. If nothing at all arrives within [`PONG_TIMEOUT`] after the
+//!   probe was actually written, the link is declared dead. A skynet 1.8
+//!   peer answers the probe with an ERROR frame (and logs one "Unknown
+//!   destination" line); the link then stops probing and relies on TCP.
+//!
+//! So a silent peer (host down, process stopped, harbor thread stuck) is
+//! detected in about PING_IDLE + PONG_TIMEOUT ≈ 3 s; a killed process is
+//! detected at once by its EOF/RST.
+
+use super::frame::{self, OutFrame, Trailer, HEARTBEAT_DEST, PING, PONG};
+use super::net;
+use super::state::{is_request, Cluster, Out};
+use crate::kernel::kernel;
+use crate::message::{ptype, Message};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader, BufWriter};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender};
+use tokio::sync::Notify;
+use tokio::time::timeout;
+
+/// Silence on a link before a heartbeat probe is sent.
+pub const PING_IDLE: Duration = Duration::from_millis(1000);
+/// Time allowed for any byte to arrive after a probe was written.
+pub const PONG_TIMEOUT: Duration = Duration::from_millis(2000);
+const HEARTBEAT_TICK: Duration = Duration::from_millis(250);
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
+/// A connector for a `C` gives up (the harbor is marked down) after this.
+pub const CONNECT_GIVE_UP: Duration = Duration::from_secs(10);
+const RETRY_MIN: Duration = Duration::from_millis(100);
+const RETRY_MAX: Duration = Duration::from_secs(2);
+const IO_BUFFER: usize = 64 * 1024;
+
+/// How a link ended.
+pub enum LinkEnd {
+    /// EOF, reset, write failure, heartbeat timeout.
+    Lost(String),
+    /// The peer broke the protocol (oversize or malformed frame).
+    Protocol(String),
+}
+
+/// Heartbeat bookkeeping shared by the parts of one link task.
+struct Beat {
+    /// ms (cluster clock) of the last byte received.
+    last_rx: AtomicU64,
+    /// ms when the last probe was written (0: none yet).
+    ping_written: AtomicU64,
+    ping_queued: AtomicBool,
+    /// The peer does not speak the heartbeat (a skynet 1.8 node).
+    legacy: AtomicBool,
+}
+
+/// Connects to harbor `id` at `addr` and does the handshake: our id byte
+/// out, theirs back.
+async fn dial(cluster: &Cluster, id: u8, addr: &str) -> Result<TcpStream, (String, bool)> {
+    let mut s = match timeout(CONNECT_TIMEOUT, TcpStream::connect(addr)).await {
+        Ok(Ok(s)) => s,
+        Ok(Err(e)) => return Err((e.to_string(), false)),
+        Err(_) => return Err(("connect timed out".into(), false)),
+    };
+    net::tune(&s);
+    if let Err(e) = s.write_all(&[cluster.own]).await {
+        return Err((format!("handshake write failed: {e}"), false));
+    }
+    let mut b = [0u8; 1];
+    match timeout(HANDSHAKE_TIMEOUT, s.read_exact(&mut b)).await {
+        Ok(Ok(_)) => {}
+        Ok(Err(e)) => return Err((format!("handshake failed: {e}"), false)),
+        Err(_) => return Err(("handshake timed out".into(), false)),
+    }
+    if b[0] != id {
+        return Err((
+            format!("Invalid shakehand id ({}) from harbor {id} at {addr}", b[0]),
+            true,
+        ));
+    }
+    Ok(s)
+}
+
+/// Connects to harbor `id` until it works, the attempt is superseded, or
+/// (for a first connection) [`CONNECT_GIVE_UP`] passes. `reconnect`: the
+/// link was lost and we were its connecting side; retries until the master
+/// says the harbor is down or a new link replaces it.
+pub async fn connector(cluster: Arc<Cluster>, id: u8, addr: String, gen: u64, reconnect: bool) {
+    let started = tokio::time::Instant::now();
+    let mut delay = RETRY_MIN;
+    let mut failures = 0u32;
+    if reconnect {
+        // A killed peer's master connection breaks at the same moment: give
+        // the master's `D` a chance to arrive first.
+        tokio::time::sleep(delay).await;
+    }
+    loop {
+        if !cluster.attempt_current(id, gen) {
+            return;
+        }
+        match dial(&cluster, id, &addr).await {
+            Ok(stream) => {
+                if reconnect && cluster.attempt_current(id, gen) {
+                    cluster.log(&format!("Reconnected to harbor {id} ({addr})"));
+                }
+                cluster.attach(id, stream, true, Some(gen));
+                return;
+            }
+            Err((e, fatal)) => {
+                failures += 1;
+                if fatal || (!reconnect && started.elapsed() >= CONNECT_GIVE_UP) {
+                    cluster.connect_failed(
+                        id,
+                        gen,
+                        &format!("Can't connect to harbor {id} ({addr}): {e}"),
+                    );
+                    return;
+                }
+                if !cluster.attempt_current(id, gen) {
+                    return;
+                }
+                if failures == 1 || failures.is_multiple_of(10) {
+                    cluster.log(&format!(
+                        "Can't connect to harbor {id} ({addr}): {e}; retrying (attempt {failures})"
+                    ));
+                }
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(RETRY_MAX);
+            }
+        }
+    }
+}
+
+/// Accepts connections from older harbors for the life of the node.
+pub async fn accept_loop(cluster: Arc<Cluster>, listener: std::net::TcpListener) {
+    let listener = match TcpListener::from_std(listener) {
+        Ok(l) => l,
+        Err(e) => {
+            cluster.log(&format!("Can't listen on {}: {e}", cluster.address));
+            return;
+        }
+    };
+    loop {
+        match listener.accept().await {
+            Ok((s, peer)) => {
+                tokio::spawn(accept_one(cluster.clone(), s, peer.to_string()));
+            }
+            Err(e) => {
+                cluster.log(&format!("accept on {} failed: {e}", cluster.address));
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+}
+
+async fn accept_one(cluster: Arc<Cluster>, mut s: TcpStream, peer: String) {
+    net::tune(&s);
+    let mut b = [0u8; 1];
+    match timeout(HANDSHAKE_TIMEOUT, s.read_exact(&mut b)).await {
+        Ok(Ok(_)) => {}
+        _ => {
+            cluster.log(&format!(
+                "Connection from {peer} closed before its handshake"
+            ));
+            return;
+        }
+    }
+    let id = b[0];
+    if id == 0 || id == cluster.own {
+        cluster.log(&format!("Invalid harbor id {id} from {peer}"));
+        return;
+    }
+    if s.write_all(&[cluster.own]).await.is_err() {
+        return;
+    }
+    cluster.attach(id, s, false, None);
+}
+
+/// Runs one live link until it ends, then reports the loss (unless the
+/// state closed it: `kill`).
+pub async fn run_link(
+    cluster: Arc<Cluster>,
+    harbor: u8,
+    link_id: u64,
+    stream: TcpStream,
+    tx: UnboundedSender<Out>,
+    rx: UnboundedReceiver<Out>,
+    kill: Arc<Notify>,
+) {
+    let (rd, wr) = stream.into_split();
+    let beat = Beat {
+        last_rx: AtomicU64::new(cluster.now_ms()),
+        ping_written: AtomicU64::new(0),
+        ping_queued: AtomicBool::new(false),
+        legacy: AtomicBool::new(false),
+    };
+    let end = tokio::select! {
+        e = read_loop(&cluster, harbor, rd, &tx, &beat) => e,
+        e = write_loop(&cluster, harbor, wr, rx, &beat) => e,
+        e = heartbeat(&cluster, harbor, &tx, &beat) => e,
+        () = kill.notified() => return,
+    };
+    let (reason, protocol) = match end {
+        LinkEnd::Lost(r) => (r, false),
+        LinkEnd::Protocol(r) => (r, true),
+    };
+    cluster.link_lost(harbor, link_id, &reason, protocol);
+}
+
+/// Fills `buf`; records progress for the heartbeat. Ok(false) on EOF before
+/// the first byte.
+async fn read_full<R: AsyncRead + Unpin>(
+    cluster: &Cluster,
+    rd: &mut R,
+    buf: &mut [u8],
+    beat: &Beat,
+) -> Result<bool, String> {
+    let mut n = 0;
+    while n < buf.len() {
+        match rd.read(&mut buf[n..]).await {
+            Ok(0) if n == 0 => return Ok(false),
+            Ok(0) => return Err("connection closed in the middle of a frame".into()),
+            Ok(k) => {
+                n += k;
+                beat.last_rx.store(cluster.now_ms(), Ordering::Relaxed);
+            }
+            Err(e) => return Err(format!("read failed: {e}")),
+        }
+    }
+    Ok(true)
+}
+
+async fn read_loop<R: AsyncRead + Unpin>(
+    cluster: &Arc<Cluster>,
+    harbor: u8,
+    rd: R,
+    tx: &UnboundedSender<Out>,
+    beat: &Beat,
+) -> LinkEnd {
+    let mut rd = BufReader::with_capacity(IO_BUFFER, rd);
+    loop {
+        let mut head = [0u8; 4];
+        match read_full(cluster, &mut rd, &mut head, beat).await {
+            Ok(true) => {}
+            Ok(false) => return LinkEnd::Lost("connection closed by the peer".into()),
+            Err(e) => return LinkEnd::Lost(e),
+        }
+        let len = match frame::check_length(head, harbor) {
+            Ok(len) => len,
+            Err(e) => return LinkEnd::Protocol(e),
+        };
+        let mut buf = vec![0u8; len];
+        match read_full(cluster, &mut rd, &mut buf, beat).await {
+            Ok(true) => {}
+            Ok(false) => return LinkEnd::Lost("connection closed in the middle of a frame".into()),
+            Err(e) => return LinkEnd::Lost(e),
+        }
+        let t = Trailer::parse(&buf[len - 12..]);
+        buf.truncate(len - 12);
+        deliver(cluster, harbor, tx, beat, t, buf);
+    }
+}
+
+/// Hands a received frame to its local destination.
+fn deliver(
+    cluster: &Cluster,
+    harbor: u8,
+    tx: &UnboundedSender<Out>,
+    beat: &Beat,
+    t: Trailer,
+    payload: Vec<u8>,
+) {
+    if t.local == HEARTBEAT_DEST {
+        match t.ptype {
+            ptype::TEXT => {
+                let _ = tx.send(Out::Pong);
+            }
+            ptype::ERROR if !beat.legacy.swap(true, Ordering::Relaxed) => {
+                cluster.log(&format!(
+                    "Harbor {harbor} does not answer link heartbeats (a skynet 1.8 node?); relying on TCP keepalive"
+                ));
+            }
+            _ => {}
+        }
+        return;
+    }
+    let dest = ((cluster.own as u32) << 24) | t.local;
+    if t.ptype == ptype::RESPONSE || t.ptype == ptype::ERROR {
+        cluster.answered(dest, t.session);
+    }
+    if kernel()
+        .push(dest, Message::new(t.source, t.session, t.ptype, payload))
+        .is_err()
+    {
+        if is_request(t.ptype) {
+            let _ = tx.send(Out::Frame(OutFrame::new(
+                dest,
+                t.source,
+                ptype::ERROR,
+                t.session,
+                Vec::new(),
+            )));
+        }
+        cluster.log(&format!(
+            "Unknown destination :{dest:x} from :{:x} type({})",
+            t.source, t.ptype
+        ));
+    }
+}
+
+async fn write_frame<W: AsyncWrite + Unpin>(w: &mut W, f: &OutFrame) -> std::io::Result<()> {
+    w.write_all(&f.head()).await?;
+    w.write_all(&f.payload).await?;
+    w.write_all(&f.trailer).await
+}
+
+async fn write_loop<W: AsyncWrite + Unpin>(
+    cluster: &Cluster,
+    harbor: u8,
+    wr: W,
+    mut rx: UnboundedReceiver<Out>,
+    beat: &Beat,
+) -> LinkEnd {
+    let mut w = BufWriter::with_capacity(IO_BUFFER, wr);
+    let own = (cluster.own as u32) << 24;
+    loop {
+        let Some(first) = rx.recv().await else {
+            return LinkEnd::Lost("link closed".into());
+        };
+        let mut next = Some(first);
+        let mut pinged = false;
+        while let Some(out) = next {
+            let r = match out {
+                Out::Frame(f) => write_frame(&mut w, &f).await,
+                Out::Ping => {
+                    pinged = true;
+                    let f = OutFrame::new(own, HEARTBEAT_DEST, ptype::TEXT, 0, PING.to_vec());
+                    write_frame(&mut w, &f).await
+                }
+                Out::Pong => {
+                    let f = OutFrame::new(own, HEARTBEAT_DEST, ptype::RESPONSE, 0, PONG.to_vec());
+                    write_frame(&mut w, &f).await
+                }
+            };
+            if let Err(e) = r {
+                return LinkEnd::Lost(format!("write to harbor {harbor} failed: {e}"));
+            }
+            next = rx.try_recv().ok();
+        }
+        if let Err(e) = w.flush().await {
+            return LinkEnd::Lost(format!("write to harbor {harbor} failed: {e}"));
+        }
+        if pinged {
+            beat.ping_written
+                .store(cluster.now_ms().max(1), Ordering::Relaxed);
+            beat.ping_queued.store(false, Ordering::Relaxed);
+        }
+    }
+}
+
+async fn heartbeat(
+    cluster: &Cluster,
+    harbor: u8,
+    tx: &UnboundedSender<Out>,
+    beat: &Beat,
+) -> LinkEnd {
+    let idle = PING_IDLE.as_millis() as u64;
+    let patience = PONG_TIMEOUT.as_millis() as u64;
+    loop {
+        tokio::time::sleep(HEARTBEAT_TICK).await;
+        if beat.legacy.load(Ordering::Relaxed) {
+            continue;
+        }
+        let now = cluster.now_ms();
+        let last = beat.last_rx.load(Ordering::Relaxed);
+        let written = beat.ping_written.load(Ordering::Relaxed);
+        let unanswered = written != 0 && last < written;
+        if unanswered && now.saturating_sub(written) >= patience {
+            return LinkEnd::Lost(format!(
+                "no heartbeat answer from harbor {harbor} (silent for {} ms)",
+                now.saturating_sub(last)
+            ));
+        }
+        if !unanswered
+            && now.saturating_sub(last) >= idle
+            && !beat.ping_queued.swap(true, Ordering::Relaxed)
+        {
+            let _ = tx.send(Out::Ping);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn read_full_reports_eof_and_truncation() {
+        let c = Cluster::new(
+            1,
+            0,
+            String::new(),
+            String::new(),
+            tokio::runtime::Handle::current(),
+        );
+        let beat = Beat {
+            last_rx: AtomicU64::new(0),
+            ping_written: AtomicU64::new(0),
+            ping_queued: AtomicBool::new(false),
+            legacy: AtomicBool::new(false),
+        };
+        let mut empty: &[u8] = &[];
+        let mut b = [0u8; 4];
+        assert_eq!(read_full(&c, &mut empty, &mut b, &beat).await, Ok(false));
+        let mut short: &[u8] = &[0, 0];
+        assert!(read_full(&c, &mut short, &mut b, &beat).await.is_err());
+        let mut ok: &[u8] = &[0, 0, 0, 12, 9];
+        assert_eq!(read_full(&c, &mut ok, &mut b, &beat).await, Ok(true));
+        assert_eq!(b, [0, 0, 0, 12]);
+    }
+}
