@@ -42,10 +42,17 @@ impl WorkerMonitor {
     }
 }
 
+/// How long an idle worker polls the run queue before it sleeps. A reply that
+/// comes back from another thread (a socket, another node) within this window is
+/// picked up without a futex wake-up and a context switch.
+pub const SPIN: Duration = Duration::from_micros(100);
+
 pub struct Scheduler {
     global: Mutex<VecDeque<Arc<Context>>>,
     cond: Condvar,
     sleepers: AtomicUsize,
+    /// 1 while a worker polls instead of sleeping (at most one does).
+    spinning: AtomicUsize,
     quit: AtomicBool,
     monitors: Vec<WorkerMonitor>,
 }
@@ -75,6 +82,7 @@ impl Scheduler {
             global: Mutex::new(VecDeque::new()),
             cond: Condvar::new(),
             sleepers: AtomicUsize::new(0),
+            spinning: AtomicUsize::new(0),
             quit: AtomicBool::new(false),
             monitors: (0..threads.max(1))
                 .map(|_| WorkerMonitor::default())
@@ -93,7 +101,10 @@ impl Scheduler {
             g.push_back(ctx);
             g.len()
         };
-        if self.sleepers.load(Ordering::Relaxed) > 0 && (len >= 2 || !IS_WORKER.with(|w| w.get())) {
+        if self.sleepers.load(Ordering::SeqCst) > 0
+            && self.spinning.load(Ordering::SeqCst) == 0
+            && (len >= 2 || !IS_WORKER.with(|w| w.get()))
+        {
             self.cond.notify_one();
         }
     }
@@ -104,7 +115,7 @@ impl Scheduler {
 
     /// Called by the timer thread each tick.
     pub(crate) fn tick(&self) {
-        if self.sleepers.load(Ordering::Relaxed) > 0 && !self.global.lock().is_empty() {
+        if self.sleepers.load(Ordering::SeqCst) > 0 && !self.global.lock().is_empty() {
             self.cond.notify_one();
         }
     }
@@ -115,6 +126,26 @@ impl Scheduler {
     }
 
     fn wait_for_work(&self) -> Option<Arc<Context>> {
+        if self
+            .spinning
+            .compare_exchange(0, 1, Ordering::SeqCst, Ordering::SeqCst)
+            .is_ok()
+        {
+            let deadline = std::time::Instant::now() + SPIN;
+            let found = loop {
+                if let Some(c) = self.pop() {
+                    break Some(c);
+                }
+                if self.quit.load(Ordering::SeqCst) || std::time::Instant::now() >= deadline {
+                    break None;
+                }
+                std::thread::yield_now();
+            };
+            self.spinning.store(0, Ordering::SeqCst);
+            if found.is_some() {
+                return found;
+            }
+        }
         let mut g = self.global.lock();
         loop {
             if let Some(c) = g.pop_front() {
@@ -123,9 +154,9 @@ impl Scheduler {
             if self.quit.load(Ordering::SeqCst) {
                 return None;
             }
-            self.sleepers.fetch_add(1, Ordering::Relaxed);
+            self.sleepers.fetch_add(1, Ordering::SeqCst);
             self.cond.wait(&mut g);
-            self.sleepers.fetch_sub(1, Ordering::Relaxed);
+            self.sleepers.fetch_sub(1, Ordering::SeqCst);
         }
     }
 
