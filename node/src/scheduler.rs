@@ -21,6 +21,14 @@ use std::time::Duration;
 
 thread_local! {
     static IS_WORKER: Cell<bool> = const { Cell::new(false) };
+    /// The service being dispatched on this thread has more messages waiting.
+    static MORE_QUEUED: Cell<bool> = const { Cell::new(false) };
+}
+
+/// True on a worker whose current service has more messages queued: what it
+/// sends now is likely followed by more (a reason to batch writes).
+pub fn more_queued() -> bool {
+    MORE_QUEUED.with(|m| m.get())
 }
 
 /// How often the monitor checks workers for a message that never ends.
@@ -224,6 +232,7 @@ impl Scheduler {
                 );
             }
             let msg = popped.message;
+            MORE_QUEUED.with(|m| m.set(!ctx.queue.is_empty()));
             mon.trigger(msg.source, handle);
             match service.as_mut() {
                 Some(s) => {

@@ -34,6 +34,8 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader, B
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender};
 use tokio::sync::Notify;
+
+use super::direct::DirectWriter;
 use tokio::time::timeout;
 
 /// Silence on a link before a heartbeat probe is sent.
@@ -200,6 +202,7 @@ pub async fn run_link(
     tx: UnboundedSender<Out>,
     rx: UnboundedReceiver<Out>,
     kill: Arc<Notify>,
+    direct: Arc<DirectWriter>,
 ) {
     let (rd, wr) = stream.into_split();
     let beat = Beat {
@@ -210,7 +213,7 @@ pub async fn run_link(
     };
     let end = tokio::select! {
         e = read_loop(&cluster, harbor, rd, &tx, &beat) => e,
-        e = write_loop(&cluster, harbor, wr, rx, &beat) => e,
+        e = write_loop(&cluster, harbor, wr, rx, &beat, &direct) => e,
         e = heartbeat(&cluster, harbor, &tx, &beat) => e,
         () = kill.notified() => return,
     };
@@ -334,6 +337,7 @@ async fn write_loop<W: AsyncWrite + Unpin>(
     wr: W,
     mut rx: UnboundedReceiver<Out>,
     beat: &Beat,
+    direct: &DirectWriter,
 ) -> LinkEnd {
     let mut w = BufWriter::with_capacity(IO_BUFFER, wr);
     let own = (cluster.own as u32) << 24;
@@ -341,11 +345,13 @@ async fn write_loop<W: AsyncWrite + Unpin>(
         let Some(first) = rx.recv().await else {
             return LinkEnd::Lost("link closed".into());
         };
+        direct.task_takes();
         let mut next = Some(first);
         let mut pinged = false;
         while let Some(out) = next {
             let r = match out {
                 Out::Frame(f) => write_frame(&mut w, &f).await,
+                Out::Raw(bytes) => w.write_all(&bytes).await,
                 Out::Ping => {
                     pinged = true;
                     let f = OutFrame::new(own, HEARTBEAT_DEST, ptype::TEXT, 0, PING.to_vec());
@@ -364,6 +370,8 @@ async fn write_loop<W: AsyncWrite + Unpin>(
         if let Err(e) = w.flush().await {
             return LinkEnd::Lost(format!("write to harbor {harbor} failed: {e}"));
         }
+        // Workers may write directly again once nothing is left for us.
+        direct.task_releases(&rx);
         if pinged {
             beat.ping_written
                 .store(cluster.now_ms().max(1), Ordering::Relaxed);

@@ -61,11 +61,13 @@
 //!   (rejoin, reconnection); `W n` only drives the `Shakehand ready` log.
 //!
 //! Modules: [`state`] (the state machine and router), [`link`] (links and
-//! heartbeat), [`master_link`] (the master connection), [`frame`] (wire
+//! heartbeat), [`direct`] (frames written by the sending worker),
+//! [`master_link`] (the master connection), [`frame`] (wire
 //! frames), [`net`] (socket options), [`slave`] (the `cslave` service),
 //! [`cmaster`] (the `cmaster` service).
 
 pub mod cmaster;
+pub mod direct;
 pub mod frame;
 pub mod link;
 pub mod master_link;

@@ -11,6 +11,7 @@
 //! messages from one source keep their order whichever path they take
 //! (queued, flushed, or sent directly).
 
+use super::direct::DirectWriter;
 use super::frame::OutFrame;
 use super::link;
 use crate::kernel::{kernel, RemoteRouter};
@@ -40,6 +41,8 @@ pub struct Waiter {
 #[derive(Debug)]
 pub enum Out {
     Frame(OutFrame),
+    /// The rest of a frame a worker wrote in part (see [`super::direct`]).
+    Raw(Vec<u8>),
     Ping,
     Pong,
 }
@@ -48,6 +51,7 @@ pub enum Out {
 pub struct LinkRef {
     pub id: u64,
     pub tx: UnboundedSender<Out>,
+    pub direct: Arc<DirectWriter>,
     pub kill: Arc<Notify>,
     /// We connected (we are the older node); only this side reconnects.
     pub initiated: bool,
@@ -304,7 +308,7 @@ impl Cluster {
         } = msg;
         let track = session != 0 && is_request(t) && self.is_local(source) && source != 0;
         let frame = OutFrame::new(source, dest, t, session, data);
-        if link.tx.send(Out::Frame(frame)).is_ok() {
+        if link.direct.send(frame, &link.tx) {
             if track {
                 pending.insert((source, session), Pending { harbor, dest });
             }
@@ -639,6 +643,7 @@ impl Cluster {
         let old = std::mem::replace(&mut peer.status, Status::Down);
         peer.attempt += 1;
         if let Status::Up(link) = &old {
+            link.direct.close();
             link.kill.notify_one();
         }
         let queued: Vec<Queued> = peer.queue.drain(..).collect();
@@ -705,9 +710,11 @@ impl Cluster {
             let link_id = self.next_link.fetch_add(1, Ordering::Relaxed);
             let (tx, rx) = unbounded_channel();
             let kill = Arc::new(Notify::new());
+            let direct = Arc::new(DirectWriter::new(&stream));
             let link = LinkRef {
                 id: link_id,
                 tx: tx.clone(),
+                direct: direct.clone(),
                 kill: kill.clone(),
                 initiated,
             };
@@ -757,6 +764,7 @@ impl Cluster {
                 tx,
                 rx,
                 kill,
+                direct,
             ));
         }
         self.run(fx);
