@@ -22,11 +22,29 @@ use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 use tokio::time::timeout;
 use tokio_util::codec::{FramedRead, FramedWrite};
+use std::time::Duration;
 use tracing::{debug, warn};
 
 use crate::config::MasterConfig;
 use crate::hub::Event;
 use crate::registry::ConnId;
+
+/// A slave that vanished without closing (host gone, network partition) must
+/// not keep its harbor id: the master rarely writes to an idle slave, so TCP
+/// keepalive probes (after 2 s idle, every 1 s, 3 of them) and a 5 s limit on
+/// unacknowledged data make the kernel reset such a connection within seconds,
+/// and the harbor id is free for the slave's next handshake.
+fn detect_dead_peer(stream: &TcpStream) -> std::io::Result<()> {
+    let sock = socket2::SockRef::from(stream);
+    let keepalive = socket2::TcpKeepalive::new()
+        .with_time(Duration::from_secs(2))
+        .with_interval(Duration::from_secs(1))
+        .with_retries(3);
+    sock.set_tcp_keepalive(&keepalive)?;
+    #[cfg(target_os = "linux")]
+    sock.set_tcp_user_timeout(Some(Duration::from_secs(5)))?;
+    Ok(())
+}
 
 /// Serves one accepted connection until it ends.
 pub async fn serve(
@@ -38,6 +56,9 @@ pub async fn serve(
 ) {
     if let Err(e) = stream.set_nodelay(true) {
         debug!(%conn, error = %e, "cannot set TCP_NODELAY");
+    }
+    if let Err(e) = detect_dead_peer(&stream) {
+        debug!(%conn, error = %e, "cannot set TCP keepalive");
     }
     let (read_half, write_half) = stream.into_split();
     let mut reader = FramedRead::new(read_half, MasterCodec);

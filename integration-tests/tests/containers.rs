@@ -1,0 +1,425 @@
+//! Container tests: a skynet-rs cluster of real containers from the image
+//! `skynet-rs:latest` (deploy/build-image.sh) on a private Docker network
+//! made for each test: one `skynet-master` and three `skynet-node`s
+//! (harbors 1..3). Each node runs `ct_probe` (deploy/test/ct_probe.lua): it
+//! registers the global name ECHO<harbor> and keeps calling, sending to and
+//! holding pending calls on every other node, logging state changes. The
+//! tests inject faults (kill, restart, network disconnect, master restart)
+//! and read the containers' logs, timing with Docker's log timestamps.
+//!
+//! Without Docker, or without the image, every test prints why it is
+//! skipped and passes; `SKYNET_CONTAINER_TESTS=require` turns that into a
+//! failure (for CI, which builds the image first); `SKYNET_TEST_IMAGE`
+//! names another image. Timings are printed to stderr (visible without
+//! --nocapture).
+//!
+//!   deploy/build-image.sh
+//!   cargo test -p integration-tests --test containers
+
+#![cfg(target_os = "linux")]
+
+mod support_containers;
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use support_containers::*;
+
+/// The number in "... the last in N ms ..." of a `still down` line.
+fn last_call_ms(text: &str) -> Option<u64> {
+    let rest = &text[text.find("the last in ")? + 12..];
+    rest.split(' ').next()?.parse().ok()
+}
+
+/// Waits until harbor `h` logs that its pending calls to `target` failed, that
+/// later calls to it fail at once, and that later sends to it are dropped.
+/// Returns the time from `fault` to the failure of the pending calls (ms).
+async fn expect_cut_off(c: &Cluster, h: u8, target: u8, fault: SystemTime, limit: Duration) -> i64 {
+    let failed = c
+        .expect_echo(h, target, "all pending failed", fault, limit)
+        .await;
+    c.expect_echo(h, target, "down", fault, limit).await;
+    let later = c
+        .expect_echo(h, target, "still down", failed.at, limit)
+        .await;
+    match last_call_ms(&later.text) {
+        Some(ms) if ms < 100 => {}
+        _ => c.fail(&format!(
+            "node{h}: calls to the lost harbor {target} should fail at once: {}",
+            later.text
+        )),
+    }
+    c.expect(
+        &c.node(h).logs,
+        &format!("Drop message to harbor {target} from"),
+        failed.at,
+        limit,
+    )
+    .await;
+    ms_between(fault, failed.at)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cross_node_calls_between_containers() {
+    const T: &str = "cross_node_calls_between_containers";
+    let _serial = serial().await;
+    let Some(docker) = docker_or_skip(T).await else {
+        return;
+    };
+    limited(T, async {
+        let c = Cluster::start(&docker, "calls", 3, &[1, 2, 3]).await;
+        c.all_up(UNIX_EPOCH).await;
+        say(&format!(
+            "{T}: master + 3 nodes started and every node called the other two {} ms after the first container was created",
+            c.elapsed().as_millis()
+        ));
+        for h in 1..=3u8 {
+            for t in (1..=3u8).filter(|&t| t != h) {
+                // The global name resolved to a service on the right harbor.
+                let up = c.expect_echo(h, t, "up", UNIX_EPOCH, LONG).await;
+                if !up.text.contains(&format!("(:{t:02x}")) {
+                    c.fail(&format!("node{h}: ECHO{t} is not on harbor {t}: {}", up.text));
+                }
+                // 20 calls answered, one every 100 ms.
+                c.expect_echo(h, t, "ok (20 calls", UNIX_EPOCH, LONG).await;
+            }
+            // Sends arrived too.
+            c.expect(&c.node(h).logs, &format!("ct: ECHO{h} got tick"), UNIX_EPOCH, LONG)
+                .await;
+        }
+        for t in 1..=3u8 {
+            c.expect(
+                &c.master.logs,
+                &format!("global name registered name=ECHO{t}"),
+                UNIX_EPOCH,
+                LONG,
+            )
+            .await;
+        }
+        c.no_failures();
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_node_fails_pending_calls_and_rejoins() {
+    const T: &str = "killed_node_fails_pending_calls_and_rejoins";
+    let _serial = serial().await;
+    let Some(docker) = docker_or_skip(T).await else {
+        return;
+    };
+    limited(T, async {
+        let c = Cluster::start(&docker, "kill", 3, &[1, 2, 3]).await;
+        c.all_up(UNIX_EPOCH).await;
+        // The probes hold 3 calls that never answer on every other node.
+        tokio::time::sleep(Duration::from_millis(500)).await;
+
+        let killed = c.kill(c.node(2)).await;
+        for h in [1u8, 3] {
+            let dt = expect_cut_off(&c, h, 2, killed, Duration::from_secs(10)).await;
+            say(&format!(
+                "{T}: docker kill node2: the pending calls from node{h} failed {dt} ms after the kill"
+            ));
+            if dt >= 2000 {
+                c.fail(&format!("node{h}: pending calls failed only {dt} ms after the kill"));
+            }
+        }
+        c.expect(&c.master.logs, "harbor left harbor=2", killed, LONG)
+            .await;
+
+        // Same container: same harbor id, same name and address.
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let restarted = c.restart(c.node(2)).await;
+        for h in [1u8, 3] {
+            let up = c.expect_echo(h, 2, "up", restarted, LONG).await;
+            say(&format!(
+                "{T}: node2 restarted with harbor id 2: reachable from node{h} {} ms after docker start",
+                ms_between(restarted, up.at)
+            ));
+        }
+        for t in [1u8, 3] {
+            c.expect_echo(2, t, "up", restarted, LONG).await;
+            // Traffic flows again both ways.
+            c.expect_echo(t, 2, "ok (", restarted, LONG).await;
+        }
+        c.expect(&c.master.logs, "harbor joined harbor=2", restarted, LONG)
+            .await;
+        c.no_failures();
+    })
+    .await;
+}
+
+/// Disconnects node2 from the network: calls to it fail (heartbeat), then
+/// after reconnecting it is reachable again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn partitioned_node_is_cut_off_then_reachable_again() {
+    const T: &str = "partitioned_node_is_cut_off_then_reachable_again";
+    let _serial = serial().await;
+    let Some(docker) = docker_or_skip(T).await else {
+        return;
+    };
+    limited(T, async {
+        let c = Cluster::start(&docker, "part", 3, &[1, 2, 3]).await;
+        c.all_up(UNIX_EPOCH).await;
+        tokio::time::sleep(Duration::from_millis(500)).await;
+
+        let cut = c.disconnect(c.node(2)).await;
+        for h in [1u8, 3] {
+            let dt = expect_cut_off(&c, h, 2, cut, Duration::from_secs(15)).await;
+            say(&format!(
+                "{T}: node2 disconnected: the pending calls from node{h} failed {dt} ms later"
+            ));
+            if dt >= 6000 {
+                c.fail(&format!(
+                    "node{h}: the partition was noticed only after {dt} ms"
+                ));
+            }
+        }
+        // node2's side of the partition.
+        for t in [1u8, 3] {
+            c.expect_echo(2, t, "all pending failed", cut, Duration::from_secs(15))
+                .await;
+        }
+
+        let healed = c.connect(c.node(2)).await;
+        say(&format!(
+            "{T}: node2 was cut off for {} ms",
+            ms_between(cut, healed)
+        ));
+        for h in [1u8, 3] {
+            let up = c.expect_echo(h, 2, "up", healed, LONG).await;
+            say(&format!(
+                "{T}: node2 reconnected to the network: reachable from node{h} {} ms later",
+                ms_between(healed, up.at)
+            ));
+        }
+        for t in [1u8, 3] {
+            let up = c.expect_echo(2, t, "up", healed, LONG).await;
+            say(&format!(
+                "{T}: node2 reaches node{t} again {} ms after the reconnection",
+                ms_between(healed, up.at)
+            ));
+        }
+        c.no_failures();
+    })
+    .await;
+}
+
+/// A partition long enough for every TCP keepalive to give up: afterwards
+/// node2 must be a full member again: registered with the master, and
+/// linked with a node that joins after the partition.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn partitioned_node_rejoins_the_master() {
+    const T: &str = "partitioned_node_rejoins_the_master";
+    let _serial = serial().await;
+    let Some(docker) = docker_or_skip(T).await else {
+        return;
+    };
+    limited(T, async {
+        let mut c = Cluster::start(&docker, "rejoin", 3, &[1, 2, 3, 4]).await;
+        c.all_up(UNIX_EPOCH).await;
+
+        let cut = c.disconnect(c.node(2)).await;
+        c.expect(&c.node(2).logs, "Master disconnect", cut, Duration::from_secs(30))
+            .await;
+        tokio::time::sleep(Duration::from_secs(10)).await;
+
+        let healed = c.connect(c.node(2)).await;
+        for h in [1u8, 3] {
+            c.expect_echo(h, 2, "up", healed, LONG).await;
+        }
+        let back = c
+            .expect(&c.node(2).logs, "Reconnected to master", healed, Duration::from_secs(30))
+            .await;
+        say(&format!(
+            "{T}: node2 registered with the master again {} ms after the network came back (partition {} ms)",
+            ms_between(healed, back.at),
+            ms_between(cut, healed)
+        ));
+
+        // Membership still works: a new node links with everybody, node2 too.
+        let joined = SystemTime::now();
+        c.add_node(4).await;
+        for t in 1..=3u8 {
+            c.expect_echo(4, t, "up", joined, LONG).await;
+            c.expect_echo(t, 4, "up", joined, LONG).await;
+        }
+        for h in [1u8, 3] {
+            if let Some(l) = c.node(h).logs.find("ct: ECHO2 down", back.at) {
+                c.fail(&format!(
+                    "node{h}: node2 went down again after it had rejoined: {}",
+                    l.text
+                ));
+            }
+        }
+        c.no_failures();
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn master_restart_keeps_traffic_and_nodes_reconnect() {
+    const T: &str = "master_restart_keeps_traffic_and_nodes_reconnect";
+    let _serial = serial().await;
+    let Some(docker) = docker_or_skip(T).await else {
+        return;
+    };
+    limited(T, async {
+        let mut c = Cluster::start(&docker, "master", 3, &[1, 2, 3, 4]).await;
+        c.all_up(UNIX_EPOCH).await;
+
+        let killed = c.kill(&c.master).await;
+        for h in 1..=3u8 {
+            c.expect(&c.node(h).logs, "Master disconnect", killed, Duration::from_secs(10))
+                .await;
+        }
+        // Traffic between the nodes goes on without the master.
+        tokio::time::sleep(Duration::from_secs(4)).await;
+        let restarted = c.restart(&c.master).await;
+        for h in 1..=3u8 {
+            for t in (1..=3u8).filter(|&t| t != h) {
+                let oks = c.node(h).logs.all(&format!("ct: ECHO{t} ok ("), killed);
+                if !oks.iter().any(|l| l.at < restarted) {
+                    c.fail(&format!(
+                        "node{h}: no successful call to node{t} while the master was down"
+                    ));
+                }
+            }
+        }
+        say(&format!(
+            "{T}: master down for {} ms; calls between the nodes went on",
+            ms_between(killed, restarted)
+        ));
+
+        c.expect(&c.master.logs, "master listening", restarted, BOOT)
+            .await;
+        for h in 1..=3u8 {
+            let l = c
+                .expect(&c.node(h).logs, "Reconnected to master", restarted, LONG)
+                .await;
+            c.expect(&c.node(h).logs, "Re-registered", restarted, LONG)
+                .await;
+            say(&format!(
+                "{T}: node{h} reconnected to the restarted master {} ms after docker start",
+                ms_between(restarted, l.at)
+            ));
+        }
+        for h in 1..=3u8 {
+            for t in (1..=3u8).filter(|&t| t != h) {
+                if let Some(l) = c.node(h).logs.find(&format!("ct: ECHO{t} down"), killed) {
+                    c.fail(&format!("node{h}: lost node{t} during the master restart: {}", l.text));
+                }
+            }
+        }
+
+        // The new master knows every name and harbor: a node joining now
+        // reaches all of them and they reach it.
+        let joined = SystemTime::now();
+        c.add_node(4).await;
+        let mut last = joined;
+        for t in 1..=3u8 {
+            last = last.max(c.expect_echo(4, t, "up", joined, LONG).await.at);
+            last = last.max(c.expect_echo(t, 4, "up", joined, LONG).await.at);
+        }
+        say(&format!(
+            "{T}: node4 joined the restarted master and was linked with all nodes {} ms after docker start",
+            ms_between(joined, last)
+        ));
+        c.no_failures();
+    })
+    .await;
+}
+
+// ------------------------------------------------------------ compose
+
+/// `docker-compose down` when dropped.
+struct Compose {
+    project: String,
+    file: String,
+}
+
+impl Compose {
+    fn cmd(&self) -> std::process::Command {
+        let mut cmd = std::process::Command::new("docker-compose");
+        cmd.arg("-p").arg(&self.project).arg("-f").arg(&self.file);
+        cmd
+    }
+}
+
+impl Drop for Compose {
+    fn drop(&mut self) {
+        let mut cmd = self.cmd();
+        cmd.args(["down", "-t", "2", "--remove-orphans"]);
+        if let Err(e) = run_cmd(&mut cmd, Duration::from_secs(60)) {
+            say(&format!("docker-compose down failed: {e}"));
+        }
+    }
+}
+
+/// deploy/docker-compose.yml as shipped: the chat-room example runs across
+/// the three nodes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn compose_example_chat_room() {
+    const T: &str = "compose_example_chat_room";
+    let _serial = serial().await;
+    let Some(docker) = docker_or_skip(T).await else {
+        return;
+    };
+    match run_cmd(
+        std::process::Command::new("docker-compose").arg("version"),
+        Duration::from_secs(30),
+    ) {
+        Ok((true, _)) => {}
+        other => {
+            say(&format!(
+                "SKIPPED {T}: no docker-compose command ({other:?})"
+            ));
+            return;
+        }
+    }
+    limited(T, async {
+        let file = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../deploy/docker-compose.yml")
+            .canonicalize()
+            .expect("deploy/docker-compose.yml");
+        let compose = Compose {
+            project: format!("skct{}compose", std::process::id()),
+            file: file.display().to_string(),
+        };
+        let mut up = compose.cmd();
+        up.args(["up", "-d"]);
+        match run_cmd(&mut up, Duration::from_secs(120)) {
+            Ok((true, _)) => {}
+            Ok((false, out)) => panic!("docker-compose up failed:\n{out}"),
+            Err(e) => panic!("{e}"),
+        }
+        let mut logs = Vec::new();
+        for svc in ["master", "node1", "node2", "node3"] {
+            let mut ps = compose.cmd();
+            ps.args(["ps", "-q", svc]);
+            let id = match run_cmd(&mut ps, Duration::from_secs(30)) {
+                Ok((true, out)) => out.trim().to_string(),
+                other => panic!("docker-compose ps {svc}: {other:?}"),
+            };
+            assert!(!id.is_empty(), "no container for {svc}");
+            logs.push(Logs::follow(&docker, &id, svc));
+        }
+        let dump = |logs: &[Logs]| logs.iter().map(|l| l.tail(60)).collect::<String>();
+        let expect = |i: usize, needle: String| {
+            let logs = &logs;
+            async move {
+                if logs[i].wait_for(&needle, UNIX_EPOCH, LONG).await.is_none() {
+                    panic!("{}: no {needle:?}\n{}", logs[i].name, dump(logs));
+                }
+            }
+        };
+        expect(1, "registered as global name ROOM on harbor 1".into()).await;
+        for h in [2, 3] {
+            expect(1, format!("ROOM: node{h} joined from harbor {h}")).await;
+            expect(1, format!("<node{h}@harbor {h}")).await;
+            expect(h as usize, format!("client node{h}: call ROOM.stats ->")).await;
+        }
+        say(&format!(
+            "{T}: the chat room example runs across 3 compose containers"
+        ));
+    })
+    .await;
+}
