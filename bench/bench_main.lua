@@ -136,6 +136,8 @@ local function bench_pack(n)
 		tags = { "alpha", "beta", "gamma", "delta" },
 		flags = { online = true, banned = false, vip = true },
 		guild = { id = 77, name = "the-skynet-guild", members = { 1, 2, 3, 4, 5, 6, 7, 8 } },
+		last_login = 1764115200, motto = "ship it, then measure it",
+		skills = { 3, 14, 15, 92, 65, 35 },
 	}
 	local msg, sz = skynet.pack(t)
 	skynet.trash(msg, sz)
