@@ -15,6 +15,8 @@
 //! - [`harbor`]: global names and remote routing (`harbor` module).
 //! - [`cluster`]: multi-node harbors (`cslave`, `cmaster` modules).
 //! - [`snlua`]: the Lua service module (`snlua`) and its native Lua modules.
+//! - [`rt`]: the tokio I/O threads (sockets, harbor, embedded master).
+//! - [`socket`]: the socket layer behind `skynet.socketdriver`.
 //! - [`start`]: node start-up.
 
 pub mod cli;
@@ -30,6 +32,7 @@ pub mod logger;
 pub mod message;
 pub mod module;
 pub mod mq;
+pub mod rt;
 pub mod scheduler;
 pub mod snlua;
 pub mod socket;

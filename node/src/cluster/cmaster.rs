@@ -19,41 +19,26 @@ impl Service for CMaster {
         if address.is_empty() {
             return Err("cmaster: a listen address is required".into());
         }
+        let rt = crate::rt::io_thread("cmaster").map_err(|e| format!("cmaster: {e}"))?;
         let (tx, rx) = std::sync::mpsc::channel();
         let shown = address.clone();
-        std::thread::Builder::new()
-            .name("cmaster".into())
-            .spawn(move || {
-                let rt = match tokio::runtime::Builder::new_current_thread()
-                    .enable_io()
-                    .enable_time()
-                    .build()
-                {
-                    Ok(rt) => rt,
-                    Err(e) => {
-                        let _ = tx.send(Err(e.to_string()));
-                        return;
+        rt.spawn(async move {
+            match Master::bind(address.as_str(), MasterConfig::default()).await {
+                Ok(master) => {
+                    let local = master
+                        .local_addr()
+                        .map(|a| a.to_string())
+                        .unwrap_or_default();
+                    let _ = tx.send(Ok(local));
+                    if let Err(e) = master.run().await {
+                        kernel().error(0, &format!("cmaster stopped: {e}"));
                     }
-                };
-                rt.block_on(async move {
-                    match Master::bind(address.as_str(), MasterConfig::default()).await {
-                        Ok(master) => {
-                            let local = master
-                                .local_addr()
-                                .map(|a| a.to_string())
-                                .unwrap_or_default();
-                            let _ = tx.send(Ok(local));
-                            if let Err(e) = master.run().await {
-                                kernel().error(0, &format!("cmaster stopped: {e}"));
-                            }
-                        }
-                        Err(e) => {
-                            let _ = tx.send(Err(e.to_string()));
-                        }
-                    }
-                });
-            })
-            .map_err(|e| format!("cmaster: can't start its thread: {e}"))?;
+                }
+                Err(e) => {
+                    let _ = tx.send(Err(e.to_string()));
+                }
+            }
+        });
         match rx.recv() {
             Ok(Ok(local)) => {
                 kernel().error(ctx.handle(), &format!("cmaster listen on {local}"));

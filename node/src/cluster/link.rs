@@ -192,6 +192,15 @@ async fn accept_one(cluster: Arc<Cluster>, mut s: TcpStream, peer: String) {
     cluster.attach(id, s, false, None);
 }
 
+/// What a link task is handed besides its socket: its writer queue (both
+/// ends), the state's kill switch and the direct-write gate.
+pub struct LinkIo {
+    pub tx: UnboundedSender<Out>,
+    pub rx: UnboundedReceiver<Out>,
+    pub kill: Arc<Notify>,
+    pub direct: Arc<DirectWriter>,
+}
+
 /// Runs one live link until it ends, then reports the loss (unless the
 /// state closed it: `kill`).
 pub async fn run_link(
@@ -199,11 +208,14 @@ pub async fn run_link(
     harbor: u8,
     link_id: u64,
     stream: TcpStream,
-    tx: UnboundedSender<Out>,
-    rx: UnboundedReceiver<Out>,
-    kill: Arc<Notify>,
-    direct: Arc<DirectWriter>,
+    io: LinkIo,
 ) {
+    let LinkIo {
+        tx,
+        rx,
+        kill,
+        direct,
+    } = io;
     let (rd, wr) = stream.into_split();
     let beat = Beat {
         last_rx: AtomicU64::new(cluster.now_ms()),

@@ -37,28 +37,7 @@ pub struct Slave {
 /// Starts the harbor thread: a single-threaded tokio runtime that runs the
 /// listener, the master connection and every link.
 fn start_runtime() -> Result<tokio::runtime::Handle, String> {
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::Builder::new()
-        .name("harbor".into())
-        .spawn(move || {
-            let rt = match tokio::runtime::Builder::new_current_thread()
-                .enable_io()
-                .enable_time()
-                .build()
-            {
-                Ok(rt) => rt,
-                Err(e) => {
-                    let _ = tx.send(Err(e.to_string()));
-                    return;
-                }
-            };
-            let _ = tx.send(Ok(rt.handle().clone()));
-            rt.block_on(std::future::pending::<()>());
-        })
-        .map_err(|e| format!("cslave: can't start the harbor thread: {e}"))?;
-    rx.recv()
-        .map_err(|_| "cslave: the harbor thread did not start".to_string())?
-        .map_err(|e| format!("cslave: can't start the harbor runtime: {e}"))
+    crate::rt::io_thread("harbor").map_err(|e| format!("cslave: {e}"))
 }
 
 impl Service for Slave {

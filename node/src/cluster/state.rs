@@ -761,10 +761,12 @@ impl Cluster {
                 id,
                 link_id,
                 stream,
-                tx,
-                rx,
-                kill,
-                direct,
+                link::LinkIo {
+                    tx,
+                    rx,
+                    kill,
+                    direct,
+                },
             ));
         }
         self.run(fx);

@@ -30,16 +30,7 @@ pub const FUNCS: &[(&std::ffi::CStr, lua_CFunction)] = &[
 
 /// `require "skynet.core"`: a table of closures bound to this service.
 pub unsafe extern "C-unwind" fn open(l: State) -> c_int {
-    lua_getfield(l, LUA_REGISTRYINDEX, c"skynet_context".as_ptr());
-    let sh = lua_touserdata(l, -1);
-    lua_pop(l, 1);
-    if sh.is_null() {
-        raise_here(l, "Init skynet context first".to_string());
-    }
-    lua_createtable(l, 0, FUNCS.len() as c_int);
-    lua_pushlightuserdata(l, sh);
-    set_funcs(l, FUNCS, 1);
-    1
+    open_bound(l, FUNCS)
 }
 
 enum Dest<'a> {

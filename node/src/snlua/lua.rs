@@ -83,3 +83,19 @@ pub unsafe fn set_funcs(l: State, funcs: &[(&CStr, lua_CFunction)], nup: c_int) 
     }
     lua_pop(l, nup);
 }
+
+/// Opens a native module whose functions close over the service's `Shared`
+/// (read from the registry field `skynet_context`), like skynet's modules that
+/// need the context.
+pub unsafe fn open_bound(l: State, funcs: &[(&CStr, lua_CFunction)]) -> c_int {
+    lua_getfield(l, LUA_REGISTRYINDEX, c"skynet_context".as_ptr());
+    let sh = lua_touserdata(l, -1);
+    lua_pop(l, 1);
+    if sh.is_null() {
+        raise_here(l, "Init skynet context first".to_string());
+    }
+    lua_createtable(l, 0, funcs.len() as c_int);
+    lua_pushlightuserdata(l, sh);
+    set_funcs(l, funcs, 1);
+    1
+}

@@ -139,20 +139,7 @@ pub struct SocketServer {
 impl SocketServer {
     /// Starts the socket thread; events go to `sink`.
     pub fn new(sink: Sink) -> SocketServer {
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::Builder::new()
-            .name("socket".into())
-            .spawn(move || {
-                let rt = tokio::runtime::Builder::new_current_thread()
-                    .enable_io()
-                    .enable_time()
-                    .build()
-                    .expect("socket server runtime");
-                let _ = tx.send(rt.handle().clone());
-                rt.block_on(std::future::pending::<()>());
-            })
-            .expect("spawn the socket thread");
-        let rt = rx.recv().expect("socket thread start");
+        let rt = crate::rt::io_thread("socket").expect("socket thread");
         SocketServer {
             inner: Arc::new(Inner {
                 rt,
