@@ -17,12 +17,12 @@ use std::net::SocketAddr;
 
 use futures::{SinkExt, StreamExt};
 use skynet_proto::master::{MasterCodec, MasterCodecError};
+use std::time::Duration;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 use tokio::time::timeout;
 use tokio_util::codec::{FramedRead, FramedWrite};
-use std::time::Duration;
 use tracing::{debug, warn};
 
 use crate::config::MasterConfig;
