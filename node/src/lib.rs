@@ -17,6 +17,7 @@
 //! - [`snlua`]: the Lua service module (`snlua`) and its native Lua modules.
 //! - [`rt`]: the tokio I/O threads (sockets, harbor, embedded master).
 //! - [`socket`]: the socket layer behind `skynet.socketdriver`.
+//! - [`tracelog`]: `tracing` events (embedded master) into the skynet log.
 //! - [`start`]: node start-up.
 
 pub mod cli;
@@ -38,6 +39,7 @@ pub mod snlua;
 pub mod socket;
 pub mod start;
 pub mod timer;
+pub mod tracelog;
 
 use std::sync::Arc;
 

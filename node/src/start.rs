@@ -54,6 +54,7 @@ pub fn run(env: Env) -> Result<i32, StartError> {
     let profile = env.opt("profile", "true") != "false";
 
     let k = kernel::init(harbor, threads, profile, env).map_err(StartError::Kernel)?;
+    crate::tracelog::install();
     crate::register_builtin_modules(k);
     let _workers = k.scheduler.start();
 
