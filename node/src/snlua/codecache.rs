@@ -3,22 +3,29 @@
 //! skynet's patched Lua shares function prototypes between states. Stock Lua
 //! cannot, so this cache keeps each file's bytecode (with debug info, so error
 //! positions stay exact) and loads it into new states without parsing the
-//! source again. It backs the global `loadfile` and `require`'s Lua-file
-//! searcher. Like skynet's cache it never re-reads a cached file: call
-//! `codecache.clear()` after editing code (hot reload).
+//! source again. Lua 5.5 can load a binary chunk "fixed" (mode `B`): the
+//! functions' code, line information and long strings then stay in the
+//! cache's buffer instead of being copied into every state, so all services
+//! share them. A cached buffer must therefore live as long as the process:
+//! it is never freed, and `clear()` only forgets it (a reloaded file gets a
+//! new buffer).
+//!
+//! It backs the global `loadfile` and `require`'s Lua-file searcher. Like
+//! skynet's cache it never re-reads a cached file: call `codecache.clear()`
+//! after editing code (hot reload).
 
 use super::lua::*;
 use parking_lot::Mutex;
 use std::collections::HashMap;
 use std::ffi::{c_char, c_int, c_void, CString};
-use std::sync::{Arc, LazyLock};
+use std::sync::LazyLock;
 
 /// (module name, package.path) -> the file `require` found for it.
 type Resolved = HashMap<(Vec<u8>, Vec<u8>), Vec<u8>>;
 static RESOLVED: LazyLock<Mutex<Resolved>> = LazyLock::new(|| Mutex::new(HashMap::new()));
 
 /// file name -> bytecode
-type Compiled = HashMap<Vec<u8>, Arc<Vec<u8>>>;
+type Compiled = HashMap<Vec<u8>, &'static [u8]>;
 static CACHE: LazyLock<Mutex<Compiled>> = LazyLock::new(|| Mutex::new(HashMap::new()));
 
 const MODE_KEY: &std::ffi::CStr = c"skynet.codecache.mode";
@@ -83,20 +90,30 @@ unsafe extern "C-unwind" fn dump_writer(
     0
 }
 
+/// A process-lifetime copy of `code`, 8-byte aligned (fixed chunks point into
+/// it for their instruction and line arrays).
+fn leak_aligned(code: &[u8]) -> &'static [u8] {
+    let words: &'static mut [u64] = Box::leak(vec![0u64; code.len().div_ceil(8)].into_boxed_slice());
+    let bytes = unsafe { std::slice::from_raw_parts_mut(words.as_mut_ptr() as *mut u8, code.len()) };
+    bytes.copy_from_slice(code);
+    bytes
+}
+
 /// Loads `filename` as a chunk onto the stack (through the cache). Returns the
 /// Lua status; on failure the error message is on the stack.
 pub unsafe fn load(l: State, filename: &[u8]) -> c_int {
     let m = mode(l);
     if m != 0 {
-        let hit = CACHE.lock().get(filename).cloned();
+        let hit = CACHE.lock().get(filename).copied();
         if let Some(code) = hit {
             let name = chunk_name(filename);
+            // "B": a fixed binary chunk, whose code stays in `code` (shared).
             return luaL_loadbufferx(
                 l,
                 code.as_ptr() as *const c_char,
                 code.len(),
                 name.as_ptr(),
-                c"b".as_ptr(),
+                c"B".as_ptr(),
             );
         }
     }
@@ -108,7 +125,7 @@ pub unsafe fn load(l: State, filename: &[u8]) -> c_int {
     if status == LUA_OK && m == 2 {
         let mut code: Vec<u8> = Vec::new();
         if lua_dump(l, dump_writer, &mut code as *mut Vec<u8> as *mut c_void, 0) == 0 {
-            CACHE.lock().insert(filename.to_vec(), Arc::new(code));
+            CACHE.lock().insert(filename.to_vec(), leak_aligned(&code));
         }
     }
     status
