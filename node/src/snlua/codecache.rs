@@ -93,8 +93,10 @@ unsafe extern "C-unwind" fn dump_writer(
 /// A process-lifetime copy of `code`, 8-byte aligned (fixed chunks point into
 /// it for their instruction and line arrays).
 fn leak_aligned(code: &[u8]) -> &'static [u8] {
-    let words: &'static mut [u64] = Box::leak(vec![0u64; code.len().div_ceil(8)].into_boxed_slice());
-    let bytes = unsafe { std::slice::from_raw_parts_mut(words.as_mut_ptr() as *mut u8, code.len()) };
+    let words: &'static mut [u64] =
+        Box::leak(vec![0u64; code.len().div_ceil(8)].into_boxed_slice());
+    let bytes =
+        unsafe { std::slice::from_raw_parts_mut(words.as_mut_ptr() as *mut u8, code.len()) };
     bytes.copy_from_slice(code);
     bytes
 }
