@@ -29,17 +29,4 @@ local function main()
 	log("write to unknown", socket.write(424242, "x"))
 end
 
-skynet.start(function()
-	skynet.timeout(1500, function()
-		log("TIMEOUT")
-		skynet.abort()
-	end)
-	skynet.fork(function()
-		local ok, err = pcall(main)
-		if not ok then
-			log("FAIL", err)
-		end
-		log("done")
-		skynet.abort()
-	end)
-end)
+require "sock_run"(log, main)

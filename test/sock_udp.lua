@@ -44,17 +44,4 @@ local function main()
 	log("resolve", list[1])
 end
 
-skynet.start(function()
-	skynet.timeout(1500, function()
-		log("TIMEOUT")
-		skynet.abort()
-	end)
-	skynet.fork(function()
-		local ok, err = pcall(main)
-		if not ok then
-			log("FAIL", err)
-		end
-		log("done")
-		skynet.abort()
-	end)
-end)
+require "sock_run"(log, main)
