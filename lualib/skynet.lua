@@ -643,6 +643,7 @@ function internals()
 				req_session = req_session, req_source = req_source,
 				pending_resp = pending_resp, trace_tags = trace_tags,
 				fresh = fresh, co_create = co_create, suspend = suspend,
+				wait_reply = wait_reply,
 				dispatch = skynet.dispatch_message,
 				error_dispatch = error_dispatch, nop = nop,
 			}

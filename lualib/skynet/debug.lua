@@ -570,17 +570,6 @@ function M.extend(I)
 		control("set_running", co)
 		return coroutine.resume(co, ...)
 	end
-	-- suspend until the answer of `session` (as skynet.call does)
-	function I.wait_reply(addr, session)
-		watching[session] = addr
-		waiting[session] = control "running"
-		local ok, msg, sz = yield "SUSPEND"
-		watching[session] = nil
-		if not ok then
-			error "call failed"
-		end
-		return msg, sz
-	end
 	install_messaging(I)
 	install_environment(I)
 	install_request(I)
