@@ -129,12 +129,19 @@ unsafe fn pack_proxy(
 
 /// Pushes every value of `input`; returns how many. On a decode error the stack
 /// holds partial values the caller discards.
+/// Unpack failures travel boxed: one machine word through the recursion.
+type Failure = Box<DecodeError>;
+
+fn fail(e: DecodeError) -> Failure {
+    Box::new(e)
+}
+
 pub unsafe fn unpack_all(l: State, input: &[u8]) -> Result<c_int, String> {
     let mut r = SeriReader::new(input);
     let mut n = 0;
     while let Some(item) = r.next_item().map_err(|e| e.to_string())? {
         luaL_checkstack(l, LUA_MINSTACK, std::ptr::null());
-        push_item(l, &mut r, item, 0)?;
+        push_item(l, &mut r, item, 0).map_err(|e| e.to_string())?;
         n += 1;
     }
     Ok(n)
@@ -146,16 +153,16 @@ const SMALL_TABLE: i32 = 64;
 
 /// Reads the key/value pairs of a table (up to the nil key) into the table on
 /// the stack top.
-unsafe fn push_pairs_into(l: State, r: &mut SeriReader<'_>, depth: usize) -> Result<(), String> {
+unsafe fn push_pairs_into(l: State, r: &mut SeriReader<'_>, depth: usize) -> Result<(), Failure> {
     loop {
-        let k = r.read().map_err(|e| e.to_string())?;
+        let k = r.read().map_err(fail)?;
         match k {
             Item::Nil => return Ok(()),
-            Item::Real(f) if f.is_nan() => return Err("table index is NaN".to_string()),
+            Item::Real(f) if f.is_nan() => return Err(fail(DecodeError::NanKey)),
             _ => {}
         }
         push_item(l, r, k, depth + 1)?;
-        let v = r.read().map_err(|e| e.to_string())?;
+        let v = r.read().map_err(fail)?;
         push_item(l, r, v, depth + 1)?;
         lua_rawset(l, -3);
     }
@@ -168,24 +175,24 @@ unsafe fn push_small_table(
     r: &mut SeriReader<'_>,
     n: i32,
     depth: usize,
-) -> Result<(), String> {
+) -> Result<(), Failure> {
     luaL_checkstack(l, n + 2 * SMALL_TABLE + LUA_MINSTACK, std::ptr::null());
     let base = lua_gettop(l);
     for _ in 0..n {
-        let v = r.read().map_err(|e| e.to_string())?;
+        let v = r.read().map_err(fail)?;
         push_item(l, r, v, depth + 1)?;
     }
     let mut pairs = 0;
     let mut more = false;
     loop {
-        let k = r.read().map_err(|e| e.to_string())?;
+        let k = r.read().map_err(fail)?;
         match k {
             Item::Nil => break,
-            Item::Real(f) if f.is_nan() => return Err("table index is NaN".to_string()),
+            Item::Real(f) if f.is_nan() => return Err(fail(DecodeError::NanKey)),
             _ => {}
         }
         push_item(l, r, k, depth + 1)?;
-        let v = r.read().map_err(|e| e.to_string())?;
+        let v = r.read().map_err(fail)?;
         push_item(l, r, v, depth + 1)?;
         pairs += 1;
         if pairs == SMALL_TABLE {
@@ -219,7 +226,7 @@ unsafe fn push_item(
     r: &mut SeriReader<'_>,
     item: Item<'_>,
     depth: usize,
-) -> Result<(), String> {
+) -> Result<(), Failure> {
     match item {
         Item::Nil => lua_pushnil(l),
         Item::Boolean(b) => lua_pushboolean(l, b as c_int),
@@ -229,10 +236,9 @@ unsafe fn push_item(
         Item::String(s) => push_bytes(l, s),
         Item::Table { array_len } => {
             if depth >= MAX_DECODE_DEPTH {
-                return Err(DecodeError::TooDeep {
+                return Err(fail(DecodeError::TooDeep {
                     limit: MAX_DECODE_DEPTH,
-                }
-                .to_string());
+                }));
             }
             let n = array_len.max(0);
             if n <= SMALL_TABLE {
@@ -243,7 +249,7 @@ unsafe fn push_item(
                 // lie that must not make us allocate.
                 lua_createtable(l, n.min(r.remaining() as i32), 0);
                 for i in 1..=n {
-                    let v = r.read().map_err(|e| e.to_string())?;
+                    let v = r.read().map_err(fail)?;
                     push_item(l, r, v, depth + 1)?;
                     lua_rawseti(l, -2, i as lua_Integer);
                 }
