@@ -11,7 +11,7 @@ use std::ffi::c_int;
 
 /// Packs the values at stack positions `from..=top` into `out` (appended).
 /// Lua errors raised by metamethods propagate; our own errors are returned.
-pub unsafe fn pack_args(l: State, from: c_int, out: &mut Vec<u8>) -> Result<(), PackError> {
+pub unsafe fn pack_args(l: State, from: c_int, out: &mut Vec<u8>) -> Result<(), Box<PackError>> {
     let top = lua_gettop(l);
     let mut w = SeriWriter::new(out);
     for i in from..=top {
@@ -25,9 +25,9 @@ unsafe fn pack_one(
     w: &mut SeriWriter<'_, Vec<u8>>,
     idx: c_int,
     depth: usize,
-) -> Result<(), PackError> {
+) -> Result<(), Box<PackError>> {
     if depth > MAX_DEPTH {
-        return Err(PackError::TooDeep);
+        return Err(Box::new(PackError::TooDeep));
     }
     match lua_type(l, idx) {
         LUA_TNIL => w.nil(),
@@ -41,14 +41,18 @@ unsafe fn pack_one(
         LUA_TBOOLEAN => w.boolean(lua_toboolean(l, idx) != 0),
         LUA_TSTRING => {
             let s = to_bytes(l, idx).unwrap_or(&[]);
-            w.string(s)?;
+            w.string(s).map_err(Box::new)?;
         }
         LUA_TLIGHTUSERDATA => w.pointer(lua_touserdata(l, idx) as usize as u64),
         LUA_TTABLE => {
             let idx = lua_absindex(l, idx);
             pack_table(l, w, idx, depth + 1)?;
         }
-        _ => return Err(PackError::Unsupported(type_name(l, idx).to_string())),
+        _ => {
+            return Err(Box::new(PackError::Unsupported(
+                type_name(l, idx).to_string(),
+            )))
+        }
     }
     Ok(())
 }
@@ -58,7 +62,7 @@ unsafe fn pack_table(
     w: &mut SeriWriter<'_, Vec<u8>>,
     idx: c_int,
     depth: usize,
-) -> Result<(), PackError> {
+) -> Result<(), Box<PackError>> {
     luaL_checkstack(l, LUA_MINSTACK, std::ptr::null());
     // Most tables have no metatable: skip the `__pairs` lookup for them.
     if lua_getmetatable(l, idx) != 0 {
@@ -102,7 +106,7 @@ unsafe fn pack_proxy(
     w: &mut SeriWriter<'_, Vec<u8>>,
     idx: c_int,
     depth: usize,
-) -> Result<(), PackError> {
+) -> Result<(), Box<PackError>> {
     w.table_begin(0);
     lua_pushvalue(l, idx);
     lua_call(l, 1, 3); // next, t, k
