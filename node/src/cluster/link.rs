@@ -22,7 +22,7 @@
 //! detected in about PING_IDLE + PONG_TIMEOUT ≈ 3 s; a killed process is
 //! detected at once by its EOF/RST.
 
-use super::frame::{self, OutFrame, Trailer, HEARTBEAT_DEST, PING, PONG};
+use super::frame::{OutFrame, Trailer, HEARTBEAT_DEST, PING, PONG};
 use super::net;
 use super::state::{is_request, Cluster, Out};
 use crate::kernel::kernel;
@@ -30,12 +30,14 @@ use crate::message::{ptype, Message};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader, BufWriter};
+use tokio::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt, BufWriter};
+use tokio::net::tcp::OwnedReadHalf;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender};
 use tokio::sync::Notify;
 
 use super::direct::DirectWriter;
+use super::reader::{Drained, LinkReader};
 use tokio::time::timeout;
 
 /// Silence on a link before a heartbeat probe is sent.
@@ -60,7 +62,7 @@ pub enum LinkEnd {
 }
 
 /// Heartbeat bookkeeping shared by the parts of one link task.
-struct Beat {
+pub struct Beat {
     /// ms (cluster clock) of the last byte received.
     last_rx: AtomicU64,
     /// ms when the last probe was written (0: none yet).
@@ -201,6 +203,33 @@ pub struct LinkIo {
     pub direct: Arc<DirectWriter>,
 }
 
+/// The receiving half of a live link, as the link task and idle workers
+/// share it.
+pub struct Inbound {
+    pub reader: LinkReader,
+    tx: UnboundedSender<Out>,
+    beat: Beat,
+}
+
+impl Inbound {
+    /// An idle worker's look at the link (see [`super::reader`]).
+    pub fn poll_worker(&self, cluster: &Cluster) -> bool {
+        self.reader.drain_worker(
+            || self.beat.last_rx.store(cluster.now_ms(), Ordering::Relaxed),
+            |t, payload| {
+                deliver(
+                    cluster,
+                    self.reader.harbor,
+                    &self.tx,
+                    &self.beat,
+                    t,
+                    payload,
+                )
+            },
+        )
+    }
+}
+
 /// Runs one live link until it ends, then reports the loss (unless the
 /// state closed it: `kill`).
 pub async fn run_link(
@@ -216,19 +245,28 @@ pub async fn run_link(
         kill,
         direct,
     } = io;
+    let inbound = Arc::new(Inbound {
+        reader: LinkReader::new(harbor, &stream),
+        tx: tx.clone(),
+        beat: Beat {
+            last_rx: AtomicU64::new(cluster.now_ms()),
+            ping_written: AtomicU64::new(0),
+            ping_queued: AtomicBool::new(false),
+            legacy: AtomicBool::new(false),
+        },
+    });
+    cluster.add_inbound(inbound.clone());
     let (rd, wr) = stream.into_split();
-    let beat = Beat {
-        last_rx: AtomicU64::new(cluster.now_ms()),
-        ping_written: AtomicU64::new(0),
-        ping_queued: AtomicBool::new(false),
-        legacy: AtomicBool::new(false),
-    };
+    let beat = &inbound.beat;
     let end = tokio::select! {
-        e = read_loop(&cluster, harbor, rd, &tx, &beat) => e,
-        e = write_loop(&cluster, harbor, wr, rx, &beat, &direct) => e,
-        e = heartbeat(&cluster, harbor, &tx, &beat) => e,
-        () = kill.notified() => return,
+        e = read_loop(&cluster, &inbound, rd) => Some(e),
+        e = write_loop(&cluster, harbor, wr, rx, beat, &direct) => Some(e),
+        e = heartbeat(&cluster, harbor, &tx, beat) => Some(e),
+        () = kill.notified() => None,
     };
+    cluster.remove_inbound(&inbound);
+    inbound.reader.close();
+    let Some(end) = end else { return };
     let (reason, protocol) = match end {
         LinkEnd::Lost(r) => (r, false),
         LinkEnd::Protocol(r) => (r, true),
@@ -236,57 +274,27 @@ pub async fn run_link(
     cluster.link_lost(harbor, link_id, &reason, protocol);
 }
 
-/// Fills `buf`; records progress for the heartbeat. Ok(false) on EOF before
-/// the first byte.
-async fn read_full<R: AsyncRead + Unpin>(
-    cluster: &Cluster,
-    rd: &mut R,
-    buf: &mut [u8],
-    beat: &Beat,
-) -> Result<bool, String> {
-    let mut n = 0;
-    while n < buf.len() {
-        match rd.read(&mut buf[n..]).await {
-            Ok(0) if n == 0 => return Ok(false),
-            Ok(0) => return Err("connection closed in the middle of a frame".into()),
-            Ok(k) => {
-                n += k;
-                beat.last_rx.store(cluster.now_ms(), Ordering::Relaxed);
-            }
-            Err(e) => return Err(format!("read failed: {e}")),
-        }
-    }
-    Ok(true)
-}
-
-async fn read_loop<R: AsyncRead + Unpin>(
-    cluster: &Arc<Cluster>,
-    harbor: u8,
-    rd: R,
-    tx: &UnboundedSender<Out>,
-    beat: &Beat,
-) -> LinkEnd {
-    let mut rd = BufReader::with_capacity(IO_BUFFER, rd);
+/// Waits for the socket (or for a worker that met the link's end) and drains
+/// it, until the link is over.
+async fn read_loop(cluster: &Arc<Cluster>, inbound: &Inbound, rd: OwnedReadHalf) -> LinkEnd {
+    let Inbound { reader, tx, beat } = inbound;
     loop {
-        let mut head = [0u8; 4];
-        match read_full(cluster, &mut rd, &mut head, beat).await {
-            Ok(true) => {}
-            Ok(false) => return LinkEnd::Lost("connection closed by the peer".into()),
-            Err(e) => return LinkEnd::Lost(e),
+        tokio::select! {
+            r = rd.readable() => {
+                if let Err(e) = r {
+                    return LinkEnd::Lost(format!("read failed: {e}"));
+                }
+            }
+            () = reader.wake.notified() => {}
         }
-        let len = match frame::check_length(head, harbor) {
-            Ok(len) => len,
-            Err(e) => return LinkEnd::Protocol(e),
-        };
-        let mut buf = vec![0u8; len];
-        match read_full(cluster, &mut rd, &mut buf, beat).await {
-            Ok(true) => {}
-            Ok(false) => return LinkEnd::Lost("connection closed in the middle of a frame".into()),
-            Err(e) => return LinkEnd::Lost(e),
+        let drained = reader.drain_task(
+            |b| rd.try_read_buf(b),
+            || beat.last_rx.store(cluster.now_ms(), Ordering::Relaxed),
+            |t, payload| deliver(cluster, reader.harbor, tx, beat, t, payload),
+        );
+        if let Drained::End(end) = drained {
+            return end;
         }
-        let t = Trailer::parse(&buf[len - 12..]);
-        buf.truncate(len - 12);
-        deliver(cluster, harbor, tx, beat, t, buf);
     }
 }
 
@@ -421,35 +429,5 @@ async fn heartbeat(
         {
             let _ = tx.send(Out::Ping);
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[tokio::test]
-    async fn read_full_reports_eof_and_truncation() {
-        let c = Cluster::new(
-            1,
-            0,
-            String::new(),
-            String::new(),
-            tokio::runtime::Handle::current(),
-        );
-        let beat = Beat {
-            last_rx: AtomicU64::new(0),
-            ping_written: AtomicU64::new(0),
-            ping_queued: AtomicBool::new(false),
-            legacy: AtomicBool::new(false),
-        };
-        let mut empty: &[u8] = &[];
-        let mut b = [0u8; 4];
-        assert_eq!(read_full(&c, &mut empty, &mut b, &beat).await, Ok(false));
-        let mut short: &[u8] = &[0, 0];
-        assert!(read_full(&c, &mut short, &mut b, &beat).await.is_err());
-        let mut ok: &[u8] = &[0, 0, 0, 12, 9];
-        assert_eq!(read_full(&c, &mut ok, &mut b, &beat).await, Ok(true));
-        assert_eq!(b, [0, 0, 0, 12]);
     }
 }

@@ -12,7 +12,9 @@
 //! * The `harbor` thread (a single-threaded tokio runtime, started by the
 //!   `cslave` launch) runs the listener, the master connection, one task per
 //!   link (reader + writer + heartbeat) and the queue-expiry sweeper. Frames
-//!   read there are pushed straight into local service queues.
+//!   read there are pushed straight into local service queues. A worker with
+//!   nothing to run also reads the links for a moment before it sleeps
+//!   ([`reader`]), which takes the harbor thread off the path of a reply.
 //! * With `standalone` set, the `cmaster` thread runs the `skynet-master`
 //!   library.
 //!
@@ -61,7 +63,8 @@
 //!   (rejoin, reconnection); `W n` only drives the `Shakehand ready` log.
 //!
 //! Modules: [`state`] (the state machine and router), [`link`] (links and
-//! heartbeat), [`direct`] (frames written by the sending worker),
+//! heartbeat), [`reader`] (frames read by the link task or an idle worker),
+//! [`direct`] (frames written by the sending worker),
 //! [`master_link`] (the master connection), [`frame`] (wire
 //! frames), [`net`] (socket options), [`slave`] (the `cslave` service),
 //! [`cmaster`] (the `cmaster` service).
@@ -72,6 +75,7 @@ pub mod frame;
 pub mod link;
 pub mod master_link;
 pub mod net;
+pub mod reader;
 pub mod slave;
 pub mod state;
 

@@ -68,6 +68,7 @@ impl Service for Slave {
         }
         k.error(ctx.handle(), &format!("slave connect to master {master}"));
         k.set_remote_router(Some(cluster.clone()));
+        k.scheduler.set_idle_poller(Some(cluster.clone()));
         cluster
             .rt
             .spawn(link::accept_loop(cluster.clone(), listener));

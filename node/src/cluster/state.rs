@@ -16,7 +16,8 @@ use super::frame::OutFrame;
 use super::link;
 use crate::kernel::{kernel, RemoteRouter};
 use crate::message::{ptype, Message};
-use parking_lot::Mutex;
+use crate::scheduler::IdlePoller;
+use parking_lot::{Mutex, RwLock};
 use skynet_proto::harbor::MAX_PAYLOAD_LEN;
 use skynet_proto::master::MasterPacket;
 use skynet_proto::{GlobalName, Handle};
@@ -178,6 +179,10 @@ pub struct Cluster {
     epoch: Instant,
     next_link: AtomicU64,
     st: Mutex<State>,
+    /// The receiving halves of the live links, for idle workers to poll. A
+    /// snapshot is swapped in on change, so pollers hold no lock while they
+    /// deliver.
+    inbound: RwLock<Arc<Vec<Arc<link::Inbound>>>>,
 }
 
 impl Cluster {
@@ -196,6 +201,7 @@ impl Cluster {
             rt,
             epoch: Instant::now(),
             next_link: AtomicU64::new(1),
+            inbound: RwLock::new(Arc::new(Vec::new())),
             st: Mutex::new(State {
                 peers: (0..256).map(|_| Peer::default()).collect(),
                 names: HashMap::new(),
@@ -796,6 +802,21 @@ impl Cluster {
         self.run(fx);
     }
 
+    /// A link task started: idle workers may read its socket from now on.
+    pub fn add_inbound(&self, i: Arc<link::Inbound>) {
+        let mut g = self.inbound.write();
+        let mut v = (**g).clone();
+        v.push(i);
+        *g = Arc::new(v);
+    }
+
+    /// A link task is ending.
+    pub fn remove_inbound(&self, i: &Arc<link::Inbound>) {
+        let mut g = self.inbound.write();
+        let v: Vec<_> = g.iter().filter(|x| !Arc::ptr_eq(x, i)).cloned().collect();
+        *g = Arc::new(v);
+    }
+
     /// Fails messages that waited too long for a harbor that never linked.
     pub fn expire_queues(&self) {
         let mut fx = Vec::new();
@@ -861,5 +882,17 @@ impl RemoteRouter for Cluster {
             }
         }
         self.run(fx);
+    }
+}
+
+/// Idle workers read the links themselves (see [`super::reader`]).
+impl IdlePoller for Cluster {
+    fn poll(&self) -> bool {
+        let links = self.inbound.read().clone();
+        let mut any = false;
+        for i in links.iter() {
+            any |= i.poll_worker(self);
+        }
+        any
     }
 }

@@ -1,0 +1,371 @@
+//! The read side of a harbor link, shared by the link's task and idle
+//! workers.
+//!
+//! The link task wakes when the socket is readable and drains it. A worker
+//! that has nothing to run polls the run queue for a short while before it
+//! sleeps ([`crate::scheduler::SPIN`]); meanwhile it also reads the links
+//! itself, without blocking. A reply from another node that arrives in that
+//! window goes from the socket to its service's queue on the worker that
+//! will run it: no I/O-thread wake-up and no worker wake-up on the way, which
+//! is most of the latency of a cross-node call on a small machine.
+//!
+//! One lock covers the socket's read direction and the partial frame: whoever
+//! holds it reads and delivers complete frames in order, so frames are never
+//! split between readers nor reordered. Workers only `try_lock`; the task
+//! waits for it. A worker that meets the end of the link (EOF, an error, a
+//! malformed frame) records it and wakes the task, which reports it.
+
+use super::frame::{self, Trailer};
+use super::link::LinkEnd;
+use bytes::{Buf, BytesMut};
+use parking_lot::Mutex;
+use std::io::{self, ErrorKind};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::sync::atomic::{AtomicBool, Ordering};
+use tokio::sync::Notify;
+
+/// Read buffer growth step; also the most a worker reads in one poll.
+const READ_CHUNK: usize = 64 * 1024;
+
+pub struct LinkReader {
+    pub harbor: u8,
+    inner: Mutex<ReadSide>,
+    /// The link is over (or closing): workers skip it.
+    ended: AtomicBool,
+    /// A worker found the end of the link.
+    pub wake: Notify,
+}
+
+struct ReadSide {
+    /// A duplicate of the link's socket (non-blocking) for workers.
+    fd: Option<OwnedFd>,
+    /// Bytes read and not yet delivered (at most a partial frame between
+    /// drains).
+    buf: BytesMut,
+    /// How the link ended, when a worker found out.
+    end: Option<LinkEnd>,
+}
+
+/// What one drain did.
+pub enum Drained {
+    /// The socket has no more bytes for now; `bool`: something was delivered.
+    Idle(bool),
+    /// The link is over.
+    End(LinkEnd),
+}
+
+impl LinkReader {
+    /// For the socket of a link; without a duplicate only the task reads.
+    pub fn new(harbor: u8, socket: &tokio::net::TcpStream) -> LinkReader {
+        let fd = unsafe { libc::dup(socket.as_raw_fd()) };
+        LinkReader {
+            harbor,
+            inner: Mutex::new(ReadSide {
+                fd: (fd >= 0).then(|| unsafe { OwnedFd::from_raw_fd(fd) }),
+                buf: BytesMut::with_capacity(READ_CHUNK),
+                end: None,
+            }),
+            ended: AtomicBool::new(false),
+            wake: Notify::new(),
+        }
+    }
+
+    /// The task's turn (after the socket became readable): drains with
+    /// `read` (which must report WouldBlock when empty), or returns the end a
+    /// worker found.
+    pub fn drain_task(
+        &self,
+        read: impl FnMut(&mut BytesMut) -> io::Result<usize>,
+        on_rx: impl FnMut(),
+        on_frame: impl FnMut(Trailer, Vec<u8>),
+    ) -> Drained {
+        let mut side = self.inner.lock();
+        if let Some(end) = side.end.take() {
+            return Drained::End(end);
+        }
+        let r = drain(
+            &mut side.buf,
+            self.harbor,
+            usize::MAX,
+            read,
+            on_rx,
+            on_frame,
+        );
+        if matches!(r, Drained::End(_)) {
+            self.ended.store(true, Ordering::Release);
+        }
+        r
+    }
+
+    /// A worker's turn: reads what is there without waiting, if nobody else is
+    /// reading. True if frames were delivered.
+    pub fn drain_worker(
+        &self,
+        on_rx: impl FnMut(),
+        on_frame: impl FnMut(Trailer, Vec<u8>),
+    ) -> bool {
+        if self.ended.load(Ordering::Acquire) {
+            return false;
+        }
+        let Some(mut side) = self.inner.try_lock() else {
+            return false;
+        };
+        let side = &mut *side;
+        let Some(fd) = side.fd.as_ref().map(|f| f.as_raw_fd()) else {
+            return false;
+        };
+        match drain(
+            &mut side.buf,
+            self.harbor,
+            READ_CHUNK,
+            |b| read_fd(fd, b),
+            on_rx,
+            on_frame,
+        ) {
+            Drained::Idle(delivered) => delivered,
+            Drained::End(end) => {
+                side.end = Some(end);
+                self.ended.store(true, Ordering::Release);
+                self.wake.notify_one();
+                true
+            }
+        }
+    }
+
+    /// The link task is finishing: workers stop reading and the duplicate
+    /// socket is closed.
+    pub fn close(&self) {
+        self.ended.store(true, Ordering::Release);
+        self.inner.lock().fd = None;
+    }
+}
+
+/// One non-blocking `read(2)` into the spare capacity of `buf`.
+fn read_fd(fd: i32, buf: &mut BytesMut) -> io::Result<usize> {
+    let spare = buf.spare_capacity_mut();
+    let n = unsafe {
+        libc::recv(
+            fd,
+            spare.as_mut_ptr() as *mut libc::c_void,
+            spare.len(),
+            libc::MSG_DONTWAIT,
+        )
+    };
+    if n < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let n = n as usize;
+    // SAFETY: recv initialized the first n bytes of the spare capacity.
+    unsafe { buf.set_len(buf.len() + n) };
+    Ok(n)
+}
+
+/// Delivers the complete frames in `buf`, reads (up to `budget` bytes) and
+/// delivers again, until the socket has nothing more or the link is over.
+fn drain(
+    buf: &mut BytesMut,
+    harbor: u8,
+    budget: usize,
+    mut read: impl FnMut(&mut BytesMut) -> io::Result<usize>,
+    mut on_rx: impl FnMut(),
+    mut on_frame: impl FnMut(Trailer, Vec<u8>),
+) -> Drained {
+    let mut delivered = false;
+    let mut taken = 0usize;
+    loop {
+        while buf.len() >= 4 {
+            let len = match frame::check_length([buf[0], buf[1], buf[2], buf[3]], harbor) {
+                Ok(len) => len,
+                Err(e) => return Drained::End(LinkEnd::Protocol(e)),
+            };
+            if buf.len() < 4 + len {
+                // Room for the whole frame, so its rest arrives in few reads.
+                buf.reserve(4 + len - buf.len());
+                break;
+            }
+            buf.advance(4);
+            let body = buf.split_to(len);
+            let t = Trailer::parse(&body[len - 12..]);
+            on_frame(t, body[..len - 12].to_vec());
+            delivered = true;
+        }
+        if taken >= budget {
+            return Drained::Idle(delivered);
+        }
+        if buf.capacity() - buf.len() < READ_CHUNK / 4 {
+            buf.reserve(READ_CHUNK);
+        }
+        match read(buf) {
+            Ok(0) => {
+                let why = if buf.is_empty() {
+                    "connection closed by the peer"
+                } else {
+                    "connection closed in the middle of a frame"
+                };
+                return Drained::End(LinkEnd::Lost(why.into()));
+            }
+            Ok(n) => {
+                taken += n;
+                on_rx();
+            }
+            Err(e) if e.kind() == ErrorKind::WouldBlock => return Drained::Idle(delivered),
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            Err(e) => return Drained::End(LinkEnd::Lost(format!("read failed: {e}"))),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cluster::frame::OutFrame;
+
+    /// Reads from a script of chunks; WouldBlock when the script is used up
+    /// (unless it ends with EOF, an empty chunk).
+    fn scripted(chunks: Vec<Vec<u8>>) -> impl FnMut(&mut BytesMut) -> io::Result<usize> {
+        let mut chunks = chunks.into_iter();
+        move |b: &mut BytesMut| match chunks.next() {
+            Some(c) => {
+                b.extend_from_slice(&c);
+                Ok(c.len())
+            }
+            None => Err(ErrorKind::WouldBlock.into()),
+        }
+    }
+
+    fn run(chunks: Vec<Vec<u8>>, buf: &mut BytesMut) -> (Vec<(Trailer, Vec<u8>)>, Drained) {
+        let mut got = Vec::new();
+        let r = drain(
+            buf,
+            3,
+            usize::MAX,
+            scripted(chunks),
+            || {},
+            |t, p| got.push((t, p)),
+        );
+        (got, r)
+    }
+
+    #[test]
+    fn frames_split_and_joined_across_reads() {
+        let a = OutFrame::new(0x0300_0001, 0x0100_0002, 10, 5, b"hello".to_vec()).to_vec();
+        let b = OutFrame::new(0x0300_0001, 0x0100_0002, 1, 6, vec![7u8; 70_000]).to_vec();
+        let c = OutFrame::new(0x0300_0009, 0x0100_0004, 7, -2, Vec::new()).to_vec();
+        let mut all = a.clone();
+        all.extend_from_slice(&b);
+        all.extend_from_slice(&c);
+        // Cut the stream at awkward places: inside a length, a payload, a trailer.
+        let cuts = [
+            2,
+            9,
+            a.len() + 3,
+            a.len() + 40_000,
+            all.len() - 5,
+            all.len(),
+        ];
+        let mut chunks = Vec::new();
+        let mut at = 0;
+        for cut in cuts {
+            chunks.push(all[at..cut].to_vec());
+            at = cut;
+        }
+        let mut buf = BytesMut::new();
+        let (got, r) = run(chunks, &mut buf);
+        assert!(matches!(r, Drained::Idle(true)));
+        assert!(buf.is_empty());
+        assert_eq!(got.len(), 3);
+        assert_eq!(got[0].1, b"hello");
+        assert_eq!(
+            (got[0].0.local, got[0].0.ptype, got[0].0.session),
+            (2, 10, 5)
+        );
+        assert_eq!(got[1].1, vec![7u8; 70_000]);
+        assert_eq!(
+            (got[2].0.source, got[2].0.ptype, got[2].0.session),
+            (0x0300_0009, 7, -2)
+        );
+        assert!(got[2].1.is_empty());
+    }
+
+    #[test]
+    fn partial_frame_waits_for_the_next_drain() {
+        let a = OutFrame::new(1, 2, 10, 1, b"abc".to_vec()).to_vec();
+        let mut buf = BytesMut::new();
+        let (got, r) = run(vec![a[..10].to_vec()], &mut buf);
+        assert!(got.is_empty());
+        assert!(matches!(r, Drained::Idle(false)));
+        let (got, _) = run(vec![a[10..].to_vec()], &mut buf);
+        assert_eq!(got.len(), 1);
+        assert_eq!(got[0].1, b"abc");
+    }
+
+    #[test]
+    fn end_of_stream_and_bad_lengths() {
+        let mut buf = BytesMut::new();
+        let eof = |b: &mut BytesMut| -> io::Result<usize> {
+            let _ = b;
+            Ok(0)
+        };
+        match drain(&mut buf, 3, usize::MAX, eof, || {}, |_, _| {}) {
+            Drained::End(LinkEnd::Lost(why)) => assert_eq!(why, "connection closed by the peer"),
+            _ => panic!("expected the end"),
+        }
+        let mut buf = BytesMut::from(&[0u8, 0, 0, 20, 1, 2][..]);
+        match drain(&mut buf, 3, usize::MAX, eof, || {}, |_, _| {}) {
+            Drained::End(LinkEnd::Lost(why)) => {
+                assert_eq!(why, "connection closed in the middle of a frame")
+            }
+            _ => panic!("expected the end"),
+        }
+        let (_, r) = run(vec![vec![1, 0, 0, 0, 9, 9]], &mut BytesMut::new());
+        match r {
+            Drained::End(LinkEnd::Protocol(e)) => {
+                assert!(e.starts_with("Message is too long from harbor 3"))
+            }
+            _ => panic!("expected a protocol error"),
+        }
+        let (_, r) = run(vec![vec![0, 0, 0, 5, 9, 9, 9, 9, 9]], &mut BytesMut::new());
+        assert!(matches!(r, Drained::End(LinkEnd::Protocol(_))));
+    }
+
+    #[test]
+    fn a_worker_reads_a_real_socket_and_leaves_the_end_to_the_task() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let addr = l.local_addr().unwrap();
+            let mut client = std::net::TcpStream::connect(addr).unwrap();
+            let (server, _) = l.accept().await.unwrap();
+            let reader = LinkReader::new(3, &server);
+            let mut got = Vec::new();
+            // Nothing there yet: the worker returns at once.
+            assert!(!reader.drain_worker(|| {}, |t, p| got.push((t, p))));
+            use std::io::Write;
+            client.write_all(&OutFrame::new(1, 2, 10, 1, b"x".to_vec()).to_vec()).unwrap();
+            let mut tries = 0;
+            while got.is_empty() && tries < 1000 {
+                reader.drain_worker(|| {}, |t, p| got.push((t, p)));
+                tries += 1;
+                std::thread::sleep(std::time::Duration::from_millis(1));
+            }
+            assert_eq!(got.len(), 1);
+            drop(client);
+            let mut tries = 0;
+            while !reader.ended.load(Ordering::Acquire) && tries < 1000 {
+                reader.drain_worker(|| {}, |_, _| {});
+                tries += 1;
+                std::thread::sleep(std::time::Duration::from_millis(1));
+            }
+            // The worker found the EOF; the task is woken and gets it.
+            reader.wake.notified().await;
+            let r = reader.drain_task(|_| Err(ErrorKind::WouldBlock.into()), || {}, |_, _| {});
+            assert!(matches!(r, Drained::End(LinkEnd::Lost(ref w)) if w == "connection closed by the peer"));
+            // After close, workers leave the socket alone.
+            reader.close();
+            assert!(!reader.drain_worker(|| {}, |_, _| {}));
+        });
+    }
+}
