@@ -56,13 +56,14 @@ impl WorkerMonitor {
 pub const SPIN: Duration = Duration::from_micros(100);
 
 /// Between two looks a spinning worker pauses the CPU this many times (well
-/// under a microsecond), and every [`SPIN_YIELD_EVERY`] looks (some 20 µs) it
+/// under a microsecond), and every [`SPIN_YIELD_EVERY`] looks (some 10 µs) it
 /// offers its core to other threads (`sched_yield`). Measured on 2 cores with
-/// two nodes: a yield at every look cost ~45 % of sequential cross-node calls;
-/// yielding only once per spin cost ~30 % of concurrent ones (the spinner
-/// kept a core the other process needed). Every 16 looks does well on both.
+/// two nodes (skynet-bench cluster): a yield at every look cost ~40 % of
+/// sequential cross-node calls; yielding once per spin cost ~25 % of
+/// concurrent ones (the spinner kept a core the other process needed). Every
+/// 8 looks does well on both.
 const SPIN_PAUSES: usize = 20;
-const SPIN_YIELD_EVERY: usize = 16;
+const SPIN_YIELD_EVERY: usize = 8;
 
 /// Work an idle worker may do itself while it polls (see [`SPIN`]): the
 /// cluster reads its links' sockets here, so a frame that arrives while a
