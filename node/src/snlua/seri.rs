@@ -20,16 +20,28 @@ pub unsafe fn pack_args(l: State, from: c_int, out: &mut Vec<u8>) -> Result<(), 
     Ok(())
 }
 
+#[inline]
 unsafe fn pack_one(
     l: State,
     w: &mut SeriWriter<'_, Vec<u8>>,
     idx: c_int,
     depth: usize,
 ) -> Result<(), Box<PackError>> {
+    pack_typed(l, w, idx, lua_type(l, idx), depth)
+}
+
+/// `pack_one` for a value whose type `ty` the caller already has.
+unsafe fn pack_typed(
+    l: State,
+    w: &mut SeriWriter<'_, Vec<u8>>,
+    idx: c_int,
+    ty: c_int,
+    depth: usize,
+) -> Result<(), Box<PackError>> {
     if depth > MAX_DEPTH {
         return Err(Box::new(PackError::TooDeep));
     }
-    match lua_type(l, idx) {
+    match ty {
         LUA_TNIL => w.nil(),
         LUA_TNUMBER => {
             if lua_isinteger(l, idx) != 0 {
@@ -74,21 +86,22 @@ unsafe fn pack_table(
     let n = lua_rawlen(l, idx);
     w.table_begin(n);
     for i in 1..=n {
-        lua_rawgeti(l, idx, i as lua_Integer);
-        let r = pack_one(l, w, -1, depth);
+        let ty = lua_rawgeti(l, idx, i as lua_Integer);
+        let r = pack_typed(l, w, -1, ty, depth);
         lua_pop(l, 1);
         r?;
     }
     lua_pushnil(l);
     while lua_next(l, idx) != 0 {
-        if lua_isinteger(l, -2) != 0 {
+        let kt = lua_type(l, -2);
+        if kt == LUA_TNUMBER && n > 0 && lua_isinteger(l, -2) != 0 {
             let k = lua_tointeger(l, -2);
             if k > 0 && (k as u64) <= n as u64 {
                 lua_pop(l, 1);
                 continue;
             }
         }
-        let r = pack_one(l, w, -2, depth).and_then(|_| pack_one(l, w, -1, depth));
+        let r = pack_typed(l, w, -2, kt, depth).and_then(|_| pack_one(l, w, -1, depth));
         if r.is_err() {
             lua_pop(l, 2);
             return r;
