@@ -1,6 +1,7 @@
 //! Harbor links: dialing (older node → newer node), accepting, the 1-byte
-//! id handshake, and one task per live link that reads frames, writes
-//! frames and watches the link with a heartbeat.
+//! id handshake, and one task per live link that reads frames (sharing the
+//! read side with idle workers, see [`super::reader`]), writes frames and
+//! watches the link with a heartbeat.
 //!
 //! # Heartbeat
 //!
