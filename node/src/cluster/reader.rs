@@ -195,6 +195,10 @@ fn drain(
         if buf.capacity() - buf.len() < READ_CHUNK / 4 {
             buf.reserve(READ_CHUNK);
         }
+        if buf.is_empty() && buf.capacity() > 4 * READ_CHUNK {
+            // A big frame went through: do not keep its room for the link's life.
+            *buf = BytesMut::with_capacity(READ_CHUNK);
+        }
         match read(buf) {
             Ok(0) => {
                 let why = if buf.is_empty() {
@@ -274,6 +278,8 @@ mod tests {
         assert!(matches!(r, Drained::Idle(true)));
         assert!(buf.is_empty());
         assert_eq!(got.len(), 3);
+        let (_, _) = run(vec![OutFrame::new(1, 2, 10, 1, vec![1u8; 1 << 20]).to_vec()], &mut buf);
+        assert!(buf.capacity() <= 4 * READ_CHUNK, "the room of a 1 MiB frame is given back");
         assert_eq!(got[0].1, b"hello");
         assert_eq!(
             (got[0].0.local, got[0].0.ptype, got[0].0.session),
