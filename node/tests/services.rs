@@ -850,3 +850,18 @@ fn console_starts_services_named_on_stdin() {
     says(&run, "t_console", "child started with hello");
     run.expect("LAUNCH snlua t_console child hello");
 }
+
+#[test]
+fn shared_prototypes_behave_alike_in_every_service() {
+    let run = run("t_shared");
+    let t = "t_shared";
+    finished(&run, t);
+    says(&run, t, "main 1 1");
+    // by constant, by computed key, through a shared function, in a table the
+    // module built, its constant key, a plain constant, a weak-keyed table
+    let alike = "1 1 1 3 3 plain value true";
+    // held its own copy of "zz_shared_key_42" before the module was shared
+    says(&run, t, &format!("early {alike}"));
+    says(&run, t, &format!("late {alike}"));
+    says(&run, t, "many 20");
+}

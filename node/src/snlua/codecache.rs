@@ -1,14 +1,20 @@
 //! `skynet.codecache`: a process-wide cache of compiled Lua chunks.
 //!
-//! skynet's patched Lua shares function prototypes between states. Stock Lua
-//! cannot, so this cache keeps each file's bytecode (with debug info, so error
-//! positions stay exact) and loads it into new states without parsing the
-//! source again. Lua 5.5 can load a binary chunk "fixed" (mode `B`): the
-//! functions' code, line information and long strings then stay in the
-//! cache's buffer instead of being copied into every state, so all services
-//! share them. A cached buffer must therefore live as long as the process:
-//! it is never freed, and `clear()` only forgets it (a reloaded file gets a
-//! new buffer).
+//! As in skynet, function prototypes are shared between states. Our vendored
+//! Lua 5.5 (changes marked "skynet-rs" in `vendor/lua-src`) lets one *code
+//! state* own each cached chunk's prototypes and their strings, marked shared:
+//! no collector ever touches them. A service that loads a cached file gets a
+//! new closure of the shared prototype (`lua_cloneshared`): nothing is parsed
+//! or copied, and the code, constants and debug info exist once per process.
+//! The code state also shares its library names, so that states opened after
+//! it use those strings instead of private copies. All states use the code
+//! state's hash seed ([`seed`]).
+//!
+//! A state that made a private copy of a string before it became shared
+//! cannot use a prototype that refers to it (short strings are compared by
+//! address); it then loads the cached bytecode itself, "fixed" (mode `B`):
+//! code and line information stay in the cache's buffer. Buffers and shared
+//! prototypes live as long as the process; `clear()` only forgets them.
 //!
 //! It backs the global `loadfile` and `require`'s Lua-file searcher. Like
 //! skynet's cache it never re-reads a cached file: call `codecache.clear()`
@@ -24,9 +30,101 @@ use std::sync::LazyLock;
 type Resolved = HashMap<(Vec<u8>, Vec<u8>), Vec<u8>>;
 static RESOLVED: LazyLock<Mutex<Resolved>> = LazyLock::new(|| Mutex::new(HashMap::new()));
 
-/// file name -> bytecode
-type Compiled = HashMap<Vec<u8>, &'static [u8]>;
-static CACHE: LazyLock<Mutex<Compiled>> = LazyLock::new(|| Mutex::new(HashMap::new()));
+/// A cached chunk: its bytecode, and its prototype in the code state.
+#[derive(Clone, Copy)]
+struct Compiled {
+    code: &'static [u8],
+    proto: Option<SharedProto>,
+}
+
+#[derive(Clone, Copy)]
+struct SharedProto(*const c_void);
+// A shared prototype is immutable and lives for the whole process.
+unsafe impl Send for SharedProto {}
+
+/// file name -> compiled chunk
+static CACHE: LazyLock<Mutex<HashMap<Vec<u8>, Compiled>>> =
+    LazyLock::new(|| Mutex::new(HashMap::new()));
+
+extern "C-unwind" {
+    fn lua_sharestrings(l: State) -> c_int;
+    fn lua_shareproto(l: State, idx: c_int) -> *const c_void;
+    fn lua_cloneshared(l: State, proto: *const c_void) -> c_int;
+}
+
+/// The state that owns shared prototypes. Its collector never runs; it is
+/// only used under this lock.
+struct CodeState(State);
+unsafe impl Send for CodeState {}
+
+static CODE_STATE: LazyLock<(u32, Option<Mutex<CodeState>>)> = LazyLock::new(open_code_state);
+
+unsafe extern "C" fn plain_alloc(
+    _ud: *mut c_void,
+    ptr: *mut c_void,
+    _osize: usize,
+    nsize: usize,
+) -> *mut c_void {
+    if nsize == 0 {
+        libc::free(ptr);
+        return std::ptr::null_mut();
+    }
+    let p = libc::realloc(ptr, nsize);
+    if p.is_null() {
+        // The code state must never collect (its objects are shared): an
+        // emergency collection on a failed allocation is not an option.
+        std::process::abort();
+    }
+    p
+}
+
+fn open_code_state() -> (u32, Option<Mutex<CodeState>>) {
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0);
+    let seed = (t ^ (t >> 32)) as u32 ^ std::process::id().rotate_left(16);
+    unsafe {
+        let l = lua_newstate(plain_alloc, std::ptr::null_mut(), seed);
+        if l.is_null() {
+            return (seed, None);
+        }
+        lua_gc(l, LUA_GCSTOP);
+        luaL_openlibs(l);
+        if lua_sharestrings(l) == 0 {
+            return (seed, None);
+        }
+        (seed, Some(Mutex::new(CodeState(l))))
+    }
+}
+
+/// The hash seed every Lua state of a service must be created with.
+pub fn seed() -> u32 {
+    CODE_STATE.0
+}
+
+/// Loads `code` into the code state and shares its prototype.
+fn share(code: &'static [u8], name: &CString) -> Option<SharedProto> {
+    let cs = CODE_STATE.1.as_ref()?.lock();
+    let l = cs.0;
+    unsafe {
+        if luaL_loadbufferx(
+            l,
+            code.as_ptr() as *const c_char,
+            code.len(),
+            name.as_ptr(),
+            c"B".as_ptr(),
+        ) != LUA_OK
+        {
+            lua_pop(l, 1);
+            return None;
+        }
+        let p = lua_shareproto(l, -1);
+        // Kept referenced for the life of the process.
+        luaL_ref(l, LUA_REGISTRYINDEX);
+        (!p.is_null()).then_some(SharedProto(p))
+    }
+}
 
 const MODE_KEY: &std::ffi::CStr = c"skynet.codecache.mode";
 const MODES: [&str; 3] = ["OFF", "EXIST", "ON"];
@@ -107,7 +205,12 @@ pub unsafe fn load(l: State, filename: &[u8]) -> c_int {
     let m = mode(l);
     if m != 0 {
         let hit = CACHE.lock().get(filename).copied();
-        if let Some(code) = hit {
+        if let Some(Compiled { code, proto }) = hit {
+            if let Some(p) = proto {
+                if lua_cloneshared(l, p.0) != 0 {
+                    return LUA_OK;
+                }
+            }
             let name = chunk_name(filename);
             // "B": a fixed binary chunk, whose code stays in `code` (shared).
             return luaL_loadbufferx(
@@ -127,7 +230,11 @@ pub unsafe fn load(l: State, filename: &[u8]) -> c_int {
     if status == LUA_OK && m == 2 {
         let mut code: Vec<u8> = Vec::new();
         if lua_dump(l, dump_writer, &mut code as *mut Vec<u8> as *mut c_void, 0) == 0 {
-            CACHE.lock().insert(filename.to_vec(), leak_aligned(&code));
+            let code = leak_aligned(&code);
+            let proto = share(code, &chunk_name(filename));
+            CACHE
+                .lock()
+                .insert(filename.to_vec(), Compiled { code, proto });
         }
     }
     status

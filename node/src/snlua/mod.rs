@@ -235,7 +235,7 @@ impl Snlua {
             lua_newstate(
                 allocator,
                 Arc::as_ptr(&runtime) as *mut c_void,
-                ctx.handle(),
+                codecache::seed(),
             )
         };
         if l.is_null() {
