@@ -30,12 +30,16 @@ package.cpath, LUA_CPATH = LUA_CPATH, nil
 
 -- A pattern like "dir/?/main.lua" makes the service a directory: its own
 -- modules become requirable.  Otherwise SERVICE_PATH is the pattern's folder.
-local service_dir = string.match(found, "(.*/)[^/?]+$")
-if service_dir then
-	service_dir = string.gsub(service_dir, "?", name)
+-- (One left-anchored match finds the last '/': patterns that backtrack from
+-- every '/' cost more than the rest of the loader.)
+local dir, last = string.match(found, "^(.*/)(.*)$")
+if dir and last ~= "" and not string.find(last, "?", 1, true) then
+	local service_dir = string.gsub(dir, "?", name)
 	package.path = service_dir .. "?.lua;" .. package.path
 	SERVICE_PATH = service_dir
-else
+elseif dir and last ~= "" then
+	SERVICE_PATH = dir
+else	-- no '/', or a pattern ending in '/': the folder before its last part
 	SERVICE_PATH = string.match(found, "(.*/).+$")
 end
 

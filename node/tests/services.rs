@@ -865,3 +865,20 @@ fn shared_prototypes_behave_alike_in_every_service() {
     says(&run, t, &format!("late {alike}"));
     says(&run, t, "many 20");
 }
+
+#[test]
+fn loader_sets_service_path_for_files_and_folders() {
+    let node = Node::new("t_loader").config(
+        "luaservice",
+        "root..\"service/?.lua;\"..root..\"test/?.lua;\"..root..\"test/?/main.lua\"",
+    );
+    let run = run_node(node, Duration::from_secs(20));
+    let t = "t_loader";
+    finished(&run, t);
+    says(&run, t, "file t_loader test/");
+    says(
+        &run,
+        t,
+        "dir t_loader_dir test/t_loader_dir/ helper from the service's folder",
+    );
+}

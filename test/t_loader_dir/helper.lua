@@ -1,0 +1,1 @@
+return { name = "helper from the service's folder" }
