@@ -63,6 +63,10 @@ pub const SPIN: Duration = Duration::from_micros(100);
 /// concurrent ones (the spinner kept a core the other process needed). Every
 /// 8 looks does well on both.
 const SPIN_PAUSES: usize = 20;
+
+/// How long a spinning worker leaves a waiting queue to the busy worker that
+/// probably made it runnable (see `wait_for_work`).
+const HANDOFF_GRACE: Duration = Duration::from_micros(8);
 const SPIN_YIELD_EVERY: usize = 8;
 
 /// Work an idle worker may do itself while it polls (see [`SPIN`]): the
@@ -79,6 +83,8 @@ pub struct Scheduler {
     sleepers: AtomicUsize,
     /// 1 while a worker polls instead of sleeping (at most one does).
     spinning: AtomicUsize,
+    /// Workers not waiting for work (dispatching, or between two queues).
+    busy: AtomicUsize,
     quit: AtomicBool,
     monitors: Vec<WorkerMonitor>,
     idle_poller: RwLock<Option<Arc<dyn IdlePoller>>>,
@@ -110,6 +116,7 @@ impl Scheduler {
             cond: Condvar::new(),
             sleepers: AtomicUsize::new(0),
             spinning: AtomicUsize::new(0),
+            busy: AtomicUsize::new(threads.max(1)),
             quit: AtomicBool::new(false),
             monitors: (0..threads.max(1))
                 .map(|_| WorkerMonitor::default())
@@ -168,9 +175,23 @@ impl Scheduler {
             let deadline = std::time::Instant::now() + SPIN;
             let poller = self.idle_poller.read().clone();
             let mut spins = 0usize;
+            let mut seen_waiting: Option<std::time::Instant> = None;
             let found = loop {
-                if let Some(c) = self.pop() {
-                    break Some(c);
+                // A queue made runnable by a busy worker is left to it for a
+                // moment: it usually takes it right after its current message,
+                // with the service's memory still in its cache (a chain of
+                // services then runs on one thread, as in skynet).
+                let leave = self.busy.load(Ordering::Relaxed) > 0
+                    && seen_waiting.is_none_or(|t| t.elapsed() < HANDOFF_GRACE);
+                if !leave {
+                    if let Some(c) = self.pop() {
+                        break Some(c);
+                    }
+                    seen_waiting = None;
+                } else if self.global.lock().is_empty() {
+                    seen_waiting = None;
+                } else if seen_waiting.is_none() {
+                    seen_waiting = Some(std::time::Instant::now());
                 }
                 if let Some(p) = &poller {
                     if p.poll() {
@@ -216,10 +237,15 @@ impl Scheduler {
         loop {
             let ctx = match current.take() {
                 Some(c) => c,
-                None => match self.wait_for_work() {
-                    Some(c) => c,
-                    None => return,
-                },
+                None => {
+                    self.busy.fetch_sub(1, Ordering::Relaxed);
+                    let next = self.wait_for_work();
+                    self.busy.fetch_add(1, Ordering::Relaxed);
+                    match next {
+                        Some(c) => c,
+                        None => return,
+                    }
+                }
             };
             if self.dispatch(&ctx, weight, mon) {
                 // The queue still has messages: keep it unless another is waiting.
