@@ -35,6 +35,9 @@ static RESOLVED: LazyLock<Mutex<Resolved>> = LazyLock::new(|| Mutex::new(HashMap
 struct Compiled {
     code: &'static [u8],
     proto: Option<SharedProto>,
+    /// Shared strings once `proto` was shared: a state created later needs
+    /// no conflict check for it.
+    epoch: u32,
 }
 
 #[derive(Clone, Copy)]
@@ -49,7 +52,23 @@ static CACHE: LazyLock<Mutex<HashMap<Vec<u8>, Compiled>>> =
 extern "C-unwind" {
     fn lua_sharestrings(l: State) -> c_int;
     fn lua_shareproto(l: State, idx: c_int) -> *const c_void;
-    fn lua_cloneshared(l: State, proto: *const c_void) -> c_int;
+    fn lua_cloneshared(l: State, proto: *const c_void, check: c_int) -> c_int;
+    fn lua_sharedepoch() -> std::ffi::c_uint;
+}
+
+/// How many strings are shared now (read before creating a state).
+pub fn shared_epoch() -> u32 {
+    LazyLock::force(&CODE_STATE);
+    unsafe { lua_sharedepoch() }
+}
+
+/// The shared epoch of a service's state, from its allocator's runtime.
+unsafe fn state_epoch(l: State) -> Option<u32> {
+    let mut ud: *mut c_void = std::ptr::null_mut();
+    let f = lua_getallocf(l, &mut ud);
+    let ours: lua_Alloc = super::allocator;
+    (f as usize == ours as usize && !ud.is_null())
+        .then(|| (*(ud as *const super::Runtime)).shared_epoch)
 }
 
 /// The state that owns shared prototypes. Its collector never runs; it is
@@ -205,9 +224,10 @@ pub unsafe fn load(l: State, filename: &[u8]) -> c_int {
     let m = mode(l);
     if m != 0 {
         let hit = CACHE.lock().get(filename).copied();
-        if let Some(Compiled { code, proto }) = hit {
+        if let Some(Compiled { code, proto, epoch }) = hit {
             if let Some(p) = proto {
-                if lua_cloneshared(l, p.0) != 0 {
+                let check = state_epoch(l).is_none_or(|e| e < epoch);
+                if lua_cloneshared(l, p.0, check as c_int) != 0 {
                     return LUA_OK;
                 }
             }
@@ -232,9 +252,10 @@ pub unsafe fn load(l: State, filename: &[u8]) -> c_int {
         if lua_dump(l, dump_writer, &mut code as *mut Vec<u8> as *mut c_void, 0) == 0 {
             let code = leak_aligned(&code);
             let proto = share(code, &chunk_name(filename));
+            let epoch = unsafe { lua_sharedepoch() };
             CACHE
                 .lock()
-                .insert(filename.to_vec(), Compiled { code, proto });
+                .insert(filename.to_vec(), Compiled { code, proto, epoch });
         }
     }
     status

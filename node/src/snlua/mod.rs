@@ -48,6 +48,8 @@ pub const MEMORY_WARNING_REPORT: usize = 32 * 1024 * 1024;
 /// running Lua code.
 pub struct Runtime {
     handle: u32,
+    /// Shared strings when the state was created (see `codecache`).
+    pub(crate) shared_epoch: u32,
     mem: AtomicUsize,
     mem_report: AtomicUsize,
     mem_limit: AtomicUsize,
@@ -61,6 +63,7 @@ impl Runtime {
     fn new(handle: u32, mem_report: usize) -> Self {
         Runtime {
             handle,
+            shared_epoch: codecache::shared_epoch(),
             mem: AtomicUsize::new(0),
             mem_report: AtomicUsize::new(mem_report),
             mem_limit: AtomicUsize::new(0),

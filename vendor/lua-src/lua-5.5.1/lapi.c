@@ -1481,12 +1481,13 @@ LUA_API void lua_upvaluejoin (lua_State *L, int fidx1, int n1,
 ** skynet-rs: pushes a new closure of the shared prototype 'proto' (from
 ** lua_shareproto), with its first upvalue set to the global table as
 ** lua_load does. Returns 0 and pushes nothing if this state holds a private
-** copy of a string the prototype uses (see lshared.c).
+** copy of a string the prototype uses (see lshared.c). 'check' may be 0
+** only when that is known to be impossible (see lua_sharedepoch).
 */
-LUA_API int lua_cloneshared (lua_State *L, const void *proto) {
+LUA_API int lua_cloneshared (lua_State *L, const void *proto, int check) {
   Proto *p = cast(Proto *, proto);
   LClosure *cl;
-  if (luaS_sharedconflict(L, p))
+  if (check && luaS_sharedconflict(L, p))
     return 0;
   lua_lock(L);
   cl = luaF_newLclosure(L, p->sizeupvalues);

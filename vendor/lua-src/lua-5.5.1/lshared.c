@@ -86,8 +86,9 @@ static int sharestring (TString *ts) {
        i = (i + 1) & (SHARED_SLOTS - 1))
     ;
   makeshared(obj2gco(ts));
-  shared_count++;
   __atomic_store_n(&shared_strings[i], ts, __ATOMIC_RELEASE);
+  /* counted once visible: see lua_sharedepoch */
+  __atomic_store_n(&shared_count, shared_count + 1, __ATOMIC_RELEASE);
   return 1;
 }
 
@@ -157,6 +158,17 @@ LUA_API const void *lua_shareproto (lua_State *L, int idx) {
     return NULL;
   cl = (const LClosure *)lua_topointer(L, idx);
   return shareproto(cl->p) ? cl->p : NULL;
+}
+
+
+/*
+** How many short strings are shared so far. A state created after reading
+** this number can hold no private copy of those strings (it finds them in
+** the shared table whenever it needs one), so a prototype whose strings were
+** all shared by then needs no conflict check in that state.
+*/
+LUA_API unsigned int lua_sharedepoch (void) {
+  return __atomic_load_n(&shared_count, __ATOMIC_ACQUIRE);
 }
 
 

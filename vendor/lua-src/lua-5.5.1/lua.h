@@ -550,6 +550,7 @@ struct lua_Debug {
 */
 LUA_API int (lua_sharestrings) (lua_State *L);
 LUA_API const void *(lua_shareproto) (lua_State *L, int idx);
-LUA_API int (lua_cloneshared) (lua_State *L, const void *proto);
+LUA_API int (lua_cloneshared) (lua_State *L, const void *proto, int check);
+LUA_API unsigned int (lua_sharedepoch) (void);
 
 #endif
