@@ -278,8 +278,14 @@ mod tests {
         assert!(matches!(r, Drained::Idle(true)));
         assert!(buf.is_empty());
         assert_eq!(got.len(), 3);
-        let (_, _) = run(vec![OutFrame::new(1, 2, 10, 1, vec![1u8; 1 << 20]).to_vec()], &mut buf);
-        assert!(buf.capacity() <= 4 * READ_CHUNK, "the room of a 1 MiB frame is given back");
+        let (_, _) = run(
+            vec![OutFrame::new(1, 2, 10, 1, vec![1u8; 1 << 20]).to_vec()],
+            &mut buf,
+        );
+        assert!(
+            buf.capacity() <= 4 * READ_CHUNK,
+            "the room of a 1 MiB frame is given back"
+        );
         assert_eq!(got[0].1, b"hello");
         assert_eq!(
             (got[0].0.local, got[0].0.ptype, got[0].0.session),
