@@ -63,11 +63,11 @@ pub const SPIN: Duration = Duration::from_micros(100);
 /// concurrent ones (the spinner kept a core the other process needed). Every
 /// 8 looks does well on both.
 const SPIN_PAUSES: usize = 20;
+const SPIN_YIELD_EVERY: usize = 8;
 
 /// How long a spinning worker leaves a waiting queue to the busy worker that
 /// probably made it runnable (see `wait_for_work`).
 const HANDOFF_GRACE: Duration = Duration::from_micros(8);
-const SPIN_YIELD_EVERY: usize = 8;
 
 /// Work an idle worker may do itself while it polls (see [`SPIN`]): the
 /// cluster reads its links' sockets here, so a frame that arrives while a

@@ -20,7 +20,7 @@ use super::state::Out;
 use parking_lot::Mutex;
 use std::io::{ErrorKind, IoSlice, Write};
 use std::net::TcpStream;
-use std::os::fd::{AsRawFd, FromRawFd};
+use std::os::fd::AsFd;
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender};
 
@@ -44,8 +44,11 @@ impl DirectWriter {
     /// For the socket of a link; without a usable duplicate every frame goes
     /// through the task.
     pub fn new(socket: &tokio::net::TcpStream) -> Self {
-        let fd = unsafe { libc::dup(socket.as_raw_fd()) };
-        let stream = (fd >= 0).then(|| unsafe { TcpStream::from_raw_fd(fd) });
+        let stream = socket
+            .as_fd()
+            .try_clone_to_owned()
+            .ok()
+            .map(TcpStream::from);
         DirectWriter {
             inner: Mutex::new(Inner {
                 stream,

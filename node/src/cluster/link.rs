@@ -63,7 +63,7 @@ pub enum LinkEnd {
 }
 
 /// Heartbeat bookkeeping shared by the parts of one link task.
-pub struct Beat {
+struct Beat {
     /// ms (cluster clock) of the last byte received.
     last_rx: AtomicU64,
     /// ms when the last probe was written (0: none yet).

@@ -20,7 +20,7 @@ use super::link::LinkEnd;
 use bytes::{Buf, BytesMut};
 use parking_lot::Mutex;
 use std::io::{self, ErrorKind};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::sync::atomic::{AtomicBool, Ordering};
 use tokio::sync::Notify;
 
@@ -57,11 +57,10 @@ pub enum Drained {
 impl LinkReader {
     /// For the socket of a link; without a duplicate only the task reads.
     pub fn new(harbor: u8, socket: &tokio::net::TcpStream) -> LinkReader {
-        let fd = unsafe { libc::dup(socket.as_raw_fd()) };
         LinkReader {
             harbor,
             inner: Mutex::new(ReadSide {
-                fd: (fd >= 0).then(|| unsafe { OwnedFd::from_raw_fd(fd) }),
+                fd: socket.as_fd().try_clone_to_owned().ok(),
                 buf: BytesMut::with_capacity(READ_CHUNK),
                 end: None,
             }),

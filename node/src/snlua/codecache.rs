@@ -252,7 +252,7 @@ pub unsafe fn load(l: State, filename: &[u8]) -> c_int {
         if lua_dump(l, dump_writer, &mut code as *mut Vec<u8> as *mut c_void, 0) == 0 {
             let code = leak_aligned(&code);
             let proto = share(code, &chunk_name(filename));
-            let epoch = unsafe { lua_sharedepoch() };
+            let epoch = lua_sharedepoch();
             CACHE
                 .lock()
                 .insert(filename.to_vec(), Compiled { code, proto, epoch });
