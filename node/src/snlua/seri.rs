@@ -7,55 +7,86 @@ use super::lua::*;
 use skynet_proto::seri::{
     DecodeError, Item, PackError, SeriReader, SeriWriter, MAX_DECODE_DEPTH, MAX_DEPTH,
 };
-use std::ffi::c_int;
+use std::ffi::{c_int, c_void};
+
+/// What the vendored Lua's `lua_peek` family reports about a value (see
+/// `lua_Peek` in vendor/lua-src/lua-5.5.1/lua.h): one call instead of
+/// `lua_type` + `lua_isinteger` + `lua_tointeger`/`lua_tolstring`.
+#[repr(C)]
+struct Peek {
+    ty: c_int,
+    isint: c_int,
+    i: lua_Integer,
+    n: lua_Number,
+    p: *const c_void,
+    len: usize,
+}
+
+impl Peek {
+    fn new() -> Peek {
+        Peek {
+            ty: LUA_TNIL,
+            isint: 0,
+            i: 0,
+            n: 0.0,
+            p: std::ptr::null(),
+            len: 0,
+        }
+    }
+}
+
+extern "C-unwind" {
+    fn lua_peek(l: State, idx: c_int, out: *mut Peek);
+    fn lua_rawgetipeek(l: State, idx: c_int, n: lua_Integer, out: *mut Peek) -> c_int;
+    fn lua_rawborder(l: State, idx: c_int, cursor: *mut u32) -> lua_Unsigned;
+    fn lua_nextslot(
+        l: State,
+        idx: c_int,
+        cursor: *mut u32,
+        key: *mut Peek,
+        val: *mut Peek,
+    ) -> c_int;
+}
 
 /// Packs the values at stack positions `from..=top` into `out` (appended).
 /// Lua errors raised by metamethods propagate; our own errors are returned.
 pub unsafe fn pack_args(l: State, from: c_int, out: &mut Vec<u8>) -> Result<(), Box<PackError>> {
     let top = lua_gettop(l);
     let mut w = SeriWriter::new(out);
+    let mut v = Peek::new();
     for i in from..=top {
-        pack_one(l, &mut w, i, 0)?;
+        lua_peek(l, i, &mut v);
+        pack_value(l, &mut w, i, &v, 0)?;
     }
     Ok(())
 }
 
-#[inline]
-unsafe fn pack_one(
+/// Packs the value at `idx`, which `v` describes.
+unsafe fn pack_value(
     l: State,
     w: &mut SeriWriter<'_, Vec<u8>>,
     idx: c_int,
-    depth: usize,
-) -> Result<(), Box<PackError>> {
-    pack_typed(l, w, idx, lua_type(l, idx), depth)
-}
-
-/// `pack_one` for a value whose type `ty` the caller already has.
-unsafe fn pack_typed(
-    l: State,
-    w: &mut SeriWriter<'_, Vec<u8>>,
-    idx: c_int,
-    ty: c_int,
+    v: &Peek,
     depth: usize,
 ) -> Result<(), Box<PackError>> {
     if depth > MAX_DEPTH {
         return Err(Box::new(PackError::TooDeep));
     }
-    match ty {
+    match v.ty {
         LUA_TNIL => w.nil(),
         LUA_TNUMBER => {
-            if lua_isinteger(l, idx) != 0 {
-                w.integer(lua_tointeger(l, idx));
+            if v.isint != 0 {
+                w.integer(v.i);
             } else {
-                w.real(lua_tonumber(l, idx));
+                w.real(v.n);
             }
         }
-        LUA_TBOOLEAN => w.boolean(lua_toboolean(l, idx) != 0),
+        LUA_TBOOLEAN => w.boolean(v.i != 0),
         LUA_TSTRING => {
-            let s = to_bytes(l, idx).unwrap_or(&[]);
+            let s = std::slice::from_raw_parts(v.p as *const u8, v.len);
             w.string(s).map_err(Box::new)?;
         }
-        LUA_TLIGHTUSERDATA => w.pointer(lua_touserdata(l, idx) as usize as u64),
+        LUA_TLIGHTUSERDATA => w.pointer(v.p as usize as u64),
         LUA_TTABLE => {
             let idx = lua_absindex(l, idx);
             pack_table(l, w, idx, depth + 1)?;
@@ -67,6 +98,19 @@ unsafe fn pack_typed(
         }
     }
     Ok(())
+}
+
+/// The value at `idx`, described by a fresh peek.
+#[inline]
+unsafe fn pack_at(
+    l: State,
+    w: &mut SeriWriter<'_, Vec<u8>>,
+    idx: c_int,
+    depth: usize,
+) -> Result<(), Box<PackError>> {
+    let mut v = Peek::new();
+    lua_peek(l, idx, &mut v);
+    pack_value(l, w, idx, &v, depth)
 }
 
 unsafe fn pack_table(
@@ -83,30 +127,27 @@ unsafe fn pack_table(
             return pack_proxy(l, w, idx, depth);
         }
     }
-    let n = lua_rawlen(l, idx);
-    w.table_begin(n);
+    // `cursor` starts past the array slots that hold keys 1..=n, which the
+    // array items below already cover.
+    let mut cursor = 0u32;
+    let n = lua_rawborder(l, idx, &mut cursor);
+    w.table_begin(n as usize);
+    let mut k = Peek::new();
+    let mut v = Peek::new();
     for i in 1..=n {
-        let ty = lua_rawgeti(l, idx, i as lua_Integer);
-        let r = pack_typed(l, w, -1, ty, depth);
+        lua_rawgetipeek(l, idx, i as lua_Integer, &mut v);
+        let r = pack_value(l, w, -1, &v, depth);
         lua_pop(l, 1);
         r?;
     }
-    lua_pushnil(l);
-    while lua_next(l, idx) != 0 {
-        let kt = lua_type(l, -2);
-        if kt == LUA_TNUMBER && n > 0 && lua_isinteger(l, -2) != 0 {
-            let k = lua_tointeger(l, -2);
-            if k > 0 && (k as u64) <= n as u64 {
-                lua_pop(l, 1);
-                continue;
-            }
-        }
-        let r = pack_typed(l, w, -2, kt, depth).and_then(|_| pack_one(l, w, -1, depth));
-        if r.is_err() {
+    while lua_nextslot(l, idx, &mut cursor, &mut k, &mut v) != 0 {
+        if k.ty == LUA_TNUMBER && k.isint != 0 && k.i > 0 && (k.i as u64) <= n {
             lua_pop(l, 2);
-            return r;
+            continue;
         }
-        lua_pop(l, 1);
+        let r = pack_value(l, w, -2, &k, depth).and_then(|_| pack_value(l, w, -1, &v, depth));
+        lua_pop(l, 2);
+        r?;
     }
     w.table_end();
     Ok(())
@@ -132,7 +173,7 @@ unsafe fn pack_proxy(
             lua_pop(l, 4);
             break;
         }
-        let r = pack_one(l, w, -2, depth).and_then(|_| pack_one(l, w, -1, depth));
+        let r = pack_at(l, w, -2, depth).and_then(|_| pack_at(l, w, -1, depth));
         if r.is_err() {
             lua_pop(l, 5);
             return r;

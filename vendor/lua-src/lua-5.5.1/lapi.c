@@ -1505,3 +1505,89 @@ LUA_API int lua_cloneshared (lua_State *L, const void *proto, int check) {
   lua_unlock(L);
   return 1;
 }
+
+
+/*
+** skynet-rs: table reading for serializers (see lua_Peek in lua.h).
+*/
+static void peekvalue (const TValue *o, lua_Peek *out) {
+  switch (ttypetag(o)) {
+    case LUA_VNUMINT:
+      out->type = LUA_TNUMBER; out->isint = 1; out->i = ivalue(o); break;
+    case LUA_VNUMFLT:
+      out->type = LUA_TNUMBER; out->isint = 0; out->n = fltvalue(o); break;
+    case LUA_VFALSE: out->type = LUA_TBOOLEAN; out->i = 0; break;
+    case LUA_VTRUE: out->type = LUA_TBOOLEAN; out->i = 1; break;
+    case LUA_VSHRSTR: case LUA_VLNGSTR: {
+      TString *ts = tsvalue(o);
+      out->type = LUA_TSTRING;
+      out->p = getlstr(ts, out->len);
+      break;
+    }
+    case LUA_VLIGHTUSERDATA:
+      out->type = LUA_TLIGHTUSERDATA; out->p = pvalue(o); break;
+    default: out->type = ttype(o); break;
+  }
+}
+
+
+LUA_API void lua_peek (lua_State *L, int idx, lua_Peek *out) {
+  peekvalue(index2value(L, idx), out);
+}
+
+
+/* pushes t[n] (raw) and describes it */
+LUA_API int lua_rawgetipeek (lua_State *L, int idx, lua_Integer n,
+                             lua_Peek *out) {
+  Table *t;
+  lu_byte tag;
+  lua_lock(L);
+  t = gettable(L, idx);
+  luaH_fastgeti(t, n, s2v(L->top.p), tag);
+  if (tagisempty(tag))
+    setnilvalue(s2v(L->top.p));
+  api_incr_top(L);
+  peekvalue(s2v(L->top.p - 1), out);
+  lua_unlock(L);
+  return out->type;
+}
+
+
+/*
+** The border of the table (as lua_rawlen) and, in '*cursor', the first slot
+** for lua_nextslot that can hold a key other than 1..border.
+*/
+LUA_API lua_Unsigned lua_rawborder (lua_State *L, int idx,
+                                    unsigned int *cursor) {
+  Table *t;
+  lua_Unsigned n;
+  lua_lock(L);
+  t = gettable(L, idx);
+  n = luaH_getn(L, t);
+  *cursor = (n < t->asize) ? cast_uint(n) : t->asize;
+  lua_unlock(L);
+  return n;
+}
+
+
+/*
+** Pushes the next key and value of the table from slot '*cursor' on,
+** describes both and advances the cursor; returns 0 (pushing nothing) after
+** the last entry. The table must not get new keys during the walk.
+*/
+LUA_API int lua_nextslot (lua_State *L, int idx, unsigned int *cursor,
+                          lua_Peek *key, lua_Peek *val) {
+  Table *t;
+  int more;
+  lua_lock(L);
+  t = gettable(L, idx);
+  more = luaH_nextslot(L, t, cursor, L->top.p);
+  if (more) {
+    api_incr_top(L);
+    api_incr_top(L);
+    peekvalue(s2v(L->top.p - 2), key);
+    peekvalue(s2v(L->top.p - 1), val);
+  }
+  lua_unlock(L);
+  return more;
+}

@@ -381,6 +381,38 @@ int luaH_next (lua_State *L, Table *t, StkId key) {
 }
 
 
+/*
+** skynet-rs: like luaH_next, but the position comes from '*slot' (array
+** entries first, then hash nodes, as findindex numbers them) instead of a
+** lookup of the previous key. Writes the entry found into key/key+1 and
+** moves '*slot' past it.
+*/
+int luaH_nextslot (lua_State *L, Table *t, unsigned int *slot, StkId key) {
+  unsigned int asize = t->asize;
+  unsigned int i = *slot;
+  for (; i < asize; i++) {
+    lu_byte tag = *getArrTag(t, i);
+    if (!tagisempty(tag)) {
+      setivalue(s2v(key), cast_int(i) + 1);
+      farr2val(t, i, tag, s2v(key + 1));
+      *slot = i + 1;
+      return 1;
+    }
+  }
+  for (i -= asize; i < sizenode(t); i++) {
+    Node *n = gnode(t, i);
+    if (!isempty(gval(n))) {
+      getnodekey(L, s2v(key), n);
+      setobj2s(L, key + 1, gval(n));
+      *slot = i + 1 + asize;
+      return 1;
+    }
+  }
+  *slot = i + asize;
+  return 0;
+}
+
+
 /* Extra space in Node array if it has a lastfree entry */
 #define extraLastfree(t)	(haslastfree(t) ? sizeof(Limbox) : 0)
 

@@ -553,4 +553,28 @@ LUA_API const void *(lua_shareproto) (lua_State *L, int idx);
 LUA_API int (lua_cloneshared) (lua_State *L, const void *proto, int check);
 LUA_API unsigned int (lua_sharedepoch) (void);
 
+/*
+** skynet-rs: reading tables without a hash lookup per step, for serializers
+** (lapi.c). A 'lua_Peek' describes a value: its type; for a number whether
+** it is an integer and its value; for a boolean 'i' is 0 or 1; for a string
+** its bytes and length (valid while the string is reachable); for a light
+** userdata its pointer.
+*/
+typedef struct lua_Peek {
+  int type;
+  int isint;
+  lua_Integer i;
+  lua_Number n;
+  const void *p;
+  size_t len;
+} lua_Peek;
+
+LUA_API void (lua_peek) (lua_State *L, int idx, lua_Peek *out);
+LUA_API int (lua_rawgetipeek) (lua_State *L, int idx, lua_Integer n,
+                               lua_Peek *out);
+LUA_API lua_Unsigned (lua_rawborder) (lua_State *L, int idx,
+                                      unsigned int *cursor);
+LUA_API int (lua_nextslot) (lua_State *L, int idx, unsigned int *cursor,
+                            lua_Peek *key, lua_Peek *val);
+
 #endif
