@@ -184,3 +184,32 @@ fn pack_and_unpack_through_message_pointers() {
         "hello,true,3.5,true,false,deserialize invalid pointer"
     );
 }
+
+/// The packer describes scalars without pushing them. A `__pairs` proxy met
+/// halfway through a table runs Lua code that may empty that table and collect
+/// its strings: what is packed must still be what was there when read.
+#[test]
+fn proxy_that_empties_the_outer_table_while_packed() {
+    let lua = SeriLua::new();
+    let got = lua
+        .eval(
+            "local outer = {}\n\
+             local proxy = setmetatable({}, {__pairs = function()\n\
+                 for k in pairs(outer) do if k ~= 'p' then outer[k] = nil end end\n\
+                 collectgarbage()\n\
+                 return next, {y = 2}, nil\n\
+             end})\n\
+             for i = 1, 20 do outer['key' .. i] = string.rep('v', 40) .. i end\n\
+             outer.p = proxy\n\
+             local t = unpack(packstring(outer))\n\
+             local n = 0\n\
+             for k, v in pairs(t) do\n\
+                 if k == 'p' then assert(v.y == 2)\n\
+                 else assert(v == string.rep('v', 40) .. k:sub(4)) end\n\
+                 n = n + 1\n\
+             end\n\
+             return tostring(t.p ~= nil) .. ',' .. tostring(n >= 1)",
+        )
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&got), "true,true");
+}

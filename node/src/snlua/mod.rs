@@ -137,20 +137,27 @@ unsafe extern "C" fn allocator(
 ) -> *mut c_void {
     let rt = &*(ud as *const Runtime);
     let old = if ptr.is_null() { 0 } else { osize };
+    // Only the thread running the service allocates for its state, so the
+    // counter is read and written without a locked instruction; other threads
+    // only read it (`stat`, memory reports).
+    let mem = rt.mem.load(Ordering::Relaxed);
     if nsize == 0 {
         if !ptr.is_null() {
             libc::free(ptr);
-            rt.mem.fetch_sub(old, Ordering::Relaxed);
+            rt.mem.store(mem - old, Ordering::Relaxed);
         }
         return std::ptr::null_mut();
     }
-    let mem = rt.mem.load(Ordering::Relaxed);
     let new_mem = mem - old + nsize;
     let limit = rt.mem_limit.load(Ordering::Relaxed);
     if limit != 0 && new_mem > limit && nsize > old {
         return std::ptr::null_mut();
     }
-    let p = libc::realloc(ptr, nsize);
+    let p = if ptr.is_null() {
+        libc::malloc(nsize)
+    } else {
+        libc::realloc(ptr, nsize)
+    };
     if p.is_null() {
         return p;
     }

@@ -37,8 +37,10 @@ impl Peek {
 
 extern "C-unwind" {
     fn lua_peek(l: State, idx: c_int, out: *mut Peek);
+    /// Pushes t[n] only when it is not a scalar; returns whether it did.
     fn lua_rawgetipeek(l: State, idx: c_int, n: lua_Integer, out: *mut Peek) -> c_int;
     fn lua_rawborder(l: State, idx: c_int, cursor: *mut u32) -> lua_Unsigned;
+    /// 0: no more entries; 1: both scalars, nothing pushed; 2: both pushed.
     fn lua_nextslot(
         l: State,
         idx: c_int,
@@ -46,6 +48,7 @@ extern "C-unwind" {
         key: *mut Peek,
         val: *mut Peek,
     ) -> c_int;
+    fn lua_buildtable(l: State, narray: c_int, npairs: c_int);
 }
 
 /// Packs the values at stack positions `from..=top` into `out` (appended).
@@ -61,7 +64,8 @@ pub unsafe fn pack_args(l: State, from: c_int, out: &mut Vec<u8>) -> Result<(), 
     Ok(())
 }
 
-/// Packs the value at `idx`, which `v` describes.
+/// Packs the value `v` describes; `idx` is its stack position when it has one
+/// (tables and unsupported types always do; 0 for a scalar not pushed).
 unsafe fn pack_value(
     l: State,
     w: &mut SeriWriter<'_, Vec<u8>>,
@@ -134,20 +138,37 @@ unsafe fn pack_table(
     w.table_begin(n as usize);
     let mut k = Peek::new();
     let mut v = Peek::new();
+    // Scalars are described without being pushed (strings stay valid: the
+    // table holds them, and they are written out before any Lua code can run).
     for i in 1..=n {
-        lua_rawgetipeek(l, idx, i as lua_Integer, &mut v);
-        let r = pack_value(l, w, -1, &v, depth);
-        lua_pop(l, 1);
-        r?;
-    }
-    while lua_nextslot(l, idx, &mut cursor, &mut k, &mut v) != 0 {
-        if k.ty == LUA_TNUMBER && k.isint != 0 && k.i > 0 && (k.i as u64) <= n {
-            lua_pop(l, 2);
-            continue;
+        if lua_rawgetipeek(l, idx, i as lua_Integer, &mut v) == 0 {
+            pack_value(l, w, 0, &v, depth)?;
+        } else {
+            let r = pack_value(l, w, -1, &v, depth);
+            lua_pop(l, 1);
+            r?;
         }
-        let r = pack_value(l, w, -2, &k, depth).and_then(|_| pack_value(l, w, -1, &v, depth));
-        lua_pop(l, 2);
-        r?;
+    }
+    loop {
+        match lua_nextslot(l, idx, &mut cursor, &mut k, &mut v) {
+            0 => break,
+            1 => {
+                if !(k.ty == LUA_TNUMBER && k.isint != 0 && k.i > 0 && (k.i as u64) <= n) {
+                    pack_value(l, w, 0, &k, depth)?;
+                    pack_value(l, w, 0, &v, depth)?;
+                }
+            }
+            _ => {
+                if k.ty == LUA_TNUMBER && k.isint != 0 && k.i > 0 && (k.i as u64) <= n {
+                    lua_pop(l, 2);
+                    continue;
+                }
+                let r =
+                    pack_value(l, w, -2, &k, depth).and_then(|_| pack_value(l, w, -1, &v, depth));
+                lua_pop(l, 2);
+                r?;
+            }
+        }
     }
     w.table_end();
     Ok(())
@@ -227,7 +248,8 @@ unsafe fn push_pairs_into(l: State, r: &mut SeriReader<'_>, depth: usize) -> Res
 }
 
 /// A table with `n <= SMALL_TABLE` array items: values and up to SMALL_TABLE
-/// pairs go on the stack, then the table is created with exact sizes.
+/// pairs go on the stack, then one `lua_buildtable` makes the table at its
+/// exact size from them.
 unsafe fn push_small_table(
     l: State,
     r: &mut SeriReader<'_>,
@@ -235,7 +257,6 @@ unsafe fn push_small_table(
     depth: usize,
 ) -> Result<(), Failure> {
     luaL_checkstack(l, n + 2 * SMALL_TABLE + LUA_MINSTACK, std::ptr::null());
-    let base = lua_gettop(l);
     for _ in 0..n {
         let v = r.read().map_err(fail)?;
         push_item(l, r, v, depth + 1)?;
@@ -258,19 +279,7 @@ unsafe fn push_small_table(
             break;
         }
     }
-    lua_createtable(l, n, pairs);
-    let t = lua_gettop(l);
-    for i in 1..=n {
-        lua_pushvalue(l, base + i);
-        lua_rawseti(l, t, i as lua_Integer);
-    }
-    for p in 0..pairs {
-        lua_pushvalue(l, base + n + 2 * p + 1);
-        lua_pushvalue(l, base + n + 2 * p + 2);
-        lua_rawset(l, t);
-    }
-    lua_copy(l, t, base + 1);
-    lua_settop(l, base + 1);
+    lua_buildtable(l, n, pairs);
     if more {
         push_pairs_into(l, r, depth)?;
     }

@@ -1536,20 +1536,42 @@ LUA_API void lua_peek (lua_State *L, int idx, lua_Peek *out) {
 }
 
 
-/* pushes t[n] (raw) and describes it */
+/* a value a peek describes completely (no stack slot needed to use it) */
+static int peekonly (const TValue *o) {
+  switch (ttype(o)) {
+    case LUA_TNIL: case LUA_TBOOLEAN: case LUA_TNUMBER: case LUA_TSTRING:
+    case LUA_TLIGHTUSERDATA:
+      return 1;
+    default:
+      return 0;
+  }
+}
+
+
+/*
+** Describes t[n] (raw); pushes it only when it is not a nil, boolean,
+** number, string or light userdata, and returns whether it pushed. A string
+** described but not pushed stays valid while the table holds it.
+*/
 LUA_API int lua_rawgetipeek (lua_State *L, int idx, lua_Integer n,
                              lua_Peek *out) {
   Table *t;
   lu_byte tag;
+  TValue v;
   lua_lock(L);
   t = gettable(L, idx);
-  luaH_fastgeti(t, n, s2v(L->top.p), tag);
+  luaH_fastgeti(t, n, &v, tag);
   if (tagisempty(tag))
-    setnilvalue(s2v(L->top.p));
+    setnilvalue(&v);
+  peekvalue(&v, out);
+  if (peekonly(&v)) {
+    lua_unlock(L);
+    return 0;
+  }
+  setobj2s(L, L->top.p, &v);
   api_incr_top(L);
-  peekvalue(s2v(L->top.p - 1), out);
   lua_unlock(L);
-  return out->type;
+  return 1;
 }
 
 
@@ -1571,23 +1593,68 @@ LUA_API lua_Unsigned lua_rawborder (lua_State *L, int idx,
 
 
 /*
-** Pushes the next key and value of the table from slot '*cursor' on,
-** describes both and advances the cursor; returns 0 (pushing nothing) after
-** the last entry. The table must not get new keys during the walk.
+** Describes the next key and value of the table from slot '*cursor' on and
+** advances the cursor. Returns 0 after the last entry; 1 when both are
+** described completely (see lua_rawgetipeek) and nothing was pushed; 2 when
+** key and value were pushed. The table must not get new keys during the walk.
 */
 LUA_API int lua_nextslot (lua_State *L, int idx, unsigned int *cursor,
                           lua_Peek *key, lua_Peek *val) {
   Table *t;
-  int more;
+  int res = 0;
   lua_lock(L);
   t = gettable(L, idx);
-  more = luaH_nextslot(L, t, cursor, L->top.p);
-  if (more) {
-    api_incr_top(L);
-    api_incr_top(L);
-    peekvalue(s2v(L->top.p - 2), key);
-    peekvalue(s2v(L->top.p - 1), val);
+  if (luaH_nextslot(L, t, cursor, L->top.p)) {  /* uses the free slots */
+    const TValue *k = s2v(L->top.p);
+    const TValue *v = s2v(L->top.p + 1);
+    peekvalue(k, key);
+    peekvalue(v, val);
+    if (peekonly(k) && peekonly(v))
+      res = 1;
+    else {
+      api_incr_top(L);
+      api_incr_top(L);
+      res = 2;
+    }
   }
   lua_unlock(L);
-  return more;
+  return res;
+}
+
+
+/*
+** skynet-rs: builds a table from the stack top for deserializers. Pops
+** 'narray' values followed by 'npairs' key/value pairs (the array values
+** lowest) and pushes a table sized for them with t[1..narray] = the values
+** and t[k] = v for each pair, all raw. No key may be nil or NaN.
+*/
+LUA_API void lua_buildtable (lua_State *L, int narray, int npairs) {
+  Table *t;
+  StkId base;
+  int i;
+  lua_lock(L);
+  api_checkpop(L, narray + 2 * npairs);
+  base = L->top.p - (narray + 2 * npairs);
+  t = luaH_new(L);
+  sethvalue2s(L, L->top.p, t);  /* anchored above the items while filled */
+  api_incr_top(L);
+  if (narray > 0 || npairs > 0)
+    luaH_resize(L, t, cast_uint(narray), cast_uint(npairs));
+  for (i = 0; i < narray; i++) {
+    TValue *v = s2v(base + i);
+    luaH_setint(L, t, i + 1, v);
+    luaC_barrierback(L, obj2gco(t), v);
+  }
+  for (i = 0; i < npairs; i++) {
+    StkId k = base + narray + 2 * i;
+    api_check(L, !ttisnil(s2v(k)), "nil key in lua_buildtable");
+    luaH_set(L, t, s2v(k), s2v(k + 1));
+    luaC_barrierback(L, obj2gco(t), s2v(k));
+    luaC_barrierback(L, obj2gco(t), s2v(k + 1));
+  }
+  invalidateTMcache(t);
+  setobj2s(L, base, s2v(L->top.p - 1));
+  L->top.p = base + 1;
+  luaC_checkGC(L);
+  lua_unlock(L);
 }

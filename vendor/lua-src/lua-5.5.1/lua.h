@@ -576,5 +576,6 @@ LUA_API lua_Unsigned (lua_rawborder) (lua_State *L, int idx,
                                       unsigned int *cursor);
 LUA_API int (lua_nextslot) (lua_State *L, int idx, unsigned int *cursor,
                             lua_Peek *key, lua_Peek *val);
+LUA_API void (lua_buildtable) (lua_State *L, int narray, int npairs);
 
 #endif
