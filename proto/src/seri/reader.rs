@@ -93,7 +93,7 @@ impl<'a> SeriReader<'a> {
     /// Reads one token where a value is required (inside a table, or an
     /// argument that must be there). The end of the input is an error
     /// ([`Check::MissingValue`]).
-    #[inline]
+    #[inline(always)]
     pub fn read(&mut self) -> Result<Item<'a>, DecodeError> {
         let tag = self.take_u8(Check::MissingValue)?;
         let (ty, cookie) = tag::split(tag);
