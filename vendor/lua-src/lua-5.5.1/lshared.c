@@ -65,6 +65,56 @@ TString *luaS_findshared (const char *str, size_t l, unsigned int h,
 }
 
 
+/*
+** Shared strings by the address of a C string. States created one after
+** the other ask for the same names (library functions, fields) through
+** lua_setfield/lua_getfield with the same string literals; this spares them
+** hashing the name and probing the shared table. Slots are overwritten
+** freely by any thread: a hit is trusted only after comparing contents, and
+** the pointer read is always null or a shared string, which lives forever.
+*/
+#define ADDR_SLOTS	4096
+
+static struct {
+  const char *addr;
+  TString *ts;
+} addr_cache[ADDR_SLOTS];
+
+static unsigned int addrslot (const char *str) {
+  size_t a = (size_t)str;
+  return cast_uint((a ^ (a >> 12)) % ADDR_SLOTS);
+}
+
+
+static int privatecopy (stringtable *tb, TString *ts);
+
+/*
+** The shared string for the C string 'str' if the address cache knows it and
+** this state holds no private copy of it; NULL otherwise.
+*/
+TString *luaS_findbyaddr (lua_State *L, const char *str) {
+  unsigned int i = addrslot(str);
+  const char *a = __atomic_load_n(&addr_cache[i].addr, __ATOMIC_ACQUIRE);
+  TString *ts = __atomic_load_n(&addr_cache[i].ts, __ATOMIC_ACQUIRE);
+  if (a != str || ts == NULL || G(L)->seed != shared_seed)
+    return NULL;
+  if (strcmp(getshrstr(ts), str) != 0 || privatecopy(&G(L)->strt, ts))
+    return NULL;
+  return ts;
+}
+
+
+/* Remembers that the C string 'str' gave the string 'ts'. */
+void luaS_cachebyaddr (const char *str, TString *ts) {
+  unsigned int i;
+  if (ts->tt != LUA_VSHRSTR || !isshared(obj2gco(ts)))
+    return;
+  i = addrslot(str);
+  __atomic_store_n(&addr_cache[i].ts, ts, __ATOMIC_RELEASE);
+  __atomic_store_n(&addr_cache[i].addr, str, __ATOMIC_RELEASE);
+}
+
+
 static void makeshared (GCObject *o) {
   o->marked = cast_byte(bitmask(BLACKBIT) | bitmask(SHAREDBIT) | G_OLD);
 }
@@ -177,7 +227,7 @@ static int privatecopy (stringtable *tb, TString *ts) {
   if (ts == NULL || ts->tt != LUA_VSHRSTR)
     return 0;
   for (p = tb->hash[lmod(ts->hash, tb->size)]; p != NULL; p = p->u.hnext) {
-    if (p->shrlen == ts->shrlen &&
+    if (p->hash == ts->hash && p->shrlen == ts->shrlen &&
         memcmp(getshrstr(p), getshrstr(ts), cast_uint(ts->shrlen)) == 0)
       return 1;
   }

@@ -219,7 +219,7 @@ static TString *internshrstr (lua_State *L, const char *str, size_t l) {
   TString **list = &tb->hash[lmod(h, tb->size)];
   lua_assert(str != NULL);  /* otherwise 'memcmp'/'memcpy' are undefined */
   for (ts = *list; ts != NULL; ts = ts->u.hnext) {
-    if (l == cast_uint(ts->shrlen) &&
+    if (ts->hash == h && l == cast_uint(ts->shrlen) &&  /* skynet-rs: hash */
         (memcmp(str, getshrstr(ts), l * sizeof(char)) == 0)) {
       /* found! */
       if (isdead(g, ts))  /* dead (but not collected yet)? */
@@ -281,8 +281,13 @@ TString *luaS_new (lua_State *L, const char *str) {
   /* normal route */
   for (j = STRCACHE_M - 1; j > 0; j--)
     p[j] = p[j - 1];  /* move out last element */
+  /* skynet-rs: a name other states asked for by the same address */
+  p[0] = luaS_findbyaddr(L, str);
+  if (p[0] != NULL)
+    return p[0];
   /* new element is first in the list */
   p[0] = luaS_newlstr(L, str, strlen(str));
+  luaS_cachebyaddr(str, p[0]);
   return p[0];
 }
 

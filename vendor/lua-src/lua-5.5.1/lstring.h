@@ -67,6 +67,8 @@ LUAI_FUNC TString *luaS_newlstr (lua_State *L, const char *str, size_t l);
 LUAI_FUNC TString *luaS_findshared (const char *str, size_t l, unsigned int h,
                                     unsigned int seed);
 LUAI_FUNC int luaS_sharedconflict (lua_State *L, const Proto *p);
+LUAI_FUNC TString *luaS_findbyaddr (lua_State *L, const char *str);
+LUAI_FUNC void luaS_cachebyaddr (const char *str, TString *ts);
 LUAI_FUNC TString *luaS_new (lua_State *L, const char *str);
 LUAI_FUNC TString *luaS_createlngstrobj (lua_State *L, size_t l);
 LUAI_FUNC TString *luaS_newextlstr (lua_State *L,
