@@ -343,3 +343,9 @@ pub unsafe extern "C-unwind" fn searcher(l: State) -> c_int {
         )
     }
 }
+
+/// Runs `f` on the code state under its lock (None if there is none).
+pub(crate) fn with_code_state<R>(f: impl FnOnce(State) -> R) -> Option<R> {
+    let cs = CODE_STATE.1.as_ref()?.lock();
+    Some(f(cs.0))
+}

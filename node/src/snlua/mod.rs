@@ -25,6 +25,7 @@ pub mod lua;
 pub mod profile;
 pub mod seri;
 pub mod socketdriver;
+pub mod stdlibs;
 pub mod testing;
 
 use crate::context::Context;
@@ -271,7 +272,7 @@ impl Snlua {
             lua_gc(l, LUA_GCSTOP);
             lua_pushboolean(l, 1);
             lua_setfield(l, LUA_REGISTRYINDEX, c"LUA_NOENV".as_ptr());
-            luaL_openlibs(l);
+            stdlibs::open(l);
             lua_pushlightuserdata(l, sh_ptr);
             lua_setfield(l, LUA_REGISTRYINDEX, c"skynet_context".as_ptr());
             install_native_modules(l);

@@ -38,6 +38,8 @@
 #include "lobject.h"
 #include "lstate.h"
 #include "lstring.h"
+#include "ltable.h"
+#include "ltm.h"
 
 #define SHARED_SLOTS	(1u << 18)
 /* stop sharing new strings when the table is this full */
@@ -261,4 +263,112 @@ int luaS_sharedconflict (lua_State *L, const Proto *p) {
       return 1;
   }
   return 0;
+}
+
+
+/*
+** Library tables built once in the code state and copied into each new
+** state, instead of being filled name by name. A template has no array part
+** and no metatable; its keys are shared short strings; its values are light
+** C functions, numbers, booleans, shared strings, the template itself (a
+** self reference such as _G._G) or one other table named when the template
+** is made (such as the string metatable's __index). Copies keep the node
+** layout, which is valid because every state uses the shared hash seed.
+*/
+static int templatevalue (const TValue *v, const Table *self,
+                          const Table *other) {
+  switch (ttypetag(v)) {
+    case LUA_VLCF: case LUA_VNUMINT: case LUA_VNUMFLT:
+    case LUA_VFALSE: case LUA_VTRUE:
+      return 1;
+    case LUA_VSHRSTR: case LUA_VLNGSTR:
+      return isshared(gcvalue(v));
+    case LUA_VTABLE:
+      return hvalue(v) == self || (other != NULL && hvalue(v) == other);
+    default:
+      return 0;
+  }
+}
+
+
+/*
+** Called on the code state: checks that the table at 'idx' can be a
+** template (see above), 'otheridx' (0 for none) being the one other table
+** its values may refer to. Returns the template, or NULL.
+*/
+LUA_API const void *lua_tabletemplate (lua_State *L, int idx, int otheridx) {
+  const Table *t, *other = NULL;
+  unsigned int i;
+  if (!__atomic_load_n(&shared_ready, __ATOMIC_ACQUIRE) ||
+      lua_type(L, idx) != LUA_TTABLE)
+    return NULL;
+  t = cast(const Table *, lua_topointer(L, idx));
+  if (otheridx != 0) {
+    if (lua_type(L, otheridx) != LUA_TTABLE)
+      return NULL;
+    other = cast(const Table *, lua_topointer(L, otheridx));
+  }
+  if (t->asize != 0 || t->metatable != NULL || isdummy(t))
+    return NULL;
+  for (i = 0; i < sizenode(t); i++) {
+    const Node *n = gnode(cast(Table *, t), i);
+    if (isempty(gval(n))) {
+      if (!keyisnil(n))  /* a removed entry: keep templates simple */
+        return NULL;
+    }
+    else if (keytt(n) != ctb(LUA_VSHRSTR) || !isshared(gckey(n)) ||
+             !templatevalue(gval(n), t, other))
+      return NULL;
+  }
+  return t;
+}
+
+
+/*
+** Copies template 'tmpl' (from lua_tabletemplate, with 'other' the table its
+** values may refer to) into the empty table at 'into', or into a new table
+** pushed on the stack when 'into' is 0. References to the template become
+** references to the copy; references to 'other' become the table at
+** 'otheridx'. Returns 0 (doing nothing) if this state does not use the
+** shared hash seed or 'into' is not empty.
+*/
+LUA_API int lua_clonetemplate (lua_State *L, const void *tmpl,
+                               const void *other, int otheridx, int into) {
+  const Table *src = cast(const Table *, tmpl);
+  Table *dst = NULL, *repl = NULL;
+  unsigned int i, size = sizenode(src);
+  if (G(L)->seed != shared_seed)
+    return 0;
+  if (otheridx != 0) {
+    if (lua_type(L, otheridx) != LUA_TTABLE)
+      return 0;
+    repl = cast(Table *, lua_topointer(L, otheridx));
+  }
+  if (into != 0) {
+    if (lua_type(L, into) != LUA_TTABLE)
+      return 0;
+    dst = cast(Table *, lua_topointer(L, into));
+    if (dst->asize != 0 || !isdummy(dst))
+      return 0;
+  }
+  lua_lock(L);
+  if (into == 0) {
+    dst = luaH_new(L);
+    sethvalue2s(L, L->top.p, dst);
+    api_incr_top(L);
+  }
+  luaH_copyhash(L, dst, src);
+  for (i = 0; i < size; i++) {
+    TValue *v = gval(gnode(dst, i));
+    if (ttistable(v)) {
+      Table *t = (hvalue(v) == src) ? dst : repl;
+      sethvalue(L, v, t);
+      luaC_barrierback(L, obj2gco(dst), v);
+    }
+  }
+  invalidateTMcache(dst);
+  if (into == 0)
+    luaC_checkGC(L);
+  lua_unlock(L);
+  return 1;
 }

@@ -413,6 +413,20 @@ int luaH_nextslot (lua_State *L, Table *t, unsigned int *slot, StkId key) {
 }
 
 
+/*
+** skynet-rs: gives the empty table 'dst' a copy of the hash part of 'src',
+** node for node (used by lua_clonetemplate, lshared.c).
+*/
+void luaH_copyhash (lua_State *L, Table *dst, const Table *src) {
+  unsigned int size = sizenode(src);
+  luaH_resize(L, dst, 0, size);
+  lua_assert(dst->lsizenode == src->lsizenode);
+  memcpy(dst->node, src->node, size * sizeof(Node));
+  if (haslastfree(dst))
+    getlastfree(dst) = dst->node + (getlastfree(src) - src->node);
+}
+
+
 /* Extra space in Node array if it has a lastfree entry */
 #define extraLastfree(t)	(haslastfree(t) ? sizeof(Limbox) : 0)
 

@@ -173,6 +173,8 @@ LUAI_FUNC void luaH_resizearray (lua_State *L, Table *t, unsigned nasize);
 LUAI_FUNC lu_mem luaH_size (Table *t);
 LUAI_FUNC void luaH_free (lua_State *L, Table *t);
 LUAI_FUNC int luaH_next (lua_State *L, Table *t, StkId key);
+/* skynet-rs: see lshared.c */
+LUAI_FUNC void luaH_copyhash (lua_State *L, Table *dst, const Table *src);
 /* skynet-rs: luaH_next by slot number instead of by previous key */
 LUAI_FUNC int luaH_nextslot (lua_State *L, Table *t, unsigned int *slot,
                              StkId key);

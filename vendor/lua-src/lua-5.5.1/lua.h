@@ -552,6 +552,9 @@ LUA_API int (lua_sharestrings) (lua_State *L);
 LUA_API const void *(lua_shareproto) (lua_State *L, int idx);
 LUA_API int (lua_cloneshared) (lua_State *L, const void *proto, int check);
 LUA_API unsigned int (lua_sharedepoch) (void);
+LUA_API const void *(lua_tabletemplate) (lua_State *L, int idx, int otheridx);
+LUA_API int (lua_clonetemplate) (lua_State *L, const void *tmpl,
+                                 const void *other, int otheridx, int into);
 
 /*
 ** skynet-rs: reading tables without a hash lookup per step, for serializers

@@ -1,0 +1,350 @@
+//! Lua's standard libraries for service states, copied from templates.
+//!
+//! Opening the standard libraries name by name (`luaL_openlibs`) was about a
+//! fifth of the cost of a new service. The code state (see `codecache`) has
+//! them open already and their names are shared strings, so the library
+//! tables made only of light C functions and constants (`_G`'s base
+//! functions, coroutine, debug, os, string and its metatable, table, utf8)
+//! are kept there as templates, and a new state gets a node-for-node copy of
+//! each (`lua_clonetemplate` in the vendored Lua). package, io and math hold
+//! per-state values (search paths, open files, the random generator) and are
+//! opened the usual way. The result is what `luaL_openlibs` makes: the same
+//! libraries, globals, `package.loaded` entries and string metatable.
+//! Any template the code state could not make falls back to Lua's opener.
+
+use super::codecache;
+use super::lua::*;
+#[cfg(test)]
+use std::ffi::CString;
+use std::ffi::{c_int, c_void, CStr};
+use std::sync::LazyLock;
+
+#[derive(Clone, Copy)]
+struct Template(*const c_void);
+// A template is a table of the code state that nothing changes after it is
+// made, and it lives as long as the process.
+unsafe impl Send for Template {}
+unsafe impl Sync for Template {}
+
+#[derive(Default)]
+struct Templates {
+    base: Option<Template>,
+    coroutine: Option<Template>,
+    debug: Option<Template>,
+    os: Option<Template>,
+    string: Option<Template>,
+    string_meta: Option<Template>,
+    table: Option<Template>,
+    utf8: Option<Template>,
+}
+
+extern "C-unwind" {
+    fn lua_tabletemplate(l: State, idx: c_int, otheridx: c_int) -> *const c_void;
+    fn lua_clonetemplate(
+        l: State,
+        tmpl: *const c_void,
+        other: *const c_void,
+        otheridx: c_int,
+        into: c_int,
+    ) -> c_int;
+}
+
+static TEMPLATES: LazyLock<Templates> =
+    LazyLock::new(|| codecache::with_code_state(|l| unsafe { make(l) }).unwrap_or_default());
+
+fn template(p: *const c_void) -> Option<Template> {
+    (!p.is_null()).then_some(Template(p))
+}
+
+/// Builds the templates from the code state's open libraries.
+unsafe fn make(l: State) -> Templates {
+    let top = lua_gettop(l);
+    let mut t = Templates::default();
+    for (slot, name) in [
+        (&mut t.coroutine, c"coroutine"),
+        (&mut t.debug, c"debug"),
+        (&mut t.os, c"os"),
+        (&mut t.table, c"table"),
+        (&mut t.utf8, c"utf8"),
+    ] {
+        lua_getglobal(l, name.as_ptr());
+        *slot = template(lua_tabletemplate(l, -1, 0));
+        lua_settop(l, top);
+    }
+    lua_getglobal(l, c"string".as_ptr());
+    let lib = lua_gettop(l);
+    t.string = template(lua_tabletemplate(l, lib, 0));
+    lua_pushstring(l, c"".as_ptr());
+    if lua_getmetatable(l, -1) != 0 {
+        t.string_meta = template(lua_tabletemplate(l, -1, lib));
+    }
+    lua_settop(l, top);
+    // _G minus what other libraries put there: the light C functions and
+    // strings luaopen_base set, and _G itself.
+    lua_pushglobaltable(l);
+    let g = lua_gettop(l);
+    let mut n = 0;
+    lua_pushnil(l);
+    while lua_next(l, g) != 0 {
+        n += base_entry(l) as c_int;
+        lua_pop(l, 1);
+    }
+    lua_createtable(l, 0, n + 1);
+    let base = lua_gettop(l);
+    lua_pushnil(l);
+    while lua_next(l, g) != 0 {
+        if base_entry(l) {
+            lua_pushvalue(l, -2);
+            lua_insert(l, -2);
+            lua_rawset(l, base);
+        } else {
+            lua_pop(l, 1);
+        }
+    }
+    lua_pushvalue(l, base);
+    lua_setfield(l, base, c"_G".as_ptr());
+    t.base = template(lua_tabletemplate(l, base, 0));
+    // Kept referenced for the life of the process.
+    luaL_ref(l, LUA_REGISTRYINDEX);
+    lua_settop(l, top);
+    t
+}
+
+/// Whether the global being walked (key at -2, value at -1) is one of the
+/// base library's: a string, or a C function without upvalues.
+unsafe fn base_entry(l: State) -> bool {
+    if lua_type(l, -2) != LUA_TSTRING {
+        return false;
+    }
+    match lua_type(l, -1) {
+        LUA_TSTRING => true,
+        LUA_TFUNCTION if lua_iscfunction(l, -1) != 0 => {
+            lua_getupvalue(l, -1, 1).is_null() || {
+                lua_pop(l, 1);
+                false
+            }
+        }
+        _ => false,
+    }
+}
+
+/// Pushes a copy of `t`, or runs Lua's opener.
+unsafe fn copy_or(
+    l: State,
+    t: Option<Template>,
+    open: unsafe extern "C-unwind" fn(State) -> c_int,
+) -> c_int {
+    if let Some(t) = t {
+        if lua_clonetemplate(l, t.0, std::ptr::null(), 0, 0) != 0 {
+            return 1;
+        }
+    }
+    open(l)
+}
+
+unsafe extern "C-unwind" fn open_base(l: State) -> c_int {
+    if let Some(t) = TEMPLATES.base {
+        lua_pushglobaltable(l);
+        if lua_clonetemplate(l, t.0, std::ptr::null(), 0, -1) != 0 {
+            return 1;
+        }
+        lua_pop(l, 1);
+    }
+    luaopen_base(l)
+}
+
+unsafe extern "C-unwind" fn open_string(l: State) -> c_int {
+    if let (Some(lib), Some(meta)) = (TEMPLATES.string, TEMPLATES.string_meta) {
+        if lua_clonetemplate(l, lib.0, std::ptr::null(), 0, 0) != 0 {
+            let t = lua_gettop(l);
+            if lua_clonetemplate(l, meta.0, lib.0, t, 0) != 0 {
+                lua_pushstring(l, c"".as_ptr());
+                lua_pushvalue(l, -2);
+                lua_setmetatable(l, -2);
+                lua_pop(l, 2);
+                return 1;
+            }
+            lua_pop(l, 1);
+        }
+    }
+    luaopen_string(l)
+}
+
+unsafe extern "C-unwind" fn open_coroutine(l: State) -> c_int {
+    copy_or(l, TEMPLATES.coroutine, luaopen_coroutine)
+}
+
+unsafe extern "C-unwind" fn open_debug(l: State) -> c_int {
+    copy_or(l, TEMPLATES.debug, luaopen_debug)
+}
+
+unsafe extern "C-unwind" fn open_os(l: State) -> c_int {
+    copy_or(l, TEMPLATES.os, luaopen_os)
+}
+
+unsafe extern "C-unwind" fn open_table(l: State) -> c_int {
+    copy_or(l, TEMPLATES.table, luaopen_table)
+}
+
+unsafe extern "C-unwind" fn open_utf8(l: State) -> c_int {
+    copy_or(l, TEMPLATES.utf8, luaopen_utf8)
+}
+
+/// `luaL_openlibs` for a state created with the code state's seed: the same
+/// libraries in the same order, each required into `package.loaded` and set
+/// as a global.
+pub unsafe fn open(l: State) {
+    luaL_getsubtable(l, LUA_REGISTRYINDEX, LUA_PRELOAD_TABLE);
+    lua_pop(l, 1);
+    let libs: [(&CStr, unsafe extern "C-unwind" fn(State) -> c_int); 10] = [
+        (c"_G", open_base),
+        (c"package", luaopen_package),
+        (c"coroutine", open_coroutine),
+        (c"debug", open_debug),
+        (c"io", luaopen_io),
+        (c"math", luaopen_math),
+        (c"os", open_os),
+        (c"string", open_string),
+        (c"table", open_table),
+        (c"utf8", open_utf8),
+    ];
+    for (name, f) in libs {
+        luaL_requiref(l, name.as_ptr(), f, 1);
+        lua_pop(l, 1);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    unsafe extern "C" fn alloc(
+        _ud: *mut c_void,
+        ptr: *mut c_void,
+        _osize: usize,
+        nsize: usize,
+    ) -> *mut c_void {
+        if nsize == 0 {
+            libc::free(ptr);
+            return std::ptr::null_mut();
+        }
+        libc::realloc(ptr, nsize)
+    }
+
+    /// Every library's names and value types, the globals, package.loaded
+    /// and the string metatable, as one text.
+    const DUMP: &str = r##"
+        local function keys(t)
+            local k = {}
+            for n, v in pairs(t) do k[#k + 1] = tostring(n) .. ":" .. type(v) end
+            table.sort(k)
+            return table.concat(k, ",")
+        end
+        local out = { "G=" .. keys(_G) }
+        for _, name in ipairs { "_G", "string", "table", "coroutine", "debug", "os", "utf8", "io", "math", "package" } do
+            out[#out + 1] = name .. "=" .. keys(_G[name]) .. tostring(package.loaded[name] == _G[name])
+        end
+        local mt = getmetatable("")
+        out[#out + 1] = "meta=" .. keys(mt) .. tostring(mt.__index == string)
+        out[#out + 1] = _VERSION .. ("ab"):upper() .. ("x"):rep(3) .. tostring("10" + 1) .. utf8.charpattern
+            .. tostring(select("#", table.unpack { 1, 2, 3 })) .. tostring(os.time() > 0)
+        return table.concat(out, "\n")
+    "##;
+
+    unsafe fn dump(open: unsafe fn(State)) -> String {
+        let l = lua_newstate(alloc, std::ptr::null_mut(), codecache::seed());
+        open(l);
+        assert_eq!(
+            luaL_loadstring(l, CString::new(DUMP).unwrap().as_ptr()),
+            LUA_OK
+        );
+        let r = lua_pcall(l, 0, 1, 0);
+        let text = String::from_utf8_lossy(to_bytes(l, -1).unwrap()).into_owned();
+        assert_eq!(r, LUA_OK, "{text}");
+        lua_close(l);
+        text
+    }
+
+    unsafe fn stock(l: State) {
+        luaL_openlibs(l);
+    }
+
+    #[test]
+    fn copied_libraries_are_what_openlibs_makes() {
+        unsafe {
+            let ours = dump(open);
+            let t = &*TEMPLATES;
+            for (name, tmpl) in [
+                ("_G", t.base),
+                ("coroutine", t.coroutine),
+                ("debug", t.debug),
+                ("os", t.os),
+                ("string", t.string),
+                ("string metatable", t.string_meta),
+                ("table", t.table),
+                ("utf8", t.utf8),
+            ] {
+                assert!(tmpl.is_some(), "no template for {name}");
+            }
+            // The copies are really made (no silent fallback to the openers).
+            let l = lua_newstate(alloc, std::ptr::null_mut(), codecache::seed());
+            lua_pushglobaltable(l);
+            assert_eq!(
+                lua_clonetemplate(l, t.base.unwrap().0, std::ptr::null(), 0, -1),
+                1
+            );
+            // Only an empty table can be filled.
+            assert_eq!(
+                lua_clonetemplate(l, t.base.unwrap().0, std::ptr::null(), 0, -1),
+                0
+            );
+            assert_eq!(
+                lua_clonetemplate(l, t.string.unwrap().0, std::ptr::null(), 0, 0),
+                1
+            );
+            let lib = lua_gettop(l);
+            let meta = t.string_meta.unwrap().0;
+            assert_eq!(lua_clonetemplate(l, meta, t.string.unwrap().0, lib, 0), 1);
+            lua_close(l);
+            // A state with another seed cannot use them.
+            let l = lua_newstate(alloc, std::ptr::null_mut(), codecache::seed() ^ 1);
+            assert_eq!(
+                lua_clonetemplate(l, t.os.unwrap().0, std::ptr::null(), 0, 0),
+                0
+            );
+            lua_close(l);
+            assert_eq!(ours, dump(stock));
+            assert!(ours.contains("print:function"), "{ours}");
+            assert!(!ours.contains("false"), "{ours}");
+        }
+    }
+
+    /// A copy is the state's own table: changing it leaves the template and
+    /// other states alone.
+    #[test]
+    fn copies_are_independent() {
+        unsafe {
+            let a = lua_newstate(alloc, std::ptr::null_mut(), codecache::seed());
+            let b = lua_newstate(alloc, std::ptr::null_mut(), codecache::seed());
+            open(a);
+            open(b);
+            let code = c"string.upper = nil; print = 1; _G.extra = {}; return tostring(string.upper) .. type(print)";
+            assert_eq!(luaL_loadstring(a, code.as_ptr()), LUA_OK);
+            assert_eq!(lua_pcall(a, 0, 1, 0), LUA_OK);
+            assert_eq!(to_bytes(a, -1).unwrap(), b"nilnumber");
+            let check =
+                c"collectgarbage(); return type(string.upper) .. type(print) .. tostring(extra)";
+            assert_eq!(luaL_loadstring(b, check.as_ptr()), LUA_OK);
+            assert_eq!(lua_pcall(b, 0, 1, 0), LUA_OK);
+            assert_eq!(to_bytes(b, -1).unwrap(), b"functionfunctionnil");
+            lua_close(a);
+            let c = lua_newstate(alloc, std::ptr::null_mut(), codecache::seed());
+            open(c);
+            assert_eq!(luaL_loadstring(c, check.as_ptr()), LUA_OK);
+            assert_eq!(lua_pcall(c, 0, 1, 0), LUA_OK);
+            assert_eq!(to_bytes(c, -1).unwrap(), b"functionfunctionnil");
+            lua_close(b);
+            lua_close(c);
+        }
+    }
+}
