@@ -234,14 +234,14 @@ const SMALL_TABLE: i32 = 64;
 /// the stack top.
 unsafe fn push_pairs_into(l: State, r: &mut SeriReader<'_>, depth: usize) -> Result<(), Failure> {
     loop {
-        let k = r.read().map_err(fail)?;
+        let k = r.read_inlined().map_err(fail)?;
         match k {
             Item::Nil => return Ok(()),
             Item::Real(f) if f.is_nan() => return Err(fail(DecodeError::NanKey)),
             _ => {}
         }
         push_item(l, r, k, depth + 1)?;
-        let v = r.read().map_err(fail)?;
+        let v = r.read_inlined().map_err(fail)?;
         push_item(l, r, v, depth + 1)?;
         lua_rawset(l, -3);
     }
@@ -258,20 +258,20 @@ unsafe fn push_small_table(
 ) -> Result<(), Failure> {
     luaL_checkstack(l, n + 2 * SMALL_TABLE + LUA_MINSTACK, std::ptr::null());
     for _ in 0..n {
-        let v = r.read().map_err(fail)?;
+        let v = r.read_inlined().map_err(fail)?;
         push_item(l, r, v, depth + 1)?;
     }
     let mut pairs = 0;
     let mut more = false;
     loop {
-        let k = r.read().map_err(fail)?;
+        let k = r.read_inlined().map_err(fail)?;
         match k {
             Item::Nil => break,
             Item::Real(f) if f.is_nan() => return Err(fail(DecodeError::NanKey)),
             _ => {}
         }
         push_item(l, r, k, depth + 1)?;
-        let v = r.read().map_err(fail)?;
+        let v = r.read_inlined().map_err(fail)?;
         push_item(l, r, v, depth + 1)?;
         pairs += 1;
         if pairs == SMALL_TABLE {
@@ -316,7 +316,7 @@ unsafe fn push_item(
                 // lie that must not make us allocate.
                 lua_createtable(l, n.min(r.remaining() as i32), 0);
                 for i in 1..=n {
-                    let v = r.read().map_err(fail)?;
+                    let v = r.read_inlined().map_err(fail)?;
                     push_item(l, r, v, depth + 1)?;
                     lua_rawseti(l, -2, i as lua_Integer);
                 }

@@ -93,8 +93,16 @@ impl<'a> SeriReader<'a> {
     /// Reads one token where a value is required (inside a table, or an
     /// argument that must be there). The end of the input is an error
     /// ([`Check::MissingValue`]).
-    #[inline(always)]
+    #[inline]
     pub fn read(&mut self) -> Result<Item<'a>, DecodeError> {
+        self.read_inlined()
+    }
+
+    /// [`read`](Self::read), always inlined: for a hot decoding loop, where
+    /// returning the token through memory costs more than the code size.
+    /// Recursive callers pay for it in stack per level, even in debug builds.
+    #[inline(always)]
+    pub fn read_inlined(&mut self) -> Result<Item<'a>, DecodeError> {
         let tag = self.take_u8(Check::MissingValue)?;
         let (ty, cookie) = tag::split(tag);
         match ty {
