@@ -50,11 +50,33 @@ int luaS_eqstr (TString *a, TString *b) {
 }
 
 
+/*
+** skynet-rs: eight bytes per step. Lua's byte-at-a-time loop is one long
+** chain of dependent operations, and hashing is most of the cost of making
+** a string from the bytes of a message. The product's high bits are folded
+** into the low ones, which pick the bucket.
+*/
 static unsigned luaS_hash (const char *str, size_t l, unsigned seed) {
-  unsigned int h = seed ^ cast_uint(l);
-  for (; l > 0; l--)
-    h ^= ((h<<5) + (h>>2) + cast_byte(str[l - 1]));
-  return h;
+  const unsigned long long k = 0x9E3779B97F4A7C15ull;
+  unsigned long long h = (seed ^ (cast(unsigned long long, l) << 32)) * k;
+  while (l >= 8) {
+    unsigned long long w;
+    memcpy(&w, str, 8);
+    h = (h ^ w) * k;
+    h ^= h >> 29;
+    str += 8;
+    l -= 8;
+  }
+  if (l > 0) {
+    unsigned long long w = 0;
+    size_t i;
+    for (i = 0; i < l; i++)
+      w |= cast(unsigned long long, cast_byte(str[i])) << (8 * i);
+    h = (h ^ w) * k;
+  }
+  h ^= h >> 32;
+  h *= k;
+  return cast_uint(h >> 32);
 }
 
 
