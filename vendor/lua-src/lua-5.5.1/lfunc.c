@@ -81,6 +81,28 @@ static UpVal *newupval (lua_State *L, StkId level, UpVal **prev) {
 
 
 /*
+** skynet-rs: luaF_findupval starting the search after 'hint', an open upvalue
+** of this thread that cannot be closed or freed meanwhile (NULL: the list's
+** head). The list is sorted by level, highest first, so when 'hint' is above
+** 'level' the one sought can only come after it. A closure's upvalues are
+** looked up one after the other; starting from the previous one spares
+** walking again past every open upvalue above it (a module's main chunk can
+** have dozens).
+*/
+UpVal *luaF_findupvalafter (lua_State *L, StkId level, UpVal *hint) {
+  UpVal **pp = (hint != NULL && uplevel(hint) > level) ? &hint->u.open.next
+                                                        : &L->openupval;
+  UpVal *p;
+  while ((p = *pp) != NULL && uplevel(p) >= level) {
+    if (uplevel(p) == level)
+      return p;
+    pp = &p->u.open.next;
+  }
+  return newupval(L, level, pp);
+}
+
+
+/*
 ** Find and reuse, or create if it does not exist, an upvalue
 ** at the given level.
 */
