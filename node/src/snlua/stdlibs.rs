@@ -6,9 +6,11 @@
 //! tables made only of light C functions and constants (`_G`'s base
 //! functions, coroutine, debug, os, string and its metatable, table, utf8)
 //! are kept there as templates, and a new state gets a node-for-node copy of
-//! each (`lua_clonetemplate` in the vendored Lua). package, io and math hold
-//! per-state values (search paths, open files, the random generator) and are
-//! opened the usual way. The result is what `luaL_openlibs` makes: the same
+//! each (`lua_clonetemplate` in the vendored Lua). math is copied without its
+//! random generator, which each state then gets its own of
+//! (`luaopen_mathrandom`). package and io hold per-state values (search
+//! paths, open files) and are opened the usual way. The result is what
+//! `luaL_openlibs` makes: the same
 //! libraries, globals, `package.loaded` entries and string metatable.
 //! Any template the code state could not make falls back to Lua's opener.
 
@@ -31,6 +33,7 @@ struct Templates {
     base: Option<Template>,
     coroutine: Option<Template>,
     debug: Option<Template>,
+    math: Option<Template>,
     os: Option<Template>,
     string: Option<Template>,
     string_meta: Option<Template>,
@@ -40,6 +43,7 @@ struct Templates {
 
 extern "C-unwind" {
     fn lua_tabletemplate(l: State, idx: c_int, otheridx: c_int) -> *const c_void;
+    fn luaopen_mathrandom(l: State);
     fn lua_clonetemplate(
         l: State,
         tmpl: *const c_void,
@@ -106,6 +110,28 @@ unsafe fn make(l: State) -> Templates {
     t.base = template(lua_tabletemplate(l, base, 0));
     // Kept referenced for the life of the process.
     luaL_ref(l, LUA_REGISTRYINDEX);
+    // math minus its random generator (closures over per-state state):
+    // `false` keeps their slots, which luaopen_mathrandom fills in each copy.
+    lua_getglobal(l, c"math".as_ptr());
+    let math = lua_gettop(l);
+    if lua_type(l, math) == LUA_TTABLE {
+        lua_createtable(l, 0, 0);
+        let copy = lua_gettop(l);
+        lua_pushnil(l);
+        while lua_next(l, math) != 0 {
+            if lua_type(l, -1) == LUA_TFUNCTION && lua_iscfunction(l, -1) != 0 {
+                if !lua_getupvalue(l, -1, 1).is_null() {
+                    lua_pop(l, 2);
+                    lua_pushboolean(l, 0);
+                }
+            }
+            lua_pushvalue(l, -2);
+            lua_insert(l, -2);
+            lua_rawset(l, copy);
+        }
+        t.math = template(lua_tabletemplate(l, copy, 0));
+        luaL_ref(l, LUA_REGISTRYINDEX);
+    }
     lua_settop(l, top);
     t
 }
@@ -178,6 +204,16 @@ unsafe extern "C-unwind" fn open_debug(l: State) -> c_int {
     copy_or(l, TEMPLATES.debug, luaopen_debug)
 }
 
+unsafe extern "C-unwind" fn open_math(l: State) -> c_int {
+    if let Some(t) = TEMPLATES.math {
+        if lua_clonetemplate(l, t.0, std::ptr::null(), 0, 0) != 0 {
+            luaopen_mathrandom(l);
+            return 1;
+        }
+    }
+    luaopen_math(l)
+}
+
 unsafe extern "C-unwind" fn open_os(l: State) -> c_int {
     copy_or(l, TEMPLATES.os, luaopen_os)
 }
@@ -202,7 +238,7 @@ pub unsafe fn open(l: State) {
         (c"coroutine", open_coroutine),
         (c"debug", open_debug),
         (c"io", luaopen_io),
-        (c"math", luaopen_math),
+        (c"math", open_math),
         (c"os", open_os),
         (c"string", open_string),
         (c"table", open_table),
@@ -276,6 +312,7 @@ mod tests {
             let t = &*TEMPLATES;
             for (name, tmpl) in [
                 ("_G", t.base),
+                ("math", t.math),
                 ("coroutine", t.coroutine),
                 ("debug", t.debug),
                 ("os", t.os),
@@ -316,6 +353,45 @@ mod tests {
             assert_eq!(ours, dump(stock));
             assert!(ours.contains("print:function"), "{ours}");
             assert!(!ours.contains("false"), "{ours}");
+        }
+    }
+
+    unsafe fn eval(l: State, code: &CStr) -> Vec<u8> {
+        assert_eq!(luaL_loadstring(l, code.as_ptr()), LUA_OK);
+        let r = lua_pcall(l, 0, 1, 0);
+        let out = to_bytes(l, -1).unwrap_or(b"").to_vec();
+        assert_eq!(r, LUA_OK, "{}", String::from_utf8_lossy(&out));
+        lua_pop(l, 1);
+        out
+    }
+
+    /// Each copied math table has its own generator: seeding one state does
+    /// not move another's sequence.
+    #[test]
+    fn math_random_is_per_state() {
+        unsafe {
+            let a = lua_newstate(alloc, std::ptr::null_mut(), codecache::seed());
+            let b = lua_newstate(alloc, std::ptr::null_mut(), codecache::seed());
+            open(a);
+            open(b);
+            let first = eval(
+                a,
+                c"math.randomseed(42); return tostring(math.random(1, 1000000))",
+            );
+            let second = eval(a, c"return tostring(math.random(1, 1000000))");
+            let other = eval(
+                b,
+                c"math.randomseed(42); return tostring(math.random(1, 1000000))",
+            );
+            assert_eq!(first, other);
+            assert_ne!(first, second);
+            let f = eval(
+                b,
+                c"local x = math.random(); return tostring(x >= 0 and x < 1)",
+            );
+            assert_eq!(f, b"true");
+            lua_close(a);
+            lua_close(b);
         }
     }
 

@@ -749,6 +749,16 @@ static const luaL_Reg mathlib[] = {
 /*
 ** Open math library
 */
+/*
+** skynet-rs: gives the math table on the stack top its own random generator
+** ('random' and 'randomseed'), as luaopen_math does last. For states whose
+** math table is a copy of a template (node/src/snlua/stdlibs.rs).
+*/
+LUAMOD_API void luaopen_mathrandom (lua_State *L) {
+  setrandfunc(L);
+}
+
+
 LUAMOD_API int luaopen_math (lua_State *L) {
   luaL_newlib(L, mathlib);
   lua_pushnumber(L, PI);
