@@ -8,8 +8,9 @@
 //! are kept there as templates, and a new state gets a node-for-node copy of
 //! each (`lua_clonetemplate` in the vendored Lua). math is copied without its
 //! random generator, which each state then gets its own of
-//! (`luaopen_mathrandom`). package and io hold per-state values (search
-//! paths, open files) and are opened the usual way. The result is what
+//! (`luaopen_mathrandom`); io and its file handle metatable without the
+//! standard files, made per state (`luaopen_iostdfiles`). package holds
+//! per-state search paths and is opened the usual way. The result is what
 //! `luaL_openlibs` makes: the same
 //! libraries, globals, `package.loaded` entries and string metatable.
 //! Any template the code state could not make falls back to Lua's opener.
@@ -33,6 +34,9 @@ struct Templates {
     base: Option<Template>,
     coroutine: Option<Template>,
     debug: Option<Template>,
+    io: Option<Template>,
+    io_methods: Option<Template>,
+    io_meta: Option<Template>,
     math: Option<Template>,
     os: Option<Template>,
     string: Option<Template>,
@@ -44,6 +48,7 @@ struct Templates {
 extern "C-unwind" {
     fn lua_tabletemplate(l: State, idx: c_int, otheridx: c_int) -> *const c_void;
     fn luaopen_mathrandom(l: State);
+    fn luaopen_iostdfiles(l: State);
     fn lua_clonetemplate(
         l: State,
         tmpl: *const c_void,
@@ -110,29 +115,60 @@ unsafe fn make(l: State) -> Templates {
     t.base = template(lua_tabletemplate(l, base, 0));
     // Kept referenced for the life of the process.
     luaL_ref(l, LUA_REGISTRYINDEX);
-    // math minus its random generator (closures over per-state state):
-    // `false` keeps their slots, which luaopen_mathrandom fills in each copy.
+    // math minus its random generator (closures over per-state state), io
+    // minus its standard files: `false` keeps their slots, which
+    // luaopen_mathrandom and luaopen_iostdfiles fill in each copy.
     lua_getglobal(l, c"math".as_ptr());
-    let math = lua_gettop(l);
-    if lua_type(l, math) == LUA_TTABLE {
-        lua_createtable(l, 0, 0);
-        let copy = lua_gettop(l);
-        lua_pushnil(l);
-        while lua_next(l, math) != 0 {
-            if lua_type(l, -1) == LUA_TFUNCTION && lua_iscfunction(l, -1) != 0 {
-                if !lua_getupvalue(l, -1, 1).is_null() {
-                    lua_pop(l, 2);
-                    lua_pushboolean(l, 0);
-                }
-            }
-            lua_pushvalue(l, -2);
-            lua_insert(l, -2);
-            lua_rawset(l, copy);
+    t.math = placeholder_copy(l);
+    lua_settop(l, top);
+    lua_getglobal(l, c"io".as_ptr());
+    t.io = placeholder_copy(l);
+    lua_settop(l, top);
+    // The file handle metatable and its method table (its __index).
+    if lua_getfield(l, LUA_REGISTRYINDEX, c"FILE*".as_ptr()) == LUA_TTABLE {
+        let meta = lua_gettop(l);
+        if lua_getfield(l, meta, c"__index".as_ptr()) == LUA_TTABLE {
+            let methods = lua_gettop(l);
+            t.io_methods = template(lua_tabletemplate(l, methods, 0));
+            t.io_meta = template(lua_tabletemplate(l, meta, methods));
         }
-        t.math = template(lua_tabletemplate(l, copy, 0));
-        luaL_ref(l, LUA_REGISTRYINDEX);
     }
     lua_settop(l, top);
+    t
+}
+
+/// A template of the table on the stack top with every value that is not a
+/// light C function, number or string replaced by `false` (the copy is kept
+/// referenced by the code state's registry).
+unsafe fn placeholder_copy(l: State) -> Option<Template> {
+    let src = lua_gettop(l);
+    if lua_type(l, src) != LUA_TTABLE {
+        return None;
+    }
+    lua_createtable(l, 0, 0);
+    let copy = lua_gettop(l);
+    lua_pushnil(l);
+    while lua_next(l, src) != 0 {
+        let keep = match lua_type(l, -1) {
+            LUA_TNUMBER | LUA_TSTRING => true,
+            LUA_TFUNCTION if lua_iscfunction(l, -1) != 0 => {
+                lua_getupvalue(l, -1, 1).is_null() || {
+                    lua_pop(l, 1);
+                    false
+                }
+            }
+            _ => false,
+        };
+        if !keep {
+            lua_pop(l, 1);
+            lua_pushboolean(l, 0);
+        }
+        lua_pushvalue(l, -2);
+        lua_insert(l, -2);
+        lua_rawset(l, copy);
+    }
+    let t = template(lua_tabletemplate(l, copy, 0));
+    luaL_ref(l, LUA_REGISTRYINDEX);
     t
 }
 
@@ -204,6 +240,25 @@ unsafe extern "C-unwind" fn open_debug(l: State) -> c_int {
     copy_or(l, TEMPLATES.debug, luaopen_debug)
 }
 
+unsafe extern "C-unwind" fn open_io(l: State) -> c_int {
+    let t = &*TEMPLATES;
+    if let (Some(io), Some(methods), Some(meta)) = (t.io, t.io_methods, t.io_meta) {
+        if lua_clonetemplate(l, io.0, std::ptr::null(), 0, 0) != 0 {
+            let lib = lua_gettop(l);
+            if lua_clonetemplate(l, methods.0, std::ptr::null(), 0, 0) != 0 {
+                if lua_clonetemplate(l, meta.0, methods.0, lib + 1, 0) != 0 {
+                    lua_setfield(l, LUA_REGISTRYINDEX, c"FILE*".as_ptr());
+                    lua_settop(l, lib);
+                    luaopen_iostdfiles(l);
+                    return 1;
+                }
+            }
+            lua_settop(l, lib - 1);
+        }
+    }
+    luaopen_io(l)
+}
+
 unsafe extern "C-unwind" fn open_math(l: State) -> c_int {
     if let Some(t) = TEMPLATES.math {
         if lua_clonetemplate(l, t.0, std::ptr::null(), 0, 0) != 0 {
@@ -237,7 +292,7 @@ pub unsafe fn open(l: State) {
         (c"package", luaopen_package),
         (c"coroutine", open_coroutine),
         (c"debug", open_debug),
-        (c"io", luaopen_io),
+        (c"io", open_io),
         (c"math", open_math),
         (c"os", open_os),
         (c"string", open_string),
@@ -282,6 +337,13 @@ mod tests {
         end
         local mt = getmetatable("")
         out[#out + 1] = "meta=" .. keys(mt) .. tostring(mt.__index == string)
+        local fmt = getmetatable(io.stdout)
+        out[#out + 1] = "file=" .. keys(fmt) .. ";" .. keys(fmt.__index) .. fmt.__name
+            .. tostring(fmt == debug.getregistry()["FILE*"]) .. io.type(io.stdin) .. io.type(io.stderr)
+            .. tostring(io.output() == io.stdout) .. tostring(io.input() == io.stdin)
+            .. tostring(io.stdout:write("") == io.stdout)
+        local f = assert(io.open("/proc/self/status"))
+        out[#out + 1] = f:read("l"):match("^Name:") .. io.type(f) .. tostring(f:close()) .. io.type(f)
         out[#out + 1] = _VERSION .. ("ab"):upper() .. ("x"):rep(3) .. tostring("10" + 1) .. utf8.charpattern
             .. tostring(select("#", table.unpack { 1, 2, 3 })) .. tostring(os.time() > 0)
         return table.concat(out, "\n")
@@ -313,6 +375,9 @@ mod tests {
             for (name, tmpl) in [
                 ("_G", t.base),
                 ("math", t.math),
+                ("io", t.io),
+                ("io methods", t.io_methods),
+                ("io metatable", t.io_meta),
                 ("coroutine", t.coroutine),
                 ("debug", t.debug),
                 ("os", t.os),

@@ -839,6 +839,19 @@ static void createstdfile (lua_State *L, FILE *f, const char *k,
 }
 
 
+/*
+** skynet-rs: gives the io table on the stack top this state's standard
+** files, as luaopen_io does last (its metatables must be registered
+** already). For states whose io table is a copy of a template
+** (node/src/snlua/stdlibs.rs).
+*/
+LUAMOD_API void luaopen_iostdfiles (lua_State *L) {
+  createstdfile(L, stdin, IO_INPUT, "stdin");
+  createstdfile(L, stdout, IO_OUTPUT, "stdout");
+  createstdfile(L, stderr, NULL, "stderr");
+}
+
+
 LUAMOD_API int luaopen_io (lua_State *L) {
   luaL_newlib(L, iolib);  /* new module */
   createmeta(L);

@@ -38,6 +38,7 @@ LUAMOD_API int (luaopen_io) (lua_State *L);
 #define LUA_MATHLIBK	(LUA_IOLIBK << 1)
 LUAMOD_API int (luaopen_math) (lua_State *L);
 LUAMOD_API void (luaopen_mathrandom) (lua_State *L);  /* skynet-rs */
+LUAMOD_API void (luaopen_iostdfiles) (lua_State *L);  /* skynet-rs */
 
 #define LUA_OSLIBNAME	"os"
 #define LUA_OSLIBK	(LUA_MATHLIBK << 1)
