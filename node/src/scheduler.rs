@@ -202,7 +202,7 @@ impl Scheduler {
                     break None;
                 }
                 spins += 1;
-                if spins % SPIN_YIELD_EVERY == 0 {
+                if spins.is_multiple_of(SPIN_YIELD_EVERY) {
                     std::thread::yield_now();
                 } else {
                     for _ in 0..SPIN_PAUSES {

@@ -78,7 +78,8 @@ unsafe impl Send for CodeState {}
 
 static CODE_STATE: LazyLock<(u32, Option<Mutex<CodeState>>)> = LazyLock::new(open_code_state);
 
-unsafe extern "C" fn plain_alloc(
+/// The code state's allocator (no accounting; aborts when memory runs out).
+pub(crate) unsafe extern "C" fn plain_alloc(
     _ud: *mut c_void,
     ptr: *mut c_void,
     _osize: usize,

@@ -151,13 +151,7 @@ unsafe fn placeholder_copy(l: State) -> Option<Template> {
     while lua_next(l, src) != 0 {
         let keep = match lua_type(l, -1) {
             LUA_TNUMBER | LUA_TSTRING => true,
-            LUA_TFUNCTION if lua_iscfunction(l, -1) != 0 => {
-                lua_getupvalue(l, -1, 1).is_null() || {
-                    lua_pop(l, 1);
-                    false
-                }
-            }
-            _ => false,
+            _ => light_cfunction(l, -1),
         };
         if !keep {
             lua_pop(l, 1);
@@ -178,16 +172,20 @@ unsafe fn base_entry(l: State) -> bool {
     if lua_type(l, -2) != LUA_TSTRING {
         return false;
     }
-    match lua_type(l, -1) {
-        LUA_TSTRING => true,
-        LUA_TFUNCTION if lua_iscfunction(l, -1) != 0 => {
-            lua_getupvalue(l, -1, 1).is_null() || {
-                lua_pop(l, 1);
-                false
-            }
-        }
-        _ => false,
+    lua_type(l, -1) == LUA_TSTRING || light_cfunction(l, -1)
+}
+
+/// Whether the value at `idx` is a C function without upvalues (a light C
+/// function: no per-state object, so a template may hold it).
+unsafe fn light_cfunction(l: State, idx: c_int) -> bool {
+    if lua_iscfunction(l, idx) == 0 {
+        return false;
     }
+    if lua_getupvalue(l, idx, 1).is_null() {
+        return true;
+    }
+    lua_pop(l, 1);
+    false
 }
 
 /// Pushes a copy of `t`, or runs Lua's opener.
@@ -245,13 +243,13 @@ unsafe extern "C-unwind" fn open_io(l: State) -> c_int {
     if let (Some(io), Some(methods), Some(meta)) = (t.io, t.io_methods, t.io_meta) {
         if lua_clonetemplate(l, io.0, std::ptr::null(), 0, 0) != 0 {
             let lib = lua_gettop(l);
-            if lua_clonetemplate(l, methods.0, std::ptr::null(), 0, 0) != 0 {
-                if lua_clonetemplate(l, meta.0, methods.0, lib + 1, 0) != 0 {
-                    lua_setfield(l, LUA_REGISTRYINDEX, c"FILE*".as_ptr());
-                    lua_settop(l, lib);
-                    luaopen_iostdfiles(l);
-                    return 1;
-                }
+            if lua_clonetemplate(l, methods.0, std::ptr::null(), 0, 0) != 0
+                && lua_clonetemplate(l, meta.0, methods.0, lib + 1, 0) != 0
+            {
+                lua_setfield(l, LUA_REGISTRYINDEX, c"FILE*".as_ptr());
+                lua_settop(l, lib);
+                luaopen_iostdfiles(l);
+                return 1;
             }
             lua_settop(l, lib - 1);
         }
@@ -309,18 +307,7 @@ pub unsafe fn open(l: State) {
 mod tests {
     use super::*;
 
-    unsafe extern "C" fn alloc(
-        _ud: *mut c_void,
-        ptr: *mut c_void,
-        _osize: usize,
-        nsize: usize,
-    ) -> *mut c_void {
-        if nsize == 0 {
-            libc::free(ptr);
-            return std::ptr::null_mut();
-        }
-        libc::realloc(ptr, nsize)
-    }
+    use crate::snlua::codecache::plain_alloc as alloc;
 
     /// Every library's names and value types, the globals, package.loaded
     /// and the string metatable, as one text.
