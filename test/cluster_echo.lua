@@ -8,6 +8,7 @@
 --   seq(i)                    ordered-delivery check: counts, and counts gaps
 --   seqstat() / seqreset()    count, gaps, last / reset
 --   hang()                    never answers
+--   busy(ms)                  keeps its worker busy for ms, then returns ms
 --   register_later(name, cs)  launches another cluster_echo named `name` after cs
 --   dc_get(...) / dc_set(...) datacenter.get / set from this node
 --   unique(name)              skynet.uniqueservice(true, name) from this node
@@ -50,6 +51,12 @@ end
 
 function cmd.hang()
 	skynet.wait()
+end
+
+function cmd.busy(ms)
+	local t0 = skynet.hpc()
+	while skynet.hpc() - t0 < ms * 1000000 do end
+	return ms
 end
 
 function cmd.register_later(newname, ti)

@@ -13,6 +13,7 @@
 --                 waits until the link is back after SIGCONT
 --   master        traffic while the master is down; registers "DURING"
 --   late          joins after a master restart: every name must resolve
+--   busy          calls ECHO2 while harbor 2's only worker is busy for 4.5 s
 --   fake          talks to a fake harbor 9 run by the test
 local skynet = require "skynet"
 local harbor = require "skynet.harbor"
@@ -262,6 +263,36 @@ function role.late()
 		local ok, r = pcall(skynet.call, name, "lua", "echo", name)
 		check(ok and r == name, "after master restart, name", name, skynet.address(h), (now_ms() - t0) .. " ms")
 	end
+	log("done")
+end
+
+function role.busy()
+	harbor.connect(2)
+	harbor.queryname "ECHO2"
+	skynet.call("ECHO2", "lua", "seqreset")
+	-- Back-to-back calls first: harbor 2's idle worker reads them itself, so
+	-- its harbor thread stops watching the link (see node/src/cluster/reader.rs)
+	-- and must notice on its own that the worker is then busy.
+	for i = 1, 3000 do
+		skynet.call("ECHO2", "lua", "echo", i)
+	end
+	local t0 = now_ms()
+	local ok, r
+	skynet.fork(function()
+		ok, r = pcall(skynet.call, "ECHO2", "lua", "busy", 4500)
+	end)
+	-- Sends that queue up on harbor 2 behind the busy handler.
+	for i = 1, 200 do
+		skynet.send("ECHO2", "lua", "seq", i)
+		if i % 20 == 0 then
+			skynet.sleep(20)
+		end
+	end
+	check(wait_until(function() return ok ~= nil end, 20000), "busy call ended")
+	check(ok and r == 4500, "call to a node whose only worker was busy for 4.5 s", tostring(r),
+		(now_ms() - t0) .. " ms")
+	local count, gaps = skynet.call("ECHO2", "lua", "seqstat")
+	check(count == 200 and gaps == 0, "sends during the busy time all arrived in order", count, gaps)
 	log("done")
 end
 

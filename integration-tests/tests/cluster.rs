@@ -64,6 +64,11 @@ impl Net {
 /// Master, then nodes 1..=roles.len() in order (node 1 hosts the global
 /// services); each node's `ready` line is awaited before the next starts.
 fn start_net(roles: &[&str]) -> Net {
+    start_net_with(roles, |_| {})
+}
+
+/// [`start_net`], with `tune` applied to each node's config first.
+fn start_net_with(roles: &[&str], tune: impl Fn(&mut NodeConfig)) -> Net {
     let master_port = free_port();
     let master = start_master(master_port);
     if master.wait_for("master listening", BOOT).is_none() {
@@ -79,6 +84,7 @@ fn start_net(roles: &[&str]) -> Net {
         let h = (i + 1) as u8;
         let mut c = NodeConfig::new(h, master_port, role);
         c.global_services = h == 1;
+        tune(&mut c);
         let p = c.start();
         net.configs.push(c);
         net.nodes.push(p);
@@ -213,6 +219,25 @@ fn master_restart_keeps_traffic_and_names() {
     report(&net.nodes[2]);
     report(&net.nodes[3]);
     net.no_failures();
+}
+
+#[test]
+fn node_with_every_worker_busy_still_reads_its_links() {
+    let _serial = serial();
+    // Harbor 2 runs a single worker and keeps it in one handler for 4.5 s,
+    // longer than the heartbeat allows a link to stay silent (3 s): its
+    // harbor thread must go on reading (and answering probes) meanwhile.
+    let net = start_net_with(&["serve", "serve", "busy"], |c| {
+        if c.harbor == 2 {
+            c.extra.push(("thread".into(), "1".into()));
+        }
+    });
+    net.expect(2, "cluster_main: done", RUN);
+    report(&net.nodes[2]);
+    net.no_failures();
+    for n in &net.nodes {
+        assert!(!n.has("no heartbeat answer"), "{}", net.dump());
+    }
 }
 
 #[test]

@@ -75,6 +75,9 @@ const HANDOFF_GRACE: Duration = Duration::from_micros(8);
 /// `poll` must not block; it returns true if it made anything runnable.
 pub trait IdlePoller: Send + Sync {
     fn poll(&self) -> bool;
+    /// A worker is about to sleep: what it polled must be watched by
+    /// someone else from now on.
+    fn sleeping(&self);
 }
 
 pub struct Scheduler {
@@ -214,6 +217,9 @@ impl Scheduler {
             if found.is_some() {
                 return found;
             }
+        }
+        if let Some(p) = self.idle_poller.read().as_ref() {
+            p.sleeping();
         }
         let mut g = self.global.lock();
         loop {

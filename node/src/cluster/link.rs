@@ -31,14 +31,13 @@ use crate::message::{ptype, Message};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt, BufWriter};
-use tokio::net::tcp::OwnedReadHalf;
+use tokio::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt, BufWriter, Interest};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender};
 use tokio::sync::Notify;
 
 use super::direct::DirectWriter;
-use super::reader::{Drained, LinkReader};
+use super::reader::{Drained, LinkReader, DISARMED_TICK};
 use tokio::time::timeout;
 
 /// Silence on a link before a heartbeat probe is sent.
@@ -257,10 +256,21 @@ pub async fn run_link(
         },
     });
     cluster.add_inbound(inbound.clone());
-    let (rd, wr) = stream.into_split();
+    let wr = match stream.into_std() {
+        Ok(stream) => FdWriter {
+            waiting: None,
+            stream,
+        },
+        Err(e) => {
+            cluster.remove_inbound(&inbound);
+            inbound.reader.close();
+            cluster.link_lost(harbor, link_id, &format!("link setup failed: {e}"), false);
+            return;
+        }
+    };
     let beat = &inbound.beat;
     let end = tokio::select! {
-        e = read_loop(&cluster, &inbound, rd) => Some(e),
+        e = read_loop(&cluster, &inbound) => Some(e),
         e = write_loop(&cluster, harbor, wr, rx, beat, &direct) => Some(e),
         e = heartbeat(&cluster, harbor, &tx, beat) => Some(e),
         () = kill.notified() => None,
@@ -275,27 +285,85 @@ pub async fn run_link(
     cluster.link_lost(harbor, link_id, &reason, protocol);
 }
 
-/// Waits for the socket (or for a worker that met the link's end) and drains
-/// it, until the link is over.
-async fn read_loop(cluster: &Arc<Cluster>, inbound: &Inbound, rd: OwnedReadHalf) -> LinkEnd {
+/// A link socket's raw descriptor, registered with the harbor thread's poller
+/// for a while (reading while the task is armed, writing while a write waits
+/// for room). Whoever owns the descriptor drops the registration first.
+struct LinkFd(std::os::fd::RawFd);
+
+impl std::os::fd::AsRawFd for LinkFd {
+    fn as_raw_fd(&self) -> std::os::fd::RawFd {
+        self.0
+    }
+}
+
+/// Reads the link whenever idle workers do not (see [`super::reader`] for
+/// when it is armed), until the link is over.
+async fn read_loop(cluster: &Arc<Cluster>, inbound: &Inbound) -> LinkEnd {
+    use std::os::fd::AsRawFd;
+    use tokio::io::unix::AsyncFd;
     let Inbound { reader, tx, beat } = inbound;
+    let Some(fd) = reader.dup_fd() else {
+        return LinkEnd::Lost("link socket could not be duplicated".into());
+    };
+    let arm = || {
+        // SAFETY: `fd` outlives every registration made here (they are
+        // dropped before it at the end of this function, or sooner).
+        unsafe { AsyncFd::register_with_interest(LinkFd(fd.as_raw_fd()), Interest::READABLE) }
+            .map_err(|e| e.into_parts().1)
+    };
+    let mut registration = match arm() {
+        Ok(r) => Some(r),
+        Err(e) => return LinkEnd::Lost(format!("link socket registration failed: {e}")),
+    };
+    reader.set_armed(true);
+    let mut looks = reader.looks();
+    let on_rx = || beat.last_rx.store(cluster.now_ms(), Ordering::Relaxed);
+    let on_frame = |t, payload| deliver(cluster, reader.harbor, tx, beat, t, payload);
     loop {
-        tokio::select! {
-            r = rd.readable() => {
-                if let Err(e) = r {
-                    return LinkEnd::Lost(format!("read failed: {e}"));
+        let Some(r) = &registration else {
+            let asked = tokio::select! {
+                () = tokio::time::sleep(DISARMED_TICK) => false,
+                () = reader.wake.notified() => true,
+            };
+            let now = reader.looks();
+            if asked || now == looks {
+                match arm() {
+                    Ok(r) => registration = Some(r),
+                    Err(e) => {
+                        return LinkEnd::Lost(format!("link socket registration failed: {e}"))
+                    }
                 }
+                reader.set_armed(true);
             }
-            () = reader.wake.notified() => {}
+            looks = now;
+            // Whatever is there now (or the end a worker found).
+            if let Drained::End(end) = reader.drain_task(on_rx, on_frame) {
+                return end;
+            }
+            continue;
+        };
+        let mut guard = tokio::select! {
+            g = r.readable() => match g {
+                Ok(g) => Some(g),
+                Err(e) => return LinkEnd::Lost(format!("read failed: {e}")),
+            },
+            () = reader.wake.notified() => None,
+        };
+        let delivered = match reader.drain_task(on_rx, on_frame) {
+            Drained::End(end) => return end,
+            Drained::Idle(delivered) => delivered,
+        };
+        let woke_readable = guard.is_some();
+        if let Some(g) = guard.as_mut() {
+            g.clear_ready();
         }
-        let drained = reader.drain_task(
-            |b| rd.try_read_buf(b),
-            || beat.last_rx.store(cluster.now_ms(), Ordering::Relaxed),
-            |t, payload| deliver(cluster, reader.harbor, tx, beat, t, payload),
-        );
-        if let Drained::End(end) = drained {
-            return end;
+        let now = reader.looks();
+        if woke_readable && !delivered && now != looks {
+            // Workers took what woke us: stop being woken.
+            reader.set_armed(false);
+            registration = None;
         }
+        looks = now;
     }
 }
 
@@ -346,16 +414,83 @@ fn deliver(
     }
 }
 
+/// The write direction of a link's socket. It is registered with the harbor
+/// thread's poller only while a write waits for room: a registered socket
+/// makes every arriving segment walk the poller's callback with interrupts
+/// off (on a small VM a measurable part of each send), whatever it waits for.
+struct FdWriter {
+    /// Declared first: deregistered before `stream` closes the descriptor.
+    waiting: Option<tokio::io::unix::AsyncFd<LinkFd>>,
+    stream: std::net::TcpStream,
+}
+
+impl FdWriter {
+    /// Everything was written: stop watching the socket.
+    fn idle(&mut self) {
+        self.waiting = None;
+    }
+}
+
+impl AsyncWrite for FdWriter {
+    fn poll_write(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        use std::io::Write;
+        use std::os::fd::AsRawFd;
+        use std::task::Poll;
+        let FdWriter { waiting, stream } = self.get_mut();
+        loop {
+            if let Some(reg) = waiting.as_ref() {
+                let mut guard = std::task::ready!(reg.poll_write_ready(cx))?;
+                if let Ok(r) = guard.try_io(|_| (&*stream).write(buf)) {
+                    return Poll::Ready(r);
+                }
+                continue;
+            }
+            match (&*stream).write(buf) {
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                    // SAFETY: the registration is dropped before `stream`
+                    // (field order, and `idle`).
+                    let reg = unsafe {
+                        tokio::io::unix::AsyncFd::register_with_interest(
+                            LinkFd(stream.as_raw_fd()),
+                            Interest::WRITABLE,
+                        )
+                    }
+                    .map_err(|e| e.into_parts().1)?;
+                    *waiting = Some(reg);
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                r => return Poll::Ready(r),
+            }
+        }
+    }
+    fn poll_flush(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+    fn poll_shutdown(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::task::Poll::Ready(self.stream.shutdown(std::net::Shutdown::Write))
+    }
+}
+
 async fn write_frame<W: AsyncWrite + Unpin>(w: &mut W, f: &OutFrame) -> std::io::Result<()> {
     w.write_all(&f.head()).await?;
     w.write_all(&f.payload).await?;
     w.write_all(&f.trailer).await
 }
 
-async fn write_loop<W: AsyncWrite + Unpin>(
+async fn write_loop(
     cluster: &Cluster,
     harbor: u8,
-    wr: W,
+    wr: FdWriter,
     mut rx: UnboundedReceiver<Out>,
     beat: &Beat,
     direct: &DirectWriter,
@@ -391,6 +526,7 @@ async fn write_loop<W: AsyncWrite + Unpin>(
         if let Err(e) = w.flush().await {
             return LinkEnd::Lost(format!("write to harbor {harbor} failed: {e}"));
         }
+        w.get_mut().idle();
         // Workers may write directly again once nothing is left for us.
         direct.task_releases(&rx);
         if pinged {

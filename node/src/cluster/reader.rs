@@ -1,13 +1,24 @@
 //! The read side of a harbor link, shared by the link's task and idle
 //! workers.
 //!
-//! The link task wakes when the socket is readable and drains it. A worker
-//! that has nothing to run polls the run queue for a short while before it
-//! sleeps ([`crate::scheduler::SPIN`]); meanwhile it also reads the links
-//! itself, without blocking. A reply from another node that arrives in that
-//! window goes from the socket to its service's queue on the worker that
+//! A worker that has nothing to run polls the run queue for a short while
+//! before it sleeps ([`crate::scheduler::SPIN`]); meanwhile it also reads the
+//! links itself, without blocking. A reply from another node that arrives in
+//! that window goes from the socket to its service's queue on the worker that
 //! will run it: no I/O-thread wake-up and no worker wake-up on the way, which
 //! is most of the latency of a cross-node call on a small machine.
+//!
+//! The link task reads when workers do not. It is *armed* (the socket is
+//! registered with the harbor thread's poller for reading) or *disarmed*
+//! (not registered, so arriving bytes wake nobody: on a 2-core VM that
+//! wake-up, made by the peer's send while it holds the socket's lock, cost
+//! more than the read itself). It disarms when a readiness wake-up found
+//! nothing left to read while workers were looking at the link. Disarmed, it
+//! still reads once per [`DISARMED_TICK`], and it arms again when a worker
+//! goes to sleep ([`LinkReader::request_arm`]) or when no worker looked at the
+//! link for a whole tick (all of them busy). So a frame waits for nobody
+//! while a worker is idle and awake or asleep, and for at most about one tick
+//! while every worker is busy.
 //!
 //! One lock covers the socket's read direction and the partial frame: whoever
 //! holds it reads and delivers complete frames in order, so frames are never
@@ -21,8 +32,13 @@ use bytes::{Buf, BytesMut};
 use parking_lot::Mutex;
 use std::io::{self, ErrorKind};
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
 use tokio::sync::Notify;
+
+/// While the task is disarmed it checks this often that workers still look
+/// at the link; if none did, it arms.
+pub const DISARMED_TICK: Duration = Duration::from_millis(1);
 
 /// Read buffer growth step; also the most a worker reads in one poll.
 const READ_CHUNK: usize = 64 * 1024;
@@ -32,8 +48,13 @@ pub struct LinkReader {
     inner: Mutex<ReadSide>,
     /// The link is over (or closing): workers skip it.
     ended: AtomicBool,
-    /// A worker found the end of the link.
+    /// A worker found the end of the link, or asks the task to arm.
     pub wake: Notify,
+    /// How many times workers looked at the socket (a disarmed task arms
+    /// when this stops moving).
+    looks: AtomicU64,
+    /// The task is registered for readability.
+    armed: AtomicBool,
 }
 
 struct ReadSide {
@@ -56,7 +77,7 @@ pub enum Drained {
 
 impl LinkReader {
     /// For the socket of a link; without a duplicate only the task reads.
-    pub fn new(harbor: u8, socket: &tokio::net::TcpStream) -> LinkReader {
+    pub fn new(harbor: u8, socket: &impl AsFd) -> LinkReader {
         LinkReader {
             harbor,
             inner: Mutex::new(ReadSide {
@@ -66,15 +87,37 @@ impl LinkReader {
             }),
             ended: AtomicBool::new(false),
             wake: Notify::new(),
+            looks: AtomicU64::new(0),
+            armed: AtomicBool::new(false),
         }
     }
 
-    /// The task's turn (after the socket became readable): drains with
-    /// `read` (which must report WouldBlock when empty), or returns the end a
-    /// worker found.
+    /// A worker is about to sleep: the task must read from now on.
+    pub fn request_arm(&self) {
+        if !self.armed.load(Ordering::Acquire) && !self.ended.load(Ordering::Acquire) {
+            self.wake.notify_one();
+        }
+    }
+
+    /// The task records whether it is registered for readability.
+    pub fn set_armed(&self, armed: bool) {
+        self.armed.store(armed, Ordering::Release);
+    }
+
+    /// How many times workers have looked at the socket so far.
+    pub fn looks(&self) -> u64 {
+        self.looks.load(Ordering::Relaxed)
+    }
+
+    /// Another duplicate of the socket, for the task's registration.
+    pub fn dup_fd(&self) -> Option<OwnedFd> {
+        self.inner.lock().fd.as_ref()?.try_clone().ok()
+    }
+
+    /// The task's turn: reads the socket until it would block, or returns
+    /// the end a worker found.
     pub fn drain_task(
         &self,
-        read: impl FnMut(&mut BytesMut) -> io::Result<usize>,
         on_rx: impl FnMut(),
         on_frame: impl FnMut(Trailer, Vec<u8>),
     ) -> Drained {
@@ -82,11 +125,15 @@ impl LinkReader {
         if let Some(end) = side.end.take() {
             return Drained::End(end);
         }
+        let side = &mut *side;
+        let Some(fd) = side.fd.as_ref().map(|f| f.as_raw_fd()) else {
+            return Drained::Idle(false);
+        };
         let r = drain(
             &mut side.buf,
             self.harbor,
             usize::MAX,
-            read,
+            |b| read_fd(fd, b),
             on_rx,
             on_frame,
         );
@@ -113,6 +160,7 @@ impl LinkReader {
         let Some(fd) = side.fd.as_ref().map(|f| f.as_raw_fd()) else {
             return false;
         };
+        self.looks.fetch_add(1, Ordering::Relaxed);
         if !readable(fd) {
             return false;
         }
@@ -391,7 +439,7 @@ mod tests {
             }
             // The worker found the EOF; the task is woken and gets it.
             reader.wake.notified().await;
-            let r = reader.drain_task(|_| Err(ErrorKind::WouldBlock.into()), || {}, |_, _| {});
+            let r = reader.drain_task(|| {}, |_, _| {});
             assert!(matches!(r, Drained::End(LinkEnd::Lost(ref w)) if w == "connection closed by the peer"));
             // After close, workers leave the socket alone.
             reader.close();

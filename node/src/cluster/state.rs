@@ -895,4 +895,10 @@ impl IdlePoller for Cluster {
         }
         any
     }
+
+    fn sleeping(&self) {
+        for i in self.inbound.read().iter() {
+            i.reader.request_arm();
+        }
+    }
 }
