@@ -11,6 +11,7 @@
 
 
 #include <stddef.h>
+#include <string.h>
 
 #include "lua.h"
 
@@ -62,6 +63,57 @@ void luaF_initupvals (lua_State *L, LClosure *cl) {
 ** Create a new upvalue at the given level, and link it to the list of
 ** open upvalues of 'L' after entry 'prev'.
 **/
+/*
+** skynet-rs: an index of a thread's open upvalues by stack slot, so finding
+** the upvalue of a captured local is one load instead of a walk down the
+** open list (in a module's main chunk that list holds an upvalue for every
+** captured local above the one sought). It is built the first time a walk
+** gets long, kept exact by 'newupval' and 'luaF_closeupval', and dropped
+** (rebuilt on demand) when the GC frees an open upvalue: the GC does not know
+** the upvalue's thread, so it moves the global 'uvepoch' instead (open
+** upvalues of a live thread are always marked, so in practice that happens
+** only to dead threads, whose index is never used again).
+*/
+#define UVINDEX_WALK 16  /* a walk this long builds the index */
+
+static int uvindexvalid (lua_State *L) {
+  return L->uvindex != NULL && L->uvepoch == G(L)->uvepoch;
+}
+
+static int uvslot (lua_State *L, StkId level) {
+  return cast_int(level - L->stack.p);
+}
+
+void luaF_freeuvindex (lua_State *L) {
+  if (L->uvindex != NULL) {
+    luaM_freearray(L, L->uvindex, cast_sizet(L->uvindexsize));
+    L->uvindex = NULL;
+    L->uvindexsize = 0;
+  }
+}
+
+static void builduvindex (lua_State *L) {
+  UpVal *p;
+  int n = stacksize(L);
+  if (L->uvindex == NULL || L->uvindexsize < n) {
+    luaF_freeuvindex(L);
+    L->uvindex = luaM_newvector(L, n, UpVal *);
+    L->uvindexsize = n;
+  }
+  memset(L->uvindex, 0, cast_sizet(L->uvindexsize) * sizeof(UpVal *));
+  for (p = L->openupval; p != NULL; p = p->u.open.next) {
+    int i = uvslot(L, uplevel(p));
+    if (i < L->uvindexsize)
+      L->uvindex[i] = p;
+  }
+  L->uvepoch = G(L)->uvepoch;
+}
+
+
+/*
+** Create a new upvalue at the given level, and link it to the list of
+** open upvalues of 'L' after entry 'prev'.
+**/
 static UpVal *newupval (lua_State *L, StkId level, UpVal **prev) {
   GCObject *o = luaC_newobj(L, LUA_VUPVAL, sizeof(UpVal));
   UpVal *uv = gco2upv(o);
@@ -76,29 +128,57 @@ static UpVal *newupval (lua_State *L, StkId level, UpVal **prev) {
     L->twups = G(L)->twups;  /* link it to the list */
     G(L)->twups = L;
   }
+  if (uvindexvalid(L) && uvslot(L, level) < L->uvindexsize)  /* skynet-rs */
+    L->uvindex[uvslot(L, level)] = uv;
   return uv;
 }
 
 
 /*
-** skynet-rs: luaF_findupval starting the search after 'hint', an open upvalue
-** of this thread that cannot be closed or freed meanwhile (NULL: the list's
-** head). The list is sorted by level, highest first, so when 'hint' is above
-** 'level' the one sought can only come after it. A closure's upvalues are
-** looked up one after the other; starting from the previous one spares
-** walking again past every open upvalue above it (a module's main chunk can
-** have dozens).
+** skynet-rs: luaF_findupval through the index above when it is valid: a hit
+** is one load; a new upvalue goes right after the nearest open one above its
+** slot (found by scanning the index up to the top of the stack, above which
+** no upvalue is open), or, with none there, after those beyond the index at
+** the list's head. Without an index the search starts after 'hint', an open
+** upvalue of this thread that cannot be closed or freed meanwhile (NULL: the
+** list's head): the list is sorted by level, highest first, so when 'hint' is
+** above 'level' the one sought can only come after it (a closure's upvalues
+** are looked up one after the other).
 */
 UpVal *luaF_findupvalafter (lua_State *L, StkId level, UpVal *hint) {
-  UpVal **pp = (hint != NULL && uplevel(hint) > level) ? &hint->u.open.next
-                                                        : &L->openupval;
+  int slot = uvslot(L, level);
+  int steps = 0;
+  UpVal **pp;
   UpVal *p;
+  if (uvindexvalid(L) && slot < L->uvindexsize) {
+    int i;
+    int limit = uvslot(L, L->top.p);
+    if (L->uvindex[slot] != NULL)
+      return L->uvindex[slot];
+    if (limit > L->uvindexsize)
+      limit = L->uvindexsize;
+    for (i = slot + 1; i < limit; i++) {
+      if (L->uvindex[i] != NULL)
+        return newupval(L, level, &L->uvindex[i]->u.open.next);
+    }
+    pp = &L->openupval;
+    while ((p = *pp) != NULL && uplevel(p) > level)
+      pp = &p->u.open.next;
+    return newupval(L, level, pp);
+  }
+  pp = (hint != NULL && uplevel(hint) > level) ? &hint->u.open.next
+                                               : &L->openupval;
   while ((p = *pp) != NULL && uplevel(p) >= level) {
     if (uplevel(p) == level)
-      return p;
+      break;
     pp = &p->u.open.next;
+    steps++;
   }
-  return newupval(L, level, pp);
+  if (p == NULL || uplevel(p) != level)
+    p = newupval(L, level, pp);
+  if (steps >= UVINDEX_WALK)
+    builduvindex(L);
+  return p;
 }
 
 
@@ -221,6 +301,8 @@ void luaF_closeupval (lua_State *L, StkId level) {
   while ((uv = L->openupval) != NULL && uplevel(uv) >= level) {
     TValue *slot = &uv->u.value;  /* new position for value */
     lua_assert(uplevel(uv) < L->top.p);
+    if (uvindexvalid(L) && uvslot(L, uplevel(uv)) < L->uvindexsize)
+      L->uvindex[uvslot(L, uplevel(uv))] = NULL;  /* skynet-rs */
     luaF_unlinkupval(uv);  /* remove upvalue from 'openupval' list */
     setobj(L, slot, uv->v.p);  /* move value to upvalue slot */
     uv->v.p = slot;  /* now current value lives here */
@@ -229,6 +311,8 @@ void luaF_closeupval (lua_State *L, StkId level) {
       luaC_barrier(L, uv, slot);
     }
   }
+  if (L->openupval == NULL && L->uvindex != NULL)
+    luaF_freeuvindex(L);  /* skynet-rs: nothing left to index; frees its memory */
 }
 
 

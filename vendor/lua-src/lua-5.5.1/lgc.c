@@ -829,8 +829,10 @@ static void clearbyvalues (global_State *g, GCObject *l, GCObject *f) {
 
 
 static void freeupval (lua_State *L, UpVal *uv) {
-  if (upisopen(uv))
+  if (upisopen(uv)) {
     luaF_unlinkupval(uv);
+    G(L)->uvepoch++;  /* skynet-rs: its thread's 'uvindex' may name it */
+  }
   luaM_free(L, uv);
 }
 

@@ -182,6 +182,7 @@ static void freestack (lua_State *L) {
   lua_assert(L->nci == 0);
   /* free stack */
   luaM_freearray(L, L->stack.p, cast_sizet(stacksize(L) + EXTRA_STACK));
+  luaF_freeuvindex(L);  /* skynet-rs */
 }
 
 
@@ -241,6 +242,9 @@ static void preinit_thread (lua_State *L, global_State *g) {
   L->allowhook = 1;
   resethookcount(L);
   L->openupval = NULL;
+  L->uvindex = NULL;  /* skynet-rs */
+  L->uvindexsize = 0;
+  L->uvepoch = 0;
   L->status = LUA_OK;
   L->errfunc = 0;
   L->oldpc = 0;
@@ -373,6 +377,7 @@ LUA_API lua_State *lua_newstate (lua_Alloc f, void *ud, unsigned seed) {
   g->gray = g->grayagain = NULL;
   g->weak = g->ephemeron = g->allweak = NULL;
   g->twups = NULL;
+  g->uvepoch = 0;  /* skynet-rs */
   g->GCtotalbytes = sizeof(global_State);
   g->GCmarked = 0;
   g->GCdebt = 0;

@@ -292,6 +292,9 @@ struct lua_State {
   StkIdRel stack_last;  /* end of stack (last element + 1) */
   StkIdRel stack;  /* stack base */
   UpVal *openupval;  /* list of open upvalues in this stack */
+  UpVal **uvindex;  /* skynet-rs: open upvalue of each stack slot (see lfunc.c) */
+  int uvindexsize;  /* skynet-rs: slots covered by 'uvindex' */
+  l_uint32 uvepoch;  /* skynet-rs: 'uvepoch' of the global state when built */
   StkIdRel tbclist;  /* list of to-be-closed variables */
   GCObject *gclist;
   struct lua_State *twups;  /* list of threads with open upvalues */
@@ -335,6 +338,7 @@ typedef struct global_State {
   TValue l_registry;
   TValue nilvalue;  /* a nil value */
   unsigned int seed;  /* randomized seed for hashes */
+  l_uint32 uvepoch;  /* skynet-rs: bumped when the GC frees an open upvalue */
   lu_byte gcparams[LUA_GCPN];
   lu_byte currentwhite;
   lu_byte gcstate;  /* state of garbage collector */
