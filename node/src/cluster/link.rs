@@ -37,7 +37,7 @@ use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender};
 use tokio::sync::Notify;
 
 use super::direct::DirectWriter;
-use super::reader::{Drained, LinkReader, DISARMED_TICK};
+use super::reader::{Drained, LinkReader, DISARMED_TICK, DISARMED_TICK_MAX};
 use tokio::time::timeout;
 
 /// Silence on a link before a heartbeat probe is sent.
@@ -317,15 +317,20 @@ async fn read_loop(cluster: &Arc<Cluster>, inbound: &Inbound) -> LinkEnd {
     };
     reader.set_armed(true);
     let mut looks = reader.looks();
+    let mut tick = DISARMED_TICK;
     let on_rx = || beat.last_rx.store(cluster.now_ms(), Ordering::Relaxed);
     let on_frame = |t, payload| deliver(cluster, reader.harbor, tx, beat, t, payload);
     loop {
         let Some(r) = &registration else {
             let asked = tokio::select! {
-                () = tokio::time::sleep(DISARMED_TICK) => false,
+                () = tokio::time::sleep(tick) => false,
                 () = reader.wake.notified() => true,
             };
             let now = reader.looks();
+            // Workers still look: check less often (a node with many links
+            // would otherwise wake its harbor thread a thousand times a
+            // second per link).
+            tick = (tick * 2).min(DISARMED_TICK_MAX);
             if asked || now == looks {
                 match arm() {
                     Ok(r) => registration = Some(r),
@@ -362,6 +367,7 @@ async fn read_loop(cluster: &Arc<Cluster>, inbound: &Inbound) -> LinkEnd {
             // Workers took what woke us: stop being woken.
             reader.set_armed(false);
             registration = None;
+            tick = DISARMED_TICK;
         }
         looks = now;
     }

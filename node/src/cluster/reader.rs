@@ -14,11 +14,12 @@
 //! wake-up, made by the peer's send while it holds the socket's lock, cost
 //! more than the read itself). It disarms when a readiness wake-up found
 //! nothing left to read while workers were looking at the link. Disarmed, it
-//! still reads once per [`DISARMED_TICK`], and it arms again when a worker
-//! goes to sleep ([`LinkReader::request_arm`]) or when no worker looked at the
-//! link for a whole tick (all of them busy). So a frame waits for nobody
-//! while a worker is idle and awake or asleep, and for at most about one tick
-//! while every worker is busy.
+//! still reads the link every tick ([`DISARMED_TICK`], growing to
+//! [`DISARMED_TICK_MAX`] while workers keep looking), and it arms again when
+//! a worker goes to sleep ([`LinkReader::request_arm`]) or when no worker
+//! looked at the link for a whole tick (all of them busy). So a frame waits
+//! for nobody while a worker is idle (awake or asleep), and for at most one
+//! tick (8 ms) while every worker is busy.
 //!
 //! One lock covers the socket's read direction and the partial frame: whoever
 //! holds it reads and delivers complete frames in order, so frames are never
@@ -36,9 +37,11 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 use tokio::sync::Notify;
 
-/// While the task is disarmed it checks this often that workers still look
-/// at the link; if none did, it arms.
+/// While the task is disarmed it reads the link and checks that workers
+/// still look at it after this long, then twice as long each time they did,
+/// up to [`DISARMED_TICK_MAX`]; as soon as no worker looked, it arms.
 pub const DISARMED_TICK: Duration = Duration::from_millis(1);
+pub const DISARMED_TICK_MAX: Duration = Duration::from_millis(8);
 
 /// Read buffer growth step; also the most a worker reads in one poll.
 const READ_CHUNK: usize = 64 * 1024;
