@@ -241,7 +241,12 @@ impl Scheduler {
         let weight = weight(index);
         let mut current: Option<Arc<Context>> = None;
         loop {
-            let ctx = match current.take() {
+            // A queue made runnable by what this worker just ran is taken
+            // here while the worker still counts as busy: a spinning worker
+            // leaves such a queue to it (see `wait_for_work`) but would win
+            // the race once this one had gone idle, moving a chain of
+            // services to another core at every hop.
+            let ctx = match current.take().or_else(|| self.pop()) {
                 Some(c) => c,
                 None => {
                     self.busy.fetch_sub(1, Ordering::Relaxed);
