@@ -339,6 +339,7 @@ async fn read_loop(cluster: &Arc<Cluster>, inbound: &Inbound) -> LinkEnd {
                     }
                 }
                 reader.set_armed(true);
+                reader.take_sleep_seen();
             }
             looks = now;
             // Whatever is there now (or the end a worker found).
@@ -363,11 +364,16 @@ async fn read_loop(cluster: &Arc<Cluster>, inbound: &Inbound) -> LinkEnd {
             g.clear_ready();
         }
         let now = reader.looks();
-        if woke_readable && !delivered && now != looks {
-            // Workers took what woke us: stop being woken.
+        if woke_readable && !delivered && now != looks && !reader.take_sleep_seen() {
+            // Workers took what woke us: stop being woken, unless one of
+            // them fell asleep meanwhile (see `LinkReader::request_arm`).
             reader.set_armed(false);
-            registration = None;
-            tick = DISARMED_TICK;
+            if reader.take_sleep_seen() {
+                reader.set_armed(true);
+            } else {
+                registration = None;
+                tick = DISARMED_TICK;
+            }
         }
         looks = now;
     }

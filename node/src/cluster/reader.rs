@@ -58,6 +58,8 @@ pub struct LinkReader {
     looks: AtomicU64,
     /// The task is registered for readability.
     armed: AtomicBool,
+    /// A worker went to sleep since the task last asked.
+    sleep_seen: AtomicBool,
 }
 
 struct ReadSide {
@@ -92,19 +94,30 @@ impl LinkReader {
             wake: Notify::new(),
             looks: AtomicU64::new(0),
             armed: AtomicBool::new(false),
+            sleep_seen: AtomicBool::new(false),
         }
     }
 
     /// A worker is about to sleep: the task must read from now on.
+    ///
+    /// `sleep_seen` and `armed` are written then read in opposite orders here
+    /// and in the task's disarming (all SeqCst), so a worker that falls asleep
+    /// while the task disarms is seen by one side or the other.
     pub fn request_arm(&self) {
-        if !self.armed.load(Ordering::Acquire) && !self.ended.load(Ordering::Acquire) {
+        self.sleep_seen.store(true, Ordering::SeqCst);
+        if !self.armed.load(Ordering::SeqCst) && !self.ended.load(Ordering::Acquire) {
             self.wake.notify_one();
         }
     }
 
+    /// Whether a worker went to sleep since the last call.
+    pub fn take_sleep_seen(&self) -> bool {
+        self.sleep_seen.swap(false, Ordering::SeqCst)
+    }
+
     /// The task records whether it is registered for readability.
     pub fn set_armed(&self, armed: bool) {
-        self.armed.store(armed, Ordering::Release);
+        self.armed.store(armed, Ordering::SeqCst);
     }
 
     /// How many times workers have looked at the socket so far.
