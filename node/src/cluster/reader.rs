@@ -13,7 +13,8 @@
 //! (not registered, so arriving bytes wake nobody: on a 2-core VM that
 //! wake-up, made by the peer's send while it holds the socket's lock, cost
 //! more than the read itself). It disarms when a readiness wake-up found
-//! nothing left to read while workers were looking at the link. Disarmed, it
+//! nothing left to read while workers were looking at the link and none of
+//! them fell asleep since the previous wake-up. Disarmed, it
 //! still reads the link every tick ([`DISARMED_TICK`], growing to
 //! [`DISARMED_TICK_MAX`] while workers keep looking), and it arms again when
 //! a worker goes to sleep ([`LinkReader::request_arm`]) or when no worker
