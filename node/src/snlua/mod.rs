@@ -18,6 +18,7 @@
 // safety contract, so it is stated once instead of on each function.
 #![allow(clippy::missing_safety_doc)]
 
+pub mod blockcache;
 pub mod buffers;
 pub mod codecache;
 pub mod core;
@@ -32,6 +33,7 @@ use crate::context::Context;
 use crate::kernel::kernel;
 use crate::message::{ptype, Message};
 use crate::module::Service;
+use blockcache::{request_size, BlockCache};
 use buffers::Buffers;
 use lua::*;
 use std::cell::{Cell, UnsafeCell};
@@ -58,6 +60,8 @@ pub struct Runtime {
     trap: AtomicI32,
     /// The Lua thread running now (main state or a coroutine).
     active: AtomicPtr<lua_State>,
+    /// Small blocks freed during the current message (see [`blockcache`]).
+    cache: BlockCache,
 }
 
 impl Runtime {
@@ -70,6 +74,7 @@ impl Runtime {
             mem_limit: AtomicUsize::new(0),
             trap: AtomicI32::new(0),
             active: AtomicPtr::new(std::ptr::null_mut()),
+            cache: BlockCache::default(),
         }
     }
 
@@ -144,7 +149,9 @@ unsafe extern "C" fn allocator(
     let mem = rt.mem.load(Ordering::Relaxed);
     if nsize == 0 {
         if !ptr.is_null() {
-            libc::free(ptr);
+            if !rt.cache.keep(ptr, osize) {
+                libc::free(ptr);
+            }
             rt.mem.store(mem - old, Ordering::Relaxed);
         }
         return std::ptr::null_mut();
@@ -154,10 +161,19 @@ unsafe extern "C" fn allocator(
     if limit != 0 && new_mem > limit && nsize > old {
         return std::ptr::null_mut();
     }
+    // Small blocks are asked of malloc at their class size, so the cache can
+    // hand any freed one to a later request of the same class.
     let p = if ptr.is_null() {
-        libc::malloc(nsize)
+        let cached = rt.cache.take(nsize);
+        if cached.is_null() {
+            libc::malloc(request_size(nsize))
+        } else {
+            cached
+        }
+    } else if BlockCache::same_class(osize, nsize) {
+        ptr
     } else {
-        libc::realloc(ptr, nsize)
+        libc::realloc(ptr, request_size(nsize))
     };
     if p.is_null() {
         return p;
@@ -462,9 +478,13 @@ impl Service for Snlua {
                 );
                 k.exit_service(ctx.handle(), ctx.handle());
             }
-            return;
+        } else {
+            self.call_callback(ctx, msg);
         }
-        self.call_callback(ctx, msg);
+        if let Some(rt) = &self.runtime {
+            // SAFETY: this thread is the one running the state.
+            unsafe { rt.cache.flush() };
+        }
     }
 }
 
@@ -473,6 +493,10 @@ impl Drop for Snlua {
         if !self.state.is_null() {
             unsafe { lua_close(self.state) };
             self.state = std::ptr::null_mut();
+        }
+        if let Some(rt) = &self.runtime {
+            // SAFETY: the state is closed; nothing else reaches the cache.
+            unsafe { rt.cache.flush() };
         }
         // `shared` and `runtime` outlive the state: the allocator and the native
         // functions reach them until lua_close returns.

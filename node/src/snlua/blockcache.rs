@@ -1,0 +1,192 @@
+//! Small blocks a Lua state freed while one message was being dispatched,
+//! kept for its next allocations of the same size class.
+//!
+//! Lua code that builds and drops many small objects in one message (tables
+//! and strings of `skynet.unpack`, say) sends malloc down its slower paths on
+//! every free; a state's own free lists serve those allocations with a few
+//! loads and stores. The cache holds at most [`BUDGET`] bytes and is emptied
+//! back to malloc after every message ([`BlockCache::flush`]), so an idle
+//! service keeps nothing in it and memory per service does not change.
+//!
+//! Sizes: class `c` holds blocks of capacity `16c - 8` bytes (malloc's usable
+//! sizes), up to [`MAX_SMALL`]. Every small block is allocated (and
+//! reallocated) with its class capacity, so any block freed with a size of
+//! class `c` can serve any later request of class `c`.
+//!
+//! Only the thread running the state touches its cache (as with the state
+//! itself), which is what makes the unsynchronized access sound.
+
+use std::cell::UnsafeCell;
+use std::ffi::c_void;
+
+/// Largest request served from the cache.
+pub const MAX_SMALL: usize = 504;
+const CLASSES: usize = (MAX_SMALL + 8) / 16;
+/// Bytes the cache may hold at once.
+pub const BUDGET: usize = 64 * 1024;
+
+/// The class of a small request (1-based).
+fn class(n: usize) -> usize {
+    (n + 23) / 16
+}
+
+/// What a block of class `c` can hold.
+fn capacity(c: usize) -> usize {
+    16 * c - 8
+}
+
+/// The size to ask malloc for when Lua asks for `n` bytes.
+pub fn request_size(n: usize) -> usize {
+    if n <= MAX_SMALL {
+        capacity(class(n))
+    } else {
+        n
+    }
+}
+
+struct Lists {
+    /// Free-list heads per class; a free block's first word links the next.
+    heads: [*mut c_void; CLASSES + 1],
+    bytes: usize,
+}
+
+pub struct BlockCache(UnsafeCell<Lists>);
+
+// SAFETY: only the thread running the owning state calls the methods below
+// (module doc); other threads never touch the cache.
+unsafe impl Sync for BlockCache {}
+unsafe impl Send for BlockCache {}
+
+impl Default for BlockCache {
+    fn default() -> Self {
+        BlockCache(UnsafeCell::new(Lists {
+            heads: [std::ptr::null_mut(); CLASSES + 1],
+            bytes: 0,
+        }))
+    }
+}
+
+impl BlockCache {
+    /// A cached block for `n` bytes, if one is there.
+    ///
+    /// # Safety
+    /// Called by the thread running the state only.
+    #[inline]
+    pub unsafe fn take(&self, n: usize) -> *mut c_void {
+        if n > MAX_SMALL {
+            return std::ptr::null_mut();
+        }
+        let l = &mut *self.0.get();
+        let c = class(n);
+        let p = l.heads[c];
+        if !p.is_null() {
+            l.heads[c] = *(p as *mut *mut c_void);
+            l.bytes -= capacity(c);
+        }
+        p
+    }
+
+    /// Keeps a block Lua freed with size `n`; false if it must go to malloc.
+    ///
+    /// # Safety
+    /// `p` was allocated with [`request_size`]`(n)` bytes by malloc; called by
+    /// the thread running the state only.
+    #[inline]
+    pub unsafe fn keep(&self, p: *mut c_void, n: usize) -> bool {
+        if n > MAX_SMALL {
+            return false;
+        }
+        let l = &mut *self.0.get();
+        let c = class(n);
+        if l.bytes + capacity(c) > BUDGET {
+            return false;
+        }
+        *(p as *mut *mut c_void) = l.heads[c];
+        l.heads[c] = p;
+        l.bytes += capacity(c);
+        true
+    }
+
+    /// Whether a block of size `old` can stay where it is for `new` bytes.
+    pub fn same_class(old: usize, new: usize) -> bool {
+        old <= MAX_SMALL && new <= MAX_SMALL && class(old) == class(new)
+    }
+
+    /// Gives every cached block back to malloc.
+    ///
+    /// # Safety
+    /// Called by the thread running the state (or owning it when it is
+    /// closed) only.
+    pub unsafe fn flush(&self) {
+        let l = &mut *self.0.get();
+        if l.bytes == 0 {
+            return;
+        }
+        for head in l.heads.iter_mut() {
+            let mut p = *head;
+            while !p.is_null() {
+                let next = *(p as *mut *mut c_void);
+                libc::free(p);
+                p = next;
+            }
+            *head = std::ptr::null_mut();
+        }
+        l.bytes = 0;
+    }
+}
+
+impl Drop for BlockCache {
+    fn drop(&mut self) {
+        // SAFETY: dropping means no thread can reach the cache any more.
+        unsafe { self.flush() };
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn classes_cover_their_requests() {
+        for n in 1..=MAX_SMALL {
+            let c = class(n);
+            assert!(capacity(c) >= n, "{n}");
+            assert!(c == 1 || capacity(c - 1) < n, "{n}");
+            assert!(c <= CLASSES);
+        }
+        assert_eq!(request_size(40), 40);
+        assert_eq!(request_size(41), 56);
+        assert_eq!(request_size(MAX_SMALL + 1), MAX_SMALL + 1);
+    }
+
+    #[test]
+    fn blocks_come_back_by_class_within_the_budget() {
+        let cache = BlockCache::default();
+        unsafe {
+            let a = libc::malloc(request_size(30));
+            let b = libc::malloc(request_size(100));
+            assert!(cache.keep(a, 30));
+            assert!(cache.keep(b, 100));
+            // 30 and 40 share a class; 100 does not serve 30.
+            assert_eq!(cache.take(40), a);
+            assert!(cache.take(30).is_null());
+            assert_eq!(cache.take(97), b);
+            assert!(!cache.keep(a, MAX_SMALL + 1));
+            // Fill to the budget: the next block is refused.
+            let mut kept = Vec::new();
+            loop {
+                let p = libc::malloc(request_size(MAX_SMALL));
+                if !cache.keep(p, MAX_SMALL) {
+                    libc::free(p);
+                    break;
+                }
+                kept.push(p);
+            }
+            assert_eq!(kept.len(), BUDGET / capacity(class(MAX_SMALL)));
+            cache.flush();
+            assert!(cache.take(MAX_SMALL).is_null());
+            libc::free(a);
+            libc::free(b);
+        }
+    }
+}
