@@ -22,6 +22,7 @@ use std::ffi::c_void;
 /// Largest request served from the cache.
 pub const MAX_SMALL: usize = 504;
 const CLASSES: usize = (MAX_SMALL + 8) / 16;
+const _: () = assert!(CLASSES < 64, "class bits must fit the `used` mask");
 /// Bytes the cache may hold at once.
 pub const BUDGET: usize = 64 * 1024;
 
@@ -47,6 +48,8 @@ pub fn request_size(n: usize) -> usize {
 struct Lists {
     /// Free-list heads per class; a free block's first word links the next.
     heads: [*mut c_void; CLASSES + 1],
+    /// Bit `c` set: class `c` may hold blocks (flush visits only those).
+    used: u64,
     bytes: usize,
 }
 
@@ -61,6 +64,7 @@ impl Default for BlockCache {
     fn default() -> Self {
         BlockCache(UnsafeCell::new(Lists {
             heads: [std::ptr::null_mut(); CLASSES + 1],
+            used: 0,
             bytes: 0,
         }))
     }
@@ -103,6 +107,7 @@ impl BlockCache {
         }
         *(p as *mut *mut c_void) = l.heads[c];
         l.heads[c] = p;
+        l.used |= 1 << c;
         l.bytes += capacity(c);
         true
     }
@@ -122,14 +127,16 @@ impl BlockCache {
         if l.bytes == 0 {
             return;
         }
-        for head in l.heads.iter_mut() {
-            let mut p = *head;
+        while l.used != 0 {
+            let c = l.used.trailing_zeros() as usize;
+            l.used &= l.used - 1;
+            let mut p = l.heads[c];
             while !p.is_null() {
                 let next = *(p as *mut *mut c_void);
                 libc::free(p);
                 p = next;
             }
-            *head = std::ptr::null_mut();
+            l.heads[c] = std::ptr::null_mut();
         }
         l.bytes = 0;
     }
