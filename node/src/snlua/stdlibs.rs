@@ -285,6 +285,11 @@ unsafe extern "C-unwind" fn open_utf8(l: State) -> c_int {
 pub unsafe fn open(l: State) {
     luaL_getsubtable(l, LUA_REGISTRYINDEX, LUA_PRELOAD_TABLE);
     lua_pop(l, 1);
+    // `package.loaded` made at the size a minimal service fills (the ten
+    // libraries, the three native modules, `skynet` and `skynet.require`)
+    // instead of growing to it through five rehashes.
+    lua_createtable(l, 0, 16);
+    lua_setfield(l, LUA_REGISTRYINDEX, LUA_LOADED_TABLE);
     let libs: [(&CStr, unsafe extern "C-unwind" fn(State) -> c_int); 10] = [
         (c"_G", open_base),
         (c"package", luaopen_package),
