@@ -305,17 +305,26 @@ async fn read_loop(cluster: &Arc<Cluster>, inbound: &Inbound) -> LinkEnd {
     let Some(fd) = reader.dup_fd() else {
         return LinkEnd::Lost("link socket could not be duplicated".into());
     };
+    // Registers for readability; sleeps seen until now are answered by it.
     let arm = || {
         // SAFETY: `fd` outlives every registration made here (they are
         // dropped before it at the end of this function, or sooner).
-        unsafe { AsyncFd::register_with_interest(LinkFd(fd.as_raw_fd()), Interest::READABLE) }
-            .map_err(|e| e.into_parts().1)
+        let r =
+            unsafe { AsyncFd::register_with_interest(LinkFd(fd.as_raw_fd()), Interest::READABLE) }
+                .map_err(|e| {
+                    LinkEnd::Lost(format!(
+                        "link socket registration failed: {}",
+                        e.into_parts().1
+                    ))
+                })?;
+        reader.set_armed(true);
+        reader.take_sleep_seen();
+        Ok(r)
     };
     let mut registration = match arm() {
         Ok(r) => Some(r),
-        Err(e) => return LinkEnd::Lost(format!("link socket registration failed: {e}")),
+        Err(end) => return end,
     };
-    reader.set_armed(true);
     let mut looks = reader.looks();
     let mut tick = DISARMED_TICK;
     let on_rx = || beat.last_rx.store(cluster.now_ms(), Ordering::Relaxed);
@@ -334,12 +343,8 @@ async fn read_loop(cluster: &Arc<Cluster>, inbound: &Inbound) -> LinkEnd {
             if asked || now == looks {
                 match arm() {
                     Ok(r) => registration = Some(r),
-                    Err(e) => {
-                        return LinkEnd::Lost(format!("link socket registration failed: {e}"))
-                    }
+                    Err(end) => return end,
                 }
-                reader.set_armed(true);
-                reader.take_sleep_seen();
             }
             looks = now;
             // Whatever is there now (or the end a worker found).

@@ -82,7 +82,8 @@ pub enum Drained {
 }
 
 impl LinkReader {
-    /// For the socket of a link; without a duplicate only the task reads.
+    /// For the socket of a link. Without a duplicate nobody can read it:
+    /// the task reports the link lost ([`Self::dup_fd`] gives nothing).
     pub fn new(harbor: u8, socket: &impl AsFd) -> LinkReader {
         LinkReader {
             harbor,

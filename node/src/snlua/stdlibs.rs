@@ -344,13 +344,7 @@ mod tests {
     unsafe fn dump(open: unsafe fn(State)) -> String {
         let l = lua_newstate(alloc, std::ptr::null_mut(), codecache::seed());
         open(l);
-        assert_eq!(
-            luaL_loadstring(l, CString::new(DUMP).unwrap().as_ptr()),
-            LUA_OK
-        );
-        let r = lua_pcall(l, 0, 1, 0);
-        let text = String::from_utf8_lossy(to_bytes(l, -1).unwrap()).into_owned();
-        assert_eq!(r, LUA_OK, "{text}");
+        let text = String::from_utf8_lossy(&eval(l, &CString::new(DUMP).unwrap())).into_owned();
         lua_close(l);
         text
     }
@@ -422,15 +416,20 @@ mod tests {
         out
     }
 
+    /// A new state with the copied libraries.
+    unsafe fn opened() -> State {
+        let l = lua_newstate(alloc, std::ptr::null_mut(), codecache::seed());
+        open(l);
+        l
+    }
+
     /// Each copied math table has its own generator: seeding one state does
     /// not move another's sequence.
     #[test]
     fn math_random_is_per_state() {
         unsafe {
-            let a = lua_newstate(alloc, std::ptr::null_mut(), codecache::seed());
-            let b = lua_newstate(alloc, std::ptr::null_mut(), codecache::seed());
-            open(a);
-            open(b);
+            let a = opened();
+            let b = opened();
             let first = eval(
                 a,
                 c"math.randomseed(42); return tostring(math.random(1, 1000000))",
@@ -457,25 +456,19 @@ mod tests {
     #[test]
     fn copies_are_independent() {
         unsafe {
-            let a = lua_newstate(alloc, std::ptr::null_mut(), codecache::seed());
-            let b = lua_newstate(alloc, std::ptr::null_mut(), codecache::seed());
-            open(a);
-            open(b);
-            let code = c"string.upper = nil; print = 1; _G.extra = {}; return tostring(string.upper) .. type(print)";
-            assert_eq!(luaL_loadstring(a, code.as_ptr()), LUA_OK);
-            assert_eq!(lua_pcall(a, 0, 1, 0), LUA_OK);
-            assert_eq!(to_bytes(a, -1).unwrap(), b"nilnumber");
+            let a = opened();
+            let b = opened();
+            let changed = eval(
+                a,
+                c"string.upper = nil; print = 1; _G.extra = {}; return tostring(string.upper) .. type(print)",
+            );
+            assert_eq!(changed, b"nilnumber");
             let check =
                 c"collectgarbage(); return type(string.upper) .. type(print) .. tostring(extra)";
-            assert_eq!(luaL_loadstring(b, check.as_ptr()), LUA_OK);
-            assert_eq!(lua_pcall(b, 0, 1, 0), LUA_OK);
-            assert_eq!(to_bytes(b, -1).unwrap(), b"functionfunctionnil");
+            assert_eq!(eval(b, check), b"functionfunctionnil");
             lua_close(a);
-            let c = lua_newstate(alloc, std::ptr::null_mut(), codecache::seed());
-            open(c);
-            assert_eq!(luaL_loadstring(c, check.as_ptr()), LUA_OK);
-            assert_eq!(lua_pcall(c, 0, 1, 0), LUA_OK);
-            assert_eq!(to_bytes(c, -1).unwrap(), b"functionfunctionnil");
+            let c = opened();
+            assert_eq!(eval(c, check), b"functionfunctionnil");
             lua_close(b);
             lua_close(c);
         }
