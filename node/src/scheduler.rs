@@ -23,12 +23,22 @@ thread_local! {
     static IS_WORKER: Cell<bool> = const { Cell::new(false) };
     /// The service being dispatched on this thread has more messages waiting.
     static MORE_QUEUED: Cell<bool> = const { Cell::new(false) };
+    /// The message being dispatched on this thread already wrote a frame
+    /// straight to a socket (see [`wrote_directly`]).
+    static WROTE_DIRECTLY: Cell<bool> = const { Cell::new(false) };
 }
 
 /// True on a worker whose current service has more messages queued: what it
 /// sends now is likely followed by more (a reason to batch writes).
 pub fn more_queued() -> bool {
     MORE_QUEUED.with(|m| m.get())
+}
+
+/// Whether the message being dispatched on this thread already wrote a frame
+/// straight to a socket; the first call in a message says no and records it.
+/// (A second frame sent by one message is likely one of many.)
+pub fn wrote_directly() -> bool {
+    WROTE_DIRECTLY.with(|w| w.replace(true))
 }
 
 /// How often the monitor checks workers for a message that never ends.
@@ -310,6 +320,7 @@ impl Scheduler {
             }
             let msg = popped.message;
             MORE_QUEUED.with(|m| m.set(!ctx.queue.is_empty()));
+            WROTE_DIRECTLY.with(|w| w.set(false));
             mon.trigger(msg.source, handle);
             match service.as_mut() {
                 Some(s) => {

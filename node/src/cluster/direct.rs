@@ -11,9 +11,12 @@
 //!
 //! Direct writes pay one system call per frame, which is a loss for a stream
 //! of messages: the task writes a burst with one call. So a frame goes direct
-//! only when the previous direct write is older than [`BURST_GAP`] and the
-//! sending service has no other message waiting; otherwise it is left to the
-//! task, which batches it with the ones that follow.
+//! only when it is the first one the message being dispatched sends this way
+//! and the sending service has no other message waiting; otherwise it is left
+//! to the task, which batches it with the ones that follow. (No clock is
+//! involved: a rule on the time between direct writes would send every
+//! sequential call through the task on a machine fast enough to make round
+//! trips shorter than its threshold.)
 
 use super::frame::OutFrame;
 use super::state::Out;
@@ -21,11 +24,7 @@ use parking_lot::Mutex;
 use std::io::{ErrorKind, IoSlice, Write};
 use std::net::TcpStream;
 use std::os::fd::AsFd;
-use std::time::{Duration, Instant};
 use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender};
-
-/// Frames sent closer together than this are batched by the writer task.
-pub const BURST_GAP: Duration = Duration::from_micros(10);
 
 pub struct DirectWriter {
     inner: Mutex<Inner>,
@@ -36,8 +35,6 @@ struct Inner {
     stream: Option<TcpStream>,
     /// The writer task owns the socket: it has frames to write.
     task_owns: bool,
-    /// When a worker last wrote a frame directly.
-    last_direct: Option<Instant>,
 }
 
 impl DirectWriter {
@@ -53,7 +50,6 @@ impl DirectWriter {
             inner: Mutex::new(Inner {
                 stream,
                 task_owns: false,
-                last_direct: None,
             }),
         }
     }
@@ -63,9 +59,7 @@ impl DirectWriter {
     pub fn send(&self, frame: OutFrame, tx: &UnboundedSender<Out>) -> bool {
         let mut g = self.inner.lock();
         let inner = &mut *g;
-        let now = Instant::now();
-        let in_burst = crate::scheduler::more_queued()
-            || inner.last_direct.is_some_and(|t| now - t < BURST_GAP);
+        let in_burst = crate::scheduler::more_queued() || crate::scheduler::wrote_directly();
         let Some(stream) = inner
             .stream
             .as_mut()
@@ -74,7 +68,6 @@ impl DirectWriter {
             inner.task_owns = true;
             return tx.send(Out::Frame(frame)).is_ok();
         };
-        inner.last_direct = Some(now);
         let head = frame.head();
         let total = head.len() + frame.payload.len() + frame.trailer.len();
         let mut done = 0;

@@ -360,18 +360,19 @@ async fn read_loop(cluster: &Arc<Cluster>, inbound: &Inbound) -> LinkEnd {
             },
             () = reader.wake.notified() => None,
         };
-        let delivered = match reader.drain_task(on_rx, on_frame) {
-            Drained::End(end) => return end,
-            Drained::Idle(delivered) => delivered,
-        };
+        if let Drained::End(end) = reader.drain_task(on_rx, on_frame) {
+            return end;
+        }
         let woke_readable = guard.is_some();
         if let Some(g) = guard.as_mut() {
             g.clear_ready();
         }
         let now = reader.looks();
-        if woke_readable && !delivered && now != looks && !reader.take_sleep_seen() {
-            // Workers took what woke us: stop being woken, unless one of
-            // them fell asleep meanwhile (see `LinkReader::request_arm`).
+        if woke_readable && now != looks && !reader.take_sleep_seen() {
+            // Workers look at the link: leave it to them and stop being
+            // woken (even when this wake-up won the race for the bytes),
+            // unless one of them fell asleep meanwhile (see
+            // `LinkReader::request_arm`).
             reader.set_armed(false);
             if reader.take_sleep_seen() {
                 reader.set_armed(true);

@@ -12,9 +12,13 @@
 //! registered with the harbor thread's poller for reading) or *disarmed*
 //! (not registered, so arriving bytes wake nobody: on a 2-core VM that
 //! wake-up, made by the peer's send while it holds the socket's lock, cost
-//! more than the read itself). It disarms when a readiness wake-up found
-//! nothing left to read while workers were looking at the link and none of
-//! them fell asleep since the previous wake-up. Disarmed, it
+//! more than the read itself). It disarms after a readiness wake-up when
+//! workers looked at the link since the previous one and none of them fell
+//! asleep meanwhile, whether or not the wake-up found bytes: the harbor
+//! thread, woken at once, often reads a frame before the spinning worker
+//! gets its core back, and staying armed for that kept it waking for most
+//! frames (~20 k wake-ups a second per node in sequential cross-node calls,
+//! against ~0.7 k with this rule). Disarmed, it
 //! still reads the link every tick ([`DISARMED_TICK`], growing to
 //! [`DISARMED_TICK_MAX`] while workers keep looking), and it arms again when
 //! a worker goes to sleep ([`LinkReader::request_arm`]) or when no worker
@@ -182,11 +186,25 @@ impl LinkReader {
         if !readable(fd) {
             return false;
         }
+        // A read that left room in the buffer emptied the socket: asking
+        // again would only hear "would block" (a system call on the way to
+        // the service). Bytes that arrive after it are seen at the next look,
+        // or by the task once no worker looks.
+        let mut emptied = false;
+        let read = |b: &mut BytesMut| {
+            if emptied {
+                return Err(ErrorKind::WouldBlock.into());
+            }
+            let room = b.capacity() - b.len();
+            let n = read_fd(fd, b)?;
+            emptied = n < room;
+            Ok(n)
+        };
         match drain(
             &mut side.buf,
             self.harbor,
             READ_CHUNK,
-            |b| read_fd(fd, b),
+            read,
             on_rx,
             on_frame,
         ) {
