@@ -383,6 +383,27 @@ fn memory_warning_past_32_mib() {
     run.expect_order(&["Memory warning", "t_memwarn: allocated 41943040"]);
 }
 
+#[test]
+fn small_blocks_keep_contents_and_count_across_arena_and_malloc() {
+    let run = run("t_smallblocks");
+    let t = "t_smallblocks";
+    finished(&run, t);
+    says(&run, t, "strings true 3440");
+    says(&run, t, "tables true");
+    says(&run, t, "after reuse true true true");
+    says(&run, t, "shrunk true");
+    // The allocator's count (logged by SIGNAL 1) is Lua's own count.
+    let lua = said(&run, t)
+        .into_iter()
+        .find_map(|l| l.strip_prefix("lua count ").map(str::to_string))
+        .unwrap_or_else(|| panic!("{}", run.dump()));
+    let ours = lines_from(&run, 8)
+        .into_iter()
+        .find_map(|l| l.strip_prefix("Current Memory ").map(str::to_string))
+        .unwrap_or_else(|| panic!("{}", run.dump()));
+    assert_eq!(ours, lua, "{}", run.dump());
+}
+
 // ---------------------------------------------------------------- monitor, overload, STAT
 
 #[test]

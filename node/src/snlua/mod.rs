@@ -18,6 +18,7 @@
 // safety contract, so it is stated once instead of on each function.
 #![allow(clippy::missing_safety_doc)]
 
+pub mod arena;
 pub mod blockcache;
 pub mod buffers;
 pub mod codecache;
@@ -33,6 +34,7 @@ use crate::context::Context;
 use crate::kernel::kernel;
 use crate::message::{ptype, Message};
 use crate::module::Service;
+use arena::Arena;
 use blockcache::{request_size, BlockCache};
 use buffers::Buffers;
 use lua::*;
@@ -60,7 +62,10 @@ pub struct Runtime {
     trap: AtomicI32,
     /// The Lua thread running now (main state or a coroutine).
     active: AtomicPtr<lua_State>,
-    /// Small blocks freed during the current message (see [`blockcache`]).
+    /// The state's first small blocks (see [`arena`]).
+    arena: Arena,
+    /// Small blocks from malloc freed during the current message (see
+    /// [`blockcache`]).
     cache: BlockCache,
 }
 
@@ -74,6 +79,7 @@ impl Runtime {
             mem_limit: AtomicUsize::new(0),
             trap: AtomicI32::new(0),
             active: AtomicPtr::new(std::ptr::null_mut()),
+            arena: Arena::default(),
             cache: BlockCache::default(),
         }
     }
@@ -149,7 +155,7 @@ unsafe extern "C" fn allocator(
     let mem = rt.mem.load(Ordering::Relaxed);
     if nsize == 0 {
         if !ptr.is_null() {
-            if !rt.cache.keep(ptr, osize) {
+            if !rt.arena.give(ptr, osize) && !rt.cache.keep(ptr, osize) {
                 libc::free(ptr);
             }
             rt.mem.store(mem - old, Ordering::Relaxed);
@@ -161,14 +167,18 @@ unsafe extern "C" fn allocator(
     if limit != 0 && new_mem > limit && nsize > old {
         return std::ptr::null_mut();
     }
-    // Small blocks are asked of malloc at their class size, so the cache can
-    // hand any freed one to a later request of the same class.
     let p = if ptr.is_null() {
-        let cached = rt.cache.take(nsize);
-        if cached.is_null() {
-            libc::malloc(request_size(nsize))
+        fresh_block(rt, nsize)
+    } else if rt.arena.owns(ptr, osize) {
+        if Arena::same_class(osize, nsize) {
+            ptr
         } else {
-            cached
+            let q = fresh_block(rt, nsize);
+            if !q.is_null() {
+                std::ptr::copy_nonoverlapping(ptr as *const u8, q as *mut u8, osize.min(nsize));
+                rt.arena.give(ptr, osize);
+            }
+            q
         }
     } else if BlockCache::same_class(osize, nsize) {
         ptr
@@ -188,6 +198,23 @@ unsafe extern "C" fn allocator(
         );
     }
     p
+}
+
+/// A new block for `n` bytes: from the arena while it lasts, else from the
+/// message's block cache or malloc. Small blocks are asked of malloc at
+/// their class size, so the cache can hand any freed one to a later request
+/// of the same class.
+#[inline]
+unsafe fn fresh_block(rt: &Runtime, n: usize) -> *mut c_void {
+    let p = rt.arena.take(n);
+    if !p.is_null() {
+        return p;
+    }
+    let p = rt.cache.take(n);
+    if !p.is_null() {
+        return p;
+    }
+    libc::malloc(request_size(n))
 }
 
 /// What the native functions of one service reach through their upvalue.
@@ -495,8 +522,12 @@ impl Drop for Snlua {
             self.state = std::ptr::null_mut();
         }
         if let Some(rt) = &self.runtime {
-            // SAFETY: the state is closed; nothing else reaches the cache.
-            unsafe { rt.cache.flush() };
+            // SAFETY: the state is closed; nothing else reaches the cache or
+            // the arena, and no block of either is in use.
+            unsafe {
+                rt.cache.flush();
+                rt.arena.release();
+            }
         }
         // `shared` and `runtime` outlive the state: the allocator and the native
         // functions reach them until lua_close returns.
