@@ -7,10 +7,16 @@
 //!   harbor 2 calls and sends to a service on harbor 1 (bench/bench_cluster_*.lua).
 //!
 //! Build with `cargo build --release` and run `target/release/skynet-bench`.
+//!
+//! The nodes log to files (config `logger`) that this program reads every
+//! 50 ms, rather than to pipes: a reader woken for every log line (one per
+//! `newservice`, say) competed for the machine's two cores with the node it
+//! measured.
 
-use std::io::{BufRead, BufReader};
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::time::Duration;
 
 /// (name printed by the bench services, what it measures, target, higher is better)
 const TARGETS: &[(&str, &str, f64, bool)] = &[
@@ -124,46 +130,126 @@ fn spawn(program: &Path, args: &[&str], stdout: Stdio) -> Child {
         .unwrap_or_else(|e| panic!("can't start {}: {e}", program.display()))
 }
 
-/// Prints the BENCH lines of `child` as they come; returns its exit status.
-fn report(mut child: Child) -> i32 {
-    println!("{:<28} {:>14} {:>12}  what", "figure", "measured", "target");
-    for line in BufReader::new(child.stdout.take().unwrap())
-        .lines()
-        .map_while(Result::ok)
-    {
-        let Some(rest) = line.split("BENCH ").nth(1) else {
-            continue;
-        };
-        let mut it = rest.split_whitespace();
-        let (Some(name), Some(value)) = (it.next(), it.next().and_then(|v| v.parse::<f64>().ok()))
-        else {
-            continue;
-        };
-        let unit = it.next().unwrap_or("");
-        match TARGETS.iter().find(|t| t.0 == name) {
-            Some((_, what, target, higher)) => {
-                let ok = if *higher {
-                    value >= *target
-                } else {
-                    value <= *target
-                };
-                let cmp = if *higher { ">=" } else { "<=" };
-                println!(
-                    "{name:<28} {value:>14.1} {cmp}{target:>10.1}  {what} [{unit}] {}",
-                    if ok { "ok" } else { "MISSED" }
-                );
-            }
-            None => println!("{name:<28} {value:>14.1} {:>12}  [{unit}]", "-"),
+/// The lines a node appends to its log file, as they come.
+struct LogTail {
+    path: PathBuf,
+    read: usize,
+    partial: Vec<u8>,
+}
+
+impl LogTail {
+    fn new(path: PathBuf) -> Self {
+        LogTail {
+            path,
+            read: 0,
+            partial: Vec::new(),
         }
     }
-    child.wait().ok().and_then(|s| s.code()).unwrap_or(1)
+
+    /// Complete lines appended since the last call.
+    fn lines(&mut self) -> Vec<String> {
+        let mut buf = Vec::new();
+        if let Ok(mut f) = std::fs::File::open(&self.path) {
+            use std::io::Seek;
+            if f.seek(std::io::SeekFrom::Start(self.read as u64)).is_ok() {
+                let _ = f.read_to_end(&mut buf);
+            }
+        }
+        self.read += buf.len();
+        self.partial.extend_from_slice(&buf);
+        let Some(end) = self.partial.iter().rposition(|&b| b == b'\n') else {
+            return Vec::new();
+        };
+        let rest = self.partial.split_off(end + 1);
+        let done = std::mem::replace(&mut self.partial, rest);
+        String::from_utf8_lossy(&done)
+            .lines()
+            .map(str::to_string)
+            .collect()
+    }
+
+    /// Waits (up to `limit`) for a line containing `needle`.
+    fn wait_for(&mut self, needle: &str, child: &mut Child, limit: Duration) -> bool {
+        let start = std::time::Instant::now();
+        while start.elapsed() < limit {
+            if self.lines().iter().any(|l| l.contains(needle)) {
+                return true;
+            }
+            if !matches!(child.try_wait(), Ok(None)) {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        false
+    }
+}
+
+/// Prints the BENCH lines of `child`'s log as they come, until it exits;
+/// returns its exit status.
+fn report(mut child: Child, mut log: LogTail) -> i32 {
+    println!("{:<28} {:>14} {:>12}  what", "figure", "measured", "target");
+    let status = loop {
+        let exited = child.try_wait().ok().flatten();
+        for line in log.lines() {
+            print_figure(&line);
+        }
+        if let Some(s) = exited {
+            break s.code().unwrap_or(1);
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    for line in log.lines() {
+        print_figure(&line);
+    }
+    status
+}
+
+/// Prints a `BENCH name value unit` line next to its target.
+fn print_figure(line: &str) {
+    let Some(rest) = line.split("BENCH ").nth(1) else {
+        return;
+    };
+    let mut it = rest.split_whitespace();
+    let (Some(name), Some(value)) = (it.next(), it.next().and_then(|v| v.parse::<f64>().ok()))
+    else {
+        return;
+    };
+    let unit = it.next().unwrap_or("");
+    match TARGETS.iter().find(|t| t.0 == name) {
+        Some((_, what, target, higher)) => {
+            let ok = if *higher {
+                value >= *target
+            } else {
+                value <= *target
+            };
+            let cmp = if *higher { ">=" } else { "<=" };
+            println!(
+                "{name:<28} {value:>14.1} {cmp}{target:>10.1}  {what} [{unit}] {}",
+                if ok { "ok" } else { "MISSED" }
+            );
+        }
+        None => println!("{name:<28} {value:>14.1} {:>12}  [{unit}]", "-"),
+    }
+}
+
+/// A config whose node logs to `<dir>/<name>.log`, and that log.
+fn logged_config(
+    dir: &Path,
+    name: &str,
+    root: &Path,
+    start: &str,
+    extra: &str,
+) -> (PathBuf, LogTail) {
+    let log = dir.join(format!("{name}.log"));
+    let extra = format!("{extra}logger = \"{}\"\n", log.display());
+    (config(dir, name, root, start, &extra), LogTail::new(log))
 }
 
 fn single(root: &Path, dir: &Path) -> i32 {
     let node = sibling("skynet-node");
-    let cfg = config(dir, "single", root, "bench_main", "harbor = 0\n");
+    let (cfg, log) = logged_config(dir, "single", root, "bench_main", "harbor = 0\n");
     println!("skynet-bench single: {} (thread = 2)", node.display());
-    report(spawn(&node, &[cfg.to_str().unwrap()], Stdio::piped()))
+    report(spawn(&node, &[cfg.to_str().unwrap()], Stdio::null()), log)
 }
 
 fn cluster(root: &Path, dir: &Path) -> i32 {
@@ -174,8 +260,8 @@ fn cluster(root: &Path, dir: &Path) -> i32 {
         &["--listen", &master_addr],
         Stdio::null(),
     );
-    std::thread::sleep(std::time::Duration::from_millis(300));
-    let cfg1 = config(
+    std::thread::sleep(Duration::from_millis(300));
+    let (cfg1, mut log1) = logged_config(
         dir,
         "node1",
         root,
@@ -185,17 +271,14 @@ fn cluster(root: &Path, dir: &Path) -> i32 {
             free_port()
         ),
     );
-    let mut node1 = spawn(&node, &[cfg1.to_str().unwrap()], Stdio::piped());
-    let out1 = node1.stdout.take().unwrap();
-    let mut lines = BufReader::new(out1).lines();
-    let ready = lines
-        .by_ref()
-        .map_while(Result::ok)
-        .any(|l| l.contains("bench_cluster_sink: ready"));
-    // keep draining harbor 1's log so it never blocks on a full pipe
-    std::thread::spawn(move || for _ in lines.map_while(Result::ok) {});
+    let mut node1 = spawn(&node, &[cfg1.to_str().unwrap()], Stdio::null());
+    let ready = log1.wait_for(
+        "bench_cluster_sink: ready",
+        &mut node1,
+        Duration::from_secs(30),
+    );
     let status = if ready {
-        let cfg2 = config(
+        let (cfg2, log2) = logged_config(
             dir,
             "node2",
             root,
@@ -206,7 +289,7 @@ fn cluster(root: &Path, dir: &Path) -> i32 {
             ),
         );
         println!("skynet-bench cluster: master + 2 nodes on loopback (thread = 2 each)");
-        report(spawn(&node, &[cfg2.to_str().unwrap()], Stdio::piped()))
+        report(spawn(&node, &[cfg2.to_str().unwrap()], Stdio::null()), log2)
     } else {
         eprintln!("skynet-bench: harbor 1 did not start");
         1
