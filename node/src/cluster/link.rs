@@ -212,9 +212,11 @@ pub struct Inbound {
 }
 
 impl Inbound {
-    /// An idle worker's look at the link (see [`super::reader`]).
-    pub fn poll_worker(&self, cluster: &Cluster) -> bool {
+    /// An idle worker's look at the link (see [`super::reader`]); `polled`:
+    /// the worker's `poll` already found it readable.
+    pub fn poll_worker(&self, cluster: &Cluster, polled: bool) -> bool {
         self.reader.drain_worker(
+            polled,
             || self.beat.last_rx.store(cluster.now_ms(), Ordering::Relaxed),
             |t, payload| {
                 deliver(

@@ -38,7 +38,7 @@ use bytes::{Buf, BytesMut};
 use parking_lot::Mutex;
 use std::io::{self, ErrorKind};
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, Ordering};
 use std::time::Duration;
 use tokio::sync::Notify;
 
@@ -65,6 +65,9 @@ pub struct LinkReader {
     armed: AtomicBool,
     /// A worker went to sleep since the task last asked.
     sleep_seen: AtomicBool,
+    /// The workers' duplicate's descriptor while it is open, else -1: what
+    /// a worker looking at several links at once asks `poll` about.
+    raw_fd: AtomicI32,
 }
 
 struct ReadSide {
@@ -89,10 +92,12 @@ impl LinkReader {
     /// For the socket of a link. Without a duplicate nobody can read it:
     /// the task reports the link lost ([`Self::dup_fd`] gives nothing).
     pub fn new(harbor: u8, socket: &impl AsFd) -> LinkReader {
+        let fd = socket.as_fd().try_clone_to_owned().ok();
         LinkReader {
             harbor,
+            raw_fd: AtomicI32::new(fd.as_ref().map_or(-1, |f| f.as_raw_fd())),
             inner: Mutex::new(ReadSide {
-                fd: socket.as_fd().try_clone_to_owned().ok(),
+                fd,
                 buf: BytesMut::with_capacity(READ_CHUNK),
                 end: None,
             }),
@@ -165,10 +170,25 @@ impl LinkReader {
         r
     }
 
+    /// The descriptor to ask `poll` about for a worker's look, -1 once the
+    /// link is closing. (A look that raced with the closing may ask about a
+    /// closed or reused number: it then finds the link ended, or nothing.)
+    pub fn raw_fd(&self) -> i32 {
+        self.raw_fd.load(Ordering::Acquire)
+    }
+
+    /// A worker looked at the socket (through a `poll` of several links) and
+    /// found nothing to read.
+    pub fn looked(&self) {
+        self.looks.fetch_add(1, Ordering::Relaxed);
+    }
+
     /// A worker's turn: reads what is there without waiting, if nobody else is
-    /// reading. True if frames were delivered.
+    /// reading. True if frames were delivered. `polled`: the caller's `poll`
+    /// just found the socket readable (no need to ask again).
     pub fn drain_worker(
         &self,
+        polled: bool,
         on_rx: impl FnMut(),
         on_frame: impl FnMut(Trailer, Vec<u8>),
     ) -> bool {
@@ -183,7 +203,7 @@ impl LinkReader {
             return false;
         };
         self.looks.fetch_add(1, Ordering::Relaxed);
-        if !readable(fd) {
+        if !polled && !readable(fd) {
             return false;
         }
         // A read that left room in the buffer emptied the socket: asking
@@ -222,6 +242,7 @@ impl LinkReader {
     /// socket is closed.
     pub fn close(&self) {
         self.ended.store(true, Ordering::Release);
+        self.raw_fd.store(-1, Ordering::Release);
         self.inner.lock().fd = None;
     }
 }
@@ -456,12 +477,12 @@ mod tests {
             let reader = LinkReader::new(3, &server);
             let mut got = Vec::new();
             // Nothing there yet: the worker returns at once.
-            assert!(!reader.drain_worker(|| {}, |t, p| got.push((t, p))));
+            assert!(!reader.drain_worker(false, || {}, |t, p| got.push((t, p))));
             use std::io::Write;
             client.write_all(&OutFrame::new(1, 2, 10, 1, b"x".to_vec()).to_vec()).unwrap();
             let mut tries = 0;
             while got.is_empty() && tries < 1000 {
-                reader.drain_worker(|| {}, |t, p| got.push((t, p)));
+                reader.drain_worker(false, || {}, |t, p| got.push((t, p)));
                 tries += 1;
                 std::thread::sleep(std::time::Duration::from_millis(1));
             }
@@ -469,7 +490,7 @@ mod tests {
             drop(client);
             let mut tries = 0;
             while !reader.ended.load(Ordering::Acquire) && tries < 1000 {
-                reader.drain_worker(|| {}, |_, _| {});
+                reader.drain_worker(false, || {}, |_, _| {});
                 tries += 1;
                 std::thread::sleep(std::time::Duration::from_millis(1));
             }
@@ -479,7 +500,55 @@ mod tests {
             assert!(matches!(r, Drained::End(LinkEnd::Lost(ref w)) if w == "connection closed by the peer"));
             // After close, workers leave the socket alone.
             reader.close();
-            assert!(!reader.drain_worker(|| {}, |_, _| {}));
+            assert_eq!(reader.raw_fd(), -1);
+            assert!(!reader.drain_worker(true, || {}, |_, _| {}));
+        });
+    }
+
+    #[test]
+    fn a_worker_reads_frames_bigger_than_its_buffer_in_order() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let addr = l.local_addr().unwrap();
+            let mut client = std::net::TcpStream::connect(addr).unwrap();
+            let (server, _) = l.accept().await.unwrap();
+            let reader = LinkReader::new(3, &server);
+            assert!(reader.raw_fd() >= 0);
+            let mut got = Vec::new();
+            // Told readable by a poll that raced: nothing there, nothing read.
+            assert!(!reader.drain_worker(true, || {}, |t, p| got.push((t, p))));
+            let big: Vec<u8> = (0..3 * READ_CHUNK + 17).map(|i| (i % 251) as u8).collect();
+            let writer = std::thread::spawn(move || {
+                use std::io::Write;
+                client
+                    .write_all(&OutFrame::new(1, 2, 10, 1, big).to_vec())
+                    .unwrap();
+                client
+                    .write_all(&OutFrame::new(1, 2, 10, 2, b"after".to_vec()).to_vec())
+                    .unwrap();
+                client
+            });
+            let mut tries = 0;
+            while got.len() < 2 && tries < 5000 {
+                if !reader.drain_worker(false, || {}, |t, p| got.push((t, p))) {
+                    std::thread::sleep(std::time::Duration::from_millis(1));
+                }
+                tries += 1;
+            }
+            let _client = writer.join().unwrap();
+            assert_eq!(got.len(), 2);
+            assert_eq!(got[0].0.session, 1);
+            assert_eq!(got[0].1.len(), 3 * READ_CHUNK + 17);
+            assert!(got[0]
+                .1
+                .iter()
+                .enumerate()
+                .all(|(i, &b)| b == (i % 251) as u8));
+            assert_eq!((got[1].0.session, &got[1].1[..]), (2, &b"after"[..]));
         });
     }
 }

@@ -885,15 +885,43 @@ impl RemoteRouter for Cluster {
     }
 }
 
+thread_local! {
+    /// A worker's `poll` array for its looks at the links (kept to avoid an
+    /// allocation per look).
+    static POLL_SET: std::cell::RefCell<Vec<libc::pollfd>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
 /// Idle workers read the links themselves (see [`super::reader`]).
+///
+/// With several links a look is one `poll` call over all of them (a call per
+/// link made a look cost a system call per harbor in a big cluster), then a
+/// read of those that have bytes.
 impl IdlePoller for Cluster {
     fn poll(&self) -> bool {
         let links = self.inbound.read().clone();
-        let mut any = false;
-        for i in links.iter() {
-            any |= i.poll_worker(self);
+        if links.len() <= 1 {
+            return links.first().is_some_and(|i| i.poll_worker(self, false));
         }
-        any
+        POLL_SET.with(|set| {
+            let mut fds = set.borrow_mut();
+            fds.clear();
+            fds.extend(links.iter().map(|i| libc::pollfd {
+                fd: i.reader.raw_fd(),
+                events: libc::POLLIN | libc::POLLRDHUP,
+                revents: 0,
+            }));
+            // SAFETY: `fds` is a valid array of `fds.len()` entries.
+            let ready = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, 0) };
+            let mut any = false;
+            for (i, p) in links.iter().zip(fds.iter()) {
+                if ready > 0 && p.revents != 0 {
+                    any |= i.poll_worker(self, true);
+                } else {
+                    i.reader.looked();
+                }
+            }
+            any
+        })
     }
 
     fn sleeping(&self) {
