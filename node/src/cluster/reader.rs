@@ -17,8 +17,8 @@
 //! asleep meanwhile, whether or not the wake-up found bytes: the harbor
 //! thread, woken at once, often reads a frame before the spinning worker
 //! gets its core back, and staying armed for that kept it waking for most
-//! frames (~20 k wake-ups a second per node in sequential cross-node calls,
-//! against ~0.7 k with this rule). Disarmed, it
+//! frames (8-12 k wake-ups a second per node in sequential cross-node
+//! calls, against ~0.7 k for both nodes together with this rule). Disarmed, it
 //! still reads the link every tick ([`DISARMED_TICK`], growing to
 //! [`DISARMED_TICK_MAX`] while workers keep looking), and it arms again when
 //! a worker goes to sleep ([`LinkReader::request_arm`]) or when no worker
