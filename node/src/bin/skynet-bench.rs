@@ -133,7 +133,9 @@ fn spawn(program: &Path, args: &[&str], stdout: Stdio) -> Child {
 /// The lines a node appends to its log file, as they come.
 struct LogTail {
     path: PathBuf,
-    read: usize,
+    /// Opened once the node has created the file; read on from where the
+    /// last call stopped.
+    file: Option<std::fs::File>,
     partial: Vec<u8>,
 }
 
@@ -141,22 +143,19 @@ impl LogTail {
     fn new(path: PathBuf) -> Self {
         LogTail {
             path,
-            read: 0,
+            file: None,
             partial: Vec::new(),
         }
     }
 
     /// Complete lines appended since the last call.
     fn lines(&mut self) -> Vec<String> {
-        let mut buf = Vec::new();
-        if let Ok(mut f) = std::fs::File::open(&self.path) {
-            use std::io::Seek;
-            if f.seek(std::io::SeekFrom::Start(self.read as u64)).is_ok() {
-                let _ = f.read_to_end(&mut buf);
-            }
+        if self.file.is_none() {
+            self.file = std::fs::File::open(&self.path).ok();
         }
-        self.read += buf.len();
-        self.partial.extend_from_slice(&buf);
+        if let Some(f) = self.file.as_mut() {
+            let _ = f.read_to_end(&mut self.partial);
+        }
         let Some(end) = self.partial.iter().rposition(|&b| b == b'\n') else {
             return Vec::new();
         };

@@ -463,23 +463,36 @@ mod tests {
         assert!(matches!(r, Drained::End(LinkEnd::Protocol(_))));
     }
 
-    #[test]
-    fn a_worker_reads_a_real_socket_and_leaves_the_end_to_the_task() {
+    /// Runs `f` in a tokio runtime with both ends of a loopback connection:
+    /// the peer's (plain, blocking) and the link's.
+    fn on_a_socket_pair<F, Fut>(f: F)
+    where
+        F: FnOnce(std::net::TcpStream, tokio::net::TcpStream) -> Fut,
+        Fut: std::future::Future<Output = ()>,
+    {
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .unwrap();
         rt.block_on(async {
             let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-            let addr = l.local_addr().unwrap();
-            let mut client = std::net::TcpStream::connect(addr).unwrap();
+            let client = std::net::TcpStream::connect(l.local_addr().unwrap()).unwrap();
             let (server, _) = l.accept().await.unwrap();
+            f(client, server).await
+        });
+    }
+
+    #[test]
+    fn a_worker_reads_a_real_socket_and_leaves_the_end_to_the_task() {
+        on_a_socket_pair(|mut client, server| async move {
             let reader = LinkReader::new(3, &server);
             let mut got = Vec::new();
             // Nothing there yet: the worker returns at once.
             assert!(!reader.drain_worker(false, || {}, |t, p| got.push((t, p))));
             use std::io::Write;
-            client.write_all(&OutFrame::new(1, 2, 10, 1, b"x".to_vec()).to_vec()).unwrap();
+            client
+                .write_all(&OutFrame::new(1, 2, 10, 1, b"x".to_vec()).to_vec())
+                .unwrap();
             let mut tries = 0;
             while got.is_empty() && tries < 1000 {
                 reader.drain_worker(false, || {}, |t, p| got.push((t, p)));
@@ -497,7 +510,9 @@ mod tests {
             // The worker found the EOF; the task is woken and gets it.
             reader.wake.notified().await;
             let r = reader.drain_task(|| {}, |_, _| {});
-            assert!(matches!(r, Drained::End(LinkEnd::Lost(ref w)) if w == "connection closed by the peer"));
+            assert!(
+                matches!(r, Drained::End(LinkEnd::Lost(ref w)) if w == "connection closed by the peer")
+            );
             // After close, workers leave the socket alone.
             reader.close();
             assert_eq!(reader.raw_fd(), -1);
@@ -507,15 +522,7 @@ mod tests {
 
     #[test]
     fn a_worker_reads_frames_bigger_than_its_buffer_in_order() {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        rt.block_on(async {
-            let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-            let addr = l.local_addr().unwrap();
-            let mut client = std::net::TcpStream::connect(addr).unwrap();
-            let (server, _) = l.accept().await.unwrap();
+        on_a_socket_pair(|mut client, server| async move {
             let reader = LinkReader::new(3, &server);
             assert!(reader.raw_fd() >= 0);
             let mut got = Vec::new();

@@ -22,6 +22,7 @@
 //! Only the thread running the state touches its arena (as with the state
 //! itself), which is what makes the unsynchronized access sound.
 
+use super::blockcache::{list_pop, list_push};
 use std::cell::UnsafeCell;
 use std::ffi::c_void;
 
@@ -83,9 +84,8 @@ impl Arena {
         }
         let h = &mut *self.0.get();
         let c = class(n);
-        let p = h.heads[c];
+        let p = list_pop(&mut h.heads[c]);
         if !p.is_null() {
-            h.heads[c] = *(p as *mut *mut c_void);
             return p;
         }
         let size = 16 * c;
@@ -122,11 +122,19 @@ impl Arena {
         if !self.owns(p, n) {
             return false;
         }
-        let h = &mut *self.0.get();
-        let c = class(n);
-        *(p as *mut *mut c_void) = h.heads[c];
-        h.heads[c] = p;
+        self.give_owned(p, n);
         true
+    }
+
+    /// Takes back a block of size `n` known to be the arena's
+    /// ([`Self::owns`]).
+    ///
+    /// # Safety
+    /// As for [`Self::give`], and `p` came from the arena.
+    #[inline]
+    pub unsafe fn give_owned(&self, p: *mut c_void, n: usize) {
+        let h = &mut *self.0.get();
+        list_push(&mut h.heads[class(n)], p);
     }
 
     /// Whether an arena block of size `old` can stay where it is for `new`.

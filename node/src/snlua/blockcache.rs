@@ -45,6 +45,31 @@ pub fn request_size(n: usize) -> usize {
     }
 }
 
+/// Pops the first block of an intrusive free list (a free block's first
+/// word links the next one); null when the list is empty. Shared with
+/// [`super::arena`].
+///
+/// # Safety
+/// `head` heads a list of free blocks of at least a word each.
+#[inline]
+pub(super) unsafe fn list_pop(head: &mut *mut c_void) -> *mut c_void {
+    let p = *head;
+    if !p.is_null() {
+        *head = *(p as *mut *mut c_void);
+    }
+    p
+}
+
+/// Pushes the free block `p` on the intrusive list `head`.
+///
+/// # Safety
+/// `p` is a block of at least a word that nothing else uses.
+#[inline]
+pub(super) unsafe fn list_push(head: &mut *mut c_void, p: *mut c_void) {
+    *(p as *mut *mut c_void) = *head;
+    *head = p;
+}
+
 struct Lists {
     /// Free-list heads per class; a free block's first word links the next.
     heads: [*mut c_void; CLASSES + 1],
@@ -82,9 +107,8 @@ impl BlockCache {
         }
         let l = &mut *self.0.get();
         let c = class(n);
-        let p = l.heads[c];
+        let p = list_pop(&mut l.heads[c]);
         if !p.is_null() {
-            l.heads[c] = *(p as *mut *mut c_void);
             l.bytes -= capacity(c);
         }
         p
@@ -105,8 +129,7 @@ impl BlockCache {
         if l.bytes + capacity(c) > BUDGET {
             return false;
         }
-        *(p as *mut *mut c_void) = l.heads[c];
-        l.heads[c] = p;
+        list_push(&mut l.heads[c], p);
         l.used |= 1 << c;
         l.bytes += capacity(c);
         true

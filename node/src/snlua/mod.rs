@@ -176,7 +176,7 @@ unsafe extern "C" fn allocator(
             let q = fresh_block(rt, nsize);
             if !q.is_null() {
                 std::ptr::copy_nonoverlapping(ptr as *const u8, q as *mut u8, osize.min(nsize));
-                rt.arena.give(ptr, osize);
+                rt.arena.give_owned(ptr, osize);
             }
             q
         }
