@@ -2,7 +2,7 @@
 //! Argument conventions, results and error texts follow skynet's lua-skynet.c.
 
 use super::lua::*;
-use super::{seri, shared, Shared, CALLBACK_KEY};
+use super::{block, seri, shared, Shared, CALLBACK_KEY};
 use crate::command;
 use crate::kernel::{kernel, SendError};
 use crate::timer::hpc;
@@ -300,26 +300,14 @@ unsafe extern "C-unwind" fn ltrace(l: State) -> c_int {
     0
 }
 
-/// The block behind (`ptr`, `sz`) arguments at `idx`, `idx+1`.
+/// The block behind (`ptr`, `sz`) arguments at `idx`, `idx+1`: one of the
+/// service's own blocks or a shared block (see [`block`]).
 unsafe fn message_arg<'a>(l: State, sh: &'a Shared, idx: c_int, what: &str) -> &'a [u8] {
     let p = lua_touserdata(l, idx) as usize;
     let sz = luaL_checkinteger(l, idx + 1);
-    if sz == 0 {
-        return &[];
-    }
-    if p == 0 {
-        raise_here(l, format!("{what} null pointer"));
-    }
-    match (*sh.buffers.get()).get(p) {
-        Some(b) if sz > 0 && (sz as usize) <= b.len() => &b[..sz as usize],
-        Some(b) => raise_here(
-            l,
-            format!(
-                "{what}: invalid size {sz} (the block has {} bytes)",
-                b.len()
-            ),
-        ),
-        None => raise_here(l, format!("{what} invalid pointer")),
+    match block::block_at(sh, p, sz, what) {
+        Ok(b) => b,
+        Err(e) => raise_here(l, e),
     }
 }
 
@@ -380,9 +368,9 @@ unsafe extern "C-unwind" fn lunpack(l: State) -> c_int {
         if p == 0 {
             raise(l, "deserialize null pointer".to_string());
         }
-        match (*sh.buffers.get()).get(p) {
-            Some(b) if sz > 0 && sz as usize <= b.len() => (b.as_ptr(), sz as usize),
-            _ => raise(l, "deserialize invalid pointer".to_string()),
+        match block::block_at(sh, p, sz, "deserialize") {
+            Ok(b) => (b.as_ptr(), b.len()),
+            Err(_) => raise(l, "deserialize invalid pointer".to_string()),
         }
     };
     if len == 0 {

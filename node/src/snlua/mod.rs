@@ -19,6 +19,7 @@
 #![allow(clippy::missing_safety_doc)]
 
 pub mod arena;
+pub mod block;
 pub mod blockcache;
 pub mod buffers;
 pub mod codecache;
@@ -225,6 +226,8 @@ pub struct Shared {
     pub scratch: UnsafeCell<Vec<u8>>,
     pub forward: Cell<bool>,
     pub runtime: Arc<Runtime>,
+    /// Shared blocks read during the current message (see [`block`]).
+    pins: UnsafeCell<Vec<Arc<block::SharedBlock>>>,
 }
 
 impl Shared {
@@ -236,7 +239,34 @@ impl Shared {
             scratch: UnsafeCell::new(Vec::with_capacity(256)),
             forward: Cell::new(false),
             runtime,
+            pins: UnsafeCell::new(Vec::new()),
         }
+    }
+
+    /// Keeps `b` alive until the current message ends; returns its bytes.
+    ///
+    /// # Safety
+    /// Only the thread running the service calls it, and the bytes must not
+    /// be used after [`Shared::unpin_all`].
+    pub unsafe fn pin(&self, b: Arc<block::SharedBlock>) -> &[u8] {
+        let pins = &mut *self.pins.get();
+        // SAFETY: the Arc is kept in `pins` until unpin_all, and a
+        // SharedBlock's bytes never move or change.
+        let bytes = std::slice::from_raw_parts(b.bytes().as_ptr(), b.bytes().len());
+        // A loop reading one block many times in a message pins it once.
+        if !pins.last().is_some_and(|last| Arc::ptr_eq(last, &b)) {
+            pins.push(b);
+        }
+        bytes
+    }
+
+    /// Releases the shared blocks pinned during the message.
+    ///
+    /// # Safety
+    /// Called by the thread running the service, once no bytes that
+    /// [`Shared::pin`] returned are in use (between messages).
+    pub unsafe fn unpin_all(&self) {
+        (*self.pins.get()).clear()
     }
 
     /// A `Shared` bound to no running service (handle 0), for states that only
@@ -507,6 +537,10 @@ impl Service for Snlua {
             }
         } else {
             self.call_callback(ctx, msg);
+        }
+        if let Some(sh) = &self.shared {
+            // SAFETY: this thread runs the service and the message is done.
+            unsafe { sh.unpin_all() };
         }
         if let Some(rt) = &self.runtime {
             // SAFETY: this thread is the one running the state.

@@ -1,0 +1,250 @@
+//! Byte blocks as skynet's C modules take them from Lua, and blocks shared by
+//! the services of the process.
+//!
+//! skynet's C modules accept a message either as a string or as
+//! `lightuserdata, size`, and some of them (multicast, stm) hand out pointers
+//! into memory that several services read at once. Here a service's own
+//! blocks live in its [`Buffers`](super::buffers::Buffers); a block shared
+//! between services is a [`SharedBlock`], found by address in a process-wide
+//! table ([`Live`]). [`bytes_arg`] resolves either, so a stale or forged
+//! pointer is a Lua error, never a read of freed memory. A shared block that
+//! a service reads is pinned in that service until its current message ends
+//! ([`super::Shared::pin`]), so the block outlives every use that message
+//! makes of it, even when a Lua error cuts the use short.
+
+use super::lua::*;
+use super::Shared;
+use parking_lot::RwLock;
+use std::collections::HashMap;
+use std::ffi::c_int;
+use std::sync::{Arc, LazyLock, Weak};
+
+/// Native objects that Lua code passes around as lightuserdata, by address.
+///
+/// An object registers itself when it is made and is forgotten when its last
+/// `Arc` goes; [`Live::find`] gives a new `Arc` only while the object lives.
+pub struct Live<T> {
+    map: RwLock<HashMap<usize, Weak<T>>>,
+}
+
+impl<T> Default for Live<T> {
+    fn default() -> Self {
+        Live {
+            map: RwLock::new(HashMap::new()),
+        }
+    }
+}
+
+impl<T> Live<T> {
+    /// Makes `obj` findable by its address; returns that address.
+    pub fn register(&self, obj: &Arc<T>) -> usize {
+        let a = Arc::as_ptr(obj) as usize;
+        self.map.write().insert(a, Arc::downgrade(obj));
+        a
+    }
+
+    /// The live object at `addr`.
+    pub fn find(&self, addr: usize) -> Option<Arc<T>> {
+        self.map.read().get(&addr).and_then(Weak::upgrade)
+    }
+
+    /// Forgets `addr` (from the object's `Drop`). An entry that a newer object
+    /// at the same address replaced is kept.
+    pub fn forget(&self, addr: usize) {
+        let mut map = self.map.write();
+        if map.get(&addr).is_some_and(|w| w.strong_count() == 0) {
+            map.remove(&addr);
+        }
+    }
+
+    /// How many objects are registered (tests, memory checks).
+    pub fn len(&self) -> usize {
+        self.map.read().len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// An immutable block of bytes that several services may read at once. Lua
+/// sees it as `lightuserdata` (the address of its first byte) and a size.
+pub struct SharedBlock {
+    bytes: Box<[u8]>,
+}
+
+static SHARED_BLOCKS: LazyLock<Live<SharedBlock>> = LazyLock::new(Live::default);
+
+impl SharedBlock {
+    /// A new block, findable by [`SharedBlock::address`] until it is dropped.
+    /// An empty block has no address (Lua sees NULL) and is never found.
+    pub fn new(bytes: Vec<u8>) -> Arc<SharedBlock> {
+        let block = Arc::new(SharedBlock {
+            bytes: bytes.into_boxed_slice(),
+        });
+        if !block.bytes.is_empty() {
+            SHARED_BLOCKS
+                .map
+                .write()
+                .insert(block.bytes.as_ptr() as usize, Arc::downgrade(&block));
+        }
+        block
+    }
+
+    /// The address Lua sees (0 for an empty block).
+    pub fn address(&self) -> usize {
+        if self.bytes.is_empty() {
+            0
+        } else {
+            self.bytes.as_ptr() as usize
+        }
+    }
+
+    pub fn bytes(&self) -> &[u8] {
+        &self.bytes
+    }
+
+    /// The live shared block whose first byte is at `addr`.
+    pub fn find(addr: usize) -> Option<Arc<SharedBlock>> {
+        if addr == 0 {
+            return None;
+        }
+        SHARED_BLOCKS.find(addr)
+    }
+
+    /// Shared blocks alive in the process (tests).
+    pub fn live_count() -> usize {
+        SHARED_BLOCKS.len()
+    }
+}
+
+impl Drop for SharedBlock {
+    fn drop(&mut self) {
+        if !self.bytes.is_empty() {
+            SHARED_BLOCKS.forget(self.bytes.as_ptr() as usize);
+        }
+    }
+}
+
+/// The bytes of a block named by the address `p` with `sz` bytes: one of the
+/// service's own blocks, or a shared block (pinned until the message ends).
+/// `Err` names the problem; `what` starts the text.
+pub unsafe fn block_at<'a>(
+    sh: &'a Shared,
+    p: usize,
+    sz: i64,
+    what: &str,
+) -> Result<&'a [u8], String> {
+    if sz == 0 {
+        return Ok(&[]);
+    }
+    if p == 0 {
+        return Err(format!("{what}: null pointer with size {sz}"));
+    }
+    if sz < 0 {
+        return Err(format!("{what}: invalid size {sz}"));
+    }
+    let block: &'a [u8] = match (*sh.buffers.get()).get(p) {
+        Some(b) => b,
+        None => match SharedBlock::find(p) {
+            Some(b) => sh.pin(b),
+            None => {
+                return Err(format!(
+                    "{what}: invalid pointer (not a live message block)"
+                ))
+            }
+        },
+    };
+    if sz as usize > block.len() {
+        return Err(format!(
+            "{what}: invalid size {sz} (the block has {} bytes)",
+            block.len()
+        ));
+    }
+    Ok(&block[..sz as usize])
+}
+
+/// A message argument at `idx` as skynet's C modules take one: a string, or
+/// a lightuserdata with its size at `idx + 1`. Raises a Lua error naming the
+/// problem for anything else. The bytes stay valid while the string is on the
+/// stack, or until the current message ends.
+pub unsafe fn bytes_arg<'a>(l: State, sh: &'a Shared, idx: c_int, what: &str) -> &'a [u8] {
+    match lua_type(l, idx) {
+        LUA_TSTRING => to_bytes(l, idx).unwrap_or(&[]),
+        LUA_TLIGHTUSERDATA => {
+            let p = lua_touserdata(l, idx) as usize;
+            let sz = luaL_checkinteger(l, idx + 1);
+            match block_at(sh, p, sz, what) {
+                Ok(b) => b,
+                Err(e) => raise_here(l, e),
+            }
+        }
+        _ => raise_here(
+            l,
+            format!(
+                "{what}: need a string or a message pointer and size, got {}",
+                type_name(l, idx)
+            ),
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shared_blocks_are_found_only_while_alive() {
+        let b = SharedBlock::new(vec![1, 2, 3]);
+        let a = b.address();
+        assert_ne!(a, 0);
+        assert_eq!(SharedBlock::find(a).unwrap().bytes(), &[1, 2, 3]);
+        drop(b);
+        // (Another test may have a new block at the freed address.)
+        assert!(
+            SharedBlock::find(a).is_none_or(|b| b.bytes() != [1, 2, 3]),
+            "a dropped block is gone"
+        );
+        let empty = SharedBlock::new(Vec::new());
+        assert_eq!(empty.address(), 0);
+        assert!(SharedBlock::find(0).is_none());
+    }
+
+    #[test]
+    fn live_objects_by_address() {
+        let live: Live<String> = Live::default();
+        let s = Arc::new("x".to_string());
+        let a = live.register(&s);
+        assert_eq!(live.find(a).as_deref().map(|s| s.as_str()), Some("x"));
+        assert!(live.find(a + 1).is_none());
+        drop(s);
+        assert!(live.find(a).is_none(), "a dropped object cannot be found");
+        live.forget(a);
+        assert!(live.is_empty());
+    }
+
+    #[test]
+    fn block_arguments_resolve_own_and_shared_blocks() {
+        let sh = Shared::detached();
+        let own = unsafe { (*sh.buffers.get()).insert(vec![7; 16]) };
+        let shared = SharedBlock::new(vec![9; 8]);
+        unsafe {
+            assert_eq!(block_at(&sh, own, 4, "t").unwrap(), &[7; 4]);
+            assert_eq!(block_at(&sh, shared.address(), 8, "t").unwrap(), &[9; 8]);
+            assert_eq!(block_at(&sh, 0, 0, "t").unwrap(), &[] as &[u8]);
+            assert!(block_at(&sh, own, 17, "t")
+                .unwrap_err()
+                .contains("16 bytes"));
+            assert!(block_at(&sh, 0, 1, "t").unwrap_err().contains("null"));
+            assert!(block_at(&sh, own + 1, 1, "t")
+                .unwrap_err()
+                .contains("invalid pointer"));
+        }
+        // The service pinned the shared block: it lives on until the message ends.
+        let a = shared.address();
+        drop(shared);
+        assert!(SharedBlock::find(a).is_some());
+        unsafe { sh.unpin_all() };
+        assert!(SharedBlock::find(a).is_none_or(|b| b.bytes() != [9; 8]));
+    }
+}
