@@ -5,6 +5,8 @@
 //!   bench/bench_main.lua.
 //! - `skynet-bench cluster`: a `skynet-master` and two nodes on loopback;
 //!   harbor 2 calls and sends to a service on harbor 1 (bench/bench_cluster_*.lua).
+//! - `skynet-bench libs`: the libraries (sproto, sharedata, ...): one node
+//!   per `bench/bench_lib_*.lua`, which prints its figures and aborts.
 //!
 //! Build with `cargo build --release` and run `target/release/skynet-bench`.
 //!
@@ -300,6 +302,35 @@ fn cluster(root: &Path, dir: &Path) -> i32 {
     status
 }
 
+/// One single node per `bench/bench_lib_*.lua` (in name order), each
+/// started with that file as its `start` service.
+fn libs(root: &Path, dir: &Path) -> i32 {
+    let node = sibling("skynet-node");
+    let mut starts: Vec<String> = std::fs::read_dir(root.join("bench"))
+        .map(|d| {
+            d.filter_map(|e| e.ok()?.file_name().into_string().ok())
+                .filter_map(|n| {
+                    n.strip_suffix(".lua")
+                        .filter(|s| s.starts_with("bench_lib_"))
+                        .map(str::to_string)
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    starts.sort();
+    println!("skynet-bench libs: {} (thread = 2)", node.display());
+    let mut status = 0;
+    for start in &starts {
+        let (cfg, log) = logged_config(dir, start, root, start, "harbor = 0\n");
+        println!("-- {start}");
+        status = status.max(report(
+            spawn(&node, &[cfg.to_str().unwrap()], Stdio::null()),
+            log,
+        ));
+    }
+    status
+}
+
 fn main() {
     let mode = std::env::args().nth(1).unwrap_or_else(|| "single".into());
     let root = skynet_node::cli::find_root(None);
@@ -308,9 +339,12 @@ fn main() {
     let status = match mode.as_str() {
         "single" => single(&root, &dir),
         "cluster" => cluster(&root, &dir),
-        "all" => single(&root, &dir).max(cluster(&root, &dir)),
+        "libs" => libs(&root, &dir),
+        "all" => single(&root, &dir)
+            .max(cluster(&root, &dir))
+            .max(libs(&root, &dir)),
         other => {
-            eprintln!("usage: skynet-bench [single|cluster|all] (got {other})");
+            eprintln!("usage: skynet-bench [single|cluster|libs|all] (got {other})");
             2
         }
     };
