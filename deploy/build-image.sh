@@ -1,18 +1,22 @@
 #!/usr/bin/env bash
 # Builds the container image skynet-rs:latest (deploy/Dockerfile, FROM scratch).
 #
-#   deploy/build-image.sh            static binaries + image + smoke test
+#   deploy/build-image.sh            binaries + image + smoke test
 #
-# 1. Compiles skynet-node and skynet-master as static executables (glibc,
-#    +crt-static) into their own target dir, so the normal target/ build is
-#    not invalidated: target/static/<host triple>/release/.
-# 2. Lays out a small build context in target/static/image-context (binaries,
-#    lualib/, service/, examples/, the container-test services deploy/test/,
-#    the configs deploy/config/) and runs `docker build` on it.
+# 1. Compiles skynet-node and skynet-master (release, glibc, dynamically
+#    linked so that the node can load C Lua modules with dlopen) into their
+#    own target dir, so the normal target/ build is not invalidated:
+#    target/static/<host triple>/release/.
+# 2. Lays out a small build context in target/static/image-context: the
+#    binaries, the dynamic loader and the shared libraries they need (as
+#    `ldd` lists them, at the same paths), lualib/, service/, examples/, the
+#    container-test services deploy/test/, the configs deploy/config/, and an
+#    empty /skynet/luaclib for C modules; then runs `docker build` on it.
 # 3. Runs the image once (the single-node example must end with "example done").
 #
-# Needs only cargo (Rust) and docker. Safe to run again: the cargo build is
-# incremental, the context is rebuilt from scratch, the tag is moved.
+# Needs only cargo (Rust), a C toolchain as any build does, ldd and docker.
+# Safe to run again: the cargo build is incremental, the context is rebuilt
+# from scratch, the tag is moved.
 #
 # Environment:
 #   IMAGE                  image tag (default skynet-rs:latest)
@@ -36,12 +40,11 @@ case "$HOST" in
     *) die "static builds need a *-linux-gnu host, this is $HOST" ;;
 esac
 
-echo "build-image: compiling static binaries for $HOST into $TARGET_DIR"
-# --target makes RUSTFLAGS apply to the binaries only (not to build scripts
-# and proc macros, which must stay dynamic). No debug info: smaller image.
+echo "build-image: compiling the binaries for $HOST into $TARGET_DIR"
+# --target keeps this build apart from build scripts and proc macros. No
+# debug info: smaller image.
 (
     cd "$ROOT"
-    RUSTFLAGS="${RUSTFLAGS:-} -C target-feature=+crt-static" \
     CARGO_PROFILE_RELEASE_DEBUG=false \
     CARGO_PROFILE_RELEASE_STRIP=debuginfo \
         cargo build --release --target "$HOST" --target-dir "$TARGET_DIR" \
@@ -50,16 +53,24 @@ echo "build-image: compiling static binaries for $HOST into $TARGET_DIR"
 BIN=$TARGET_DIR/$HOST/release
 for b in skynet-node skynet-master; do
     [ -x "$BIN/$b" ] || die "$BIN/$b was not built"
-    if command -v readelf >/dev/null && readelf -l "$BIN/$b" | grep -q 'Requesting program interpreter'; then
-        die "$BIN/$b is dynamically linked; it would not run in a FROM scratch image"
-    fi
 done
+command -v ldd >/dev/null || die "ldd not found (it lists the libraries to carry)"
 
 echo "build-image: staging the build context in $CONTEXT"
 rm -rf "$CONTEXT"
 mkdir -p "$CONTEXT/skynet/bin" "$CONTEXT/skynet/etc" "$CONTEXT/skynet/test" "$CONTEXT/tmp"
 chmod 1777 "$CONTEXT/tmp"
 cp "$BIN/skynet-node" "$BIN/skynet-master" "$CONTEXT/skynet/bin/"
+mkdir -p "$CONTEXT/skynet/luaclib" "$CONTEXT/rootfs"
+# The dynamic loader and every library the binaries link, at the paths the
+# binaries ask for (symlinks followed: the image gets the files).
+libs=$(for b in skynet-node skynet-master; do ldd "$BIN/$b"; done |
+    awk '$2 == "=>" && $3 ~ /^\// { print $3 } $1 ~ /^\// && $2 ~ /^\(0x/ { print $1 }' | sort -u)
+[ -n "$libs" ] || die "ldd listed no libraries for the binaries"
+for lib in $libs; do
+    mkdir -p "$CONTEXT/rootfs$(dirname "$lib")"
+    cp -L "$lib" "$CONTEXT/rootfs$lib"
+done
 cp -R "$ROOT/lualib" "$ROOT/service" "$ROOT/examples" "$CONTEXT/skynet/"
 cp "$ROOT"/deploy/test/*.lua "$CONTEXT/skynet/test/"
 cp "$ROOT"/deploy/config/*.conf "$CONTEXT/skynet/etc/"

@@ -11,7 +11,8 @@
 //! skipped and passes; `SKYNET_CONTAINER_TESTS=require` turns that into a
 //! failure (for CI, which builds the image first); `SKYNET_TEST_IMAGE`
 //! names another image. Timings are printed to stderr (visible without
-//! --nocapture).
+//! --nocapture). One more test runs a single node with a C Lua module
+//! bind-mounted into the container.
 //!
 //!   deploy/build-image.sh
 //!   cargo test -p integration-tests --test containers
@@ -22,6 +23,9 @@ mod support_containers;
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use support_containers::*;
+use testcontainers::core::{AccessMode, Mount};
+use testcontainers::runners::AsyncRunner;
+use testcontainers::{GenericImage, ImageExt};
 
 /// The number in "... the last in N ms ..." of a `still down` line.
 fn last_call_ms(text: &str) -> Option<u64> {
@@ -420,6 +424,85 @@ async fn compose_example_chat_room() {
         say(&format!(
             "{T}: the chat room example runs across 3 compose containers"
         ));
+    })
+    .await;
+}
+
+// ------------------------------------------------------------ C modules
+
+/// A C Lua module compiled on the host loads in the image: the image carries
+/// the dynamic loader and glibc, and skynet-node exports the Lua C API.
+/// The module, the service using it and a config are bind-mounted at /ext.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn c_module_loads_in_the_image() {
+    const T: &str = "c_module_loads_in_the_image";
+    let _serial = serial().await;
+    let Some(docker) = docker_or_skip(T).await else {
+        return;
+    };
+    limited(T, async {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let ext = std::env::temp_dir().join(format!("skct-cmod-{}", std::process::id()));
+        std::fs::create_dir_all(&ext).unwrap();
+        let out = std::process::Command::new(std::env::var("CC").unwrap_or_else(|_| "cc".into()))
+            .args(["-shared", "-fPIC", "-O1", "-o"])
+            .arg(ext.join("ctest.so"))
+            .arg("-I")
+            .arg(root.join("vendor/lua-src/lua-5.5.1"))
+            .arg(root.join("test/cmod/ctest.c"))
+            .output()
+            .expect("run the C compiler");
+        assert!(
+            out.status.success(),
+            "cc: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        std::fs::write(ext.join("ctest_broken.so"), b"not an ELF file").unwrap();
+        std::fs::copy(root.join("test/t_cmodule.lua"), ext.join("t_cmodule.lua")).unwrap();
+        std::fs::write(
+            ext.join("config"),
+            "include \"/skynet/etc/common.conf\"\nharbor = 0\nstart = \"t_cmodule\"\n\
+             luaservice = luaservice..\";/ext/?.lua\"\nlua_cpath = \"/ext/?.so\"\n",
+        )
+        .unwrap();
+        let net = Net::create(&docker, &format!("skct-{}-cmod-net", std::process::id())).await;
+        let (name, tag) = image();
+        let req = GenericImage::new(name, tag)
+            .with_cmd(["skynet-node", "/ext/config"])
+            .with_network(&net.name)
+            .with_container_name(format!("skct-{}-cmod", std::process::id()))
+            .with_label(LABEL, std::process::id().to_string())
+            .with_mount(
+                Mount::bind_mount(ext.display().to_string(), "/ext")
+                    .with_access_mode(AccessMode::ReadOnly),
+            )
+            .with_startup_timeout(BOOT);
+        let container = req.start().await.expect("start the container");
+        let logs = Logs::follow(&docker, container.id(), "cmod");
+        if logs
+            .wait_for("t_cmodule: done", UNIX_EPOCH, LONG)
+            .await
+            .is_none()
+        {
+            panic!("the service did not finish:\n{}", logs.tail(40));
+        }
+        for needle in [
+            "t_cmodule: version Lua 5.5",
+            "t_cmodule: add 42",
+            "t_cmodule: map 10,20,30",
+            "t_cmodule: counter 7 7",
+            "t_cmodule: collected true",
+            "t_cmodule: broken module false error loading module 'ctest_broken'",
+        ] {
+            if logs.find(needle, UNIX_EPOCH).is_none() {
+                panic!("no {needle:?}:\n{}", logs.tail(40));
+            }
+        }
+        say(&format!(
+            "{T}: a C module built on the host works in the image"
+        ));
+        drop(container);
+        let _ = std::fs::remove_dir_all(&ext);
     })
     .await;
 }
