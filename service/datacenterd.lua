@@ -2,7 +2,8 @@
 -- paths, shared by every service of the network.
 --
 -- lua commands:
---   QUERY(k1, k2, ...)          value at the path, or nil
+--   QUERY(k1, k2, ...)          value at the path, or nil (also when the path
+--                               runs below a missing key or a non-table value)
 --   UPDATE(k1, ..., kn, value)  store value (intermediate tables are created);
 --                               replies with the previous value
 --   WAIT(k1, ...)               reply at once if a value exists; otherwise the
@@ -17,10 +18,14 @@ local store = {}	-- the data tree
 local waiting = {}	-- same shape as the keys: nodes are branches or queues
 local KIND = {}	-- private key marking a waiting node: "queue" or "branch"
 
--- Walks `node` along the remaining keys.
+-- Walks `node` along the remaining keys. A path that goes on below a
+-- missing branch, or below a value that is not a table, leads to nothing.
 local function lookup(node, key, ...)
 	if key == nil then
 		return node
+	end
+	if type(node) ~= "table" then
+		return nil
 	end
 	return lookup(node[key], ...)
 end

@@ -15,6 +15,15 @@ skynet.start(function()
 	datacenter.set("a", "b", "c", 42)
 	log("deep get", datacenter.get("a", "b", "c"), type(datacenter.get("a")), type(datacenter.get("a", "b")))
 	log("missing", tostring((datacenter.get("nope"))), tostring((datacenter.get("a", "x"))))
+	-- paths that go on below a missing branch or below a leaf value
+	local function try_get(...)
+		local ok, value = pcall(datacenter.get, ...)
+		return tostring(ok) .. " " .. tostring(value)
+	end
+	log("below missing", try_get("a", "missing", "deeper"))
+	log("below missing top", try_get("nope", "missing", "deeper"))
+	log("below leaf", try_get("a", "b", "c", "d", "e"))
+	log("still serving", datacenter.get("a", "b", "c"))
 	log("wait existing", datacenter.wait("a", "b", "c"))
 
 	local seq = {}

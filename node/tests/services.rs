@@ -571,6 +571,7 @@ fn datacenter_set_get_wait() {
     let run = run("t_datacenter");
     let t = "t_datacenter";
     finished(&run, t);
+    never(&run, "attempt to index");
     says_in_order(
         &run,
         t,
@@ -580,6 +581,11 @@ fn datacenter_set_get_wait() {
             "set old world",
             "deep get 42 table table",
             "missing nil nil",
+            // a path below a missing branch or a leaf is nil, not a crash
+            "below missing true nil",
+            "below missing top true nil",
+            "below leaf true nil",
+            "still serving 42",
             "wait existing 42",
             // the waiters return after the set, in the order they waited
             "wait order set waited:value waited2:value",
