@@ -1,0 +1,246 @@
+//! Process tests of snax (`skynet.snax`, `snaxd`, `snax.interface`,
+//! `snax.hotfix`): real nodes whose start service is `test/t_snax*.lua`,
+//! with the config key `snax` pointing at the snax services in `test/snax/`.
+//! The global-service test runs two harbors (harbor 1 runs the master).
+
+mod common;
+mod live;
+
+use common::{repo_root, Node, Run};
+use std::time::Duration;
+
+const SNAX_PATH: &str = "root..\"test/snax/?.lua\"";
+
+fn run_node(node: Node, timeout: Duration) -> Run {
+    let cfg = live::write_config(&node.config_text(), &node.start);
+    live::run_until(&[&cfg], &[], &format!("{}: done", node.start), timeout)
+}
+
+/// The texts `<tag>: ...` printed by the services, without the tag.
+fn said(run: &Run, tag: &str) -> Vec<String> {
+    let prefix = format!("{tag}: ");
+    run.texts()
+        .into_iter()
+        .filter_map(|t| t.strip_prefix(&prefix).map(str::to_string))
+        .collect()
+}
+
+/// Panics unless the service printed these lines, in this order, with nothing
+/// else of its own in between.
+fn says_in_order(run: &Run, tag: &str, lines: &[&str]) {
+    let all = said(run, tag);
+    let start = all.iter().position(|l| l == lines[0]);
+    let ok = start.is_some_and(|s| {
+        all.len() >= s + lines.len()
+            && all[s..s + lines.len()]
+                .iter()
+                .zip(lines)
+                .all(|(a, b)| a == b)
+    });
+    assert!(
+        ok,
+        "{tag} did not say {lines:#?} in a row; it said:\n{}\n--- full output ---\n{}",
+        all.join("\n"),
+        run.dump()
+    );
+}
+
+fn says(run: &Run, tag: &str, line: &str) {
+    says_in_order(run, tag, &[line]);
+}
+
+/// How many log lines contain `needle`.
+fn count(run: &Run, needle: &str) -> usize {
+    run.lines.iter().filter(|l| l.contains(needle)).count()
+}
+
+#[test]
+fn snax_methods_errors_profile_hotfix_and_unique_services() {
+    let run = run_node(
+        Node::new("t_snax").config("snax", SNAX_PATH),
+        Duration::from_secs(30),
+    );
+    let t = "t_snax";
+    let root = repo_root().display().to_string();
+    says(&run, t, "done");
+
+    // method ids: system 1..4, then accept/response in definition order
+    says_in_order(
+        &run,
+        t,
+        &[
+            "interface snax_counter true",
+            "system exit=2 hotfix=3 init=1 profile=4",
+            "accept add=5 fail=9 quit=11",
+            "response echo=7 fail=8 get=6 helper=13 slow=12 whoami=10",
+        ],
+    );
+    // a bad snax file is an error that points at its line
+    says(
+        &run,
+        t,
+        &format!(
+            "bad type error {root}/test/snax/snax_bad_type.lua:2: accept.broken must be function"
+        ),
+    );
+    says(
+        &run,
+        t,
+        &format!("bad dup error {root}/test/snax/snax_bad_dup.lua:3: response.twice duplicate definition"),
+    );
+    says(
+        &run,
+        t,
+        &format!("bad init error {root}/test/snax/snax_bad_init.lua:2: init must be a function"),
+    );
+    says(&run, t, "missing file false true");
+    assert!(
+        said(&run, t)
+            .iter()
+            .any(|l| l.starts_with("missing service false ")
+                && l.ends_with(&format!(
+                    "cannot open {root}/test/snax/snax_missing.lua: No such file or directory"
+                ))),
+        "{}",
+        run.dump()
+    );
+
+    // objects: post sends (no results), req calls; messages stay in order;
+    // init got all its arguments, nil included
+    run.expect("snax_counter: init first 3");
+    says_in_order(
+        &run,
+        t,
+        &[
+            "tostring true snax_counter",
+            "post returns 0",
+            "req get 5",
+            "after 100 posts 105",
+            "echo 4:1,nil,x,false",
+            "echo none 0:",
+            // the wrong kind of method, or an unknown one, fails at once
+            "req on accept error request snax_counter:add no exist",
+            "post on response error post snax_counter:get no exist",
+            "unknown method error request snax_counter:nothing no exist",
+            // an error in a response method reaches the caller as skynet's
+            // "call failed"; the service logs it and goes on
+            "response error error call failed",
+            "alive after errors 105",
+            "whoami 3:true,snax_counter,snax_counter",
+            "whoami matches true",
+            "helper helper here snax_counter/",
+            "lua protocol 105",
+            "bind cached true",
+            "bind other type error snax.bind: <handle> is bound as snax_counter, not snax_plain",
+            // add: 1 + 100 posts; get: 4 reqs; fail: one post and one req
+            "profile 101 4 2 2 1 2 1",
+            // the sleep of slow(10) is not counted as its time
+            "profile times true true true true",
+            "debug info 101 4",
+        ],
+    );
+    run.expect("snax_counter failed: boom");
+    run.expect("snax_counter accept failed: quiet");
+    // kill runs exit with its arguments before the caller goes on
+    run.expect_order(&["snax_counter: exit first bye 1", "t_snax: killed"]);
+    assert!(
+        said(&run, t)
+            .iter()
+            .any(|l| l.starts_with("after kill false ")),
+        "{}",
+        run.dump()
+    );
+
+    // hotfix: the counter survives a patch that changes accept.add
+    says_in_order(
+        &run,
+        t,
+        &[
+            "before hotfix 5",
+            "hotfix returns 2:5,3",
+            "after hotfix 25 hot",
+            "mismatch error Patch mismatch response.nothere",
+            "syntax false true",
+            "patch error error nope",
+            "no hotfix function 0:",
+            "echo patched 2:25,e",
+            "recursive patch ok",
+            "echo recursive 3:24,25,r",
+            "state kept 25 hot",
+            "profile after hotfix 2 3",
+        ],
+    );
+    // snax.exit from inside the service
+    run.expect_order(&[
+        "snax_counter: exit hot by itself",
+        "t_snax: after exit false",
+    ]);
+
+    // a raw snaxd before init
+    says_in_order(
+        &run,
+        t,
+        &[
+            "before init error call failed",
+            "post before init ok",
+            "init later 0",
+            "init twice error call failed",
+            "bad id error call failed",
+            "bound 0 true",
+            "plain pong x 1",
+        ],
+    );
+    assert_eq!(count(&run, "Init first"), 2, "{}", run.dump());
+    run.expect("Already init");
+    run.expect("snax snax_counter: no method with id 99");
+    run.expect("snax_counter: exit late");
+    assert!(
+        said(&run, t)
+            .iter()
+            .any(|l| l.starts_with("plain killed false ")),
+        "{}",
+        run.dump()
+    );
+
+    // unique services: one per name, found by query (which waits), by
+    // other services, and apart from the global one
+    says_in_order(
+        &run,
+        t,
+        &[
+            "unique same true true",
+            "query true",
+            "query waiting true",
+            "query woke true",
+            "peer true",
+            "peer read 8",
+        ],
+    );
+    run.expect("snax_counter: init unique 1");
+    assert!(!run.has("snax_counter: init ignored"), "{}", run.dump());
+    for which in ["unique missing error ", "query missing error "] {
+        assert!(
+            said(&run, t).iter().any(|l| l.starts_with(which)
+                && l.ends_with("snax_missing.lua: No such file or directory")),
+            "{which}\n{}",
+            run.dump()
+        );
+    }
+    says_in_order(
+        &run,
+        t,
+        &["global distinct true true", "list true true true"],
+    );
+    assert_eq!(
+        count(&run, "LAUNCH snlua snaxd snax_plain"),
+        2,
+        "one raw, one unique: {}",
+        run.dump()
+    );
+}
+
+#[test]
+fn snax_without_config_key() {
+    let run = run_node(Node::new("t_snax_noconf"), Duration::from_secs(20));
+    says_in_order(&run, "t_snax_noconf", &["newservice false true", "done"]);
+}

@@ -1,0 +1,2 @@
+-- A snax file whose init is not a function.
+init = "soon"
