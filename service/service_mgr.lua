@@ -5,9 +5,11 @@
 --   LAUNCH(name, ...)    start `name` once; concurrent callers wait for it.
 --                        "snaxd" launches snax service `...` under "snaxd.<sub>"
 --   QUERY(name[, sub])   wait until `name` has been launched by someone
---   GLAUNCH / GQUERY     the same for network-wide services (key "@name");
---                        on a node that is not standalone they are forwarded to
---                        the global SERVICE (the service_mgr of the master)
+--   GLAUNCH / GQUERY     the same for network-wide services (key "@name",
+--                        "@snaxd.<sub>" for snax); on a node that is not
+--                        standalone they are forwarded to the global SERVICE
+--                        (the service_mgr of the master); a GQUERY waits
+--                        there, so a GLAUNCH from the same node gets through
 --   LIST                 { name = ":%08x" | "Querying" | "Error: ..." }
 --                        (the master also merges the lists of every node that
 --                        sent REPORT, with keys suffixed "@<harbor>")
@@ -151,24 +153,44 @@ local function serve_globally()
 	end
 end
 
--- Other nodes: global requests go to SERVICE on the master; the outcome is
--- cached locally under the same key.
+-- Other nodes: global requests go to SERVICE on the master; the handles it
+-- gives are cached locally under the same key.
 local function serve_locally()
-	local function forward(command, name, ...)
-		local global_name = "@" .. name
-		local key = global_name
+	local function global_key(name, ...)
 		if name == "snaxd" then
-			key = global_name .. "." .. (...)
+			return "@snaxd." .. (...)
 		end
-		return waitfor(key, skynet.call, "SERVICE", "lua", command, global_name, ...)
+		return "@" .. name
 	end
 
-	function cmd.GLAUNCH(...)
-		return forward("LAUNCH", ...)
+	-- SERVICE replies pack(handle) or pack(nil, error): raise the error.
+	local function ask_master(command, global_name, ...)
+		local handle, err = skynet.call("SERVICE", "lua", command, global_name, ...)
+		if handle == nil then
+			error(err or string.format("SERVICE %s %s: no handle", command, global_name), 0)
+		end
+		return handle
 	end
 
-	function cmd.GQUERY(...)
-		return forward("QUERY", ...)
+	function cmd.GLAUNCH(name, ...)
+		return waitfor(global_key(name, ...), ask_master, "LAUNCH", "@" .. name, ...)
+	end
+
+	-- A query waits at SERVICE, not in the local registry, so that a launch
+	-- this node asks for while the query waits still reaches the master.
+	function cmd.GQUERY(name, ...)
+		local key = global_key(name, ...)
+		local entry = registry[key]
+		if type(entry) == "number" then
+			return entry
+		elseif type(entry) == "string" then
+			error(entry, 0)
+		end
+		local handle = ask_master("QUERY", "@" .. name, ...)
+		if registry[key] == nil then
+			registry[key] = handle
+		end
+		return handle
 	end
 
 	function cmd.LIST()

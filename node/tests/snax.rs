@@ -244,3 +244,69 @@ fn snax_without_config_key() {
     let run = run_node(Node::new("t_snax_noconf"), Duration::from_secs(20));
     says_in_order(&run, "t_snax_noconf", &["newservice false true", "done"]);
 }
+
+fn free_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap().port()
+}
+
+#[test]
+fn snax_global_services_across_two_harbors() {
+    let master = free_port();
+    let harbor = |h: u8, role: &str| {
+        let mut n = Node::new("t_snax_global")
+            .config("snax", SNAX_PATH)
+            .config("snax_role", &format!("\"{role}\""))
+            .config("harbor", &h.to_string())
+            .config("master", &format!("\"127.0.0.1:{master}\""))
+            .config("address", &format!("\"127.0.0.1:{}\"", free_port()));
+        if h == 1 {
+            n = n.config("standalone", &format!("\"127.0.0.1:{master}\""));
+        }
+        live::write_config(&n.config_text(), &format!("snax-h{h}"))
+    };
+    let cfg1 = harbor(1, "host");
+    let mut host = live::Live::spawn(&[&cfg1], &[]);
+    if !host.wait_for("t_snax_global: ready 1 7", Duration::from_secs(20)) {
+        panic!("host not ready:\n{}", host.finish(Duration::ZERO).dump());
+    }
+    let cfg2 = harbor(2, "guest");
+    let mut guest = live::Live::spawn(&[&cfg2], &[]);
+    let done = guest.wait_for("t_snax_global: done", Duration::from_secs(30));
+    let guest = guest.finish(Duration::from_secs(2));
+    let host = host.finish(Duration::ZERO);
+    let both = format!("{}\n===== host =====\n{}", guest.dump(), host.dump());
+    assert!(done, "{both}");
+    let t = "t_snax_global";
+    says_in_order(
+        &guest,
+        t,
+        &[
+            // the global one lives on harbor 1 and keeps its state
+            "queryglobal 1 7",
+            "globalservice same true",
+            "after post 8",
+            "hotfix remote 8",
+            "profile remote 2",
+            "unique is local 2 true 0",
+            // a waiting queryglobal does not block a globalservice launched
+            // from the same harbor; global services start on the master's node
+            "query waiting true",
+            "launched on 1 pong hi 1",
+            "query woke true",
+            "global missing false true",
+            "query missing false true",
+        ],
+    );
+    assert!(
+        said(&guest, t)
+            .iter()
+            .any(|l| l.starts_with("killed false ")),
+        "{both}"
+    );
+    // init ran once, on harbor 1; the kill from harbor 2 ran its exit there
+    assert_eq!(count(&host, "snax_counter: init "), 1, "{both}");
+    assert!(host.has("snax_counter: exit global1 from 2"), "{both}");
+    assert!(host.has("LAUNCH snlua snaxd snax_plain"), "{both}");
+    assert!(!guest.has("LAUNCH snlua snaxd snax_plain"), "{both}");
+}
