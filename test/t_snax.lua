@@ -1,6 +1,7 @@
 -- skynet.snax on one node: objects, both kinds of methods, errors, profile,
 -- hotfix, unique services, bind, self, kill and exit. The snax services are
--- in test/snax/ (config `snax`).
+-- in test/snax/ (config `snax`); snaxd loads them through test/snax_loader.lua
+-- (config `snax_loader`).
 -- Lines start with "t_snax:"; the last one is "t_snax: done".
 local skynet = require "skynet"
 local snax = require "skynet.snax"
@@ -53,6 +54,7 @@ local function interface()
 	local ok, err = pcall(snax.interface, "snax_missing")
 	log("missing file", ok, err:find("snax/snax_missing.lua", 1, true) ~= nil)
 	log("missing service", pcall(snax.newservice, "snax_missing"))
+	snax.printf("t_snax: printf %d %s", 7, "x")
 end
 
 local function methods()

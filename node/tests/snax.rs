@@ -57,7 +57,9 @@ fn count(run: &Run, needle: &str) -> usize {
 #[test]
 fn snax_methods_errors_profile_hotfix_and_unique_services() {
     let run = run_node(
-        Node::new("t_snax").config("snax", SNAX_PATH),
+        Node::new("t_snax")
+            .config("snax", SNAX_PATH)
+            .config("snax_loader", "root..\"test/snax_loader.lua\""),
         Duration::from_secs(30),
     );
     let t = "t_snax";
@@ -94,6 +96,20 @@ fn snax_methods_errors_profile_hotfix_and_unique_services() {
         &format!("bad init error {root}/test/snax/snax_bad_init.lua:2: init must be a function"),
     );
     says(&run, t, "missing file false true");
+    says(&run, t, "printf 7 x");
+    // snaxd loaded every snax file through the config's snax_loader
+    assert_eq!(
+        count(&run, "snax_loader: snax_counter"),
+        count(&run, "LAUNCH snlua snaxd snax_counter"),
+        "{}",
+        run.dump()
+    );
+    assert_eq!(
+        count(&run, "LAUNCH snlua snaxd snax_counter"),
+        5,
+        "{}",
+        run.dump()
+    );
     assert!(
         said(&run, t)
             .iter()
