@@ -213,6 +213,10 @@ impl Kernel {
         }
         match self.push(dest, msg) {
             Ok(()) => Ok(()),
+            Err(msg) if msg.ptype == ptype::MULTICAST => {
+                crate::snlua::multicast::release_undelivered(&msg.data);
+                Err(SendError::InvalidDestination(dest))
+            }
             Err(msg) => {
                 // A forwarded message's real origin is not the caller: tell it.
                 if source != sender && source != 0 && msg.session != 0 && is_request(msg.ptype) {
@@ -273,7 +277,13 @@ impl Kernel {
     /// back to its source, from the dead handle. Replies (RESPONSE, ERROR) and
     /// system messages (source 0) are dropped without an answer: nobody waits for
     /// them, and a stray ERROR could fail an unrelated call with the same session.
+    /// A multicast delivery is not answered either (its session is a channel
+    /// id, not a request); the package reference it carries is released.
     pub(crate) fn drop_message(&self, dead: u32, msg: Message) {
+        if msg.ptype == ptype::MULTICAST {
+            crate::snlua::multicast::release_undelivered(&msg.data);
+            return;
+        }
         if msg.source == 0 || msg.ptype == ptype::RESPONSE || msg.ptype == ptype::ERROR {
             return;
         }
@@ -409,7 +419,8 @@ impl Kernel {
     }
 }
 
-/// Requests expect an answer; replies and notifications do not.
+/// Requests expect an answer; replies and notifications do not, nor does a
+/// multicast message (its session is a channel id).
 fn is_request(t: u8) -> bool {
-    t != ptype::RESPONSE && t != ptype::ERROR
+    t != ptype::RESPONSE && t != ptype::ERROR && t != ptype::MULTICAST
 }

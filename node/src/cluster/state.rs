@@ -154,9 +154,10 @@ pub enum Effect {
     Log(String),
 }
 
-/// True for messages that expect an answer (as the kernel decides it).
+/// True for messages that expect an answer (as the kernel decides it). A
+/// multicast message's session is its channel id: nobody waits for an answer.
 pub fn is_request(t: u8) -> bool {
-    t != ptype::RESPONSE && t != ptype::ERROR
+    t != ptype::RESPONSE && t != ptype::ERROR && t != ptype::MULTICAST
 }
 
 fn bounce(fx: &mut Vec<Effect>, dead: u32, msg: &Message) {

@@ -1,6 +1,7 @@
 //! snlua: the service module that runs one Lua 5.5 state per service, and the
 //! native Lua modules it provides (`skynet.core`, `skynet.profile`,
-//! `skynet.codecache`), all found through `package.preload` — no `.so` needed.
+//! `skynet.codecache`, `skynet.socketdriver`, `skynet.stm`,
+//! `skynet.multicast.core`), all found through `package.preload` — no `.so` needed.
 //!
 //! Start-up follows skynet's snlua: `init` sends the argument string to the
 //! service itself as its first message; that message creates the state, sets
@@ -25,10 +26,12 @@ pub mod buffers;
 pub mod codecache;
 pub mod core;
 pub mod lua;
+pub mod multicast;
 pub mod profile;
 pub mod seri;
 pub mod socketdriver;
 pub mod stdlibs;
+pub mod stm;
 pub mod testing;
 
 use crate::context::Context;
@@ -487,6 +490,8 @@ unsafe fn install_native_modules(l: State) {
         (c"skynet.profile", profile::open),
         (c"skynet.codecache", codecache::open),
         (c"skynet.socketdriver", socketdriver::open),
+        (c"skynet.stm", stm::open),
+        (c"skynet.multicast.core", multicast::open),
     ] {
         lua_pushcfunction(l, f);
         lua_setfield(l, -2, name.as_ptr());
