@@ -14,12 +14,12 @@ local mode = ...
 
 if mode == "sub" then
 	local got = {}
-	local chan
+	local chans = {}	-- channel id -> channel object
 	skynet.start(function()
-		skynet.dispatch("lua", function(_, _, cmd, arg)
+		skynet.dispatch("lua", function(_, _, cmd, channel)
 			if cmd == "sub" then
-				chan = mc.new {
-					channel = arg,
+				local c = mc.new {
+					channel = channel,
 					dispatch = function(c, source, ...)
 						local t = { skynet.address(source), ... }
 						for i = 1, #t do
@@ -29,9 +29,10 @@ if mode == "sub" then
 						got[#got + 1] = table.concat(t, " ")
 					end,
 				}
-				skynet.ret(skynet.pack(pcall(chan.subscribe, chan)))
+				chans[channel] = c
+				skynet.ret(skynet.pack(pcall(c.subscribe, c)))
 			elseif cmd == "unsub" then
-				chan:unsubscribe()
+				chans[channel]:unsubscribe()
 				skynet.ret(skynet.pack(true))
 			elseif cmd == "report" then
 				local r = table.concat(got, ",")
@@ -52,8 +53,7 @@ if mode == "pub" then
 	skynet.start(function()
 		skynet.dispatch("lua", function(_, _, channel, ...)
 			local c = mc.new { channel = channel }
-			c:publish(...)
-			skynet.ret(skynet.pack(true))
+			skynet.ret(skynet.pack(pcall(c.publish, c, ...)))
 		end)
 	end)
 	return
@@ -104,11 +104,11 @@ skynet.start(function()
 	log("held after delivery", held())
 
 	local p2 = skynet.newservice("t_multicast", "pub")
-	skynet.call(p2, "lua", c.channel, "from p2")
+	assert(skynet.call(p2, "lua", c.channel, "from p2"))
 	log("second publisher", reports(subs, 1, N, skynet.address(p2) .. " from p2"), "of", N)
 
 	for i = 1, 5 do
-		skynet.call(subs[i], "lua", "unsub")
+		skynet.call(subs[i], "lua", "unsub", c.channel)
 	end
 	c:publish("after unsub")
 	log("unsubscribed get nothing", reports(subs, 1, 5, ""), "of 5")
