@@ -50,9 +50,15 @@ pub struct Kernel {
     /// Live contexts, as skynet counts them: the process ends when it reaches 0.
     total: AtomicUsize,
     remote: RwLock<Option<Arc<dyn RemoteRouter>>>,
+    /// What to do with the payload of an undeliverable message, by type
+    /// (see [`Kernel::on_undeliverable`]).
+    undeliverable: RwLock<Vec<(u8, ReleasePayload)>>,
     aborting: AtomicBool,
     exit: (Mutex<bool>, Condvar),
 }
+
+/// Gives back what the payload of an undeliverable message holds.
+pub type ReleasePayload = fn(&[u8]);
 
 static KERNEL: OnceLock<Kernel> = OnceLock::new();
 
@@ -80,6 +86,7 @@ pub fn init(
         monitor_exit: AtomicU32::new(0),
         total: AtomicUsize::new(0),
         remote: RwLock::new(None),
+        undeliverable: RwLock::new(Vec::new()),
         aborting: AtomicBool::new(false),
         exit: (Mutex::new(false), Condvar::new()),
     };
@@ -213,11 +220,8 @@ impl Kernel {
         }
         match self.push(dest, msg) {
             Ok(()) => Ok(()),
-            Err(msg) if msg.ptype == ptype::MULTICAST => {
-                crate::snlua::multicast::release_undelivered(&msg.data);
-                Err(SendError::InvalidDestination(dest))
-            }
             Err(msg) => {
+                self.release_undeliverable(&msg);
                 // A forwarded message's real origin is not the caller: tell it.
                 if source != sender && source != 0 && msg.session != 0 && is_request(msg.ptype) {
                     let _ = self.push(
@@ -226,6 +230,22 @@ impl Kernel {
                     );
                 }
                 Err(SendError::InvalidDestination(dest))
+            }
+        }
+    }
+
+    /// Registers what releases the payload of a message of type `ptype` that
+    /// can never be delivered (its destination is gone, or died with it
+    /// queued): a payload that names a resource, such as a multicast delivery
+    /// holding a reference to its package, gives it back there.
+    pub fn on_undeliverable(&self, ptype: u8, release: ReleasePayload) {
+        self.undeliverable.write().push((ptype, release));
+    }
+
+    fn release_undeliverable(&self, msg: &Message) {
+        for (t, release) in self.undeliverable.read().iter() {
+            if *t == msg.ptype {
+                release(&msg.data);
             }
         }
     }
@@ -280,11 +300,8 @@ impl Kernel {
     /// A multicast delivery is not answered either (its session is a channel
     /// id, not a request); the package reference it carries is released.
     pub(crate) fn drop_message(&self, dead: u32, msg: Message) {
-        if msg.ptype == ptype::MULTICAST {
-            crate::snlua::multicast::release_undelivered(&msg.data);
-            return;
-        }
-        if msg.source == 0 || msg.ptype == ptype::RESPONSE || msg.ptype == ptype::ERROR {
+        self.release_undeliverable(&msg);
+        if msg.source == 0 || !is_request(msg.ptype) {
             return;
         }
         let _ = self.send(

@@ -53,4 +53,8 @@ pub fn register_builtin_modules(k: &kernel::Kernel) {
     );
     k.register_module("cslave", Arc::new(|| Box::new(cluster::Slave::default())));
     k.register_module("cmaster", Arc::new(|| Box::new(cluster::CMaster)));
+    k.on_undeliverable(
+        message::ptype::MULTICAST,
+        snlua::multicast::release_undelivered,
+    );
 }

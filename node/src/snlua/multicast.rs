@@ -25,7 +25,8 @@
 //! freed memory. A delivery that can never be handled (its subscriber died
 //! with it queued, or was gone before it was sent) gives its reference back
 //! through [`release_undelivered`], which the kernel calls for every
-//! undeliverable `PTYPE_MULTICAST` message.
+//! undeliverable `PTYPE_MULTICAST` message (registered with
+//! `Kernel::on_undeliverable` at start-up).
 
 use super::block::SharedBlock;
 use super::lua::*;
