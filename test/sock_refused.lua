@@ -27,6 +27,14 @@ local function main()
 	socket.close(l1)
 	log("invalid after close", socket.invalid(l1))
 	log("write to unknown", socket.write(424242, "x"))
+	-- the driver itself takes "host:port" too (skynet's cmaster/cslave call
+	-- socket.listen with one string, and their socket.lua passes it on)
+	local driver = require "skynet.socketdriver"
+	local l2 = driver.listen("127.0.0.1:0")
+	log("driver listen host:port", math.type(l2))
+	driver.close(l2)
+	ok, e = pcall(driver.listen, "127.0.0.1")
+	log("driver listen no port", ok, e)
 end
 
 require "sock_run"(log, main)

@@ -108,6 +108,8 @@ fn connect_failures() {
     run.expect("Listen error");
     run.expect("sock_refused: invalid after close true");
     run.expect("sock_refused: write to unknown false");
+    run.expect("sock_refused: driver listen host:port integer");
+    run.expect("sock_refused: driver listen no port false");
 }
 
 #[test]

@@ -380,11 +380,11 @@ unsafe extern "C-unwind" fn lshutdown(l: State) -> c_int {
     0
 }
 
-/// listen(host, port [, backlog]) → id; "Listen error" on failure.
+/// listen(host, port [, backlog]) or listen("host:port") → id; "Listen
+/// error" on failure.
 unsafe extern "C-unwind" fn llisten(l: State) -> c_int {
     let sh = shared(l);
-    let host = check_bytes(l, 1);
-    let port = luaL_checkinteger(l, 2);
+    let (host, port) = address_port(l, check_bytes(l, 1), 2);
     let backlog = luaL_optinteger(l, 3, BACKLOG);
     let r = match port_of(port) {
         Some(p) => server()
