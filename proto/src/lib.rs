@@ -13,8 +13,9 @@
 //! | [`global_name`] | [`GlobalName`]: the validated cluster-wide service name (1..=15 bytes)  |
 //! | [`master`]      | the master <-> slave control protocol: [`master::MasterPacket`], [`master::MasterCodec`] |
 //! | [`harbor`]      | the slave <-> slave data protocol: [`harbor::HarborFrame`], [`harbor::HarborCodec`], the 1-byte handshake |
+//! | [`sproto`]      | sproto: schemas (binary and text), schema-driven encode/decode, 0-pack |
 //!
-//! Byte order differs between formats: seri values are little-endian, harbor
+//! Byte order differs between formats: seri and sproto values are little-endian, harbor
 //! frame lengths and trailers are big-endian.
 
 pub mod global_name;
@@ -22,6 +23,7 @@ pub mod handle;
 pub mod harbor;
 pub mod master;
 pub mod seri;
+pub mod sproto;
 
 pub use global_name::{GlobalName, NameError};
 pub use handle::{Handle, HandleError};
