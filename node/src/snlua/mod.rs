@@ -1,7 +1,8 @@
 //! snlua: the service module that runs one Lua 5.5 state per service, and the
 //! native Lua modules it provides (`skynet.core`, `skynet.profile`,
-//! `skynet.codecache`, `skynet.socketdriver`, `skynet.stm`,
-//! `skynet.multicast.core`), all found through `package.preload` — no `.so` needed.
+//! `skynet.codecache`, `skynet.socketdriver` and the others listed in
+//! `install_native_modules`), all found through `package.preload` — no `.so`
+//! needed.
 //!
 //! Start-up follows skynet's snlua: `init` sends the argument string to the
 //! service itself as its first message; that message creates the state, sets
@@ -30,6 +31,7 @@ pub mod multicast;
 pub mod profile;
 pub mod seri;
 pub mod socketdriver;
+pub mod sproto;
 pub mod stdlibs;
 pub mod stm;
 pub mod testing;
@@ -492,6 +494,8 @@ unsafe fn install_native_modules(l: State) {
         (c"skynet.socketdriver", socketdriver::open),
         (c"skynet.stm", stm::open),
         (c"skynet.multicast.core", multicast::open),
+        (c"sproto.core", sproto::open),
+        (c"sprotoparser.core", sproto::open_parser),
     ] {
         lua_pushcfunction(l, f);
         lua_setfield(l, -2, name.as_ptr());

@@ -1,0 +1,1136 @@
+//! `sproto.core` and `sprotoparser.core`: sproto for Lua, on the format in
+//! `skynet_proto::sproto`.
+//!
+//! `sproto.core` has the Lua API of skynet's lsproto.c (arguments, results,
+//! error texts), so that skynet's own `sproto.lua` and `sprotoloader.lua`
+//! run on it unchanged. One difference is deliberate: skynet hands out raw
+//! C pointers (lightuserdata) for sproto objects and types, which a forged
+//! or stale value turns into a crash. Here both are full userdata holding an
+//! `Arc` of the schema (a type also holds its index), checked by metatable
+//! on every call; `deleteproto` drops the object's reference, and types
+//! already handed out stay valid. "response nil" is still the NULL
+//! lightuserdata, which encode/decode treat as "no content" as skynet does.
+//!
+//! `saveproto`/`loadproto` use 16 process-wide slots shared by every service.
+//!
+//! Encoding reads Lua tables, which may run metamethods (`__index`,
+//! `__pairs`) and so raise errors or call `encode` again. The encode buffer
+//! belongs to the module (upvalue 2); an encode runs under `lua_pcall` so that
+//! the buffer is released whatever happens, and a nested encode (from a
+//! metamethod) gets a buffer of its own. Decoding only creates tables and
+//! needs no buffer.
+//!
+//! `sprotoparser.core.parse(text [, name])` compiles schema text natively
+//! (skynet's parser needs lpeg).
+
+use super::block::bytes_arg;
+use super::lua::*;
+use super::shared;
+use parking_lot::Mutex;
+use skynet_proto::sproto::{
+    self, DecodeError, DecodeVisitor, EncodeError, EncodeSource, Field, Kind, Part, Schema, Type,
+    Value, MAX_DEPTH, MAX_SIZE,
+};
+use std::ffi::{c_int, c_void, CStr};
+use std::sync::Arc;
+
+/// Number of process-wide schema slots (`saveproto`/`loadproto`).
+pub const MAX_GLOBAL_SPROTO: usize = 16;
+
+static GLOBAL_SPROTO: [Mutex<Option<Arc<Schema>>>; MAX_GLOBAL_SPROTO] =
+    [const { Mutex::new(None) }; MAX_GLOBAL_SPROTO];
+
+const SPROTO_MT: &CStr = c"skynet.sproto";
+const TYPE_MT: &CStr = c"skynet.sproto.type";
+const WORKSPACE_MT: &CStr = c"skynet.sproto.workspace";
+
+// Upvalues of the sproto.core functions (1 is the service's Shared, read by
+// `shared`).
+const UP_WORKSPACE: c_int = 2;
+const UP_TYPE_MT: c_int = 3;
+const UP_SPROTO_MT: c_int = 4;
+
+/// The Lua object of a schema (`newproto`, `loadproto`). `None` once deleted.
+struct SprotoUd {
+    schema: Option<Arc<Schema>>,
+}
+
+/// The Lua object of a type (`querytype`, `protocol`).
+struct TypeUd {
+    schema: Option<Arc<Schema>>,
+    index: usize,
+}
+
+/// The encode and pack buffers of one Lua state.
+struct Workspace {
+    buf: Vec<u8>,
+    pack: Vec<u8>,
+    /// An encode is using `buf`.
+    busy: bool,
+    /// The message of an encode error, raised once the protected call is over.
+    err: Option<String>,
+}
+
+/// A buffer grown past this by one big message is given back afterwards.
+const KEEP_CAPACITY: usize = 1 << 20;
+
+const FUNCS: &[(&CStr, lua_CFunction)] = &[
+    (c"newproto", lnewproto),
+    (c"deleteproto", ldeleteproto),
+    (c"dumpproto", ldumpproto),
+    (c"querytype", lquerytype),
+    (c"encode", lencode),
+    (c"decode", ldecode),
+    (c"pack", lpack),
+    (c"unpack", lunpack),
+    (c"protocol", lprotocol),
+    (c"saveproto", lsaveproto),
+    (c"loadproto", lloadproto),
+    (c"default", ldefault),
+];
+
+unsafe extern "C-unwind" fn gc_sproto(l: State) -> c_int {
+    let p = lua_touserdata(l, 1) as *mut SprotoUd;
+    if !p.is_null() {
+        // SAFETY: the metatable is only set on SprotoUd blocks; taking the
+        // Arc leaves a valid (deleted) object behind.
+        drop((*p).schema.take());
+    }
+    0
+}
+
+unsafe extern "C-unwind" fn gc_type(l: State) -> c_int {
+    let p = lua_touserdata(l, 1) as *mut TypeUd;
+    if !p.is_null() {
+        // SAFETY: as in gc_sproto, for TypeUd blocks.
+        drop((*p).schema.take());
+    }
+    0
+}
+
+unsafe extern "C-unwind" fn gc_workspace(l: State) -> c_int {
+    let p = lua_touserdata(l, 1) as *mut Workspace;
+    if !p.is_null() {
+        // SAFETY: a Workspace block; the buffers are replaced by empty ones
+        // (no allocation), so a second call finds nothing to free.
+        let ws = &mut *p;
+        ws.buf = Vec::new();
+        ws.pack = Vec::new();
+        ws.err = None;
+    }
+    0
+}
+
+/// Pushes the metatable `name` (created on first use) with `__gc = gc`.
+unsafe fn push_metatable(l: State, name: &CStr, gc: lua_CFunction) {
+    if luaL_newmetatable(l, name.as_ptr()) != 0 {
+        lua_pushcfunction(l, gc);
+        lua_setfield(l, -2, c"__gc".as_ptr());
+        push_str(l, "sproto");
+        lua_setfield(l, -2, c"__metatable".as_ptr());
+    }
+}
+
+/// Pushes a new Workspace userdata.
+unsafe fn push_workspace(l: State) -> *mut Workspace {
+    let p = lua_newuserdatauv(l, std::mem::size_of::<Workspace>(), 0) as *mut Workspace;
+    // SAFETY: a fresh block of the right size; Lua aligns userdata for any
+    // C type, which covers Vec and Option.
+    p.write(Workspace {
+        buf: Vec::with_capacity(2048),
+        pack: Vec::new(),
+        busy: false,
+        err: None,
+    });
+    push_metatable(l, WORKSPACE_MT, gc_workspace);
+    lua_setmetatable(l, -2);
+    p
+}
+
+/// `require "sproto.core"`.
+pub unsafe extern "C-unwind" fn open(l: State) -> c_int {
+    lua_getfield(l, LUA_REGISTRYINDEX, c"skynet_context".as_ptr());
+    let sh = lua_touserdata(l, -1);
+    lua_pop(l, 1);
+    if sh.is_null() {
+        raise_here(l, "Init skynet context first".to_string());
+    }
+    lua_createtable(l, 0, FUNCS.len() as c_int);
+    lua_pushlightuserdata(l, sh);
+    push_workspace(l);
+    push_metatable(l, TYPE_MT, gc_type);
+    push_metatable(l, SPROTO_MT, gc_sproto);
+    set_funcs(l, FUNCS, 4);
+    1
+}
+
+unsafe fn arg_error(l: State, arg: c_int, msg: &CStr) -> ! {
+    luaL_argerror(l, arg, msg.as_ptr());
+    unreachable!("luaL_argerror returns only by raising")
+}
+
+/// True if the value at `idx` is a full userdata with the metatable in upvalue `up`.
+unsafe fn has_metatable(l: State, idx: c_int, up: c_int) -> bool {
+    if lua_type(l, idx) != LUA_TUSERDATA || lua_getmetatable(l, idx) == 0 {
+        return false;
+    }
+    let same = lua_rawequal(l, -1, lua_upvalueindex(up)) != 0;
+    lua_pop(l, 1);
+    same
+}
+
+/// The schema of the sproto object at `idx`, or an argument error.
+unsafe fn sproto_arg<'a>(l: State, idx: c_int, msg: &CStr) -> &'a Arc<Schema> {
+    if has_metatable(l, idx, UP_SPROTO_MT) {
+        // SAFETY: the metatable is set only on SprotoUd blocks, and the
+        // block lives while it is on the stack.
+        if let Some(s) = &(*(lua_touserdata(l, idx) as *const SprotoUd)).schema {
+            return s;
+        }
+    }
+    arg_error(l, idx, msg)
+}
+
+/// The type at `idx`: `None` for nil or NULL ("response nil").
+unsafe fn type_arg<'a>(l: State, idx: c_int) -> Option<(&'a Schema, usize)> {
+    match lua_type(l, idx) {
+        LUA_TNIL | LUA_TNONE => return None,
+        LUA_TLIGHTUSERDATA if lua_touserdata(l, idx).is_null() => return None,
+        _ => {}
+    }
+    if has_metatable(l, idx, UP_TYPE_MT) {
+        // SAFETY: as in sproto_arg, for TypeUd blocks.
+        let t = &*(lua_touserdata(l, idx) as *const TypeUd);
+        if let Some(s) = &t.schema {
+            return Some((s, t.index));
+        }
+    }
+    arg_error(l, idx, c"Need a sproto_type object")
+}
+
+/// Pushes the type object of type `index`. The sproto object at `owner`
+/// caches them in its user value, so one sproto object gives one object per
+/// type (as skynet's pointers are).
+unsafe fn push_type(l: State, owner: c_int, schema: &Arc<Schema>, index: usize) {
+    lua_getiuservalue(l, owner, 1);
+    if lua_rawgeti(l, -1, index as lua_Integer + 1) == LUA_TUSERDATA {
+        lua_remove(l, -2);
+        return;
+    }
+    lua_pop(l, 1);
+    let p = lua_newuserdatauv(l, std::mem::size_of::<TypeUd>(), 0) as *mut TypeUd;
+    // SAFETY: a fresh block of the right size (see push_workspace); it is
+    // valid (with no schema) before anything that may raise, and takes its
+    // reference to the schema only once nothing can.
+    p.write(TypeUd {
+        schema: None,
+        index,
+    });
+    lua_pushvalue(l, lua_upvalueindex(UP_TYPE_MT));
+    lua_setmetatable(l, -2);
+    (*p).schema = Some(schema.clone());
+    lua_pushvalue(l, -1);
+    lua_rawseti(l, -3, index as lua_Integer + 1);
+    lua_remove(l, -2);
+}
+
+/// Pushes a sproto object with no schema yet (the caller sets it once
+/// nothing more can raise).
+unsafe fn push_sproto(l: State) -> *mut SprotoUd {
+    let p = lua_newuserdatauv(l, std::mem::size_of::<SprotoUd>(), 1) as *mut SprotoUd;
+    // SAFETY: a fresh block of the right size (see push_workspace).
+    p.write(SprotoUd { schema: None });
+    lua_pushvalue(l, lua_upvalueindex(UP_SPROTO_MT));
+    lua_setmetatable(l, -2);
+    lua_newtable(l);
+    lua_setiuservalue(l, -2, 1);
+    p
+}
+
+/// newproto(bin): a sproto object, or nil and the reason.
+unsafe extern "C-unwind" fn lnewproto(l: State) -> c_int {
+    let bin = check_bytes(l, 1);
+    let ud = push_sproto(l);
+    match Schema::from_binary(bin) {
+        Ok(s) => {
+            // SAFETY: the object just pushed; nothing raises from here on.
+            (*ud).schema = Some(Arc::new(s));
+            1
+        }
+        Err(e) => {
+            // Kept from the destructor-skipping unwind of a memory error.
+            let msg = std::mem::ManuallyDrop::new(e.to_string());
+            drop(e);
+            lua_pushnil(l);
+            push_str(l, &msg);
+            drop(std::mem::ManuallyDrop::into_inner(msg));
+            2
+        }
+    }
+}
+
+unsafe extern "C-unwind" fn ldeleteproto(l: State) -> c_int {
+    if !has_metatable(l, 1, UP_SPROTO_MT) {
+        arg_error(l, 1, c"Need a sproto object");
+    }
+    // SAFETY: a SprotoUd block (checked by metatable) on the stack.
+    let schema = (*(lua_touserdata(l, 1) as *mut SprotoUd)).schema.take();
+    drop(schema);
+    0
+}
+
+unsafe extern "C-unwind" fn ldumpproto(l: State) -> c_int {
+    let text = sproto_arg(l, 1, c"Need a sproto_type object").dump();
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_all(text.as_bytes());
+    let _ = out.flush();
+    0
+}
+
+unsafe extern "C-unwind" fn lquerytype(l: State) -> c_int {
+    let schema = sproto_arg(l, 1, c"Need a sproto object");
+    let name = check_bytes(l, 2);
+    match schema.type_index(name) {
+        Some(i) => {
+            push_type(l, 1, schema, i);
+            1
+        }
+        None => 0,
+    }
+}
+
+/// protocol(sp, name or tag): tag or name, request type, response type
+/// (NULL for `response nil`); nothing for an unknown protocol.
+unsafe extern "C-unwind" fn lprotocol(l: State) -> c_int {
+    let schema = sproto_arg(l, 1, c"Need a sproto_type object");
+    let p = if lua_type(l, 2) == LUA_TNUMBER {
+        let tag = lua_tointegerx(l, 2, std::ptr::null_mut());
+        let Some(p) = schema.protocol_by_tag(tag) else {
+            return 0;
+        };
+        push_str(l, p.name());
+        p
+    } else {
+        let Some(name) = (if lua_type(l, 2) == LUA_TSTRING {
+            to_bytes(l, 2)
+        } else {
+            None
+        }) else {
+            arg_error(l, 2, c"Should be number or string")
+        };
+        let Some(p) = schema.protocol_by_name(name) else {
+            return 0;
+        };
+        lua_pushinteger(l, lua_Integer::from(p.tag));
+        p
+    };
+    match p.request {
+        Some(t) => push_type(l, 1, schema, t),
+        None => lua_pushnil(l),
+    }
+    match p.response {
+        Some(t) => push_type(l, 1, schema, t),
+        None if p.confirm => lua_pushlightuserdata(l, std::ptr::null_mut()),
+        None => lua_pushnil(l),
+    }
+    3
+}
+
+unsafe fn slot_arg(l: State, idx: c_int) -> usize {
+    let i = luaL_optinteger(l, idx, 0);
+    if !(0..MAX_GLOBAL_SPROTO as lua_Integer).contains(&i) {
+        raise_here(l, format!("Invalid global slot index {i}"));
+    }
+    i as usize
+}
+
+/// saveproto(sp [, slot]): shares the schema with every service (nil clears).
+unsafe extern "C-unwind" fn lsaveproto(l: State) -> c_int {
+    let slot = slot_arg(l, 2);
+    let schema = if lua_isnil(l, 1) != 0 {
+        None
+    } else {
+        Some(sproto_arg(l, 1, c"Need a sproto object").clone())
+    };
+    let old = std::mem::replace(&mut *GLOBAL_SPROTO[slot].lock(), schema);
+    drop(old);
+    0
+}
+
+unsafe extern "C-unwind" fn lloadproto(l: State) -> c_int {
+    let slot = slot_arg(l, 1);
+    if GLOBAL_SPROTO[slot].lock().is_none() {
+        raise_here(l, format!("nil sproto at index {slot}"));
+    }
+    let ud = push_sproto(l);
+    // SAFETY: the object just pushed; nothing raises from here on. (A slot
+    // emptied meanwhile leaves a deleted object, an error on first use.)
+    (*ud).schema = GLOBAL_SPROTO[slot].lock().clone();
+    1
+}
+
+// ---- encode ---------------------------------------------------------------
+
+enum EncodeFailure {
+    Limit(EncodeError),
+    Msg(String),
+}
+
+impl From<EncodeError> for EncodeFailure {
+    fn from(e: EncodeError) -> Self {
+        EncodeFailure::Limit(e)
+    }
+}
+
+#[derive(Clone, Copy)]
+enum Walk {
+    /// `t[1], t[2], ...` (lua_geti).
+    Index,
+    /// `next`, the key kept in the slot.
+    Next { key: c_int },
+    /// A `__pairs` iterator: function, state and control variable in three slots.
+    Pairs { func: c_int },
+}
+
+#[derive(Clone, Copy)]
+struct ArrayFrame {
+    container: c_int,
+    walk: Walk,
+    /// Map entries: the slots of the current key and value.
+    entry_key: c_int,
+    entry_value: c_int,
+}
+
+const NO_ARRAY: ArrayFrame = ArrayFrame {
+    container: 0,
+    walk: Walk::Index,
+    entry_key: 0,
+    entry_value: 0,
+};
+
+/// Reads the values of an encode from the Lua stack. Every value the encoder
+/// is working on sits on the stack; the frames only say where.
+struct LuaSource {
+    l: State,
+    structs: [c_int; MAX_DEPTH + 2],
+    nstructs: usize,
+    arrays: [ArrayFrame; MAX_DEPTH + 2],
+    narrays: usize,
+}
+
+unsafe fn type_mismatch(l: State, ty: &Type, f: &Field, index: usize, want: &str) -> EncodeFailure {
+    EncodeFailure::Msg(format!(
+        "{}.{}[{index}] is not {want} (Is a {})",
+        ty.name(),
+        f.name(),
+        type_name(l, -1)
+    ))
+}
+
+impl EncodeSource for LuaSource {
+    type Error = EncodeFailure;
+
+    #[inline]
+    fn field(&mut self, _ty: &Type, f: &Field) -> Result<bool, EncodeFailure> {
+        let t = self.structs[self.nstructs - 1];
+        // SAFETY: `t` is a live stack slot of this state (see LuaSource).
+        unsafe {
+            if lua_getfield(self.l, t, f.cname().as_ptr()) == LUA_TNIL {
+                lua_pop(self.l, 1);
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+
+    fn entry_part(&mut self, part: Part) {
+        let a = self.arrays[self.narrays - 1];
+        let slot = if part == Part::Key {
+            a.entry_key
+        } else {
+            a.entry_value
+        };
+        // SAFETY: the slots were filled by next_element.
+        unsafe { lua_pushvalue(self.l, slot) };
+    }
+
+    fn end_entry(&mut self) {
+        let a = self.arrays[self.narrays - 1];
+        // SAFETY: drops the entry's value (and anything left above it).
+        unsafe { lua_settop(self.l, a.entry_value - 1) };
+    }
+
+    #[inline]
+    fn integer(&mut self, ty: &Type, f: &Field, index: usize) -> Result<i64, EncodeFailure> {
+        let l = self.l;
+        // SAFETY: the current value is on the top of the stack.
+        unsafe {
+            let mut isnum = 0;
+            let v = lua_tointegerx(l, -1, &mut isnum);
+            if isnum == 0 {
+                return Err(type_mismatch(l, ty, f, index, "an integer"));
+            }
+            lua_pop(l, 1);
+            Ok(v)
+        }
+    }
+
+    #[inline]
+    fn number(&mut self, ty: &Type, f: &Field, index: usize) -> Result<f64, EncodeFailure> {
+        let l = self.l;
+        // SAFETY: as in `integer`.
+        unsafe {
+            let mut isnum = 0;
+            let v = lua_tonumberx(l, -1, &mut isnum);
+            if isnum == 0 {
+                return Err(type_mismatch(l, ty, f, index, "a number"));
+            }
+            lua_pop(l, 1);
+            Ok(v)
+        }
+    }
+
+    #[inline]
+    fn boolean(&mut self, ty: &Type, f: &Field, index: usize) -> Result<bool, EncodeFailure> {
+        let l = self.l;
+        // SAFETY: as in `integer`.
+        unsafe {
+            if lua_type(l, -1) != LUA_TBOOLEAN {
+                return Err(type_mismatch(l, ty, f, index, "a boolean"));
+            }
+            let b = lua_toboolean(l, -1) != 0;
+            lua_pop(l, 1);
+            Ok(b)
+        }
+    }
+
+    #[inline]
+    fn string(
+        &mut self,
+        ty: &Type,
+        f: &Field,
+        index: usize,
+        out: &mut Vec<u8>,
+    ) -> Result<(), EncodeFailure> {
+        let l = self.l;
+        // SAFETY: as in `integer`; the bytes are copied before the string
+        // leaves the stack.
+        unsafe {
+            if lua_type(l, -1) != LUA_TSTRING {
+                return Err(type_mismatch(l, ty, f, index, "a string"));
+            }
+            let s = to_bytes(l, -1).unwrap_or_default();
+            if s.len() > MAX_SIZE {
+                return Err(EncodeError::TooLarge.into());
+            }
+            out.extend_from_slice(s);
+            lua_pop(l, 1);
+        }
+        Ok(())
+    }
+
+    fn begin_struct(&mut self, ty: &Type, f: &Field, index: usize) -> Result<(), EncodeFailure> {
+        let l = self.l;
+        // SAFETY: the current value is on the top of the stack.
+        unsafe {
+            let t = lua_type(l, -1);
+            if t != LUA_TTABLE && (t != LUA_TUSERDATA || lua_getmetatable(l, -1) == 0) {
+                return Err(type_mismatch(l, ty, f, index, "a table"));
+            }
+            if t == LUA_TUSERDATA {
+                lua_pop(l, 1);
+            }
+            luaL_checkstack(l, 8, std::ptr::null());
+            if self.nstructs == self.structs.len() {
+                return Err(EncodeError::TooDeep.into());
+            }
+            self.structs[self.nstructs] = lua_gettop(l);
+        }
+        self.nstructs += 1;
+        Ok(())
+    }
+
+    fn end_struct(&mut self) {
+        self.nstructs -= 1;
+        // SAFETY: pops the struct (the slot begin_struct recorded) and above.
+        unsafe { lua_settop(self.l, self.structs[self.nstructs] - 1) };
+    }
+
+    fn begin_array(&mut self, ty: &Type, f: &Field) -> Result<(), EncodeFailure> {
+        let l = self.l;
+        if self.narrays == self.arrays.len() {
+            return Err(EncodeError::TooDeep.into());
+        }
+        // SAFETY: the container is on the top of the stack; everything
+        // pushed here stays above it until end_array.
+        unsafe {
+            luaL_checkstack(l, 8, std::ptr::null());
+            let container = lua_gettop(l);
+            let keyed = f.key.is_some();
+            let has_pairs = luaL_getmetafield(l, container, c"__pairs".as_ptr()) != LUA_TNIL;
+            let walk = if has_pairs && keyed {
+                lua_pushvalue(l, container);
+                lua_call(l, 1, 3);
+                Walk::Pairs {
+                    func: container + 1,
+                }
+            } else {
+                if has_pairs {
+                    lua_pop(l, 1);
+                } else if lua_type(l, container) != LUA_TTABLE {
+                    return Err(EncodeFailure::Msg(format!(
+                        "{}.{}(1) should be a table or an userdata with metamethods (Is a {})",
+                        ty.name(),
+                        f.name(),
+                        type_name(l, container)
+                    )));
+                }
+                if keyed {
+                    lua_pushnil(l);
+                    Walk::Next { key: container + 1 }
+                } else {
+                    Walk::Index
+                }
+            };
+            self.arrays[self.narrays] = ArrayFrame {
+                container,
+                walk,
+                ..NO_ARRAY
+            };
+        }
+        self.narrays += 1;
+        Ok(())
+    }
+
+    fn next_element(&mut self, _ty: &Type, f: &Field, index: usize) -> Result<bool, EncodeFailure> {
+        let l = self.l;
+        let a = &mut self.arrays[self.narrays - 1];
+        // SAFETY: the frame's slots are live (begin_array); each branch
+        // leaves the element (or a map entry's key and value) on the top.
+        unsafe {
+            let key_slot = match a.walk {
+                Walk::Index => {
+                    if lua_geti(l, a.container, index as lua_Integer) == LUA_TNIL {
+                        lua_pop(l, 1);
+                        return Ok(false);
+                    }
+                    return Ok(true);
+                }
+                Walk::Next { key } => {
+                    lua_pushvalue(l, key);
+                    if lua_next(l, a.container) == 0 {
+                        return Ok(false);
+                    }
+                    key
+                }
+                Walk::Pairs { func } => {
+                    lua_pushvalue(l, func);
+                    lua_pushvalue(l, func + 1);
+                    lua_pushvalue(l, func + 2);
+                    lua_call(l, 2, 2);
+                    if lua_isnil(l, -2) != 0 {
+                        lua_pop(l, 2);
+                        return Ok(false);
+                    }
+                    func + 2
+                }
+            };
+            // key, value on the top: keep the key for the next step.
+            lua_pushvalue(l, -2);
+            lua_replace(l, key_slot);
+            lua_remove(l, -2);
+            if f.map {
+                a.entry_key = key_slot;
+                a.entry_value = lua_gettop(l);
+            }
+        }
+        Ok(true)
+    }
+
+    fn end_array(&mut self) {
+        self.narrays -= 1;
+        // SAFETY: pops the container and the walk's slots.
+        unsafe { lua_settop(self.l, self.arrays[self.narrays].container - 1) };
+    }
+}
+
+/// The protected part of `encode`: arguments schema (lightuserdata), type
+/// index, table, workspace.
+unsafe extern "C-unwind" fn encode_protected(l: State) -> c_int {
+    // SAFETY (all of this function): lencode passes a schema that the type
+    // object on its stack keeps alive, and a workspace marked busy for this
+    // call only. Nothing here owns a value with a destructor while Lua may
+    // raise: the buffer belongs to the workspace, the source holds stack
+    // indices, and error texts go to the workspace before returning.
+    let schema = &*(lua_touserdata(l, 1) as *const Schema);
+    let index = lua_tointegerx(l, 2, std::ptr::null_mut()) as usize;
+    let ws = &mut *(lua_touserdata(l, 4) as *mut Workspace);
+    let t = lua_type(l, 3);
+    if t != LUA_TTABLE && (t != LUA_TUSERDATA || lua_getmetatable(l, 3) == 0) {
+        ws.err = Some(format!(
+            "bad argument #2 to 'encode' (table expected, got {})",
+            type_name(l, 3)
+        ));
+        return 0;
+    }
+    lua_settop(l, 3);
+    let mut src = LuaSource {
+        l,
+        structs: [0; MAX_DEPTH + 2],
+        nstructs: 1,
+        arrays: [NO_ARRAY; MAX_DEPTH + 2],
+        narrays: 0,
+    };
+    src.structs[0] = 3;
+    ws.buf.clear();
+    match sproto::encode(schema, index, &mut src, &mut ws.buf) {
+        Ok(()) => {
+            push_bytes(l, &ws.buf);
+            1
+        }
+        Err(EncodeFailure::Limit(e)) => {
+            ws.err = Some(e.to_string());
+            0
+        }
+        Err(EncodeFailure::Msg(m)) => {
+            ws.err = Some(m);
+            0
+        }
+    }
+}
+
+/// encode(type, table): the encoded string; encode(nil or NULL, nil) is "".
+unsafe extern "C-unwind" fn lencode(l: State) -> c_int {
+    let Some((schema, index)) = type_arg(l, 1) else {
+        luaL_checktype(l, 2, LUA_TNIL);
+        push_str(l, "");
+        return 1;
+    };
+    lua_settop(l, 2);
+    let mut ws = lua_touserdata(l, lua_upvalueindex(UP_WORKSPACE)) as *mut Workspace;
+    // SAFETY: upvalue 2 is this module's Workspace; a nested encode (from a
+    // metamethod of the outer one) makes its own, kept on the stack. The
+    // schema lives in the type object at index 1 for the whole call.
+    if (*ws).busy {
+        ws = push_workspace(l);
+    }
+    (*ws).busy = true;
+    (*ws).err = None;
+    lua_pushcfunction(l, encode_protected);
+    lua_pushlightuserdata(l, schema as *const Schema as *mut c_void);
+    lua_pushinteger(l, index as lua_Integer);
+    lua_pushvalue(l, 2);
+    lua_pushlightuserdata(l, ws as *mut c_void);
+    let r = lua_pcall(l, 4, 1, 0);
+    (*ws).busy = false;
+    if (*ws).buf.capacity() > KEEP_CAPACITY {
+        (*ws).buf = Vec::with_capacity(2048);
+    }
+    if r != LUA_OK {
+        lua_error(l);
+    }
+    if let Some(msg) = (*ws).err.take() {
+        raise_here(l, msg);
+    }
+    1
+}
+
+// ---- decode ---------------------------------------------------------------
+
+enum DecodeFailure {
+    Decode(DecodeError),
+    Msg(String),
+}
+
+impl From<DecodeError> for DecodeFailure {
+    fn from(e: DecodeError) -> Self {
+        DecodeFailure::Decode(e)
+    }
+}
+
+#[derive(Clone, Copy)]
+enum Frame {
+    /// A struct table; `key` is the slot collecting its main-index field.
+    Table {
+        t: c_int,
+        key: c_int,
+        key_tag: i32,
+    },
+    /// A map entry: the slots of its key and value.
+    Entry {
+        k: c_int,
+        v: c_int,
+        ktag: u16,
+        vtag: u16,
+    },
+    Array {
+        a: c_int,
+    },
+}
+
+/// Builds the decoded tables on the Lua stack.
+struct LuaSink {
+    l: State,
+    frames: [Frame; 2 * MAX_DEPTH + 4],
+    n: usize,
+}
+
+impl LuaSink {
+    fn push_frame(&mut self, f: Frame) -> Result<(), DecodeFailure> {
+        if self.n == self.frames.len() {
+            return Err(DecodeError::TooDeep.into());
+        }
+        self.frames[self.n] = f;
+        self.n += 1;
+        Ok(())
+    }
+
+    /// Stores the value on the top of the stack as field `f` of the current struct.
+    #[inline]
+    unsafe fn store(&mut self, f: &Field) {
+        let l = self.l;
+        match self.frames[self.n - 1] {
+            Frame::Table { t, key, key_tag } => {
+                if key_tag == i32::from(f.tag) && !f.array {
+                    lua_pushvalue(l, -1);
+                    lua_replace(l, key);
+                }
+                lua_setfield(l, t, f.cname().as_ptr());
+            }
+            Frame::Entry { k, v, ktag, vtag } => {
+                if f.tag == ktag {
+                    lua_replace(l, k);
+                } else if f.tag == vtag {
+                    lua_replace(l, v);
+                } else {
+                    lua_pop(l, 1);
+                }
+            }
+            Frame::Array { .. } => lua_pop(l, 1),
+        }
+    }
+
+    #[inline]
+    unsafe fn push_value(&self, v: Value<'_>) {
+        match v {
+            Value::Integer(i) => lua_pushinteger(self.l, i),
+            Value::Real(r) => lua_pushnumber(self.l, r),
+            Value::Boolean(b) => lua_pushboolean(self.l, c_int::from(b)),
+            Value::Bytes(b) => push_bytes(self.l, b),
+        }
+    }
+
+    fn array_slot(&self) -> c_int {
+        match self.frames[self.n - 1] {
+            Frame::Array { a } => a,
+            _ => 0,
+        }
+    }
+}
+
+fn clamp(n: usize) -> c_int {
+    n.min(1 << 16) as c_int
+}
+
+impl DecodeVisitor for LuaSink {
+    type Error = DecodeFailure;
+
+    #[inline]
+    fn value(
+        &mut self,
+        _ty: &Type,
+        f: &Field,
+        index: usize,
+        v: Value<'_>,
+    ) -> Result<(), DecodeFailure> {
+        // SAFETY: the frames name live slots of this state; a value is
+        // pushed then stored, leaving the stack as it was.
+        unsafe {
+            self.push_value(v);
+            if index == 0 {
+                self.store(f);
+            } else {
+                lua_rawseti(self.l, self.array_slot(), index as lua_Integer);
+            }
+        }
+        Ok(())
+    }
+
+    fn begin_array(&mut self, _ty: &Type, f: &Field, len: usize) -> Result<(), DecodeFailure> {
+        // SAFETY: pushes the array table, which stays until end_array.
+        unsafe {
+            luaL_checkstack(self.l, 8, std::ptr::null());
+            if f.key.is_some() {
+                lua_createtable(self.l, 0, clamp(len));
+            } else {
+                lua_createtable(self.l, clamp(len), 0);
+            }
+            self.push_frame(Frame::Array {
+                a: lua_gettop(self.l),
+            })
+        }
+    }
+
+    fn end_array(&mut self, _ty: &Type, f: &Field) -> Result<(), DecodeFailure> {
+        self.n -= 1;
+        // SAFETY: the array table is on the top.
+        unsafe { self.store(f) };
+        Ok(())
+    }
+
+    fn begin_struct(
+        &mut self,
+        _ty: &Type,
+        f: &Field,
+        index: usize,
+        sub: &Type,
+        words: usize,
+    ) -> Result<(), DecodeFailure> {
+        let l = self.l;
+        // SAFETY: pushes the struct's slots, which stay until end_struct.
+        unsafe {
+            luaL_checkstack(l, 8, std::ptr::null());
+            if f.map && index > 0 {
+                lua_pushnil(l);
+                lua_pushnil(l);
+                let top = lua_gettop(l);
+                return self.push_frame(Frame::Entry {
+                    k: top - 1,
+                    v: top,
+                    ktag: sub.fields[0].tag,
+                    vtag: sub.fields[1].tag,
+                });
+            }
+            lua_createtable(l, 0, clamp(words));
+            let t = lua_gettop(l);
+            match (index > 0, f.key) {
+                (true, Some(k)) => {
+                    lua_pushnil(l);
+                    self.push_frame(Frame::Table {
+                        t,
+                        key: t + 1,
+                        key_tag: i32::from(k),
+                    })
+                }
+                _ => self.push_frame(Frame::Table {
+                    t,
+                    key: 0,
+                    key_tag: -1,
+                }),
+            }
+        }
+    }
+
+    fn end_struct(
+        &mut self,
+        _ty: &Type,
+        f: &Field,
+        index: usize,
+        _sub: &Type,
+    ) -> Result<(), DecodeFailure> {
+        let l = self.l;
+        self.n -= 1;
+        let frame = self.frames[self.n];
+        // SAFETY: the slots of `frame` are the top of the stack; the parent
+        // frame's slots are below them.
+        unsafe {
+            match frame {
+                Frame::Entry { k, v, .. } => {
+                    if lua_isnil(l, k) != 0 {
+                        return Err(DecodeFailure::Msg(format!(
+                            "Can't find key field in [{}]",
+                            f.name()
+                        )));
+                    }
+                    if lua_isnil(l, v) != 0 {
+                        return Err(DecodeFailure::Msg(format!(
+                            "Can't find value field in [{}]",
+                            f.name()
+                        )));
+                    }
+                    lua_rawset(l, self.array_slot());
+                }
+                Frame::Table { t, key, .. } if key != 0 => {
+                    if lua_isnil(l, key) != 0 {
+                        return Err(DecodeFailure::Msg(format!(
+                            "Can't find main index (tag={}) in [{}]",
+                            f.key.unwrap_or_default(),
+                            f.name()
+                        )));
+                    }
+                    lua_pushvalue(l, key);
+                    lua_pushvalue(l, t);
+                    lua_rawset(l, self.array_slot());
+                    lua_settop(l, t - 1);
+                }
+                Frame::Table { .. } if index > 0 => {
+                    lua_rawseti(l, self.array_slot(), index as lua_Integer);
+                }
+                _ => self.store(f),
+            }
+        }
+        Ok(())
+    }
+}
+
+/// decode(type, string or pointer+size [, table]): the table and the number
+/// of bytes used; nothing for a nil type.
+unsafe extern "C-unwind" fn ldecode(l: State) -> c_int {
+    let Some((schema, index)) = type_arg(l, 1) else {
+        return 0;
+    };
+    let sh = shared(l);
+    let data = bytes_arg(l, sh, 2, "sproto.decode");
+    if lua_type(l, -1) != LUA_TTABLE {
+        lua_newtable(l);
+    }
+    let result = lua_gettop(l);
+    let mut sink = LuaSink {
+        l,
+        frames: [Frame::Array { a: 0 }; 2 * MAX_DEPTH + 4],
+        n: 1,
+    };
+    sink.frames[0] = Frame::Table {
+        t: result,
+        key: 0,
+        key_tag: -1,
+    };
+    match sproto::decode(schema, index, data, &mut sink) {
+        Ok(used) => {
+            lua_settop(l, result);
+            lua_pushinteger(l, used as lua_Integer);
+            2
+        }
+        Err(DecodeFailure::Decode(e)) => raise_here(l, e.to_string()),
+        Err(DecodeFailure::Msg(m)) => raise_here(l, m),
+    }
+}
+
+/// default(type): a table with every field's default value.
+unsafe extern "C-unwind" fn ldefault(l: State) -> c_int {
+    let Some((schema, index)) = type_arg(l, 1) else {
+        arg_error(l, 1, c"Need a sproto_type object")
+    };
+    let ty = &schema.types[index];
+    lua_createtable(l, 0, clamp(ty.fields.len()));
+    for f in &ty.fields {
+        push_str(l, f.name());
+        if f.array {
+            lua_createtable(l, 0, 1);
+            push_default(l, schema, f, true);
+            lua_setfield(l, -2, c"__array".as_ptr());
+        } else {
+            push_default(l, schema, f, false);
+        }
+        lua_rawset(l, -3);
+    }
+    1
+}
+
+unsafe fn push_default(l: State, schema: &Schema, f: &Field, in_array: bool) {
+    match f.kind {
+        Kind::Integer => lua_pushinteger(l, 0),
+        Kind::Decimal { .. } | Kind::Double => lua_pushnumber(l, 0.0),
+        Kind::Boolean => lua_pushboolean(l, 0),
+        Kind::String | Kind::Binary => push_str(l, ""),
+        Kind::Struct(i) => {
+            let name = schema.types[i].name();
+            if in_array {
+                push_str(l, name);
+            } else {
+                lua_createtable(l, 0, 1);
+                push_str(l, name);
+                lua_setfield(l, -2, c"__type".as_ptr());
+            }
+        }
+    }
+}
+
+// ---- pack -----------------------------------------------------------------
+
+/// pack(string or pointer+size): the 0-packed string.
+unsafe extern "C-unwind" fn lpack(l: State) -> c_int {
+    let src = bytes_arg(l, shared(l), 1, "sproto.pack");
+    if sproto::pack::packed_bound(src.len()) > MAX_SIZE {
+        raise_here(l, EncodeError::TooLarge.to_string());
+    }
+    // SAFETY: the pack buffer is used by pack/unpack only, which run no Lua
+    // code between filling it and pushing the result.
+    let ws = &mut *(lua_touserdata(l, lua_upvalueindex(UP_WORKSPACE)) as *mut Workspace);
+    ws.pack.clear();
+    sproto::pack(src, &mut ws.pack);
+    push_bytes(l, &ws.pack);
+    1
+}
+
+/// unpack(string or pointer+size): the unpacked string.
+unsafe extern "C-unwind" fn lunpack(l: State) -> c_int {
+    let src = bytes_arg(l, shared(l), 1, "sproto.unpack");
+    // SAFETY: as in lpack.
+    let ws = &mut *(lua_touserdata(l, lua_upvalueindex(UP_WORKSPACE)) as *mut Workspace);
+    ws.pack.clear();
+    if let Err(e) = sproto::unpack(src, &mut ws.pack) {
+        ws.pack.clear();
+        raise_here(l, e.to_string());
+    }
+    push_bytes(l, &ws.pack);
+    if ws.pack.capacity() > KEEP_CAPACITY {
+        ws.pack = Vec::new();
+    }
+    1
+}
+
+// ---- sprotoparser.core ----------------------------------------------------
+
+/// `require "sprotoparser.core"`: `parse(text [, name])`.
+pub unsafe extern "C-unwind" fn open_parser(l: State) -> c_int {
+    lua_createtable(l, 0, 1);
+    set_funcs(l, &[(c"parse", lparse)], 0);
+    1
+}
+
+/// parse(text [, name]): the compiled schema; raises the error (with the
+/// line) for a bad schema.
+unsafe extern "C-unwind" fn lparse(l: State) -> c_int {
+    let text = check_bytes(l, 1);
+    let name = if lua_isnoneornil(l, 2) != 0 {
+        "=text".into()
+    } else {
+        check_str(l, 2)
+    };
+    let r = sproto::parse(text, &name);
+    drop(name);
+    match r {
+        Ok(bin) => {
+            // Kept from the destructor-skipping unwind of a memory error.
+            let bin = std::mem::ManuallyDrop::new(bin);
+            push_bytes(l, &bin);
+            drop(std::mem::ManuallyDrop::into_inner(bin));
+            1
+        }
+        Err(e) => raise(l, e.message),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn global_slots_start_empty_and_hold_a_schema() {
+        let s = Arc::new(Schema::from_binary(&[0, 0]).unwrap());
+        let slot = MAX_GLOBAL_SPROTO - 1;
+        *GLOBAL_SPROTO[slot].lock() = Some(s.clone());
+        assert!(Arc::ptr_eq(
+            GLOBAL_SPROTO[slot].lock().as_ref().unwrap(),
+            &s
+        ));
+        *GLOBAL_SPROTO[slot].lock() = None;
+        assert_eq!(
+            Arc::strong_count(&s),
+            1,
+            "clearing a slot drops its reference"
+        );
+    }
+}
