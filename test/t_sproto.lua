@@ -104,6 +104,26 @@ local function rpc(sp)
 	log("decode into", got == into, show(into), used)
 end
 
+-- Metamethods are honoured; an encode run from a metamethod of another
+-- encode gets a buffer of its own; an error raised by a metamethod
+-- propagates and leaves the module usable.
+local function metamethods(sp)
+	local inner
+	local lazy = setmetatable({}, { __index = function(_, k)
+		if k == "name" then
+			inner = cases.hex(sp:encode("Person", { id = 5 }))
+			return "lazy"
+		end
+	end })
+	local outer = sp:encode("Person", lazy)
+	log("nested encode", cases.hex(outer) == cases.hex(sp:encode("Person", { name = "lazy" })), inner)
+	local proxy = setmetatable({}, { __pairs = function() return next, { [3] = { id = 3 } }, nil end })
+	log("pairs", show((sp:decode("Person", sp:encode("Person", { friends = proxy })))))
+	local bad = setmetatable({}, { __index = function() error "boom" end })
+	log("metamethod error", err(sp.encode, sp, "Person", bad):match "boom")
+	log("after error", cases.hex(sp:encode("Person", { id = 1 })))
+end
+
 local function defaults(sp)
 	local d = sp:default "Person"
 	log("default", show { d.name, d.id, d.height, d.weight, d.alive, d.data, d.phone, d.friends })
@@ -118,6 +138,7 @@ skynet.start(function()
 	cases.vectors(sp, log)
 	rpc(sp)
 	defaults(sp)
+	metamethods(sp)
 	errors(sp)
 
 	-- a deleted schema: its object refuses, types handed out earlier still work

@@ -78,6 +78,11 @@ fn sproto_lua_api_vectors_rpc_loader_and_errors() {
         "default request {id=0,name=} nil",
         "default response {count=0,ok=false}",
         "default bad Invalid type",
+        // metamethods and an encode nested in another
+        "nested encode true 020001000c00",
+        "pairs {friends={3={id=3}}}",
+        "metamethod error boom",
+        "after error 020001000400",
         // errors: bad values, bad arguments, forged objects, malformed input
         "type error Person.id[0] is not an integer (Is a string)",
         "array error Person.scores[3] is not an integer (Is a string)",

@@ -218,7 +218,7 @@ unsafe fn push_type(l: State, owner: c_int, schema: &Arc<Schema>, index: usize) 
         return;
     }
     lua_pop(l, 1);
-    let p = lua_newuserdatauv(l, std::mem::size_of::<TypeUd>(), 0) as *mut TypeUd;
+    let p = lua_newuserdatauv(l, std::mem::size_of::<TypeUd>(), 1) as *mut TypeUd;
     // SAFETY: a fresh block of the right size (see push_workspace); it is
     // valid (with no schema) before anything that may raise, and takes its
     // reference to the schema only once nothing can.
@@ -228,6 +228,8 @@ unsafe fn push_type(l: State, owner: c_int, schema: &Arc<Schema>, index: usize) 
     });
     lua_pushvalue(l, lua_upvalueindex(UP_TYPE_MT));
     lua_setmetatable(l, -2);
+    lua_getiuservalue(l, owner, 2);
+    lua_setiuservalue(l, -2, 1);
     (*p).schema = Some(schema.clone());
     lua_pushvalue(l, -1);
     lua_rawseti(l, -3, index as lua_Integer + 1);
@@ -235,9 +237,9 @@ unsafe fn push_type(l: State, owner: c_int, schema: &Arc<Schema>, index: usize) 
 }
 
 /// Pushes a sproto object with no schema yet (the caller sets it once
-/// nothing more can raise).
+/// nothing more can raise, then calls [`attach_names`]).
 unsafe fn push_sproto(l: State) -> *mut SprotoUd {
-    let p = lua_newuserdatauv(l, std::mem::size_of::<SprotoUd>(), 1) as *mut SprotoUd;
+    let p = lua_newuserdatauv(l, std::mem::size_of::<SprotoUd>(), 2) as *mut SprotoUd;
     // SAFETY: a fresh block of the right size (see push_workspace).
     p.write(SprotoUd { schema: None });
     lua_pushvalue(l, lua_upvalueindex(UP_SPROTO_MT));
@@ -247,14 +249,32 @@ unsafe fn push_sproto(l: State) -> *mut SprotoUd {
     p
 }
 
+/// Gives the sproto object on the top of the stack its second user value:
+/// the field names of the schema as Lua strings, by [`Field::id`]. Encode
+/// and decode index tables with them instead of interning names per field.
+unsafe fn attach_names(l: State, schema: &Schema) {
+    lua_createtable(l, clamp(schema.nfields), 0);
+    for t in &schema.types {
+        for f in &t.fields {
+            push_str(l, f.name());
+            lua_rawseti(l, -2, lua_Integer::from(f.id) + 1);
+        }
+    }
+    lua_setiuservalue(l, -2, 2);
+}
+
 /// newproto(bin): a sproto object, or nil and the reason.
 unsafe extern "C-unwind" fn lnewproto(l: State) -> c_int {
     let bin = check_bytes(l, 1);
     let ud = push_sproto(l);
     match Schema::from_binary(bin) {
         Ok(s) => {
-            // SAFETY: the object just pushed; nothing raises from here on.
+            // SAFETY: the object just pushed, which owns the schema from
+            // here on (the names are made from its copy).
             (*ud).schema = Some(Arc::new(s));
+            if let Some(s) = &(*ud).schema {
+                attach_names(l, s);
+            }
             1
         }
         Err(e) => {
@@ -364,9 +384,13 @@ unsafe extern "C-unwind" fn lloadproto(l: State) -> c_int {
         raise_here(l, format!("nil sproto at index {slot}"));
     }
     let ud = push_sproto(l);
-    // SAFETY: the object just pushed; nothing raises from here on. (A slot
-    // emptied meanwhile leaves a deleted object, an error on first use.)
+    // SAFETY: the object just pushed, which owns its reference from here
+    // on. (A slot emptied meanwhile leaves a deleted object, an error on
+    // first use.)
     (*ud).schema = GLOBAL_SPROTO[slot].lock().clone();
+    if let Some(s) = &(*ud).schema {
+        attach_names(l, s);
+    }
     1
 }
 
@@ -413,10 +437,26 @@ const NO_ARRAY: ArrayFrame = ArrayFrame {
 /// is working on sits on the stack; the frames only say where.
 struct LuaSource {
     l: State,
+    /// The slot of the field-name table (see [`attach_names`]).
+    names: c_int,
     structs: [c_int; MAX_DEPTH + 2],
     nstructs: usize,
     arrays: [ArrayFrame; MAX_DEPTH + 2],
     narrays: usize,
+    /// The stack has room up to this index (checked in steps, not per struct).
+    room: c_int,
+}
+
+impl LuaSource {
+    /// Makes sure 8 more slots can be pushed.
+    #[inline]
+    unsafe fn reserve(&mut self) {
+        let top = lua_gettop(self.l);
+        if top + 8 > self.room {
+            luaL_checkstack(self.l, 40, std::ptr::null());
+            self.room = top + 40;
+        }
+    }
 }
 
 unsafe fn type_mismatch(l: State, ty: &Type, f: &Field, index: usize, want: &str) -> EncodeFailure {
@@ -434,9 +474,11 @@ impl EncodeSource for LuaSource {
     #[inline]
     fn field(&mut self, _ty: &Type, f: &Field) -> Result<bool, EncodeFailure> {
         let t = self.structs[self.nstructs - 1];
-        // SAFETY: `t` is a live stack slot of this state (see LuaSource).
+        // SAFETY: `t` and `names` are live stack slots of this state (see
+        // LuaSource); the name table has a string for every field id.
         unsafe {
-            if lua_getfield(self.l, t, f.cname().as_ptr()) == LUA_TNIL {
+            lua_rawgeti(self.l, self.names, lua_Integer::from(f.id) + 1);
+            if lua_gettable(self.l, t) == LUA_TNIL {
                 lua_pop(self.l, 1);
                 return Ok(false);
             }
@@ -541,7 +583,7 @@ impl EncodeSource for LuaSource {
             if t == LUA_TUSERDATA {
                 lua_pop(l, 1);
             }
-            luaL_checkstack(l, 8, std::ptr::null());
+            self.reserve();
             if self.nstructs == self.structs.len() {
                 return Err(EncodeError::TooDeep.into());
             }
@@ -565,7 +607,7 @@ impl EncodeSource for LuaSource {
         // SAFETY: the container is on the top of the stack; everything
         // pushed here stays above it until end_array.
         unsafe {
-            luaL_checkstack(l, 8, std::ptr::null());
+            self.reserve();
             let container = lua_gettop(l);
             let keyed = f.key.is_some();
             let has_pairs = luaL_getmetafield(l, container, c"__pairs".as_ptr()) != LUA_TNIL;
@@ -656,7 +698,7 @@ impl EncodeSource for LuaSource {
 }
 
 /// The protected part of `encode`: arguments schema (lightuserdata), type
-/// index, table, workspace.
+/// index, table, workspace, field names.
 unsafe extern "C-unwind" fn encode_protected(l: State) -> c_int {
     // SAFETY (all of this function): lencode passes a schema that the type
     // object on its stack keeps alive, and a workspace marked busy for this
@@ -674,15 +716,19 @@ unsafe extern "C-unwind" fn encode_protected(l: State) -> c_int {
         ));
         return 0;
     }
-    lua_settop(l, 3);
+    // The table goes on the top, above the workspace and the names.
+    lua_settop(l, 5);
+    lua_rotate(l, 3, -1);
     let mut src = LuaSource {
         l,
+        names: 4,
         structs: [0; MAX_DEPTH + 2],
         nstructs: 1,
         arrays: [NO_ARRAY; MAX_DEPTH + 2],
         narrays: 0,
+        room: 0,
     };
-    src.structs[0] = 3;
+    src.structs[0] = 5;
     ws.buf.clear();
     match sproto::encode(schema, index, &mut src, &mut ws.buf) {
         Ok(()) => {
@@ -722,7 +768,8 @@ unsafe extern "C-unwind" fn lencode(l: State) -> c_int {
     lua_pushinteger(l, index as lua_Integer);
     lua_pushvalue(l, 2);
     lua_pushlightuserdata(l, ws as *mut c_void);
-    let r = lua_pcall(l, 4, 1, 0);
+    lua_getiuservalue(l, 1, 1);
+    let r = lua_pcall(l, 5, 1, 0);
     (*ws).busy = false;
     if (*ws).buf.capacity() > KEEP_CAPACITY {
         (*ws).buf = Vec::with_capacity(2048);
@@ -772,6 +819,8 @@ enum Frame {
 /// Builds the decoded tables on the Lua stack.
 struct LuaSink {
     l: State,
+    /// The slot of the field-name table (see [`attach_names`]).
+    names: c_int,
     frames: [Frame; 2 * MAX_DEPTH + 4],
     n: usize,
 }
@@ -796,7 +845,9 @@ impl LuaSink {
                     lua_pushvalue(l, -1);
                     lua_replace(l, key);
                 }
-                lua_setfield(l, t, f.cname().as_ptr());
+                lua_rawgeti(l, self.names, lua_Integer::from(f.id) + 1);
+                lua_insert(l, -2);
+                lua_settable(l, t);
             }
             Frame::Entry { k, v, ktag, vtag } => {
                 if f.tag == ktag {
@@ -847,11 +898,17 @@ impl DecodeVisitor for LuaSink {
         // SAFETY: the frames name live slots of this state; a value is
         // pushed then stored, leaving the stack as it was.
         unsafe {
-            self.push_value(v);
-            if index == 0 {
-                self.store(f);
-            } else {
+            if index > 0 {
+                self.push_value(v);
                 lua_rawseti(self.l, self.array_slot(), index as lua_Integer);
+            } else if let Frame::Table { t, key_tag: -1, .. } = self.frames[self.n - 1] {
+                // The common case: the key first, no main index to keep.
+                lua_rawgeti(self.l, self.names, lua_Integer::from(f.id) + 1);
+                self.push_value(v);
+                lua_settable(self.l, t);
+            } else {
+                self.push_value(v);
+                self.store(f);
             }
         }
         Ok(())
@@ -986,8 +1043,10 @@ unsafe extern "C-unwind" fn ldecode(l: State) -> c_int {
         lua_newtable(l);
     }
     let result = lua_gettop(l);
+    lua_getiuservalue(l, 1, 1);
     let mut sink = LuaSink {
         l,
+        names: result + 1,
         frames: [Frame::Array { a: 0 }; 2 * MAX_DEPTH + 4],
         n: 1,
     };

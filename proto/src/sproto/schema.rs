@@ -49,6 +49,9 @@ pub struct Field {
     pub key: Option<u16>,
     /// `*T()`: the array is a map from `T`'s first field to its second.
     pub map: bool,
+    /// The field's position among all fields of the schema (type by type):
+    /// an index for per-field tables kept by a binding.
+    pub id: u32,
 }
 
 impl Field {
@@ -139,6 +142,8 @@ pub struct Schema {
     pub types: Vec<Type>,
     /// In ascending tag order.
     pub protocols: Vec<Protocol>,
+    /// Fields of all types together ([`Field::id`] is below this).
+    pub nfields: usize,
     type_by_name: HashMap<Box<str>, usize>,
     proto_by_name: HashMap<Box<str>, usize>,
 }
@@ -312,6 +317,7 @@ fn import_field(b: &[u8], ntypes: usize, tname: &str) -> Result<Field, SchemaErr
         array,
         key: key.map(|k| k.min(0xffff) as u16),
         map,
+        id: 0,
     })
 }
 
@@ -430,6 +436,14 @@ impl Schema {
                 }
             }
         }
+        let mut id = 0u32;
+        for t in &mut types {
+            for f in &mut t.fields {
+                f.id = id;
+                id += 1;
+            }
+        }
+        let nfields = id as usize;
         let mut protocols = Vec::new();
         for pb in proto_data.unwrap_or_default() {
             protocols.push(import_protocol(pb, ntypes)?);
@@ -446,6 +460,7 @@ impl Schema {
         Ok(Schema {
             types,
             protocols,
+            nfields,
             type_by_name,
             proto_by_name,
         })
