@@ -9,7 +9,7 @@ use skynet_proto::sproto::{
     self, DecodeError, DecodeVisitor, EncodeError, EncodeSource, Field, Part, Schema, Type, Value,
 };
 use support::lua::{self, build_table, Lua};
-use support::{hex, read_tsv, to_hex, vectors_dir};
+use support::{hex, read_tsv, to_hex, vectors_dir, Lcg};
 
 fn addressbook_text() -> Vec<u8> {
     std::fs::read(vectors_dir().join("sproto/addressbook.sproto")).expect("addressbook.sproto")
@@ -836,4 +836,30 @@ fn compiled_schemas_load_and_resolve_nested_names() {
     let b = encode(&s, "Outer", &v).unwrap();
     assert_eq!(&b[..8], &[3, 0, 9, 0, 0, 0, 0, 0]);
     assert_eq!(decode(&s, "Outer", &b).unwrap().0, v);
+}
+
+#[test]
+fn corrupted_input_never_panics() {
+    let s = schema();
+    let msg = hex(&read_tsv("sproto/sproto.tsv")
+        .into_iter()
+        .find(|r| r[4].starts_with("{name=\"Carol\""))
+        .unwrap()[5]);
+    let bin = addressbook_bin();
+    let mut rng = Lcg(7);
+    for _ in 0..20_000 {
+        let mut m = msg.clone();
+        let mut b = bin.clone();
+        for _ in 0..1 + rng.next_below(4) {
+            let i = rng.next_below(m.len());
+            m[i] ^= 1 << rng.next_below(8);
+            let j = rng.next_below(b.len());
+            b[j] ^= 1 << rng.next_below(8);
+        }
+        let _ = decode(&s, "Person", &m);
+        let _ = decode(&s, "AddressBook", &m);
+        let _ = Schema::from_binary(&b);
+        let mut out = Vec::new();
+        let _ = sproto::unpack(&m, &mut out);
+    }
 }

@@ -594,6 +594,9 @@ pub fn parse(text: &[u8], file: &str) -> Result<Vec<u8>, ParseError> {
         }
         resolved.insert(tn.clone(), r);
     }
+    if names.len() > MAX_TAG as usize + 1 {
+        return Err(c.error(1, format!("too many types ({})", names.len())));
+    }
     let id: BTreeMap<&str, u32> = names
         .iter()
         .enumerate()
