@@ -1,7 +1,8 @@
 //! Process tests of `skynet.stm` and `skynet.multicast` (with the
 //! `multicastd` service) on one node: each starts a node whose start service
 //! is `test/t_stm.lua` or `test/t_multicast.lua` and checks everything it
-//! printed, in order. The two-harbor multicast test is in
+//! printed, in order (and `t_sharemap.lua`, sharemap over stm and sproto).
+//! The two-harbor multicast test is in
 //! integration-tests/tests/cluster.rs.
 
 mod common;
@@ -113,4 +114,28 @@ fn multicast_delivers_in_order_once_per_subscriber_and_frees_packages() {
     // The forged delivery is an error in the subscriber, which goes on.
     run.expect("multicast unpack: unknown package");
     assert!(!run.has("panicked"), "{}", run.dump());
+}
+
+#[test]
+fn sharemap_readers_see_commits_after_update() {
+    let run = run("t_sharemap");
+    said_exactly(
+        &run,
+        "t_sharemap",
+        &[
+            "writer reads orc hp=10 pos=(1,2) tags=a alive=nil",
+            "r1 init orc hp=10 pos=(1,2) tags=a alive=nil",
+            "r1 before commit false orc hp=10 pos=(1,2) tags=a alive=nil",
+            "r1 peek orc hp=10 pos=(1,2) tags=a alive=nil",
+            "r1 update true orc hp=7 pos=(1,2) tags=a+b alive=nil",
+            "r1 update again false orc hp=7 pos=(1,2) tags=a+b alive=nil",
+            "r2 init orc hp=7 pos=(1,2) tags=a+b alive=nil",
+            "r2 update true nil hp=0 pos=(5,6) tags=a+b alive=true",
+            "r1 update true nil hp=0 pos=(5,6) tags=a+b alive=true",
+            "r1 write false true",
+            "commit of a bad field false true",
+            "r1 after bad commit false nil hp=0 pos=(5,6) tags=a+b alive=true",
+            "done",
+        ],
+    );
 }
