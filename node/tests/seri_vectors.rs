@@ -213,3 +213,23 @@ fn proxy_that_empties_the_outer_table_while_packed() {
         .unwrap();
     assert_eq!(String::from_utf8_lossy(&got), "true,true");
 }
+
+/// `__pairs` proxies nested in proxies (sharedata's proxies are): after an
+/// inner proxy is packed, the outer iteration goes on where it was.
+#[test]
+fn proxies_nested_in_proxies() {
+    let lua = SeriLua::new();
+    let got = lua
+        .eval(
+            "local function proxy(t)\n\
+                 return setmetatable({}, {__pairs = function() return next, t, nil end})\n\
+             end\n\
+             local inner = proxy({x = 1, y = 2})\n\
+             local outer = proxy({a = inner, b = proxy({z = 3}), c = 'end'})\n\
+             local t = unpack(packstring(outer, 'after'))\n\
+             local _, after = unpack(packstring(outer, 'after'))\n\
+             return t.a.x + t.a.y + t.b.z .. ',' .. t.c .. ',' .. after",
+        )
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&got), "6,end,after");
+}

@@ -191,7 +191,7 @@ unsafe fn pack_proxy(
         lua_pushvalue(l, -3);
         lua_call(l, 2, 2); // k, v
         if lua_type(l, -2) == LUA_TNIL {
-            lua_pop(l, 4);
+            lua_pop(l, 5); // next, t, k and the nil pair
             break;
         }
         let r = pack_at(l, w, -2, depth).and_then(|_| pack_at(l, w, -1, depth));
