@@ -30,6 +30,7 @@ pub mod lua;
 pub mod multicast;
 pub mod profile;
 pub mod seri;
+pub mod sharedata;
 pub mod socketdriver;
 pub mod sproto;
 pub mod stdlibs;
@@ -233,6 +234,9 @@ pub struct Shared {
     pub runtime: Arc<Runtime>,
     /// Shared blocks read during the current message (see [`block`]).
     pins: UnsafeCell<Vec<Arc<block::SharedBlock>>>,
+    /// sharedata objects read or let go during the current message (see
+    /// [`sharedata`]).
+    pub(crate) sd_pins: UnsafeCell<Vec<Arc<sharedata::SdObject>>>,
 }
 
 impl Shared {
@@ -245,6 +249,7 @@ impl Shared {
             forward: Cell::new(false),
             runtime,
             pins: UnsafeCell::new(Vec::new()),
+            sd_pins: UnsafeCell::new(Vec::new()),
         }
     }
 
@@ -271,7 +276,8 @@ impl Shared {
     /// Called by the thread running the service, once no bytes that
     /// [`Shared::pin`] returned are in use (between messages).
     pub unsafe fn unpin_all(&self) {
-        (*self.pins.get()).clear()
+        (*self.pins.get()).clear();
+        (*self.sd_pins.get()).clear();
     }
 
     /// A `Shared` bound to no running service (handle 0), for states that only
@@ -496,6 +502,7 @@ unsafe fn install_native_modules(l: State) {
         (c"skynet.multicast.core", multicast::open),
         (c"sproto.core", sproto::open),
         (c"sprotoparser.core", sproto::open_parser),
+        (c"skynet.sharedata.core", sharedata::open),
     ] {
         lua_pushcfunction(l, f);
         lua_setfield(l, -2, name.as_ptr());

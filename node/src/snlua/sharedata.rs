@@ -1,0 +1,2166 @@
+//! `skynet.sharedata.core`: immutable data trees shared by every service of
+//! the process without copying, with the Lua API of skynet's
+//! lua-sharedata.c, plus native read-only proxies for our own library.
+//!
+//! An object ([`SdObject`]) is built once from a Lua table (by `sharedatad`)
+//! and is then only read, from any worker thread, behind an `Arc`. Its tables
+//! are flattened into a few arrays; string keys are found by a hash probe
+//! (or a scan in small tables), integer keys `1..n` by index.
+//!
+//! Lua code names a table of an object with a lightuserdata *handle*: the
+//! object's id in the high 32 bits, the table's index in the low 32 bits.
+//! Handles travel in messages between `sharedatad` and its readers, so each
+//! one that comes back from Lua is looked up in a process-wide table of live
+//! objects by id: a forged handle, or one of an object already freed, is a
+//! Lua error, never a read of freed memory. Ids are never reused. An object
+//! found this way is pinned in the service until its current message ends
+//! (`Shared::sd_pins`), so a native function may use it across Lua calls,
+//! including calls that run finalizers.
+//!
+//! Lifetime: the service that made an object holds it until `delete` (or
+//! until it exits); each box (skynet's corelib) and each proxy (ours) holds
+//! the version it reads. The memory goes when the last holder lets go.
+//! Independently, `incref`/`decref`/`getref` keep skynet's reference count,
+//! which `sharedatad` uses to decide when to `delete` a retired version;
+//! boxes and root proxies count themselves in it, as skynet's boxes do.
+//!
+//! Proxies (`proxy`, our corelib): a Lua table per proxied table with
+//! `__index`/`__newindex`/`__len`/`__pairs` implemented here. The proxy's
+//! state is a `Node` userdata stored in the table under a private
+//! lightuserdata key; its user values are the parent proxy, its key in the
+//! parent (the root: the data's name), and the cache of child proxies. A
+//! read checks the version's `dirty` flag; when the root has received a newer
+//! version (`proxyupdate`, from the monitor coroutine), the whole cached tree
+//! moves to it at once, and a child whose key is no longer a table there is
+//! orphaned: reading it raises `The key [...] doesn't exist after update`,
+//! as in skynet.
+
+use super::lua::*;
+use super::{shared, Shared};
+use parking_lot::RwLock;
+use std::collections::{HashMap, HashSet};
+use std::ffi::{c_int, c_void, CStr};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, LazyLock, Weak};
+
+// Handles pack an id and a table index into a pointer-sized lightuserdata.
+const _: () = assert!(std::mem::size_of::<usize>() == 8);
+
+/// Tables nested deeper than this are refused by `new`.
+pub const MAX_DEPTH: usize = 256;
+
+/// Tables with at most this many hash entries are scanned, not hashed.
+const LINEAR_MAX: usize = 8;
+
+// ---------------------------------------------------------------------------
+// The tree
+
+/// A string in the object's string pool.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Span {
+    off: u32,
+    len: u32,
+}
+
+/// A value of a shared table.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Value {
+    Nil,
+    Bool(bool),
+    Int(i64),
+    Real(f64),
+    Str(Span),
+    /// Index of a table of the same object.
+    Table(u32),
+}
+
+#[derive(Clone, Copy, Debug)]
+enum Key {
+    Int(i64),
+    Str(Span),
+}
+
+/// A key as a reader asks for it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KeyRef<'a> {
+    Int(i64),
+    Str(&'a [u8]),
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Entry {
+    key: Key,
+    hash: u32,
+    value: Value,
+}
+
+/// Where one table's parts lie in the object's arrays.
+#[derive(Clone, Copy, Debug, Default)]
+struct TableHdr {
+    arr_off: u32,
+    arr_len: u32,
+    ent_off: u32,
+    ent_len: u32,
+    slot_off: u32,
+    /// Probe mask of the slot part; 0 when the entries are scanned.
+    slot_mask: u32,
+}
+
+/// The reference count lives on its own cache line: readers on other threads
+/// only read the rest of the header.
+#[repr(align(64))]
+struct Padded(AtomicI64);
+
+/// One immutable data tree (one version of one name).
+pub struct SdObject {
+    id: u32,
+    tables: Box<[TableHdr]>,
+    values: Box<[Value]>,
+    entries: Box<[Entry]>,
+    /// Open-addressing slots: entry index + 1, 0 for empty.
+    slots: Box<[u32]>,
+    strings: Box<[u8]>,
+    bytes: usize,
+    dirty: AtomicBool,
+    refs: Padded,
+}
+
+fn hash_word(h: u64, w: u64) -> u64 {
+    (h ^ w).wrapping_mul(0x9e37_79b9_7f4a_7c15).rotate_left(29)
+}
+
+fn hash_bytes(b: &[u8]) -> u32 {
+    let mut h = hash_word(0x2545_f491_4f6c_dd1d, b.len() as u64);
+    let mut chunks = b.chunks_exact(8);
+    for c in &mut chunks {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(c);
+        h = hash_word(h, u64::from_le_bytes(w));
+    }
+    let rest = chunks.remainder();
+    if !rest.is_empty() {
+        let mut w = [0u8; 8];
+        w[..rest.len()].copy_from_slice(rest);
+        h = hash_word(h, u64::from_le_bytes(w));
+    }
+    (h ^ (h >> 32)) as u32
+}
+
+fn hash_int(i: i64) -> u32 {
+    let h = hash_word(0x1234_5678_9abc_def1, i as u64);
+    (h ^ (h >> 32)) as u32
+}
+
+/// A key as `nextkey` returns it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KeyOut<'a> {
+    Int(i64),
+    Str(&'a [u8]),
+}
+
+impl SdObject {
+    pub fn id(&self) -> u32 {
+        self.id
+    }
+
+    /// Bytes the object takes (approximately: its arrays and header).
+    pub fn bytes(&self) -> usize {
+        self.bytes
+    }
+
+    pub fn table_count(&self) -> usize {
+        self.tables.len()
+    }
+
+    pub fn is_dirty(&self) -> bool {
+        self.dirty.load(Ordering::Acquire)
+    }
+
+    pub fn mark_dirty(&self) {
+        self.dirty.store(true, Ordering::Release)
+    }
+
+    /// skynet's reference count (see the module doc).
+    pub fn refs(&self) -> i64 {
+        self.refs.0.load(Ordering::Acquire)
+    }
+
+    pub fn incref(&self) -> i64 {
+        self.refs.0.fetch_add(1, Ordering::AcqRel) + 1
+    }
+
+    pub fn decref(&self) -> i64 {
+        self.refs.0.fetch_sub(1, Ordering::AcqRel) - 1
+    }
+
+    pub fn str(&self, s: Span) -> &[u8] {
+        let a = s.off as usize;
+        &self.strings[a..a + s.len as usize]
+    }
+
+    fn hdr(&self, t: u32) -> &TableHdr {
+        &self.tables[t as usize]
+    }
+
+    fn array(&self, h: &TableHdr) -> &[Value] {
+        let a = h.arr_off as usize;
+        &self.values[a..a + h.arr_len as usize]
+    }
+
+    fn ents(&self, h: &TableHdr) -> &[Entry] {
+        let a = h.ent_off as usize;
+        &self.entries[a..a + h.ent_len as usize]
+    }
+
+    fn key_is(&self, k: &Key, want: KeyRef<'_>) -> bool {
+        match (k, want) {
+            (Key::Int(a), KeyRef::Int(b)) => *a == b,
+            (Key::Str(s), KeyRef::Str(b)) => s.len as usize == b.len() && self.str(*s) == b,
+            _ => false,
+        }
+    }
+
+    /// The position of `k` among the hash entries of table `h`.
+    fn find(&self, h: &TableHdr, k: KeyRef<'_>) -> Option<usize> {
+        let ents = self.ents(h);
+        if h.slot_mask == 0 {
+            return ents.iter().position(|e| self.key_is(&e.key, k));
+        }
+        let hash = match k {
+            KeyRef::Int(i) => hash_int(i),
+            KeyRef::Str(b) => hash_bytes(b),
+        };
+        let base = h.slot_off as usize;
+        let mut i = hash & h.slot_mask;
+        loop {
+            let s = self.slots[base + i as usize];
+            if s == 0 {
+                return None;
+            }
+            let e = &ents[s as usize - 1];
+            if e.hash == hash && self.key_is(&e.key, k) {
+                return Some(s as usize - 1);
+            }
+            i = (i + 1) & h.slot_mask;
+        }
+    }
+
+    /// `t[k]` of table `t` (None where skynet's index returns nothing).
+    pub fn get(&self, t: u32, k: KeyRef<'_>) -> Option<Value> {
+        let h = self.hdr(t);
+        if let KeyRef::Int(i) = k {
+            if i >= 1 && i <= h.arr_len as i64 {
+                return Some(self.array(h)[i as usize - 1]);
+            }
+        }
+        self.find(h, k).map(|i| self.ents(h)[i].value)
+    }
+
+    fn key_out(&self, k: &Key) -> KeyOut<'_> {
+        match *k {
+            Key::Int(i) => KeyOut::Int(i),
+            Key::Str(s) => KeyOut::Str(self.str(s)),
+        }
+    }
+
+    /// The key after `after` in table `t` (array part first, then the hash
+    /// entries: integers ascending, then strings in byte order). A key that
+    /// the table lacks ends the walk, as in skynet.
+    pub fn next_key(&self, t: u32, after: Option<KeyRef<'_>>) -> Option<KeyOut<'_>> {
+        let h = self.hdr(t);
+        let arr = self.array(h);
+        let ents = self.ents(h);
+        let from_array = match after {
+            None => Some(0),
+            Some(KeyRef::Int(i)) if i >= 1 && i <= h.arr_len as i64 => Some(i as usize),
+            _ => None,
+        };
+        if let Some(start) = from_array {
+            if let Some(i) = arr[start..].iter().position(|v| *v != Value::Nil) {
+                return Some(KeyOut::Int((start + i + 1) as i64));
+            }
+            return ents.first().map(|e| self.key_out(&e.key));
+        }
+        let i = self.find(h, after?)?;
+        ents.get(i + 1).map(|e| self.key_out(&e.key))
+    }
+
+    /// Size of the array part (`#t`, skynet's `len`).
+    pub fn len(&self, t: u32) -> usize {
+        self.hdr(t).arr_len as usize
+    }
+
+    /// Number of hash entries (skynet's `hashlen`).
+    pub fn hash_len(&self, t: u32) -> usize {
+        self.hdr(t).ent_len as usize
+    }
+
+    /// The handle Lua sees for table `t`.
+    pub fn handle(&self, t: u32) -> usize {
+        ((self.id as usize) << 32) | t as usize
+    }
+}
+
+impl Drop for SdObject {
+    fn drop(&mut self) {
+        let r = &*REGISTRY;
+        r.map.write().remove(&self.id);
+        r.live.fetch_sub(1, Ordering::AcqRel);
+        r.bytes.fetch_sub(self.bytes, Ordering::AcqRel);
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Live objects
+
+struct Registry {
+    map: RwLock<HashMap<u32, Weak<SdObject>>>,
+    next_id: AtomicU64,
+    live: AtomicUsize,
+    bytes: AtomicUsize,
+}
+
+static REGISTRY: LazyLock<Registry> = LazyLock::new(|| Registry {
+    map: RwLock::new(HashMap::new()),
+    next_id: AtomicU64::new(1),
+    live: AtomicUsize::new(0),
+    bytes: AtomicUsize::new(0),
+});
+
+/// The live object with this id.
+pub fn find(id: u32) -> Option<Arc<SdObject>> {
+    REGISTRY.map.read().get(&id).and_then(Weak::upgrade)
+}
+
+/// Objects alive in the process, and the bytes they take.
+pub fn live_stats() -> (usize, usize) {
+    let r = &*REGISTRY;
+    (
+        r.live.load(Ordering::Acquire),
+        r.bytes.load(Ordering::Acquire),
+    )
+}
+
+/// Splits a handle into (object id, table index).
+fn split(h: usize) -> (u32, u32) {
+    ((h >> 32) as u32, h as u32)
+}
+
+// ---------------------------------------------------------------------------
+// Building an object from a Lua table
+
+/// Why `new` refused a table: the problem, and the keys leading to it
+/// (innermost first).
+#[derive(Debug)]
+pub struct BuildError {
+    what: String,
+    path: Vec<String>,
+}
+
+impl BuildError {
+    fn new(what: String) -> Self {
+        BuildError {
+            what,
+            path: Vec::new(),
+        }
+    }
+
+    fn at(mut self, key: String) -> Self {
+        self.path.push(key);
+        self
+    }
+}
+
+impl std::fmt::Display for BuildError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.what)?;
+        if !self.path.is_empty() {
+            f.write_str(" at ")?;
+            // A deep path shows its outer keys only.
+            const SHOWN: usize = 16;
+            for (i, k) in self.path.iter().rev().take(SHOWN).enumerate() {
+                if k.starts_with('[') || i == 0 {
+                    f.write_str(k)?;
+                } else {
+                    write!(f, ".{k}")?;
+                }
+            }
+            if self.path.len() > SHOWN {
+                write!(f, "... ({} keys deep)", self.path.len())?;
+            }
+        }
+        Ok(())
+    }
+}
+
+fn int_key_text(i: i64) -> String {
+    format!("[{i}]")
+}
+
+/// Builds the tree of the Lua table at `idx`. Only Lua API calls that
+/// cannot raise an error or run Lua code are made (raw reads of tables and
+/// strings), so Rust values may live across them.
+struct Builder<'a> {
+    l: State,
+    tables: Vec<TableHdr>,
+    values: Vec<Value>,
+    entries: Vec<Entry>,
+    slots: Vec<u32>,
+    strings: Vec<u8>,
+    interned: HashMap<&'a [u8], Span>,
+    /// Lua tables already converted (a table met twice is shared).
+    done: HashMap<usize, u32>,
+    /// Lua tables on the path being converted (a cycle is refused).
+    active: HashSet<usize>,
+}
+
+/// The parts of a new object, before it gets an id.
+pub struct Tree {
+    tables: Vec<TableHdr>,
+    values: Vec<Value>,
+    entries: Vec<Entry>,
+    slots: Vec<u32>,
+    strings: Vec<u8>,
+}
+
+fn too_large() -> BuildError {
+    BuildError::new("the data is too large for one sharedata object".into())
+}
+
+fn to_u32(n: usize) -> Result<u32, BuildError> {
+    u32::try_from(n).map_err(|_| too_large())
+}
+
+impl<'a> Builder<'a> {
+    unsafe fn intern(&mut self, idx: c_int) -> Result<Span, BuildError> {
+        let mut len = 0usize;
+        let p = lua_tolstring(self.l, idx, &mut len);
+        // SAFETY: the string is held by a table being converted, which is
+        // reachable from the argument for the whole build.
+        let b: &'a [u8] = std::slice::from_raw_parts(p as *const u8, len);
+        if let Some(s) = self.interned.get(b) {
+            return Ok(*s);
+        }
+        let s = Span {
+            off: to_u32(self.strings.len())?,
+            len: to_u32(len)?,
+        };
+        to_u32(self.strings.len() + len)?;
+        self.strings.extend_from_slice(b);
+        self.interned.insert(b, s);
+        Ok(s)
+    }
+
+    unsafe fn value(&mut self, idx: c_int) -> Result<Value, BuildError> {
+        let l = self.l;
+        Ok(match lua_type(l, idx) {
+            LUA_TNIL => Value::Nil,
+            LUA_TBOOLEAN => Value::Bool(lua_toboolean(l, idx) != 0),
+            LUA_TNUMBER => {
+                if lua_isinteger(l, idx) != 0 {
+                    Value::Int(lua_tointegerx(l, idx, std::ptr::null_mut()))
+                } else {
+                    Value::Real(lua_tonumberx(l, idx, std::ptr::null_mut()))
+                }
+            }
+            LUA_TSTRING => Value::Str(self.intern(idx)?),
+            LUA_TTABLE => Value::Table(self.table(idx)?),
+            _ => {
+                return Err(BuildError::new(format!(
+                    "unsupported value type {}",
+                    type_name(l, idx)
+                )))
+            }
+        })
+    }
+
+    unsafe fn table(&mut self, idx: c_int) -> Result<u32, BuildError> {
+        let l = self.l;
+        let p = lua_topointer(l, idx) as usize;
+        if let Some(&t) = self.done.get(&p) {
+            return Ok(t);
+        }
+        if self.active.contains(&p) {
+            return Err(BuildError::new("a table contains itself".into()));
+        }
+        if self.active.len() >= MAX_DEPTH {
+            return Err(BuildError::new(format!(
+                "tables nested deeper than {MAX_DEPTH}"
+            )));
+        }
+        if lua_checkstack(l, 4) == 0 {
+            return Err(BuildError::new("out of Lua stack".into()));
+        }
+        self.active.insert(p);
+        let me = to_u32(self.tables.len())?;
+        self.tables.push(TableHdr::default());
+        let n = lua_rawlen(l, idx) as usize;
+        to_u32(n)?;
+        let mut array = Vec::with_capacity(n);
+        for i in 1..=n {
+            lua_rawgeti(l, idx, i as lua_Integer);
+            let v = self.value(lua_gettop(l));
+            lua_pop(l, 1);
+            array.push(v.map_err(|e| e.at(int_key_text(i as i64)))?);
+        }
+        let mut ents: Vec<Entry> = Vec::new();
+        lua_pushnil(l);
+        while lua_next(l, idx) != 0 {
+            let (key, hash) = match lua_type(l, -2) {
+                LUA_TNUMBER if lua_isinteger(l, -2) != 0 => {
+                    let k = lua_tointegerx(l, -2, std::ptr::null_mut());
+                    if k >= 1 && k as u64 <= n as u64 {
+                        lua_pop(l, 1);
+                        continue;
+                    }
+                    (Key::Int(k), hash_int(k))
+                }
+                LUA_TNUMBER => {
+                    let f = lua_tonumberx(l, -2, std::ptr::null_mut());
+                    return Err(BuildError::new(format!(
+                        "invalid key {f} (keys must be integers or strings)"
+                    )));
+                }
+                LUA_TSTRING => {
+                    let s = self.intern(-2)?;
+                    (Key::Str(s), hash_bytes(self.span_bytes(s)))
+                }
+                _ => {
+                    return Err(BuildError::new(format!(
+                        "invalid key type {} (keys must be integers or strings)",
+                        type_name(l, -2)
+                    )))
+                }
+            };
+            let v = self.value(lua_gettop(l));
+            lua_pop(l, 1);
+            let value = v.map_err(|e| e.at(self.key_text(&key)))?;
+            ents.push(Entry { key, hash, value });
+        }
+        let strings = &self.strings;
+        let text = |s: &Span| &strings[s.off as usize..(s.off + s.len) as usize];
+        ents.sort_by(|a, b| match (&a.key, &b.key) {
+            (Key::Int(x), Key::Int(y)) => x.cmp(y),
+            (Key::Int(_), Key::Str(_)) => std::cmp::Ordering::Less,
+            (Key::Str(_), Key::Int(_)) => std::cmp::Ordering::Greater,
+            (Key::Str(x), Key::Str(y)) => text(x).cmp(text(y)),
+        });
+        let mut hdr = TableHdr {
+            arr_off: to_u32(self.values.len())?,
+            arr_len: n as u32,
+            ent_off: to_u32(self.entries.len())?,
+            ent_len: to_u32(ents.len())?,
+            slot_off: to_u32(self.slots.len())?,
+            slot_mask: 0,
+        };
+        if ents.len() > LINEAR_MAX {
+            let cap = (ents.len() * 2).next_power_of_two();
+            let base = self.slots.len();
+            to_u32(base + cap)?;
+            self.slots.resize(base + cap, 0);
+            let mask = cap - 1;
+            for (i, e) in ents.iter().enumerate() {
+                let mut s = e.hash as usize & mask;
+                while self.slots[base + s] != 0 {
+                    s = (s + 1) & mask;
+                }
+                self.slots[base + s] = i as u32 + 1;
+            }
+            hdr.slot_mask = mask as u32;
+        }
+        to_u32(self.values.len() + array.len())?;
+        to_u32(self.entries.len() + ents.len())?;
+        self.values.extend_from_slice(&array);
+        self.entries.extend_from_slice(&ents);
+        self.tables[me as usize] = hdr;
+        self.active.remove(&p);
+        self.done.insert(p, me);
+        Ok(me)
+    }
+
+    fn span_bytes(&self, s: Span) -> &[u8] {
+        &self.strings[s.off as usize..(s.off + s.len) as usize]
+    }
+
+    fn key_text(&self, k: &Key) -> String {
+        match k {
+            Key::Int(i) => int_key_text(*i),
+            Key::Str(s) => String::from_utf8_lossy(self.span_bytes(*s)).into_owned(),
+        }
+    }
+}
+
+/// Converts the Lua table at `idx` (raw: metatables are ignored).
+///
+/// # Safety
+/// `idx` is a table of the live state `l`.
+pub unsafe fn build(l: State, idx: c_int) -> Result<Tree, BuildError> {
+    let idx = lua_absindex(l, idx);
+    let top = lua_gettop(l);
+    let mut b = Builder {
+        l,
+        tables: Vec::new(),
+        values: Vec::new(),
+        entries: Vec::new(),
+        slots: Vec::new(),
+        strings: Vec::new(),
+        interned: HashMap::new(),
+        done: HashMap::new(),
+        active: HashSet::new(),
+    };
+    let r = b.table(idx);
+    lua_settop(l, top);
+    r?;
+    Ok(Tree {
+        tables: b.tables,
+        values: b.values,
+        entries: b.entries,
+        slots: b.slots,
+        strings: b.strings,
+    })
+}
+
+impl SdObject {
+    /// Makes `tree` a live object, findable by its id until it is dropped.
+    pub fn create(tree: Tree) -> Result<Arc<SdObject>, String> {
+        let r = &*REGISTRY;
+        let id = r.next_id.fetch_add(1, Ordering::AcqRel);
+        let id = u32::try_from(id).map_err(|_| "sharedata: object ids exhausted".to_string())?;
+        use std::mem::size_of;
+        let bytes = size_of::<SdObject>()
+            + tree.tables.len() * size_of::<TableHdr>()
+            + tree.values.len() * size_of::<Value>()
+            + tree.entries.len() * size_of::<Entry>()
+            + tree.slots.len() * size_of::<u32>()
+            + tree.strings.len();
+        let obj = Arc::new(SdObject {
+            id,
+            tables: tree.tables.into_boxed_slice(),
+            values: tree.values.into_boxed_slice(),
+            entries: tree.entries.into_boxed_slice(),
+            slots: tree.slots.into_boxed_slice(),
+            strings: tree.strings.into_boxed_slice(),
+            bytes,
+            dirty: AtomicBool::new(false),
+            refs: Padded(AtomicI64::new(0)),
+        });
+        r.live.fetch_add(1, Ordering::AcqRel);
+        r.bytes.fetch_add(bytes, Ordering::AcqRel);
+        r.map.write().insert(id, Arc::downgrade(&obj));
+        Ok(obj)
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Lua glue: handles
+
+/// A new `Arc` of an object known to be held by an `Arc` right now.
+///
+/// # Safety
+/// `obj` must come from an `Arc<SdObject>` that is alive (every `SdObject`
+/// is made by [`SdObject::create`]).
+unsafe fn arc_of(obj: &SdObject) -> Arc<SdObject> {
+    let p = obj as *const SdObject;
+    Arc::increment_strong_count(p);
+    Arc::from_raw(p)
+}
+
+/// Keeps `obj` alive until the service's current message ends, instead of
+/// dropping it now: a native call up the stack may still read it.
+unsafe fn keep(sh: &Shared, obj: Arc<SdObject>) {
+    let pins = &mut *sh.sd_pins.get();
+    if !pins.iter().any(|p| Arc::ptr_eq(p, &obj)) {
+        pins.push(obj);
+    }
+}
+
+/// The object and table named by the handle `h`, pinned in the service.
+unsafe fn lookup(sh: &Shared, h: usize) -> Option<(&SdObject, u32)> {
+    let (id, t) = split(h);
+    if id == 0 {
+        return None;
+    }
+    let pins = &mut *sh.sd_pins.get();
+    let p: *const SdObject = match pins.iter().rev().find(|o| o.id == id) {
+        Some(o) => Arc::as_ptr(o),
+        None => {
+            let o = find(id)?;
+            let p = Arc::as_ptr(&o);
+            pins.push(o);
+            p
+        }
+    };
+    // SAFETY: the Arc stays in `sd_pins` until the message ends, and the
+    // object never moves or changes (but for its atomics).
+    let obj = &*p;
+    ((t as usize) < obj.tables.len()).then_some((obj, t))
+}
+
+/// The handle argument at `idx`; raises a Lua error naming `what` for
+/// anything but a live object's handle.
+unsafe fn check_handle<'a>(
+    l: State,
+    sh: &'a Shared,
+    idx: c_int,
+    what: &str,
+) -> (&'a SdObject, u32) {
+    if lua_type(l, idx) != LUA_TLIGHTUSERDATA {
+        raise_here(
+            l,
+            format!("{what}: need a sharedata object, got {}", type_name(l, idx)),
+        );
+    }
+    let h = lua_touserdata(l, idx) as usize;
+    match lookup(sh, h) {
+        Some(x) => x,
+        None => raise_here(
+            l,
+            format!("{what}: invalid sharedata object {h:#x} (freed, or not a sharedata object)"),
+        ),
+    }
+}
+
+unsafe fn push_handle(l: State, obj: &SdObject, t: u32) {
+    lua_pushlightuserdata(l, obj.handle(t) as *mut c_void);
+}
+
+/// Pushes a scalar value; a table as its handle.
+unsafe fn push_raw_value(l: State, obj: &SdObject, v: Value) {
+    match v {
+        Value::Nil => lua_pushnil(l),
+        Value::Bool(b) => lua_pushboolean(l, b as c_int),
+        Value::Int(i) => lua_pushinteger(l, i),
+        Value::Real(f) => lua_pushnumber(l, f),
+        Value::Str(s) => push_bytes(l, obj.str(s)),
+        Value::Table(t) => push_handle(l, obj, t),
+    }
+}
+
+unsafe fn push_key(l: State, k: KeyOut<'_>) {
+    match k {
+        KeyOut::Int(i) => lua_pushinteger(l, i),
+        KeyOut::Str(s) => push_bytes(l, s),
+    }
+}
+
+/// A key argument the way a Lua table reads it: integers (and floats with
+/// an integral value) and strings; anything else names no entry.
+unsafe fn table_key<'a>(l: State, idx: c_int) -> Option<KeyRef<'a>> {
+    match lua_type(l, idx) {
+        LUA_TSTRING => to_bytes(l, idx).map(KeyRef::Str),
+        LUA_TNUMBER => {
+            let mut ok = 0;
+            let i = lua_tointegerx(l, idx, &mut ok);
+            (ok != 0).then_some(KeyRef::Int(i))
+        }
+        _ => None,
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Registry keys of this module's metatables and state
+
+static HOST_KEY: u8 = 0;
+static HOST_MT: u8 = 0;
+static CTRL_MT: u8 = 0;
+static NODE_MT: u8 = 0;
+static PROXY_MT: u8 = 0;
+/// The key under which a proxy table keeps its node.
+static NODE_KEY: u8 = 0;
+
+fn key(k: &'static u8) -> *const c_void {
+    k as *const u8 as *const c_void
+}
+
+/// True if the userdata at `idx` has the metatable registered under `mt`.
+unsafe fn has_metatable(l: State, idx: c_int, mt: &'static u8) -> bool {
+    if lua_type(l, idx) != LUA_TUSERDATA || lua_getmetatable(l, idx) == 0 {
+        return false;
+    }
+    lua_rawgetp(l, LUA_REGISTRYINDEX, key(mt));
+    let same = lua_rawequal(l, -1, -2) != 0;
+    lua_pop(l, 2);
+    same
+}
+
+// ---------------------------------------------------------------------------
+// Host functions
+
+/// The objects a service made and has not deleted.
+struct Host {
+    objects: Option<HashMap<u32, Arc<SdObject>>>,
+}
+
+/// This state's host table (made on first use).
+unsafe fn host(l: State) -> *mut Host {
+    if lua_rawgetp(l, LUA_REGISTRYINDEX, key(&HOST_KEY)) == LUA_TUSERDATA {
+        let p = lua_touserdata(l, -1) as *mut Host;
+        lua_pop(l, 1);
+        return p;
+    }
+    lua_pop(l, 1);
+    let p = lua_newuserdatauv(l, std::mem::size_of::<Host>(), 0) as *mut Host;
+    // SAFETY: fresh userdata memory, aligned for any Rust type Lua needs.
+    std::ptr::write(p, Host { objects: None });
+    lua_rawgetp(l, LUA_REGISTRYINDEX, key(&HOST_MT));
+    lua_setmetatable(l, -2);
+    lua_rawsetp(l, LUA_REGISTRYINDEX, key(&HOST_KEY));
+    (*p).objects = Some(HashMap::new());
+    p
+}
+
+unsafe extern "C-unwind" fn host_gc(l: State) -> c_int {
+    if has_metatable(l, 1, &HOST_MT) {
+        let p = lua_touserdata(l, 1) as *mut Host;
+        (*p).objects = None;
+    }
+    0
+}
+
+/// `new(table)`: a new object; returns its root handle.
+unsafe extern "C-unwind" fn lnew(l: State) -> c_int {
+    luaL_checktype(l, 1, LUA_TTABLE);
+    let h = host(l);
+    let obj = match build(l, 1) {
+        Ok(tree) => SdObject::create(tree),
+        Err(e) => Err(format!("new: {e}")),
+    };
+    let obj = match obj {
+        Ok(o) => o,
+        Err(e) => raise_here(l, e),
+    };
+    let handle = obj.handle(0);
+    if let Some(m) = (*h).objects.as_mut() {
+        m.insert(obj.id, obj);
+    }
+    lua_pushlightuserdata(l, handle as *mut c_void);
+    1
+}
+
+/// `delete(obj)`: the service lets go of an object it made.
+unsafe extern "C-unwind" fn ldelete(l: State) -> c_int {
+    let sh = shared(l);
+    let (obj, _) = check_handle(l, sh, 1, "delete");
+    let id = obj.id;
+    let h = host(l);
+    let held = (*h).objects.as_mut().and_then(|m| m.remove(&id));
+    match held {
+        // Still pinned until the message ends; freed then if nobody reads it.
+        Some(o) => drop(o),
+        None => raise_here(
+            l,
+            format!("delete: sharedata object {id} was not made by this service, or is deleted"),
+        ),
+    }
+    0
+}
+
+unsafe extern "C-unwind" fn lmarkdirty(l: State) -> c_int {
+    let (obj, _) = check_handle(l, shared(l), 1, "markdirty");
+    obj.mark_dirty();
+    0
+}
+
+unsafe extern "C-unwind" fn lisdirty(l: State) -> c_int {
+    let (obj, _) = check_handle(l, shared(l), 1, "isdirty");
+    lua_pushboolean(l, obj.is_dirty() as c_int);
+    1
+}
+
+unsafe extern "C-unwind" fn lgetref(l: State) -> c_int {
+    let (obj, _) = check_handle(l, shared(l), 1, "getref");
+    lua_pushinteger(l, obj.refs());
+    1
+}
+
+unsafe extern "C-unwind" fn lincref(l: State) -> c_int {
+    let (obj, _) = check_handle(l, shared(l), 1, "incref");
+    lua_pushinteger(l, obj.incref());
+    1
+}
+
+unsafe extern "C-unwind" fn ldecref(l: State) -> c_int {
+    let (obj, _) = check_handle(l, shared(l), 1, "decref");
+    lua_pushinteger(l, obj.decref());
+    1
+}
+
+// ---------------------------------------------------------------------------
+// skynet's client functions (used by skynet's corelib.lua)
+
+/// The key argument of skynet's `index`/`nextkey`: integers, strings (and
+/// numbers as strings, as luaL_checklstring takes them). `None`: a float
+/// that is no integer.
+unsafe fn skynet_key<'a>(l: State, idx: c_int) -> Option<KeyRef<'a>> {
+    if lua_type(l, idx) == LUA_TNUMBER {
+        if lua_isinteger(l, idx) == 0 {
+            return None;
+        }
+        return Some(KeyRef::Int(lua_tointegerx(l, idx, std::ptr::null_mut())));
+    }
+    Some(KeyRef::Str(check_bytes(l, idx)))
+}
+
+unsafe extern "C-unwind" fn lindex(l: State) -> c_int {
+    let (obj, t) = check_handle(l, shared(l), 1, "index");
+    if lua_isnoneornil(l, 2) != 0 {
+        return 0;
+    }
+    let Some(k) = skynet_key(l, 2) else {
+        let f = lua_tonumberx(l, 2, std::ptr::null_mut());
+        raise_here(l, format!("Invalid key {f:.6}"));
+    };
+    match obj.get(t, k) {
+        Some(v) => {
+            push_raw_value(l, obj, v);
+            1
+        }
+        None => 0,
+    }
+}
+
+unsafe extern "C-unwind" fn lnextkey(l: State) -> c_int {
+    let (obj, t) = check_handle(l, shared(l), 1, "nextkey");
+    let after = if lua_isnoneornil(l, 2) != 0 {
+        None
+    } else {
+        match skynet_key(l, 2) {
+            Some(k) => Some(k),
+            None => return 0,
+        }
+    };
+    match obj.next_key(t, after) {
+        Some(k) => {
+            push_key(l, k);
+            1
+        }
+        None => 0,
+    }
+}
+
+unsafe extern "C-unwind" fn llen(l: State) -> c_int {
+    let (obj, t) = check_handle(l, shared(l), 1, "len");
+    lua_pushinteger(l, obj.len(t) as lua_Integer);
+    1
+}
+
+unsafe extern "C-unwind" fn lhashlen(l: State) -> c_int {
+    let (obj, t) = check_handle(l, shared(l), 1, "hashlen");
+    lua_pushinteger(l, obj.hash_len(t) as lua_Integer);
+    1
+}
+
+/// skynet's box: holds one version for a reader (and counts in its refs);
+/// `update` stages the next version, which `needupdate` hands back.
+struct Ctrl {
+    obj: Option<Arc<SdObject>>,
+    root: usize,
+    update: Option<Arc<SdObject>>,
+    update_handle: usize,
+}
+
+unsafe fn check_ctrl(l: State, idx: c_int, what: &str) -> *mut Ctrl {
+    if !has_metatable(l, idx, &CTRL_MT) {
+        raise_here(
+            l,
+            format!("{what}: need a sharedata box, got {}", type_name(l, idx)),
+        );
+    }
+    lua_touserdata(l, idx) as *mut Ctrl
+}
+
+unsafe extern "C-unwind" fn lbox(l: State) -> c_int {
+    let sh = shared(l);
+    let (obj, t) = check_handle(l, sh, 1, "box");
+    let c = lua_newuserdatauv(l, std::mem::size_of::<Ctrl>(), 1) as *mut Ctrl;
+    // SAFETY: fresh userdata memory; the Arcs are set once the metatable
+    // (whose __gc drops them) is in place.
+    std::ptr::write(
+        c,
+        Ctrl {
+            obj: None,
+            root: 0,
+            update: None,
+            update_handle: 0,
+        },
+    );
+    lua_rawgetp(l, LUA_REGISTRYINDEX, key(&CTRL_MT));
+    lua_setmetatable(l, -2);
+    obj.incref();
+    (*c).obj = Some(arc_of(obj));
+    (*c).root = obj.handle(t);
+    1
+}
+
+unsafe extern "C-unwind" fn ctrl_gc(l: State) -> c_int {
+    if has_metatable(l, 1, &CTRL_MT) {
+        let c = lua_touserdata(l, 1) as *mut Ctrl;
+        if let Some(o) = (*c).obj.take() {
+            o.decref();
+        }
+        (*c).update = None;
+    }
+    0
+}
+
+unsafe extern "C-unwind" fn lneedupdate(l: State) -> c_int {
+    let c = check_ctrl(l, 1, "needupdate");
+    if (*c).update.is_none() {
+        return 0;
+    }
+    lua_pushlightuserdata(l, (*c).update_handle as *mut c_void);
+    lua_getiuservalue(l, 1, 1);
+    2
+}
+
+unsafe extern "C-unwind" fn lupdate(l: State) -> c_int {
+    let sh = shared(l);
+    let c = check_ctrl(l, 1, "update");
+    luaL_checktype(l, 2, LUA_TLIGHTUSERDATA);
+    luaL_checktype(l, 3, LUA_TTABLE);
+    let (obj, t) = check_handle(l, sh, 2, "update");
+    if (*c).obj.is_none() {
+        raise_here(l, "update: the box is released".to_string());
+    }
+    if obj.handle(t) == (*c).root {
+        raise_here(l, "You should update a new object".to_string());
+    }
+    lua_settop(l, 3);
+    lua_setiuservalue(l, 1, 1);
+    if let Some(old) = (*c).update.replace(arc_of(obj)) {
+        keep(sh, old);
+    }
+    (*c).update_handle = obj.handle(t);
+    0
+}
+
+// ---------------------------------------------------------------------------
+// Native proxies (our corelib.lua)
+
+const NODE_MAGIC: u64 = 0x5348_4152_4544_4154; // "SHAREDAT"
+
+/// The state of one proxy table (see the module doc).
+struct Node {
+    magic: u64,
+    /// The version read; None once orphaned or released.
+    obj: Option<Arc<SdObject>>,
+    table: u32,
+    is_root: bool,
+    /// The key vanished in an update.
+    orphan: bool,
+    /// A root proxy counts in its version's refs.
+    counted: bool,
+    /// Root only: the next version, staged by `proxyupdate`.
+    pending: Option<Arc<SdObject>>,
+    pending_table: u32,
+}
+
+/// User values of a node.
+const UV_PARENT: c_int = 1;
+const UV_KEY: c_int = 2;
+const UV_CACHE: c_int = 3;
+
+/// Pushes the node of the proxy at `p` if it is one; returns it.
+unsafe fn try_node(l: State, p: c_int) -> Option<*mut Node> {
+    if lua_type(l, p) != LUA_TTABLE {
+        return None;
+    }
+    if lua_rawgetp(l, p, key(&NODE_KEY)) == LUA_TUSERDATA
+        && lua_rawlen(l, -1) as usize == std::mem::size_of::<Node>()
+    {
+        let n = lua_touserdata(l, -1) as *mut Node;
+        // Pure Lua cannot write a userdata's bytes; the magic tells our
+        // nodes from other native userdata of the same size.
+        if (*n).magic == NODE_MAGIC {
+            return Some(n);
+        }
+    }
+    lua_pop(l, 1);
+    None
+}
+
+/// Pushes the node of the proxy at `p` (it stays on the stack, keeping the
+/// node alive for the call); raises for anything but a proxy.
+unsafe fn push_node(l: State, p: c_int, what: &str) -> *mut Node {
+    match try_node(l, p) {
+        Some(n) => n,
+        None => raise_here(
+            l,
+            format!("{what}: need a sharedata proxy, got {}", type_name(l, p)),
+        ),
+    }
+}
+
+/// Creates a proxy table and its node (no version yet); pushes both,
+/// the node on top.
+unsafe fn new_proxy(l: State) -> *mut Node {
+    luaL_checkstack(l, 4, std::ptr::null());
+    lua_createtable(l, 0, 1);
+    let n = lua_newuserdatauv(l, std::mem::size_of::<Node>(), 3) as *mut Node;
+    // SAFETY: fresh userdata memory; the Arcs come after the metatable
+    // (whose __gc drops them) is set.
+    std::ptr::write(
+        n,
+        Node {
+            magic: NODE_MAGIC,
+            obj: None,
+            table: 0,
+            is_root: false,
+            orphan: false,
+            counted: false,
+            pending: None,
+            pending_table: 0,
+        },
+    );
+    lua_rawgetp(l, LUA_REGISTRYINDEX, key(&NODE_MT));
+    lua_setmetatable(l, -2);
+    lua_pushvalue(l, -1);
+    lua_rawsetp(l, -3, key(&NODE_KEY));
+    lua_rawgetp(l, LUA_REGISTRYINDEX, key(&PROXY_MT));
+    lua_setmetatable(l, -3);
+    n
+}
+
+unsafe extern "C-unwind" fn node_gc(l: State) -> c_int {
+    if lua_type(l, 1) == LUA_TUSERDATA
+        && lua_rawlen(l, 1) as usize == std::mem::size_of::<Node>()
+        && has_metatable(l, 1, &NODE_MT)
+    {
+        let n = lua_touserdata(l, 1) as *mut Node;
+        // Nobody reads through an unreachable node: drop its versions now.
+        if let Some(o) = (*n).obj.take() {
+            if (*n).counted {
+                o.decref();
+            }
+        }
+        if let Some(o) = (*n).pending.take() {
+            o.decref();
+        }
+        (*n).counted = false;
+    }
+    0
+}
+
+/// Drops the node's version (kept until the message ends) and marks it
+/// orphaned.
+unsafe fn orphan(sh: &Shared, n: *mut Node) {
+    if let Some(o) = (*n).obj.take() {
+        if (*n).counted {
+            o.decref();
+        }
+        keep(sh, o);
+    }
+    (*n).counted = false;
+    (*n).orphan = true;
+}
+
+/// Points the node at table `t` of `obj`.
+unsafe fn bind(sh: &Shared, n: *mut Node, obj: &SdObject, t: u32) {
+    if let Some(old) = (*n).obj.replace(arc_of(obj)) {
+        keep(sh, old);
+    }
+    (*n).table = t;
+}
+
+/// Root at stack index `n`: moves to the staged version and takes the cached
+/// children along.
+unsafe fn apply(l: State, sh: &Shared, n: c_int) {
+    let node = lua_touserdata(l, n) as *mut Node;
+    let Some(new) = (*node).pending.take() else {
+        return;
+    };
+    let t = (*node).pending_table;
+    let p = Arc::as_ptr(&new);
+    if let Some(old) = (*node).obj.replace(new) {
+        if (*node).counted {
+            old.decref();
+        }
+        keep(sh, old);
+    }
+    // The staged version was counted by proxyupdate.
+    (*node).counted = true;
+    (*node).table = t;
+    // SAFETY: the root node (on the stack) holds the version, and the walk
+    // runs no Lua code that could replace it.
+    walk(l, sh, n, &*p, t);
+}
+
+/// Rebinds the cached children of the node at `n` to table `t` of `obj`;
+/// orphans (and forgets) those whose key is no longer a table there. Only
+/// raw table reads and writes of existing keys: no allocation, no Lua code.
+unsafe fn walk(l: State, sh: &Shared, n: c_int, obj: &SdObject, t: u32) {
+    // Without stack room the children are rebound lazily (see `ensure`).
+    if lua_checkstack(l, 6) == 0 {
+        return;
+    }
+    if lua_getiuservalue(l, n, UV_CACHE) != LUA_TTABLE {
+        lua_pop(l, 1);
+        return;
+    }
+    let cache = lua_gettop(l);
+    lua_pushnil(l);
+    while lua_next(l, cache) != 0 {
+        let k = cache + 1;
+        if let Some(child) = try_node(l, cache + 2) {
+            let cn = lua_gettop(l);
+            match table_key(l, k).and_then(|key| obj.get(t, key)) {
+                Some(Value::Table(i)) => {
+                    bind(sh, child, obj, i);
+                    walk(l, sh, cn, obj, i);
+                }
+                _ => {
+                    orphan(sh, child);
+                    lua_pushvalue(l, k);
+                    lua_pushnil(l);
+                    lua_rawset(l, cache);
+                }
+            }
+        }
+        lua_settop(l, k);
+    }
+    lua_pop(l, 1);
+}
+
+/// Brings the proxy whose node is at `n` to the newest version that its
+/// root has received.
+unsafe fn ensure(l: State, sh: &Shared, n: c_int) {
+    let node = lua_touserdata(l, n) as *mut Node;
+    match &(*node).obj {
+        Some(o) if o.is_dirty() => {}
+        _ => return,
+    }
+    luaL_checkstack(l, 6, std::ptr::null());
+    let base = lua_gettop(l);
+    if lua_getiuservalue(l, n, UV_PARENT) != LUA_TTABLE {
+        lua_settop(l, base);
+        apply(l, sh, n);
+        return;
+    }
+    let parent = base + 1;
+    let Some(pnode) = try_node(l, parent) else {
+        lua_settop(l, base);
+        return;
+    };
+    let pn = lua_gettop(l);
+    ensure(l, sh, pn);
+    let same = match (&(*pnode).obj, &(*node).obj) {
+        (Some(a), Some(b)) => Arc::ptr_eq(a, b),
+        _ => false,
+    };
+    if !same {
+        // The parent moved on without this node (it was not in the cache
+        // walk): look the key up again.
+        lua_getiuservalue(l, n, UV_KEY);
+        let kidx = lua_gettop(l);
+        let found = match &(*pnode).obj {
+            Some(po) => {
+                let po: &SdObject = po;
+                match table_key(l, kidx).and_then(|k| po.get((*pnode).table, k)) {
+                    Some(Value::Table(i)) => Some((po as *const SdObject, i)),
+                    _ => None,
+                }
+            }
+            None => None,
+        };
+        match found {
+            Some((po, i)) => bind(sh, node, &*po, i),
+            None => {
+                orphan(sh, node);
+                if lua_getiuservalue(l, pn, UV_CACHE) == LUA_TTABLE {
+                    lua_pushvalue(l, kidx);
+                    lua_pushnil(l);
+                    lua_rawset(l, -3);
+                }
+            }
+        }
+    }
+    lua_settop(l, base);
+}
+
+/// The dotted path of the proxy at `p` (root name first), for messages.
+unsafe fn proxy_path(l: State, p: c_int) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    let top = lua_gettop(l);
+    lua_pushvalue(l, p);
+    for _ in 0..MAX_DEPTH + 1 {
+        let cur = lua_gettop(l);
+        if try_node(l, cur).is_none() {
+            break;
+        }
+        let n = lua_gettop(l);
+        lua_getiuservalue(l, n, UV_KEY);
+        parts.push(match lua_type(l, -1) {
+            LUA_TSTRING => String::from_utf8_lossy(to_bytes(l, -1).unwrap_or(&[])).into_owned(),
+            LUA_TNUMBER => int_key_text(lua_tointegerx(l, -1, std::ptr::null_mut())),
+            _ => String::new(),
+        });
+        lua_pop(l, 1);
+        lua_getiuservalue(l, n, UV_PARENT);
+        lua_replace(l, cur);
+        lua_settop(l, cur);
+    }
+    lua_settop(l, top);
+    let mut s = String::new();
+    for k in parts.iter().rev() {
+        if !s.is_empty() && !k.starts_with('[') {
+            s.push('.');
+        }
+        s.push_str(k);
+    }
+    s
+}
+
+/// The version and table the proxy at `p` reads now; raises for an
+/// orphaned or released proxy.
+unsafe fn current<'a>(l: State, sh: &Shared, p: c_int, n: c_int) -> (&'a SdObject, u32) {
+    ensure(l, sh, n);
+    let node = lua_touserdata(l, n) as *mut Node;
+    match &(*node).obj {
+        // SAFETY: the node is on the stack and its version is only ever
+        // replaced by moving it into the service's pins.
+        Some(o) => (&*Arc::as_ptr(o), (*node).table),
+        None if (*node).orphan => raise_here(
+            l,
+            format!("The key [{}] doesn't exist after update", proxy_path(l, p)),
+        ),
+        None => raise_here(l, "sharedata proxy is released".to_string()),
+    }
+}
+
+/// Pushes `proxy[k]` (proxy at `p`, key at `k`, both absolute); returns the
+/// number of results.
+unsafe fn proxy_get(l: State, sh: &Shared, p: c_int, k: c_int) -> c_int {
+    let n = {
+        push_node(l, p, "sharedata");
+        lua_gettop(l)
+    };
+    let (obj, t) = current(l, sh, p, n);
+    let Some(key) = table_key(l, k) else {
+        return 0;
+    };
+    match obj.get(t, key) {
+        None => 0,
+        Some(Value::Table(_)) => child(l, sh, p, n, k, key),
+        Some(v) => {
+            push_raw_value(l, obj, v);
+            1
+        }
+    }
+}
+
+/// Pushes the child proxy of the proxy at `p` (node at `n`) for key `k`,
+/// from the cache or new.
+unsafe fn child(l: State, sh: &Shared, p: c_int, n: c_int, k: c_int, key: KeyRef<'_>) -> c_int {
+    luaL_checkstack(l, 8, std::ptr::null());
+    // The cache key is the key as the data has it (2.0 reads as 2).
+    match key {
+        KeyRef::Int(i) => lua_pushinteger(l, i),
+        KeyRef::Str(_) => lua_pushvalue(l, k),
+    }
+    let kk = lua_gettop(l);
+    if lua_getiuservalue(l, n, UV_CACHE) == LUA_TTABLE {
+        lua_pushvalue(l, kk);
+        if lua_rawget(l, -2) == LUA_TTABLE {
+            if let Some(c) = try_node(l, lua_gettop(l)) {
+                if (*c).obj.is_some() {
+                    lua_pop(l, 1);
+                    return 1;
+                }
+            }
+        }
+        // Not cached (or orphaned): make a new child.
+        lua_settop(l, kk + 1);
+    } else {
+        lua_pop(l, 1);
+        lua_createtable(l, 0, 4);
+        lua_pushvalue(l, -1);
+        lua_setiuservalue(l, n, UV_CACHE);
+    }
+    let cache = lua_gettop(l);
+    let c = new_proxy(l);
+    let cn = lua_gettop(l);
+    let cp = cn - 1;
+    lua_pushvalue(l, p);
+    lua_setiuservalue(l, cn, UV_PARENT);
+    lua_pushvalue(l, kk);
+    lua_setiuservalue(l, cn, UV_KEY);
+    lua_pushvalue(l, kk);
+    lua_pushvalue(l, cp);
+    lua_rawset(l, cache);
+    // The allocations above may have run finalizers, and they Lua code that
+    // updated the tree: read the parent's state again.
+    let (obj, t) = current(l, sh, p, n);
+    match table_key(l, kk).and_then(|key| obj.get(t, key)) {
+        Some(Value::Table(i)) => {
+            bind(sh, c, obj, i);
+            lua_pushvalue(l, cp);
+            1
+        }
+        other => {
+            lua_pushvalue(l, kk);
+            lua_pushnil(l);
+            lua_rawset(l, cache);
+            match other {
+                Some(v) => {
+                    push_raw_value(l, obj, v);
+                    1
+                }
+                None => 0,
+            }
+        }
+    }
+}
+
+unsafe extern "C-unwind" fn proxy_index(l: State) -> c_int {
+    proxy_get(l, shared(l), 1, 2)
+}
+
+unsafe extern "C-unwind" fn proxy_newindex(l: State) -> c_int {
+    let mut path = proxy_path(l, 1);
+    match lua_type(l, 2) {
+        LUA_TSTRING => {
+            if !path.is_empty() {
+                path.push('.');
+            }
+            path.push_str(&String::from_utf8_lossy(to_bytes(l, 2).unwrap_or(&[])));
+        }
+        LUA_TNUMBER if lua_isinteger(l, 2) != 0 => {
+            path.push_str(&int_key_text(lua_tointegerx(l, 2, std::ptr::null_mut())))
+        }
+        _ => path.push_str(&format!("[{}]", type_name(l, 2))),
+    }
+    raise_here(
+        l,
+        format!("attempt to modify read-only sharedata (key [{path}])"),
+    )
+}
+
+unsafe extern "C-unwind" fn proxy_len(l: State) -> c_int {
+    let sh = shared(l);
+    push_node(l, 1, "sharedata");
+    let (obj, t) = current(l, sh, 1, lua_gettop(l));
+    lua_pushinteger(l, obj.len(t) as lua_Integer);
+    1
+}
+
+unsafe extern "C-unwind" fn proxy_next(l: State) -> c_int {
+    let sh = shared(l);
+    lua_settop(l, 2);
+    push_node(l, 1, "sharedata");
+    let (obj, t) = current(l, sh, 1, 3);
+    let after = if lua_isnil(l, 2) != 0 {
+        None
+    } else {
+        match table_key(l, 2) {
+            Some(k) => Some(k),
+            None => return 0,
+        }
+    };
+    match obj.next_key(t, after) {
+        None => 0,
+        Some(k) => {
+            push_key(l, k);
+            let kidx = lua_gettop(l);
+            if proxy_get(l, sh, 1, kidx) == 0 {
+                lua_pushnil(l);
+            }
+            lua_pushvalue(l, kidx);
+            lua_insert(l, -2);
+            2
+        }
+    }
+}
+
+unsafe extern "C-unwind" fn proxy_pairs(l: State) -> c_int {
+    lua_pushvalue(l, lua_upvalueindex(2));
+    lua_pushvalue(l, 1);
+    lua_pushnil(l);
+    3
+}
+
+/// `proxy(obj [, name])`: a root proxy reading `obj`.
+unsafe extern "C-unwind" fn lproxy(l: State) -> c_int {
+    let sh = shared(l);
+    check_handle(l, sh, 1, "proxy");
+    let named = lua_isnoneornil(l, 2) == 0;
+    if named {
+        luaL_checktype(l, 2, LUA_TSTRING);
+    }
+    let node = new_proxy(l);
+    let n = lua_gettop(l);
+    if named {
+        lua_pushvalue(l, 2);
+        lua_setiuservalue(l, n, UV_KEY);
+    }
+    (*node).is_root = true;
+    // Looked up again: the allocations may have run finalizers (the pin
+    // keeps the object; the lookup is in the service's pins).
+    let (obj, t) = check_handle(l, sh, 1, "proxy");
+    obj.incref();
+    (*node).counted = true;
+    bind(sh, node, obj, t);
+    lua_pop(l, 1);
+    1
+}
+
+/// `proxyupdate(root, obj)`: stages the version the root moves to on its
+/// next read.
+unsafe extern "C-unwind" fn lproxyupdate(l: State) -> c_int {
+    let sh = shared(l);
+    let node = push_node(l, 1, "proxyupdate");
+    if !(*node).is_root {
+        raise_here(l, "proxyupdate: need a root proxy".to_string());
+    }
+    let (obj, t) = check_handle(l, sh, 2, "proxyupdate");
+    let Some(cur) = &(*node).obj else {
+        raise_here(l, "proxyupdate: the proxy is released".to_string());
+    };
+    if cur.id == obj.id {
+        raise_here(l, "You should update a new object".to_string());
+    }
+    if !cur.is_dirty() {
+        raise_here(l, "Only dirty object can be update".to_string());
+    }
+    obj.incref();
+    if let Some(old) = (*node).pending.replace(arc_of(obj)) {
+        old.decref();
+        keep(sh, old);
+    }
+    (*node).pending_table = t;
+    0
+}
+
+/// `flush(proxy)`: moves the proxy's tree to its newest staged version now.
+unsafe extern "C-unwind" fn lflush(l: State) -> c_int {
+    let sh = shared(l);
+    push_node(l, 1, "flush");
+    ensure(l, sh, lua_gettop(l));
+    0
+}
+
+/// `object(proxy)`: the handle the proxy reads now (nil once orphaned).
+unsafe extern "C-unwind" fn lobject(l: State) -> c_int {
+    let sh = shared(l);
+    let node = push_node(l, 1, "object");
+    ensure(l, sh, lua_gettop(l));
+    match &(*node).obj {
+        Some(o) => push_handle(l, o, (*node).table),
+        None => lua_pushnil(l),
+    }
+    1
+}
+
+/// Pushes a plain Lua copy of table `t`.
+unsafe fn push_copy(l: State, obj: &SdObject, t: u32) {
+    luaL_checkstack(l, 4, std::ptr::null());
+    let h = *obj.hdr(t);
+    lua_createtable(l, h.arr_len as c_int, h.ent_len as c_int);
+    for (i, v) in obj.array(&h).iter().enumerate() {
+        if *v != Value::Nil {
+            push_copy_value(l, obj, *v);
+            lua_rawseti(l, -2, i as lua_Integer + 1);
+        }
+    }
+    for e in obj.ents(&h) {
+        push_key(l, obj.key_out(&e.key));
+        push_copy_value(l, obj, e.value);
+        lua_rawset(l, -3);
+    }
+}
+
+unsafe fn push_copy_value(l: State, obj: &SdObject, v: Value) {
+    match v {
+        Value::Table(t) => push_copy(l, obj, t),
+        v => push_raw_value(l, obj, v),
+    }
+}
+
+/// `copy(obj, k1, k2, ...)`: a plain Lua copy of the value at the path
+/// (nil where the path leads nowhere).
+unsafe extern "C-unwind" fn lcopy(l: State) -> c_int {
+    let sh = shared(l);
+    // The object is pinned: it outlives every allocation below.
+    let (obj, mut t) = check_handle(l, sh, 1, "copy");
+    let top = lua_gettop(l);
+    for i in 2..=top {
+        let v = table_key(l, i).and_then(|k| obj.get(t, k));
+        match v {
+            Some(Value::Table(s)) => t = s,
+            Some(v) if i == top => {
+                push_raw_value(l, obj, v);
+                return 1;
+            }
+            _ => {
+                lua_pushnil(l);
+                return 1;
+            }
+        }
+    }
+    push_copy(l, obj, t);
+    1
+}
+
+/// `stat()`: the sharedata objects alive in the process, and their bytes.
+unsafe extern "C-unwind" fn lstat(l: State) -> c_int {
+    let (n, bytes) = live_stats();
+    lua_pushinteger(l, n as lua_Integer);
+    lua_pushinteger(l, bytes as lua_Integer);
+    2
+}
+
+// ---------------------------------------------------------------------------
+// Module
+
+pub const FUNCS: &[(&CStr, lua_CFunction)] = &[
+    // used by the host (sharedatad)
+    (c"new", lnew),
+    (c"delete", ldelete),
+    (c"markdirty", lmarkdirty),
+    (c"getref", lgetref),
+    (c"incref", lincref),
+    (c"decref", ldecref),
+    // used by readers through skynet's corelib
+    (c"box", lbox),
+    (c"index", lindex),
+    (c"nextkey", lnextkey),
+    (c"len", llen),
+    (c"hashlen", lhashlen),
+    (c"isdirty", lisdirty),
+    (c"needupdate", lneedupdate),
+    (c"update", lupdate),
+    // native proxies (our corelib), copies and counts
+    (c"proxy", lproxy),
+    (c"proxyupdate", lproxyupdate),
+    (c"flush", lflush),
+    (c"object", lobject),
+    (c"copy", lcopy),
+    (c"stat", lstat),
+];
+
+/// Registers a metatable with a `__gc` under `mt` (once per state).
+unsafe fn gc_metatable(l: State, mt: &'static u8, gc: lua_CFunction) {
+    if lua_rawgetp(l, LUA_REGISTRYINDEX, key(mt)) == LUA_TTABLE {
+        lua_pop(l, 1);
+        return;
+    }
+    lua_pop(l, 1);
+    lua_createtable(l, 0, 1);
+    lua_pushcfunction(l, gc);
+    lua_setfield(l, -2, c"__gc".as_ptr());
+    lua_rawsetp(l, LUA_REGISTRYINDEX, key(mt));
+}
+
+/// `require "skynet.sharedata.core"`.
+pub unsafe extern "C-unwind" fn open(l: State) -> c_int {
+    open_bound(l, FUNCS);
+    gc_metatable(l, &HOST_MT, host_gc);
+    gc_metatable(l, &CTRL_MT, ctrl_gc);
+    gc_metatable(l, &NODE_MT, node_gc);
+    if lua_rawgetp(l, LUA_REGISTRYINDEX, key(&PROXY_MT)) != LUA_TTABLE {
+        lua_pop(l, 1);
+        lua_getfield(l, LUA_REGISTRYINDEX, c"skynet_context".as_ptr());
+        let sh = lua_touserdata(l, -1);
+        lua_pop(l, 1);
+        lua_createtable(l, 0, 4);
+        for (name, f) in [
+            (c"__index", proxy_index as lua_CFunction),
+            (c"__newindex", proxy_newindex),
+            (c"__len", proxy_len),
+        ] {
+            lua_pushlightuserdata(l, sh);
+            lua_pushcclosure(l, f, 1);
+            lua_setfield(l, -2, name.as_ptr());
+        }
+        lua_pushlightuserdata(l, sh);
+        lua_pushlightuserdata(l, sh);
+        lua_pushcclosure(l, proxy_next, 1);
+        lua_pushcclosure(l, proxy_pairs, 2);
+        lua_setfield(l, -2, c"__pairs".as_ptr());
+        lua_rawsetp(l, LUA_REGISTRYINDEX, key(&PROXY_MT));
+    } else {
+        lua_pop(l, 1);
+    }
+    1
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::snlua::core;
+    use std::ffi::CString;
+
+    /// A bare Lua state with this module as the global `sd` and skynet.core's
+    /// packstring/unpack as globals.
+    struct TestLua {
+        l: State,
+        sh: Box<Shared>,
+    }
+
+    impl TestLua {
+        fn new() -> Self {
+            let sh = Shared::detached();
+            unsafe {
+                let l = luaL_newstate();
+                luaL_openlibs(l);
+                lua_pushlightuserdata(l, &*sh as *const Shared as *mut c_void);
+                lua_setfield(l, LUA_REGISTRYINDEX, c"skynet_context".as_ptr());
+                lua_pushcfunction(l, open);
+                lua_call(l, 0, 1);
+                lua_setglobal(l, c"sd".as_ptr());
+                for (name, f) in core::FUNCS {
+                    if matches!(name.to_bytes(), b"packstring" | b"unpack") {
+                        lua_pushlightuserdata(l, &*sh as *const Shared as *mut c_void);
+                        lua_pushcclosure(l, *f, 1);
+                        lua_setglobal(l, name.as_ptr());
+                    }
+                }
+                TestLua { l, sh }
+            }
+        }
+
+        /// Runs `code`; its results joined by spaces, or the error.
+        fn run(&self, code: &str) -> Result<String, String> {
+            unsafe {
+                let l = self.l;
+                lua_settop(l, 0);
+                let c = CString::new(code).unwrap();
+                let r = if luaL_loadstring(l, c.as_ptr()) == LUA_OK
+                    && lua_pcall(l, 0, LUA_MULTRET, 0) == LUA_OK
+                {
+                    Ok(())
+                } else {
+                    Err(())
+                };
+                let n = lua_gettop(l);
+                let mut out = Vec::new();
+                for i in 1..=n {
+                    luaL_tolstring(l, i, std::ptr::null_mut());
+                    out.push(String::from_utf8_lossy(to_bytes(l, -1).unwrap_or(&[])).into_owned());
+                    lua_pop(l, 1);
+                }
+                lua_settop(l, 0);
+                match r {
+                    Ok(()) => Ok(out.join(" ")),
+                    Err(()) => Err(out.join(" ")),
+                }
+            }
+        }
+
+        /// Ends the "message": lets go of the objects pinned so far.
+        fn end_message(&self) {
+            unsafe { self.sh.unpin_all() }
+        }
+
+        fn ok(&self, code: &str) -> String {
+            self.run(code)
+                .unwrap_or_else(|e| panic!("{code}\nfailed: {e}"))
+        }
+
+        /// The error of `code`, without the position prefix.
+        fn err(&self, code: &str) -> String {
+            match self.run(code) {
+                Ok(v) => panic!("{code}\nsucceeded with {v}"),
+                Err(e) => match e.strip_prefix("[string \"") {
+                    Some(rest) => rest
+                        .split_once("\"]:")
+                        .and_then(|(_, r)| r.split_once(": "))
+                        .map(|(_, m)| m.to_string())
+                        .unwrap_or(e),
+                    None => e,
+                },
+            }
+        }
+    }
+
+    impl Drop for TestLua {
+        fn drop(&mut self) {
+            unsafe { lua_close(self.l) };
+        }
+    }
+
+    /// Builds an object from the table `code` evaluates to.
+    fn object(t: &TestLua, code: &str) -> Result<Arc<SdObject>, String> {
+        unsafe {
+            t.run("return nil").unwrap();
+            let c = CString::new(format!("return {code}")).unwrap();
+            assert_eq!(luaL_loadstring(t.l, c.as_ptr()), LUA_OK);
+            assert_eq!(lua_pcall(t.l, 0, 1, 0), LUA_OK);
+            let r = build(t.l, -1);
+            lua_settop(t.l, 0);
+            r.map_err(|e| e.to_string()).and_then(SdObject::create)
+        }
+    }
+
+    fn s(k: &str) -> KeyRef<'_> {
+        KeyRef::Str(k.as_bytes())
+    }
+
+    #[test]
+    fn tree_lookups() {
+        let t = TestLua::new();
+        let o = object(
+            &t,
+            "{ 10, 20, 30, a = 'x', b = true, f = 1.5, [-7] = 'neg', [1 << 40] = 'big', \
+               sub = { k = 'v' } }",
+        )
+        .unwrap();
+        assert_eq!(o.len(0), 3);
+        assert_eq!(o.get(0, KeyRef::Int(1)), Some(Value::Int(10)));
+        assert_eq!(o.get(0, KeyRef::Int(2)), Some(Value::Int(20)));
+        assert_eq!(
+            o.get(0, KeyRef::Int(-7)).map(|v| match v {
+                Value::Str(sp) => o.str(sp).to_vec(),
+                _ => vec![],
+            }),
+            Some(b"neg".to_vec())
+        );
+        assert!(matches!(
+            o.get(0, KeyRef::Int(1 << 40)),
+            Some(Value::Str(_))
+        ));
+        assert_eq!(o.get(0, s("b")), Some(Value::Bool(true)));
+        assert_eq!(o.get(0, s("f")), Some(Value::Real(1.5)));
+        assert_eq!(o.get(0, s("nope")), None);
+        assert_eq!(o.get(0, KeyRef::Int(4)), None);
+        let Some(Value::Table(sub)) = o.get(0, s("sub")) else {
+            panic!("sub is a table")
+        };
+        assert!(matches!(o.get(sub, s("k")), Some(Value::Str(_))));
+        assert_eq!(o.hash_len(0), 6);
+        // array (skipping holes), then integers ascending, then strings
+        let mut keys = Vec::new();
+        let mut k = o.next_key(0, None);
+        while let Some(kk) = k {
+            keys.push(match kk {
+                KeyOut::Int(i) => i.to_string(),
+                KeyOut::Str(b) => String::from_utf8_lossy(b).into_owned(),
+            });
+            let owned;
+            let after = match kk {
+                KeyOut::Int(i) => KeyRef::Int(i),
+                KeyOut::Str(b) => {
+                    owned = b.to_vec();
+                    KeyRef::Str(&owned)
+                }
+            };
+            k = o.next_key(0, Some(after));
+        }
+        assert_eq!(
+            keys,
+            ["1", "2", "3", "-7", "1099511627776", "a", "b", "f", "sub"]
+        );
+        assert_eq!(o.next_key(0, Some(s("missing"))), None);
+    }
+
+    #[test]
+    fn holes_in_the_array_part_are_skipped() {
+        let o = SdObject::create(Tree {
+            tables: vec![TableHdr {
+                arr_len: 4,
+                ..TableHdr::default()
+            }],
+            values: vec![Value::Nil, Value::Int(2), Value::Nil, Value::Nil],
+            entries: Vec::new(),
+            slots: Vec::new(),
+            strings: Vec::new(),
+        })
+        .unwrap();
+        assert_eq!(o.next_key(0, None), Some(KeyOut::Int(2)));
+        assert_eq!(o.next_key(0, Some(KeyRef::Int(2))), None);
+        assert_eq!(o.get(0, KeyRef::Int(1)), Some(Value::Nil));
+        assert_eq!(o.len(0), 4);
+    }
+
+    #[test]
+    fn big_tables_are_hashed() {
+        let t = TestLua::new();
+        let o = object(
+            &t,
+            "(function() local t = {} for i = 1, 1000 do t['k' .. i] = i; t[-i] = -i end \
+             return t end)()",
+        )
+        .unwrap();
+        assert_ne!(o.hdr(0).slot_mask, 0);
+        for i in 1..=1000i64 {
+            assert_eq!(o.get(0, s(&format!("k{i}"))), Some(Value::Int(i)));
+            assert_eq!(o.get(0, KeyRef::Int(-i)), Some(Value::Int(-i)));
+        }
+        assert_eq!(o.get(0, s("k0")), None);
+        assert_eq!(o.get(0, s("k1001")), None);
+        assert_eq!(o.hash_len(0), 2000);
+    }
+
+    #[test]
+    fn shared_subtables_and_strings_are_stored_once() {
+        let t = TestLua::new();
+        let o = object(
+            &t,
+            "(function() local s = { 'same', 'same' } return { a = s, b = s, same = 'same' } end)()",
+        )
+        .unwrap();
+        assert_eq!(o.get(0, s("a")), o.get(0, s("b")));
+        assert_eq!(o.table_count(), 2);
+        let n_same = o.strings.windows(4).filter(|w| *w == b"same").count();
+        assert_eq!(n_same, 1, "strings are interned");
+    }
+
+    #[test]
+    fn refused_tables_say_why_and_where() {
+        let t = TestLua::new();
+        let e = |code: &str| object(&t, code).err().unwrap();
+        assert_eq!(
+            e("(function() local t = {} t.x = { t } return t end)()"),
+            "a table contains itself at x[1]"
+        );
+        assert_eq!(
+            e("{ a = { b = print } }"),
+            "unsupported value type function at a.b"
+        );
+        assert_eq!(
+            e("{ [1.5] = 1 }"),
+            "invalid key 1.5 (keys must be integers or strings)"
+        );
+        assert_eq!(
+            e("{ x = { [true] = 1 } }"),
+            "invalid key type boolean (keys must be integers or strings) at x"
+        );
+        let deep = e("(function() local t = {} for i = 1, 300 do t = { t } end return t end)()");
+        assert!(
+            deep.starts_with("tables nested deeper than 256 at [1][1]"),
+            "{deep}"
+        );
+        assert!(deep.ends_with("(256 keys deep)"), "{deep}");
+    }
+
+    #[test]
+    fn objects_are_found_only_while_alive() {
+        let t = TestLua::new();
+        let o = object(&t, "{ a = 1 }").unwrap();
+        let id = o.id();
+        let bytes = o.bytes();
+        assert!(bytes > 0);
+        assert!(find(id).is_some());
+        let (n, b) = live_stats();
+        assert!(n >= 1 && b >= bytes);
+        drop(o);
+        assert!(find(id).is_none(), "a dropped object cannot be found");
+    }
+
+    #[test]
+    fn host_api_and_refcounts() {
+        let t = TestLua::new();
+        assert_eq!(
+            t.ok("H = sd.new({ a = 1, sub = { b = 2 } }); return sd.getref(H), sd.incref(H), sd.decref(H), sd.isdirty(H)"),
+            "0 1 0 false"
+        );
+        // a box counts itself; its collection gives the count back
+        assert_eq!(t.ok("B = sd.box(H); return sd.getref(H)"), "1");
+        assert_eq!(
+            t.ok("B = nil; collectgarbage(); collectgarbage(); return sd.getref(H)"),
+            "0"
+        );
+        assert_eq!(
+            t.ok("local s = sd.index(H, 'sub'); return type(s), sd.index(s, 'b'), sd.len(H), sd.hashlen(H), sd.index(H, 'none')"),
+            "userdata 2 0 2"
+        );
+        assert_eq!(t.ok("sd.markdirty(H); return sd.isdirty(H)"), "true");
+        assert_eq!(
+            t.ok("return sd.nextkey(H), sd.nextkey(H, 'a'), select('#', sd.nextkey(H, 'sub'))"),
+            "a sub 0"
+        );
+        t.ok("sd.delete(H)");
+        assert!(t
+            .err("sd.delete(H)")
+            .contains("was not made by this service, or is deleted"));
+        // pinned during this "message": still readable; gone after it
+        assert_eq!(t.ok("return sd.index(H, 'a')"), "1");
+        t.end_message();
+        assert!(t
+            .err("return sd.index(H, 'a')")
+            .contains("invalid sharedata object"));
+    }
+
+    #[test]
+    fn bad_handles_are_errors() {
+        let t = TestLua::new();
+        assert_eq!(
+            t.err("return sd.index('x', 1)"),
+            "index: need a sharedata object, got string"
+        );
+        assert!(t
+            .err("return sd.index(unpack('\\3' .. string.pack('<I8', 0x123400000001)), 1)")
+            .starts_with("index: invalid sharedata object 0x123400000001"));
+        t.ok("H = sd.new({ 1 })");
+        // a table index past the object's tables
+        assert!(t
+            .err("local h = unpack(packstring(H)); local s = packstring(h):sub(2); \
+                  local v = string.unpack('<I8', s) + 5; return sd.len(unpack('\\3' .. string.pack('<I8', v)))")
+            .contains("invalid sharedata object"));
+        assert_eq!(
+            t.err("return sd.needupdate({})"),
+            "needupdate: need a sharedata box, got table"
+        );
+        assert_eq!(
+            t.err("return sd.update(io.stdout, H, {})"),
+            "update: need a sharedata box, got userdata"
+        );
+        assert_eq!(
+            t.err("return sd.flush({})"),
+            "flush: need a sharedata proxy, got table"
+        );
+        assert_eq!(t.err("return sd.index(H, 2.5)"), "Invalid key 2.500000");
+        assert_eq!(t.ok("return sd.nextkey(H, 2.5)"), "");
+    }
+
+    #[test]
+    fn skynet_box_update_protocol() {
+        let t = TestLua::new();
+        t.ok("V1 = sd.new({ a = 1 }); V2 = sd.new({ a = 2 }); B = sd.box(V1)");
+        assert_eq!(t.ok("return sd.needupdate(B)"), "");
+        assert_eq!(
+            t.err("sd.update(B, V1, {})"),
+            "You should update a new object"
+        );
+        t.ok("sd.update(B, V2, { tag = 'next' })");
+        assert_eq!(
+            t.ok("local p, tbl = sd.needupdate(B); return p == V2, tbl.tag"),
+            "true next"
+        );
+    }
+
+    #[test]
+    fn proxies_read_like_tables() {
+        let t = TestLua::new();
+        t.ok("H = sd.new({ 'x', 'y', a = 1, c = { d = { e = 'deep' } }, [2.0 + 1] = 'three' }); P = sd.proxy(H, 'cfg')");
+        assert_eq!(
+            t.ok("return P.a, P[1], P[2.0], P.c.d.e, P.missing, P[true], P[1.5]"),
+            "1 x y deep nil nil nil"
+        );
+        assert_eq!(
+            t.ok("return P.c == P.c, P.c.d == P.c.d, #P, P[3]"),
+            "true true 3 three"
+        );
+        assert_eq!(
+            t.ok("local o = {} for k, v in pairs(P) do o[#o+1] = k .. '=' .. type(v) end return table.concat(o, ',')"),
+            "1=string,2=string,3=string,a=number,c=table"
+        );
+        assert_eq!(
+            t.ok("local o = {} for i, v in ipairs(P) do o[i] = v end return table.concat(o)"),
+            "xythree"
+        );
+        assert_eq!(
+            t.err("P.c.d.x = 1"),
+            "attempt to modify read-only sharedata (key [cfg.c.d.x])"
+        );
+        assert_eq!(
+            t.err("P[7] = 1"),
+            "attempt to modify read-only sharedata (key [cfg[7]])"
+        );
+        assert_eq!(t.ok("return rawget(P, 'a'), P.a"), "nil 1");
+        assert_eq!(t.ok("return sd.copy(sd.object(P)).c.d.e, sd.copy(H, 'c', 'd', 'e'), sd.copy(H, 'a', 'b')"), "deep deep nil");
+        assert_eq!(t.ok("return getmetatable(sd.copy(H, 'c')) == nil"), "true");
+    }
+
+    #[test]
+    fn proxies_move_to_new_versions() {
+        let t = TestLua::new();
+        t.ok(
+            "V1 = sd.new({ a = 1, b = { 'old' }, c = { x = 1 } }); P = sd.proxy(V1, 'n'); \
+              B = P.b; C = P.c",
+        );
+        assert_eq!(t.ok("return sd.getref(V1)"), "1");
+        t.ok("V2 = sd.new({ a = 2, c = { x = 2 } })");
+        assert_eq!(
+            t.err("sd.proxyupdate(P, V2)"),
+            "Only dirty object can be update"
+        );
+        assert_eq!(
+            t.err("sd.proxyupdate(C, V2)"),
+            "proxyupdate: need a root proxy"
+        );
+        t.ok("sd.markdirty(V1); sd.proxyupdate(P, V2)");
+        assert_eq!(t.ok("return sd.getref(V1), sd.getref(V2)"), "1 1");
+        // the first read through any proxy of the tree moves the whole tree
+        assert_eq!(
+            t.ok("return C.x, P.a, sd.getref(V1), sd.getref(V2)"),
+            "2 2 0 1"
+        );
+        assert_eq!(
+            t.err("return B[1]"),
+            "The key [n.b] doesn't exist after update"
+        );
+        assert_eq!(t.ok("return P.b"), "nil");
+        // a child that nobody holds is forgotten; a new version brings it back
+        t.ok("V3 = sd.new({ a = 3, b = { 'new' }, c = { x = 3 } }); sd.markdirty(V2); sd.proxyupdate(P, V3); sd.flush(P)");
+        assert_eq!(t.ok("return P.b[1], C.x, sd.object(P) == V3"), "new 3 true");
+        assert!(t.err("return B[1]").contains("doesn't exist after update"));
+        // dropping the proxies gives the count back
+        assert_eq!(
+            t.ok("P, B, C = nil; collectgarbage(); collectgarbage(); return sd.getref(V3)"),
+            "0"
+        );
+    }
+
+    #[test]
+    fn versions_are_freed_when_nobody_reads_them() {
+        let t = TestLua::new();
+        t.ok("H = sd.new({ a = { b = 1 } }); P = sd.proxy(H); A = P.a");
+        assert_eq!(t.ok("return sd.copy(H, 'a', 'b')"), "1");
+        let handle =
+            t.ok("return string.format('%d', string.unpack('<I8', packstring(H):sub(2)) >> 32)");
+        let id: u32 = handle.parse().unwrap();
+        t.ok("sd.delete(H)");
+        t.end_message();
+        assert!(find(id).is_some(), "the proxies hold it");
+        t.ok("P = nil; collectgarbage(); collectgarbage()");
+        assert!(find(id).is_some(), "a child proxy holds its root");
+        t.ok("A = nil; collectgarbage(); collectgarbage()");
+        t.end_message();
+        assert!(find(id).is_none(), "freed after the last reader");
+    }
+
+    #[test]
+    fn finalizers_that_update_the_tree_mid_read() {
+        // Finalizers run during allocations inside the proxy functions; here
+        // they stage and apply new versions of the tree being read.
+        let t = TestLua::new();
+        let r = t.ok(
+            "local versions = {}
+             for i = 1, 20 do versions[i] = sd.new({ n = i, sub = { n = i, s = ('x'):rep(50) .. i } }) end
+             local P = sd.proxy(versions[1], 'v')
+             local cur = 1
+             local function bump()
+                 if cur < #versions then
+                     sd.markdirty(versions[cur]); cur = cur + 1
+                     sd.proxyupdate(P, versions[cur]); sd.flush(P)
+                 end
+             end
+             local mt = { __gc = function() bump() end }
+             local seen = 0
+             for i = 1, 20000 do
+                 setmetatable({}, mt)
+                 local s = P.sub
+                 local n = s.n
+                 local str = s.s
+                 assert(type(n) == 'number' and type(str) == 'string')
+                 seen = math.max(seen, n)
+             end
+             return cur > 1, seen >= 1",
+        );
+        assert_eq!(r, "true true");
+    }
+
+    #[test]
+    fn packstring_of_a_proxy() {
+        let t = TestLua::new();
+        t.ok("H = sd.new({ a = 1, c = { x = { y = 3 } } }); P = sd.proxy(H, 'cfg')");
+        assert_eq!(
+            t.ok("local c = unpack(packstring(sd.proxy(sd.new({a=1})))); return c.a"),
+            "1"
+        );
+        assert_eq!(
+            t.ok("local c = unpack(packstring(P)); return c.a, c.c.x.y"),
+            "1 3"
+        );
+    }
+}
