@@ -24,16 +24,14 @@
 //! which `sharedatad` uses to decide when to `delete` a retired version;
 //! boxes and root proxies count themselves in it, as skynet's boxes do.
 //!
-//! Proxies (`proxy`, our corelib): a Lua table per proxied table with
-//! `__index`/`__newindex`/`__len`/`__pairs` implemented here. The proxy's
-//! state is a `Node` userdata stored in the table under a private
-//! lightuserdata key; its user values are the parent proxy, its key in the
-//! parent (the root: the data's name), and the cache of child proxies. A
-//! read checks the version's `dirty` flag; when the root has received a newer
-//! version (`proxyupdate`, from the monitor coroutine), the whole cached tree
-//! moves to it at once, and a child whose key is no longer a table there is
-//! orphaned: reading it raises `The key [...] doesn't exist after update`,
-//! as in skynet.
+//! Proxies (`proxy`, our corelib): read-only tables whose reads, length and
+//! iteration run here (see the section "Native proxies" for their layout).
+//! A proxy remembers what it has read, so a field read again is a plain Lua
+//! table lookup. `proxyupdate` (from the monitor coroutine) moves a root
+//! proxy and every child proxy it has made to the new version at once and
+//! forgets what they had read; a child whose key is no longer a table there
+//! is orphaned: reading it raises `The key [...] doesn't exist after
+//! update`, as in skynet.
 
 use super::lua::*;
 use super::{shared, Shared};
@@ -90,8 +88,19 @@ pub enum KeyRef<'a> {
 #[derive(Clone, Copy, Debug)]
 struct Entry {
     key: Key,
-    hash: u32,
+    /// A string key's first 8 bytes (zero-padded): most keys compare here.
+    word: u64,
     value: Value,
+}
+
+/// The first 8 bytes of `b`, zero-padded, as [`Entry::word`] keeps them.
+#[inline]
+fn word_of(b: &[u8]) -> u64 {
+    let mut w = 0u64;
+    for (i, c) in b.iter().take(8).enumerate() {
+        w |= (*c as u64) << (8 * i);
+    }
+    w
 }
 
 /// Where one table's parts lie in the object's arrays.
@@ -212,10 +221,16 @@ impl SdObject {
         &self.entries[a..a + h.ent_len as usize]
     }
 
-    fn key_is(&self, k: &Key, want: KeyRef<'_>) -> bool {
-        match (k, want) {
-            (Key::Int(a), KeyRef::Int(b)) => *a == b,
-            (Key::Str(s), KeyRef::Str(b)) => s.len as usize == b.len() && self.str(*s) == b,
+    /// `e` has the key `want` (whose first 8 bytes are `word`).
+    #[inline]
+    fn key_is(&self, e: &Entry, want: KeyRef<'_>, word: u64) -> bool {
+        match (e.key, want) {
+            (Key::Int(a), KeyRef::Int(b)) => a == b,
+            (Key::Str(s), KeyRef::Str(b)) => {
+                s.len as usize == b.len()
+                    && e.word == word
+                    && (b.len() <= 8 || self.str(s)[8..] == b[8..])
+            }
             _ => false,
         }
     }
@@ -223,8 +238,12 @@ impl SdObject {
     /// The position of `k` among the hash entries of table `h`.
     fn find(&self, h: &TableHdr, k: KeyRef<'_>) -> Option<usize> {
         let ents = self.ents(h);
+        let word = match k {
+            KeyRef::Int(_) => 0,
+            KeyRef::Str(b) => word_of(b),
+        };
         if h.slot_mask == 0 {
-            return ents.iter().position(|e| self.key_is(&e.key, k));
+            return ents.iter().position(|e| self.key_is(e, k, word));
         }
         let hash = match k {
             KeyRef::Int(i) => hash_int(i),
@@ -238,7 +257,7 @@ impl SdObject {
                 return None;
             }
             let e = &ents[s as usize - 1];
-            if e.hash == hash && self.key_is(&e.key, k) {
+            if self.key_is(e, k, word) {
                 return Some(s as usize - 1);
             }
             i = (i + 1) & h.slot_mask;
@@ -506,14 +525,14 @@ impl<'a> Builder<'a> {
         let mut ents: Vec<Entry> = Vec::new();
         lua_pushnil(l);
         while lua_next(l, idx) != 0 {
-            let (key, hash) = match lua_type(l, -2) {
+            let key = match lua_type(l, -2) {
                 LUA_TNUMBER if lua_isinteger(l, -2) != 0 => {
                     let k = lua_tointegerx(l, -2, std::ptr::null_mut());
                     if k >= 1 && k as u64 <= n as u64 {
                         lua_pop(l, 1);
                         continue;
                     }
-                    (Key::Int(k), hash_int(k))
+                    Key::Int(k)
                 }
                 LUA_TNUMBER => {
                     let f = lua_tonumberx(l, -2, std::ptr::null_mut());
@@ -521,10 +540,7 @@ impl<'a> Builder<'a> {
                         "invalid key {f} (keys must be integers or strings)"
                     )));
                 }
-                LUA_TSTRING => {
-                    let s = self.intern(-2)?;
-                    (Key::Str(s), hash_bytes(self.span_bytes(s)))
-                }
+                LUA_TSTRING => Key::Str(self.intern(-2)?),
                 _ => {
                     return Err(BuildError::new(format!(
                         "invalid key type {} (keys must be integers or strings)",
@@ -535,7 +551,11 @@ impl<'a> Builder<'a> {
             let v = self.value(lua_gettop(l));
             lua_pop(l, 1);
             let value = v.map_err(|e| e.at(self.key_text(&key)))?;
-            ents.push(Entry { key, hash, value });
+            let word = match key {
+                Key::Int(_) => 0,
+                Key::Str(s) => word_of(self.span_bytes(s)),
+            };
+            ents.push(Entry { key, word, value });
         }
         let strings = &self.strings;
         let text = |s: &Span| &strings[s.off as usize..(s.off + s.len) as usize];
@@ -560,7 +580,11 @@ impl<'a> Builder<'a> {
             self.slots.resize(base + cap, 0);
             let mask = cap - 1;
             for (i, e) in ents.iter().enumerate() {
-                let mut s = e.hash as usize & mask;
+                let hash = match e.key {
+                    Key::Int(i) => hash_int(i),
+                    Key::Str(sp) => hash_bytes(self.span_bytes(sp)),
+                };
+                let mut s = hash as usize & mask;
                 while self.slots[base + s] != 0 {
                     s = (s + 1) & mask;
                 }
@@ -743,15 +767,47 @@ unsafe fn push_key(l: State, k: KeyOut<'_>) {
     }
 }
 
+/// What the vendored Lua's `lua_peek` reports about a value (`lua_Peek` in
+/// vendor/lua-src/lua-5.5.1/lua.h): one call instead of several.
+#[repr(C)]
+struct Peek {
+    ty: c_int,
+    isint: c_int,
+    i: lua_Integer,
+    n: lua_Number,
+    p: *const c_void,
+    len: usize,
+}
+
+extern "C-unwind" {
+    fn lua_peek(l: State, idx: c_int, out: *mut Peek);
+}
+
 /// A key argument the way a Lua table reads it: integers (and floats with
-/// an integral value) and strings; anything else names no entry.
+/// an integral value) and strings; anything else names no entry. A string
+/// stays valid while it is on the stack.
+#[inline]
 unsafe fn table_key<'a>(l: State, idx: c_int) -> Option<KeyRef<'a>> {
-    match lua_type(l, idx) {
-        LUA_TSTRING => to_bytes(l, idx).map(KeyRef::Str),
+    let mut v = Peek {
+        ty: LUA_TNIL,
+        isint: 0,
+        i: 0,
+        n: 0.0,
+        p: std::ptr::null(),
+        len: 0,
+    };
+    lua_peek(l, idx, &mut v);
+    match v.ty {
+        LUA_TSTRING => Some(KeyRef::Str(std::slice::from_raw_parts(
+            v.p as *const u8,
+            v.len,
+        ))),
+        LUA_TNUMBER if v.isint != 0 => Some(KeyRef::Int(v.i)),
         LUA_TNUMBER => {
-            let mut ok = 0;
-            let i = lua_tointegerx(l, idx, &mut ok);
-            (ok != 0).then_some(KeyRef::Int(i))
+            let f = v.n;
+            // -2^63 <= f < 2^63 and integral: the integer Lua reads it as
+            (f.fract() == 0.0 && (-9.223_372_036_854_776e18..9.223_372_036_854_776e18).contains(&f))
+                .then_some(KeyRef::Int(f as i64))
         }
         _ => None,
     }
@@ -764,9 +820,16 @@ static HOST_KEY: u8 = 0;
 static HOST_MT: u8 = 0;
 static CTRL_MT: u8 = 0;
 static NODE_MT: u8 = 0;
+/// The proxy metatable's template (`__newindex`, `__len`, `__pairs`).
 static PROXY_MT: u8 = 0;
-/// The key under which a proxy table keeps its node.
+static INNER_MT: u8 = 0;
+/// Registry key of [`NODE_FIELD`] as a Lua string.
 static NODE_KEY: u8 = 0;
+
+/// The field of a proxy's inner table (and of its metatable) that holds its
+/// node. A short string key is the fastest raw lookup; no data key is
+/// expected to look like it (a data key equal to it reads as the node).
+const NODE_FIELD: &[u8] = b"\xff<sharedata node>\xff";
 
 fn key(k: &'static u8) -> *const c_void {
     k as *const u8 as *const c_void
@@ -1036,10 +1099,20 @@ unsafe extern "C-unwind" fn lupdate(l: State) -> c_int {
 
 // ---------------------------------------------------------------------------
 // Native proxies (our corelib.lua)
+//
+// A proxy is three tables and a node: the proxy P that Lua code holds (always
+// empty, so every write reaches `__newindex`), its own metatable M whose
+// `__index` is the inner table I, and I, which holds what the proxy has read
+// (child proxies and values, by key) and the node under NODE_FIELD. I's
+// metatable (one per state) has the native `__index` that reads the shared
+// tree on a miss. So a field read a second time is a plain table lookup.
+// When the proxy moves to a new version, the walk empties every inner table
+// of its tree (but for the child proxies it rebinds), so nothing read from
+// the old version is seen again.
 
 const NODE_MAGIC: u64 = 0x5348_4152_4544_4154; // "SHAREDAT"
 
-/// The state of one proxy table (see the module doc).
+/// The state of one proxy (see the module doc).
 struct Node {
     magic: u64,
     /// The version read; None once orphaned or released.
@@ -1056,22 +1129,48 @@ struct Node {
 }
 
 /// User values of a node.
-const UV_PARENT: c_int = 1;
-const UV_KEY: c_int = 2;
-const UV_CACHE: c_int = 3;
+const UV_PARENT: c_int = 1; // the parent proxy (nil for a root)
+const UV_KEY: c_int = 2; // the key in the parent (a root: its name)
+const UV_INNER: c_int = 3; // the inner table
+const UV_SELF: c_int = 4; // the proxy
+const NODE_UVS: c_int = 4;
 
-/// Pushes the node of the proxy at `p` if it is one; returns it.
+/// The node at stack index `idx`, if that is one.
+#[inline]
+unsafe fn as_node(l: State, idx: c_int) -> Option<*mut Node> {
+    if lua_rawlen(l, idx) as usize != std::mem::size_of::<Node>() {
+        return None;
+    }
+    let n = lua_touserdata(l, idx) as *mut Node;
+    // Pure Lua cannot write a userdata's bytes; the magic tells our nodes
+    // from other native userdata of the same size.
+    (!n.is_null() && (*n).magic == NODE_MAGIC).then_some(n)
+}
+
+/// Pushes the node of the proxy (or inner table) at `p` if it is one;
+/// returns it.
 unsafe fn try_node(l: State, p: c_int) -> Option<*mut Node> {
     if lua_type(l, p) != LUA_TTABLE {
         return None;
     }
-    if lua_rawgetp(l, p, key(&NODE_KEY)) == LUA_TUSERDATA
-        && lua_rawlen(l, -1) as usize == std::mem::size_of::<Node>()
-    {
-        let n = lua_touserdata(l, -1) as *mut Node;
-        // Pure Lua cannot write a userdata's bytes; the magic tells our
-        // nodes from other native userdata of the same size.
-        if (*n).magic == NODE_MAGIC {
+    let p = lua_absindex(l, p);
+    luaL_checkstack(l, 4, std::ptr::null());
+    lua_rawgetp(l, LUA_REGISTRYINDEX, key(&NODE_KEY));
+    // A proxy keeps its node in its metatable.
+    if lua_getmetatable(l, p) != 0 {
+        lua_pushvalue(l, -2);
+        if lua_rawget(l, -2) == LUA_TUSERDATA {
+            if let Some(n) = as_node(l, -1) {
+                lua_replace(l, -3);
+                lua_pop(l, 1);
+                return Some(n);
+            }
+        }
+        lua_pop(l, 2);
+    }
+    // An inner table keeps it raw.
+    if lua_rawget(l, p) == LUA_TUSERDATA {
+        if let Some(n) = as_node(l, -1) {
             return Some(n);
         }
     }
@@ -1091,12 +1190,13 @@ unsafe fn push_node(l: State, p: c_int, what: &str) -> *mut Node {
     }
 }
 
-/// Creates a proxy table and its node (no version yet); pushes both,
-/// the node on top.
+/// Creates a proxy and its node (no version yet); pushes both, the node on
+/// top.
 unsafe fn new_proxy(l: State) -> *mut Node {
-    luaL_checkstack(l, 4, std::ptr::null());
-    lua_createtable(l, 0, 1);
-    let n = lua_newuserdatauv(l, std::mem::size_of::<Node>(), 3) as *mut Node;
+    luaL_checkstack(l, 8, std::ptr::null());
+    lua_createtable(l, 0, 0);
+    let p = lua_gettop(l);
+    let n = lua_newuserdatauv(l, std::mem::size_of::<Node>(), NODE_UVS) as *mut Node;
     // SAFETY: fresh userdata memory; the Arcs come after the metatable
     // (whose __gc drops them) is set.
     std::ptr::write(
@@ -1113,11 +1213,36 @@ unsafe fn new_proxy(l: State) -> *mut Node {
         },
     );
     lua_rawgetp(l, LUA_REGISTRYINDEX, key(&NODE_MT));
-    lua_setmetatable(l, -2);
-    lua_pushvalue(l, -1);
-    lua_rawsetp(l, -3, key(&NODE_KEY));
+    lua_setmetatable(l, p + 1);
+    // the inner table
+    lua_createtable(l, 0, 1);
+    let inner = p + 2;
+    lua_rawgetp(l, LUA_REGISTRYINDEX, key(&INNER_MT));
+    lua_setmetatable(l, inner);
+    lua_rawgetp(l, LUA_REGISTRYINDEX, key(&NODE_KEY));
+    lua_pushvalue(l, p + 1);
+    lua_rawset(l, inner);
+    lua_pushvalue(l, inner);
+    lua_setiuservalue(l, p + 1, UV_INNER);
+    lua_pushvalue(l, p);
+    lua_setiuservalue(l, p + 1, UV_SELF);
+    // the proxy's metatable: __index is the inner table; the rest come from
+    // the state's template
+    lua_createtable(l, 0, 5);
+    let mt = p + 3;
+    lua_pushvalue(l, inner);
+    lua_setfield(l, mt, c"__index".as_ptr());
     lua_rawgetp(l, LUA_REGISTRYINDEX, key(&PROXY_MT));
-    lua_setmetatable(l, -3);
+    for name in [c"__newindex", c"__len", c"__pairs"] {
+        lua_getfield(l, -1, name.as_ptr());
+        lua_setfield(l, mt, name.as_ptr());
+    }
+    lua_pop(l, 1);
+    lua_rawgetp(l, LUA_REGISTRYINDEX, key(&NODE_KEY));
+    lua_pushvalue(l, p + 1);
+    lua_rawset(l, mt);
+    lua_setmetatable(l, p);
+    lua_settop(l, p + 1);
     n
 }
 
@@ -1182,43 +1307,52 @@ unsafe fn apply(l: State, sh: &Shared, n: c_int) {
     (*node).table = t;
     // SAFETY: the root node (on the stack) holds the version, and the walk
     // runs no Lua code that could replace it.
-    walk(l, sh, n, &*p, t);
+    walk(l, sh, n, Some(&*p), t);
 }
 
-/// Rebinds the cached children of the node at `n` to table `t` of `obj`;
-/// orphans (and forgets) those whose key is no longer a table there. Only
-/// raw table reads and writes of existing keys: no allocation, no Lua code.
-unsafe fn walk(l: State, sh: &Shared, n: c_int, obj: &SdObject, t: u32) {
-    // Without stack room the children are rebound lazily (see `ensure`).
-    if lua_checkstack(l, 6) == 0 {
-        return;
-    }
-    if lua_getiuservalue(l, n, UV_CACHE) != LUA_TTABLE {
-        lua_pop(l, 1);
-        return;
-    }
-    let cache = lua_gettop(l);
+/// Forgets what the inner table of the node at `n` has read, rebinding
+/// the child proxies whose key is still a table in table `t` of `obj`
+/// (`obj` None: orphaning them all). Only raw reads of tables and writes of
+/// existing keys: no allocation, no Lua code.
+unsafe fn walk(l: State, sh: &Shared, n: c_int, obj: Option<&SdObject>, t: u32) {
+    luaL_checkstack(l, 8, std::ptr::null());
+    lua_getiuservalue(l, n, UV_INNER);
+    let inner = lua_gettop(l);
     lua_pushnil(l);
-    while lua_next(l, cache) != 0 {
-        let k = cache + 1;
-        if let Some(child) = try_node(l, cache + 2) {
-            let cn = lua_gettop(l);
-            match table_key(l, k).and_then(|key| obj.get(t, key)) {
-                Some(Value::Table(i)) => {
-                    bind(sh, child, obj, i);
-                    walk(l, sh, cn, obj, i);
+    while lua_next(l, inner) != 0 {
+        let k = inner + 1;
+        let keep_entry = match lua_type(l, -1) {
+            // the node itself
+            LUA_TUSERDATA => true,
+            LUA_TTABLE => match try_node(l, inner + 2) {
+                Some(child) => {
+                    let cn = lua_gettop(l);
+                    let found = obj.and_then(|o| Some((o, table_key(l, k)?)));
+                    match found.and_then(|(o, key)| o.get(t, key).map(|v| (o, v))) {
+                        Some((o, Value::Table(i))) => {
+                            bind(sh, child, o, i);
+                            walk(l, sh, cn, Some(o), i);
+                            true
+                        }
+                        _ => {
+                            orphan(sh, child);
+                            walk(l, sh, cn, None, 0);
+                            false
+                        }
+                    }
                 }
-                _ => {
-                    orphan(sh, child);
-                    lua_pushvalue(l, k);
-                    lua_pushnil(l);
-                    lua_rawset(l, cache);
-                }
-            }
+                None => false,
+            },
+            _ => false,
+        };
+        if !keep_entry {
+            lua_pushvalue(l, k);
+            lua_pushnil(l);
+            lua_rawset(l, inner);
         }
         lua_settop(l, k);
     }
-    lua_pop(l, 1);
+    lua_settop(l, inner - 1);
 }
 
 /// Brings the proxy whose node is at `n` to the newest version that its
@@ -1263,39 +1397,43 @@ unsafe fn ensure(l: State, sh: &Shared, n: c_int) {
             None => None,
         };
         match found {
-            Some((po, i)) => bind(sh, node, &*po, i),
+            Some((po, i)) => {
+                bind(sh, node, &*po, i);
+                walk(l, sh, n, Some(&*po), i);
+            }
             None => {
                 orphan(sh, node);
-                if lua_getiuservalue(l, pn, UV_CACHE) == LUA_TTABLE {
-                    lua_pushvalue(l, kidx);
-                    lua_pushnil(l);
-                    lua_rawset(l, -3);
-                }
+                walk(l, sh, n, None, 0);
+                lua_getiuservalue(l, pn, UV_INNER);
+                lua_pushvalue(l, kidx);
+                lua_pushnil(l);
+                lua_rawset(l, -3);
             }
         }
     }
     lua_settop(l, base);
 }
 
-/// The dotted path of the proxy at `p` (root name first), for messages.
-unsafe fn proxy_path(l: State, p: c_int) -> String {
+/// The dotted path of the proxy whose node is at `n` (root name first), for
+/// messages.
+unsafe fn proxy_path(l: State, n: c_int) -> String {
     let mut parts: Vec<String> = Vec::new();
     let top = lua_gettop(l);
-    lua_pushvalue(l, p);
+    luaL_checkstack(l, 6, std::ptr::null());
+    lua_pushvalue(l, n);
     for _ in 0..MAX_DEPTH + 1 {
         let cur = lua_gettop(l);
-        if try_node(l, cur).is_none() {
-            break;
-        }
-        let n = lua_gettop(l);
-        lua_getiuservalue(l, n, UV_KEY);
+        lua_getiuservalue(l, cur, UV_KEY);
         parts.push(match lua_type(l, -1) {
             LUA_TSTRING => String::from_utf8_lossy(to_bytes(l, -1).unwrap_or(&[])).into_owned(),
             LUA_TNUMBER => int_key_text(lua_tointegerx(l, -1, std::ptr::null_mut())),
             _ => String::new(),
         });
         lua_pop(l, 1);
-        lua_getiuservalue(l, n, UV_PARENT);
+        lua_getiuservalue(l, cur, UV_PARENT);
+        if try_node(l, -1).is_none() {
+            break;
+        }
         lua_replace(l, cur);
         lua_settop(l, cur);
     }
@@ -1310,9 +1448,9 @@ unsafe fn proxy_path(l: State, p: c_int) -> String {
     s
 }
 
-/// The version and table the proxy at `p` reads now; raises for an
-/// orphaned or released proxy.
-unsafe fn current<'a>(l: State, sh: &Shared, p: c_int, n: c_int) -> (&'a SdObject, u32) {
+/// The version and table the proxy whose node is at `n` reads now; raises
+/// for an orphaned or released proxy.
+unsafe fn current<'a>(l: State, sh: &Shared, n: c_int) -> (&'a SdObject, u32) {
     ensure(l, sh, n);
     let node = lua_touserdata(l, n) as *mut Node;
     match &(*node).obj {
@@ -1321,85 +1459,87 @@ unsafe fn current<'a>(l: State, sh: &Shared, p: c_int, n: c_int) -> (&'a SdObjec
         Some(o) => (&*Arc::as_ptr(o), (*node).table),
         None if (*node).orphan => raise_here(
             l,
-            format!("The key [{}] doesn't exist after update", proxy_path(l, p)),
+            format!("The key [{}] doesn't exist after update", proxy_path(l, n)),
         ),
         None => raise_here(l, "sharedata proxy is released".to_string()),
     }
 }
 
-/// Pushes `proxy[k]` (proxy at `p`, key at `k`, both absolute); returns the
-/// number of results.
-unsafe fn proxy_get(l: State, sh: &Shared, p: c_int, k: c_int) -> c_int {
-    let n = {
-        push_node(l, p, "sharedata");
-        lua_gettop(l)
+/// Pushes the value of key `k` for the proxy whose inner table is at `i`
+/// and node `node` at `n` (all absolute); returns the number of results.
+/// Runs in closures whose upvalue 1 is the service's `Shared`.
+#[inline]
+unsafe fn inner_get(l: State, i: c_int, n: c_int, node: *mut Node, k: c_int) -> c_int {
+    let (obj, t): (&SdObject, u32) = match &(*node).obj {
+        // SAFETY: as in `current`.
+        Some(o) if !o.is_dirty() => (&*Arc::as_ptr(o), (*node).table),
+        _ => current(l, shared(l), n),
     };
-    let (obj, t) = current(l, sh, p, n);
     let Some(key) = table_key(l, k) else {
         return 0;
     };
     match obj.get(t, key) {
-        None => 0,
-        Some(Value::Table(_)) => child(l, sh, p, n, k, key),
+        None | Some(Value::Nil) => 0,
+        Some(Value::Table(_)) => child(l, i, n, k, key),
         Some(v) => {
+            let is_field = matches!(key, KeyRef::Str(b) if b == NODE_FIELD);
+            let read_from = obj as *const SdObject;
+            // (May run finalizers, and they Lua code that moves the proxy.)
             push_raw_value(l, obj, v);
+            let same = match &(*node).obj {
+                Some(o) => std::ptr::eq(Arc::as_ptr(o), read_from) && (*node).table == t,
+                None => false,
+            };
+            if same && !is_field {
+                // Remembered for the next read (a raw set runs no Lua code).
+                lua_pushvalue(l, k);
+                lua_pushvalue(l, -2);
+                lua_rawset(l, i);
+            }
             1
         }
     }
 }
 
-/// Pushes the child proxy of the proxy at `p` (node at `n`) for key `k`,
-/// from the cache or new.
-unsafe fn child(l: State, sh: &Shared, p: c_int, n: c_int, k: c_int, key: KeyRef<'_>) -> c_int {
+/// Pushes the child proxy for key `k` of the proxy whose inner table is at
+/// `i` (node at `n`), from the inner table or new.
+unsafe fn child(l: State, i: c_int, n: c_int, k: c_int, key: KeyRef<'_>) -> c_int {
     luaL_checkstack(l, 8, std::ptr::null());
-    // The cache key is the key as the data has it (2.0 reads as 2).
+    // The key as the data has it (2.0 reads as 2).
     match key {
-        KeyRef::Int(i) => lua_pushinteger(l, i),
+        KeyRef::Int(v) => lua_pushinteger(l, v),
         KeyRef::Str(_) => lua_pushvalue(l, k),
     }
     let kk = lua_gettop(l);
-    if lua_getiuservalue(l, n, UV_CACHE) == LUA_TTABLE {
-        lua_pushvalue(l, kk);
-        if lua_rawget(l, -2) == LUA_TTABLE {
-            if let Some(c) = try_node(l, lua_gettop(l)) {
-                if (*c).obj.is_some() {
-                    lua_pop(l, 1);
-                    return 1;
-                }
-            }
-        }
-        // Not cached (or orphaned): make a new child.
-        lua_settop(l, kk + 1);
-    } else {
-        lua_pop(l, 1);
-        lua_createtable(l, 0, 4);
-        lua_pushvalue(l, -1);
-        lua_setiuservalue(l, n, UV_CACHE);
+    lua_pushvalue(l, kk);
+    if lua_rawget(l, i) == LUA_TTABLE {
+        return 1;
     }
-    let cache = lua_gettop(l);
+    lua_pop(l, 1);
+    let sh = shared(l);
     let c = new_proxy(l);
     let cn = lua_gettop(l);
     let cp = cn - 1;
-    lua_pushvalue(l, p);
+    lua_getiuservalue(l, n, UV_SELF);
     lua_setiuservalue(l, cn, UV_PARENT);
     lua_pushvalue(l, kk);
     lua_setiuservalue(l, cn, UV_KEY);
     lua_pushvalue(l, kk);
     lua_pushvalue(l, cp);
-    lua_rawset(l, cache);
+    lua_rawset(l, i);
     // The allocations above may have run finalizers, and they Lua code that
     // updated the tree: read the parent's state again.
-    let (obj, t) = current(l, sh, p, n);
+    let (obj, t) = current(l, sh, n);
     match table_key(l, kk).and_then(|key| obj.get(t, key)) {
-        Some(Value::Table(i)) => {
-            bind(sh, c, obj, i);
+        Some(Value::Table(ti)) => {
+            bind(sh, c, obj, ti);
             lua_pushvalue(l, cp);
             1
         }
         other => {
             lua_pushvalue(l, kk);
             lua_pushnil(l);
-            lua_rawset(l, cache);
+            lua_rawset(l, i);
             match other {
                 Some(v) => {
                     push_raw_value(l, obj, v);
@@ -1411,12 +1551,32 @@ unsafe fn child(l: State, sh: &Shared, p: c_int, n: c_int, k: c_int, key: KeyRef
     }
 }
 
-unsafe extern "C-unwind" fn proxy_index(l: State) -> c_int {
-    proxy_get(l, shared(l), 1, 2)
+/// `__index` of inner tables; upvalue 2 is the string [`NODE_FIELD`].
+unsafe extern "C-unwind" fn inner_index(l: State) -> c_int {
+    // (Lua calls __index with exactly the table and the key.)
+    lua_pushvalue(l, lua_upvalueindex(2));
+    let node = if lua_gettop(l) == 3
+        && lua_type(l, 1) == LUA_TTABLE
+        && lua_rawget(l, 1) == LUA_TUSERDATA
+    {
+        as_node(l, 3)
+    } else {
+        None
+    };
+    match node {
+        Some(node) => inner_get(l, 1, 3, node, 2),
+        None => raise_here(
+            l,
+            format!("sharedata: need a sharedata proxy, got {}", type_name(l, 1)),
+        ),
+    }
 }
 
 unsafe extern "C-unwind" fn proxy_newindex(l: State) -> c_int {
-    let mut path = proxy_path(l, 1);
+    let mut path = match try_node(l, 1) {
+        Some(_) => proxy_path(l, lua_gettop(l)),
+        None => String::new(),
+    };
     match lua_type(l, 2) {
         LUA_TSTRING => {
             if !path.is_empty() {
@@ -1438,7 +1598,7 @@ unsafe extern "C-unwind" fn proxy_newindex(l: State) -> c_int {
 unsafe extern "C-unwind" fn proxy_len(l: State) -> c_int {
     let sh = shared(l);
     push_node(l, 1, "sharedata");
-    let (obj, t) = current(l, sh, 1, lua_gettop(l));
+    let (obj, t) = current(l, sh, lua_gettop(l));
     lua_pushinteger(l, obj.len(t) as lua_Integer);
     1
 }
@@ -1446,8 +1606,8 @@ unsafe extern "C-unwind" fn proxy_len(l: State) -> c_int {
 unsafe extern "C-unwind" fn proxy_next(l: State) -> c_int {
     let sh = shared(l);
     lua_settop(l, 2);
-    push_node(l, 1, "sharedata");
-    let (obj, t) = current(l, sh, 1, 3);
+    let node = push_node(l, 1, "sharedata");
+    let (obj, t) = current(l, sh, 3);
     let after = if lua_isnil(l, 2) != 0 {
         None
     } else {
@@ -1459,9 +1619,10 @@ unsafe extern "C-unwind" fn proxy_next(l: State) -> c_int {
     match obj.next_key(t, after) {
         None => 0,
         Some(k) => {
+            lua_getiuservalue(l, 3, UV_INNER);
             push_key(l, k);
             let kidx = lua_gettop(l);
-            if proxy_get(l, sh, 1, kidx) == 0 {
+            if inner_get(l, 4, 3, node, kidx) == 0 {
                 lua_pushnil(l);
             }
             lua_pushvalue(l, kidx);
@@ -1503,11 +1664,13 @@ unsafe extern "C-unwind" fn lproxy(l: State) -> c_int {
     1
 }
 
-/// `proxyupdate(root, obj)`: stages the version the root moves to on its
-/// next read.
+/// `proxyupdate(root, obj)`: moves the root proxy, and the children it has
+/// made, to the newer version `obj` (skynet stages it for the next read;
+/// nothing reads between the two in a service, so this is the same).
 unsafe extern "C-unwind" fn lproxyupdate(l: State) -> c_int {
     let sh = shared(l);
     let node = push_node(l, 1, "proxyupdate");
+    let n = lua_gettop(l);
     if !(*node).is_root {
         raise_here(l, "proxyupdate: need a root proxy".to_string());
     }
@@ -1527,6 +1690,7 @@ unsafe extern "C-unwind" fn lproxyupdate(l: State) -> c_int {
         keep(sh, old);
     }
     (*node).pending_table = t;
+    apply(l, sh, n);
     0
 }
 
@@ -1661,10 +1825,19 @@ pub unsafe extern "C-unwind" fn open(l: State) -> c_int {
         lua_getfield(l, LUA_REGISTRYINDEX, c"skynet_context".as_ptr());
         let sh = lua_touserdata(l, -1);
         lua_pop(l, 1);
-        lua_createtable(l, 0, 4);
+        push_bytes(l, NODE_FIELD);
+        lua_rawsetp(l, LUA_REGISTRYINDEX, key(&NODE_KEY));
+        // inner tables
+        lua_createtable(l, 0, 1);
+        lua_pushlightuserdata(l, sh);
+        lua_rawgetp(l, LUA_REGISTRYINDEX, key(&NODE_KEY));
+        lua_pushcclosure(l, inner_index, 2);
+        lua_setfield(l, -2, c"__index".as_ptr());
+        lua_rawsetp(l, LUA_REGISTRYINDEX, key(&INNER_MT));
+        // proxies
+        lua_createtable(l, 0, 3);
         for (name, f) in [
-            (c"__index", proxy_index as lua_CFunction),
-            (c"__newindex", proxy_newindex),
+            (c"__newindex", proxy_newindex as lua_CFunction),
             (c"__len", proxy_len),
         ] {
             lua_pushlightuserdata(l, sh);
@@ -2056,7 +2229,7 @@ mod tests {
             t.err("P[7] = 1"),
             "attempt to modify read-only sharedata (key [cfg[7]])"
         );
-        assert_eq!(t.ok("return rawget(P, 'a'), P.a"), "nil 1");
+        assert_eq!(t.ok("return rawget(P, 'a'), P.a, next(P)"), "nil 1 nil");
         assert_eq!(t.ok("return sd.copy(sd.object(P)).c.d.e, sd.copy(H, 'c', 'd', 'e'), sd.copy(H, 'a', 'b')"), "deep deep nil");
         assert_eq!(t.ok("return getmetatable(sd.copy(H, 'c')) == nil"), "true");
     }
@@ -2079,12 +2252,15 @@ mod tests {
             "proxyupdate: need a root proxy"
         );
         t.ok("sd.markdirty(V1); sd.proxyupdate(P, V2)");
-        assert_eq!(t.ok("return sd.getref(V1), sd.getref(V2)"), "1 1");
-        // the first read through any proxy of the tree moves the whole tree
-        assert_eq!(
-            t.ok("return C.x, P.a, sd.getref(V1), sd.getref(V2)"),
-            "2 2 0 1"
-        );
+        // the whole tree moves at once, and lets go of the old version
+        assert_eq!(t.ok("return sd.getref(V1), sd.getref(V2)"), "0 1");
+        assert_eq!(t.ok("return C.x, P.a, P.c == C"), "2 2 true");
+        // (no proxy holds V1 now: once its maker lets go, it is freed)
+        t.ok("sd.delete(V1)");
+        t.end_message();
+        assert!(t
+            .err("return sd.len(V1)")
+            .contains("invalid sharedata object"));
         assert_eq!(
             t.err("return B[1]"),
             "The key [n.b] doesn't exist after update"
@@ -2098,6 +2274,42 @@ mod tests {
         assert_eq!(
             t.ok("P, B, C = nil; collectgarbage(); collectgarbage(); return sd.getref(V3)"),
             "0"
+        );
+    }
+
+    #[test]
+    fn values_read_before_an_update_are_not_seen_after_it() {
+        let t = TestLua::new();
+        t.ok(
+            "V1 = sd.new({ a = 1, s = 'one', c = { x = 1, d = { y = 1 } }, gone = { z = 1 } }); \
+              P = sd.proxy(V1, 'n'); C = P.c; D = C.d; G = P.gone",
+        );
+        // read twice: the second read is served by the proxy's inner table
+        assert_eq!(
+            t.ok("return P.a, P.a, P.s, C.x, D.y, G.z, G.z"),
+            "1 1 one 1 1 1 1"
+        );
+        t.ok(
+            "V2 = sd.new({ a = 2, s = 'two', c = { x = 2, d = { y = 2 } } }); \
+              sd.markdirty(V1); sd.proxyupdate(P, V2)",
+        );
+        assert_eq!(
+            t.ok("return P.a, P.s, C.x, D.y, P.c.d == D"),
+            "2 two 2 2 true"
+        );
+        assert_eq!(
+            t.err("return G.z"),
+            "The key [n.gone] doesn't exist after update"
+        );
+        // a data key that looks like the proxy's own field is read, never kept
+        let field = "'\\xff<sharedata node>\\xff'";
+        // (it reads as the node: no real data has such a key)
+        t.ok(&format!("F = sd.proxy(sd.new({{ [{field}] = 7, b = 1 }}))"));
+        assert_eq!(
+            t.ok(&format!(
+                "return type(F[{field}]), type(F[{field}]), F.b, F.b"
+            )),
+            "userdata userdata 1 1"
         );
     }
 
