@@ -88,9 +88,23 @@ local function current(name)
 	return obj
 end
 
+-- Readers confirm what they got with a plain send: counts and frees settle
+-- a little after the calls that cause them.
+local function wait_for_refs(obj, want)
+	local n
+	for _ = 1, 300 do
+		n = core.getref(obj)
+		if n == want then
+			break
+		end
+		skynet.sleep(1)
+	end
+	return n
+end
+
 local function wait_for_stat(objects)
 	local n, bytes
-	for _ = 1, 100 do
+	for _ = 1, 300 do
 		n, bytes = core.stat()
 		if n == objects then
 			break
@@ -174,7 +188,7 @@ skynet.start(function()
 	skynet.call(r1, "lua", "flush")
 	skynet.call(r2, "lua", "flush")
 	sharedata.flush()
-	log("old refs %d", core.getref(v1))
+	log("old refs %d", wait_for_refs(v1, 0))
 
 	-- a second update, then flush: readers that did not read meanwhile move too
 	local v2 = current "cfg"
@@ -183,7 +197,7 @@ skynet.start(function()
 	skynet.call(r2, "lua", "flush")
 	log("flushed %s %s", skynet.call(r1, "lua", "read", "cfg", "a"), p.a)
 	sharedata.flush()
-	log("second old refs %d", core.getref(v2))
+	log("second old refs %d", wait_for_refs(v2, 0))
 
 	if ours then
 		local service = skynet.uniqueservice "sharedatad"
@@ -199,18 +213,12 @@ skynet.start(function()
 		sharedata.new("lone", { v = 1 })
 		local l1 = current "lone"
 		log("lone read %s", skynet.call(r1, "lua", "read", "lone", "v"))
-		log("lone held %d", core.getref(l1))
+		log("lone held %d", wait_for_refs(l1, 2))
 		skynet.call(r1, "lua", "drop", "lone")
-		log("lone dropped %d", core.getref(l1))
+		log("lone dropped %d", wait_for_refs(l1, 1))
 		sharedata.update("lone", { v = 2 })
 		local l2 = current "lone"
-		for _ = 1, 100 do
-			if core.getref(l2) == 1 then
-				break
-			end
-			skynet.sleep(1)
-		end
-		log("lone refs %d %d", core.getref(l1), core.getref(l2))
+		log("lone refs %d %d", core.getref(l1), wait_for_refs(l2, 1))
 		sharedata.delete "lone"
 	end
 
@@ -262,7 +270,7 @@ skynet.start(function()
 	p, c, q, fp = nil, nil, nil, nil
 	collectgarbage()
 	collectgarbage()
-	log("last refs %d", core.getref(v3))
+	log("last refs %d", wait_for_refs(v3, 0))
 	if ours then
 		local service = skynet.uniqueservice "sharedatad"
 		local freed, held = skynet.call(service, "lua", "collect")
