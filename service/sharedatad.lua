@@ -24,7 +24,7 @@ local NORET = {}
 local pool = {}		-- name -> { obj =, watch = { response... }, waits =, threshold = }
 local known = {}	-- obj -> true: every object not yet freed
 local retired = {}	-- obj -> true: replaced or deleted, freed when unheld
-local ticks = 10	-- minutes to the next collection
+local ticks = 10	-- minutes (after the next one) to the next collection
 
 local env_mt = { __index = _ENV }
 
@@ -113,10 +113,11 @@ end
 local function collector()
 	while true do
 		skynet.sleep(60 * 100)
-		ticks = ticks - 1
 		if ticks <= 0 then
 			ticks = 10
 			collect()
+		else
+			ticks = ticks - 1
 		end
 	end
 end

@@ -59,10 +59,15 @@ local function monitor(name, holder, cobj)
 			break	-- deleted
 		end
 		local proxy = holder[1]
+		local ok, err = true, nil
 		if proxy then
-			sd.update(proxy, cobj)
+			ok, err = pcall(sd.update, proxy, cobj)
 		end
 		skynet.send(service, "lua", "confirm", cobj)
+		if not ok then
+			skynet.error(string.format("sharedata %s: update failed: %s", name, tostring(err)))
+			return
+		end
 		if proxy == nil then
 			return	-- nobody reads it any more
 		end

@@ -1135,6 +1135,12 @@ const UV_INNER: c_int = 3; // the inner table
 const UV_SELF: c_int = 4; // the proxy
 const NODE_UVS: c_int = 4;
 
+// Lua aligns userdata memory for its own types (8 bytes here); the native
+// structs kept there need no more.
+const _: () = assert!(std::mem::align_of::<Node>() <= 8);
+const _: () = assert!(std::mem::align_of::<Ctrl>() <= 8);
+const _: () = assert!(std::mem::align_of::<Host>() <= 8);
+
 /// The node at stack index `idx`, if that is one.
 #[inline]
 unsafe fn as_node(l: State, idx: c_int) -> Option<*mut Node> {
@@ -1252,14 +1258,18 @@ unsafe extern "C-unwind" fn node_gc(l: State) -> c_int {
         && has_metatable(l, 1, &NODE_MT)
     {
         let n = lua_touserdata(l, 1) as *mut Node;
-        // Nobody reads through an unreachable node: drop its versions now.
+        // Kept until the message ends rather than dropped: Lua code may call
+        // this __gc by hand, on a node that a native call is reading.
+        let sh = shared(l);
         if let Some(o) = (*n).obj.take() {
             if (*n).counted {
                 o.decref();
             }
+            keep(sh, o);
         }
         if let Some(o) = (*n).pending.take() {
             o.decref();
+            keep(sh, o);
         }
         (*n).counted = false;
     }
@@ -1819,7 +1829,14 @@ pub unsafe extern "C-unwind" fn open(l: State) -> c_int {
     open_bound(l, FUNCS);
     gc_metatable(l, &HOST_MT, host_gc);
     gc_metatable(l, &CTRL_MT, ctrl_gc);
-    gc_metatable(l, &NODE_MT, node_gc);
+    if lua_rawgetp(l, LUA_REGISTRYINDEX, key(&NODE_MT)) != LUA_TTABLE {
+        lua_createtable(l, 0, 1);
+        lua_getfield(l, LUA_REGISTRYINDEX, c"skynet_context".as_ptr());
+        lua_pushcclosure(l, node_gc, 1);
+        lua_setfield(l, -2, c"__gc".as_ptr());
+        lua_rawsetp(l, LUA_REGISTRYINDEX, key(&NODE_MT));
+    }
+    lua_pop(l, 1);
     if lua_rawgetp(l, LUA_REGISTRYINDEX, key(&PROXY_MT)) != LUA_TTABLE {
         lua_pop(l, 1);
         lua_getfield(l, LUA_REGISTRYINDEX, c"skynet_context".as_ptr());
@@ -2311,6 +2328,13 @@ mod tests {
             )),
             "userdata userdata 1 1"
         );
+        // a node's __gc called by hand leaves a released proxy, not a crash
+        t.ok(&format!(
+            "local node = F[{field}]; getmetatable(node).__gc(node); getmetatable(node).__gc(node)"
+        ));
+        assert_eq!(t.ok("return F.b"), "1");
+        assert_eq!(t.err("return F.c"), "sharedata proxy is released");
+        assert_eq!(t.err("return #F"), "sharedata proxy is released");
     }
 
     #[test]
