@@ -5,10 +5,11 @@
 -- box:    box(cobj, name) -> a read-only proxy of the object (native:
 --         __index/__len/__pairs run in Rust; nested tables are proxies too;
 --         writes raise an error).
--- update: update(proxy, cobj) stages a newer version; the proxy's whole tree
---         moves to it on its next read (or at flush).
--- flush, object, copy: apply a staged version now; the handle the proxy
---         reads now; a plain Lua copy of (a path into) an object.
+-- update: update(proxy, cobj) moves the proxy's whole tree to a newer
+--         version (proxies remember what they read until then).
+-- flush, object, copy, stat: catch up with a staged version (none is left
+--         staged by update); the handle the proxy reads now; a plain Lua copy
+--         of (a path into) an object; objects alive in the process and bytes.
 
 local core = require "skynet.sharedata.core"
 

@@ -1392,7 +1392,7 @@ unsafe fn ensure(l: State, sh: &Shared, n: c_int) {
         _ => false,
     };
     if !same {
-        // The parent moved on without this node (it was not in the cache
+        // The parent moved on without this node (the walk did not reach
         // walk): look the key up again.
         lua_getiuservalue(l, n, UV_KEY);
         let kidx = lua_gettop(l);
