@@ -1393,7 +1393,7 @@ unsafe fn ensure(l: State, sh: &Shared, n: c_int) {
     };
     if !same {
         // The parent moved on without this node (the walk did not reach
-        // walk): look the key up again.
+        // it): look the key up again.
         lua_getiuservalue(l, n, UV_KEY);
         let kidx = lua_gettop(l);
         let found = match &(*pnode).obj {
