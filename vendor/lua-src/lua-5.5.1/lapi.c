@@ -975,6 +975,8 @@ LUA_API int lua_setmetatable (lua_State *L, int objindex) {
   }
   switch (ttype(obj)) {
     case LUA_TTABLE: {
+      if (l_unlikely(isshared(hvalue(obj))))  /* skynet-rs: see lshared.c */
+        luaH_sharedwrite(L);
       hvalue(obj)->metatable = mt;
       if (mt) {
         luaC_objbarrier(L, gcvalue(obj), mt);

@@ -900,7 +900,9 @@ static GCObject **sweeplist (lua_State *L, GCObject **p, l_mem countin) {
   while (*p != NULL && countin-- > 0) {
     GCObject *curr = *p;
     int marked = curr->marked;
-    if (isdeadm(ow, marked)) {  /* is 'curr' dead? */
+    if (l_unlikely(isshared(curr)))  /* skynet-rs: never swept, see lgc.h */
+      p = &curr->next;
+    else if (isdeadm(ow, marked)) {  /* is 'curr' dead? */
       *p = curr->next;  /* remove 'curr' from list */
       freeobj(L, curr);  /* erase 'curr' */
     }
@@ -1141,7 +1143,9 @@ static void sweep2old (lua_State *L, GCObject **p) {
   GCObject *curr;
   global_State *g = G(L);
   while ((curr = *p) != NULL) {
-    if (iswhite(curr)) {  /* is 'curr' dead? */
+    if (l_unlikely(isshared(curr)))  /* skynet-rs: never swept */
+      p = &curr->next;
+    else if (iswhite(curr)) {  /* is 'curr' dead? */
       lua_assert(isdead(g, curr));
       *p = curr->next;  /* remove 'curr' from list */
       freeobj(L, curr);  /* erase 'curr' */
@@ -1189,7 +1193,9 @@ static GCObject **sweepgen (lua_State *L, global_State *g, GCObject **p,
   int white = luaC_white(g);
   GCObject *curr;
   while ((curr = *p) != limit) {
-    if (iswhite(curr)) {  /* is 'curr' dead? */
+    if (l_unlikely(isshared(curr)))  /* skynet-rs: never swept */
+      p = &curr->next;
+    else if (iswhite(curr)) {  /* is 'curr' dead? */
       lua_assert(!isold(curr) && isdead(g, curr));
       *p = curr->next;  /* remove 'curr' from list */
       freeobj(L, curr);  /* erase 'curr' */

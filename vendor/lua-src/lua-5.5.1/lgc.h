@@ -85,9 +85,12 @@
 
 /*
 ** skynet-rs: an object with SHAREDBIT belongs to no state. It lives in the
-** process-wide code state (whose collector never runs) and is used by every
-** state: it is permanently black and old, so no collector marks, sweeps or
-** frees it, and no barrier fires on it. (TESTBIT is only used by ltests.)
+** process-wide code state (whose collector never runs), or in the state
+** that built a shared table (lshared.c, whose collector stops then), and
+** is used by other states: it is permanently black and old, so no
+** collector marks, sweeps or frees it, and no barrier fires on it. Only
+** closing the state that holds it frees it. (TESTBIT is only used by
+** ltests.)
 */
 #define SHAREDBIT	7
 #define isshared(x)	testbit((x)->marked, SHAREDBIT)

@@ -50,8 +50,20 @@
 
 /*
 ** equality for short strings, which are always internalized
+** skynet-rs: ... within one state. A shared table (lshared.c) brings into
+** a state short strings made by another state, which may equal one of
+** its own without being the same object; once any state holds a shared
+** table, two short strings with the same hash, one of them shared, are
+** also compared by contents. States use one hash seed, so equal strings
+** have equal hashes everywhere.
 */
-#define eqshrstr(a,b)	check_exp((a)->tt == LUA_VSHRSTR, (a) == (b))
+#define eqshrstr(a,b)	check_exp((a)->tt == LUA_VSHRSTR, (a) == (b) || \
+	(l_unlikely(luaS_foreignstrings()) && luaS_eqshared(a, b)))
+
+/* skynet-rs: true once a shared table was pushed into any state */
+LUAI_DDEC(int luaS_sharedtablesinuse;)
+#define luaS_foreignstrings()  \
+	__atomic_load_n(&luaS_sharedtablesinuse, __ATOMIC_RELAXED)
 
 
 LUAI_FUNC unsigned luaS_hashlongstr (TString *ts);
@@ -69,6 +81,7 @@ LUAI_FUNC TString *luaS_findshared (const char *str, size_t l, unsigned int h,
 LUAI_FUNC int luaS_sharedconflict (lua_State *L, const Proto *p);
 LUAI_FUNC TString *luaS_findbyaddr (lua_State *L, const char *str);
 LUAI_FUNC void luaS_cachebyaddr (const char *str, TString *ts);
+LUAI_FUNC int luaS_eqshared (TString *a, TString *b);
 LUAI_FUNC TString *luaS_new (lua_State *L, const char *str);
 LUAI_FUNC TString *luaS_createlngstrobj (lua_State *L, size_t l);
 LUAI_FUNC TString *luaS_newextlstr (lua_State *L,

@@ -234,8 +234,8 @@ l_sinline Node *mainpositionfromnode (const Table *t, Node *nd) {
 ** Check whether key 'k1' is equal to the key in node 'n2'. This
 ** equality is raw, so there are no metamethods. Floats with integer
 ** values have been normalized, so integers cannot be equal to
-** floats. It is assumed that 'eqshrstr' is simply pointer equality,
-** so that short strings are handled in the default case.  The flag
+** floats. (skynet-rs: short strings go through 'eqshrstr', which is not
+** always pointer equality; see lstring.h.) The flag
 ** 'deadok' means to accept dead keys as equal to their original values.
 ** (Only collectable objects can produce dead keys.) Note that dead
 ** long strings are also compared by identity.  Once a key is dead,
@@ -276,6 +276,8 @@ static int equalkey (const TValue *k1, const Node *n2, int deadok) {
         return fvalue(k1) == fvalueraw(keyval(n2));
       case ctb(LUA_VLNGSTR):
         return luaS_eqstr(tsvalue(k1), keystrval(n2));
+      case ctb(LUA_VSHRSTR):  /* skynet-rs */
+        return eqshrstr(tsvalue(k1), keystrval(n2));
       default:
         return gcvalue(k1) == gcvalueraw(keyval(n2));
     }
@@ -429,6 +431,15 @@ void luaH_copyhash (lua_State *L, Table *dst, const Table *src) {
 
 /* Extra space in Node array if it has a lastfree entry */
 #define extraLastfree(t)	(haslastfree(t) ? sizeof(Limbox) : 0)
+
+
+/*
+** skynet-rs: the error for any change to a shared table (lshared.c).
+*/
+l_noret luaH_sharedwrite (lua_State *L) {
+  luaG_runerror(L, "attempt to change a shared table");
+}
+
 
 /* 'node' size in bytes */
 static size_t sizehash (Table *t) {
@@ -958,6 +969,8 @@ static void newcheckedkey (Table *t, const TValue *key, TValue *value) {
 
 static void luaH_newkey (lua_State *L, Table *t, const TValue *key,
                                                  TValue *value) {
+  if (l_unlikely(isshared(t)))  /* skynet-rs */
+    luaH_sharedwrite(L);
   if (!ttisnil(value)) {  /* do not insert nil values */
     int done = insertkey(t, key, value);
     if (!done) {  /* could not find a free place? */
@@ -1199,6 +1212,8 @@ int luaH_pset (Table *t, const TValue *key, TValue *val) {
 void luaH_finishset (lua_State *L, Table *t, const TValue *key,
                                     TValue *value, int hres) {
   lua_assert(hres != HOK);
+  if (l_unlikely(isshared(t)))  /* skynet-rs: see lshared.c */
+    luaH_sharedwrite(L);
   if (hres == HNOTFOUND) {
     TValue aux;
     const TValue *actk = key;  /* actual key to insert */
@@ -1239,7 +1254,10 @@ void luaH_finishset (lua_State *L, Table *t, const TValue *key,
 ** barrier and invalidate the TM cache.
 */
 void luaH_set (lua_State *L, Table *t, const TValue *key, TValue *value) {
-  int hres = luaH_pset(t, key, value);
+  int hres;
+  if (l_unlikely(isshared(t)))  /* skynet-rs: before 'pset' writes a value */
+    luaH_sharedwrite(L);
+  hres = luaH_pset(t, key, value);
   if (hres != HOK)
     luaH_finishset(L, t, key, value, hres);
 }
@@ -1251,6 +1269,8 @@ void luaH_set (lua_State *L, Table *t, const TValue *key, TValue *value) {
 */
 void luaH_setint (lua_State *L, Table *t, lua_Integer key, TValue *value) {
   unsigned ik = ikeyinarray(t, key);
+  if (l_unlikely(isshared(t)))  /* skynet-rs */
+    luaH_sharedwrite(L);
   if (ik > 0)
     obj2arr(t, ik - 1, value);
   else {
@@ -1325,10 +1345,15 @@ static unsigned int binsearch (Table *array, unsigned int i, unsigned int j) {
 }
 
 
-/* return a border, saving it as a hint for next call */
+/*
+** return a border, saving it as a hint for next call
+** (skynet-rs: not in a shared table, which several threads may read at
+** once; its hint was set when it was shared, see lshared.c)
+*/
 static lua_Unsigned newhint (Table *t, unsigned hint) {
   lua_assert(hint <= t->asize);
-  *lenhint(t) = hint;
+  if (!isshared(t))
+    *lenhint(t) = hint;
   return hint;
 }
 
@@ -1378,7 +1403,8 @@ lua_Unsigned luaH_getn (lua_State *L, Table *t) {
     }
     /* last element non empty; set a hint to speed up finding that again */
     /* (keys in the hash part cannot be hints) */
-    *lenhint(t) = asize;
+    if (!isshared(t))  /* skynet-rs: see 'newhint' */
+      *lenhint(t) = asize;
   }
   /* no array part or t[asize] is not empty; check the hash part */
   lua_assert(asize == 0 || !arraykeyisempty(t, asize));
@@ -1386,6 +1412,33 @@ lua_Unsigned luaH_getn (lua_State *L, Table *t) {
     return asize;  /* 'asize + 1' is empty */
   else  /* 'asize + 1' is also non empty */
     return hash_search(L, t, asize);
+}
+
+
+
+/*
+** skynet-rs: the memory blocks of table 't' besides its header: the array
+** part and the hash part (NULL and 0 for a part it does not own). Used to
+** check that nothing writes to a shared table (lua_sharedfingerprint).
+*/
+void luaH_memparts (const Table *t, const void **arr, size_t *arrsize,
+                    const void **hash, size_t *hashsize) {
+  if (t->asize == 0) {
+    *arr = NULL;
+    *arrsize = 0;
+  }
+  else {
+    *arr = t->array - t->asize;
+    *arrsize = concretesize(t->asize);
+  }
+  if (isdummy(t)) {
+    *hash = NULL;
+    *hashsize = 0;
+  }
+  else {
+    *hash = cast(const char *, t->node) - extraLastfree(t);
+    *hashsize = cast_sizet(sizenode(t)) * sizeof(Node) + extraLastfree(t);
+  }
 }
 
 

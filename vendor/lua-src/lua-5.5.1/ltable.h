@@ -175,6 +175,10 @@ LUAI_FUNC void luaH_free (lua_State *L, Table *t);
 LUAI_FUNC int luaH_next (lua_State *L, Table *t, StkId key);
 /* skynet-rs: see lshared.c */
 LUAI_FUNC void luaH_copyhash (lua_State *L, Table *dst, const Table *src);
+LUAI_FUNC l_noret luaH_sharedwrite (lua_State *L);
+LUAI_FUNC void luaH_memparts (const Table *t, const void **arr,
+                              size_t *arrsize, const void **hash,
+                              size_t *hashsize);
 /* skynet-rs: luaH_next by slot number instead of by previous key */
 LUAI_FUNC int luaH_nextslot (lua_State *L, Table *t, unsigned int *slot,
                              StkId key);

@@ -557,6 +557,14 @@ LUA_API int (lua_clonetemplate) (lua_State *L, const void *tmpl,
                                  const void *other, int otheridx, int into);
 
 /*
+** skynet-rs: tables shared without copying between states (lshared.c)
+*/
+LUA_API void (lua_sharetable) (lua_State *L, int idx);
+LUA_API int (lua_clonetable) (lua_State *L, const void *t);
+LUA_API int (lua_issharedtable) (lua_State *L, int idx);
+LUA_API lua_Unsigned (lua_sharedfingerprint) (lua_State *L, int idx);
+
+/*
 ** skynet-rs: reading tables without a hash lookup per step, for serializers
 ** (lapi.c). A 'lua_Peek' describes a value: its type; for a number whether
 ** it is an integer and its value; for a boolean 'i' is 0 or 1; for a string

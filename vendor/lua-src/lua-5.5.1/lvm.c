@@ -338,6 +338,8 @@ void luaV_finishset (lua_State *L, const TValue *t, TValue *key,
     const TValue *tm;  /* '__newindex' metamethod */
     if (hres != HNOTATABLE) {  /* is 't' a table? */
       Table *h = hvalue(t);  /* save 't' table */
+      if (l_unlikely(isshared(h)))  /* skynet-rs: see lshared.c */
+        luaH_sharedwrite(L);
       tm = fasttm(L, h->metatable, TM_NEWINDEX);  /* get metamethod */
       if (tm == NULL) {  /* no metamethod? */
         sethvalue2s(L, L->top.p, h);  /* anchor 't' */
@@ -366,7 +368,8 @@ void luaV_finishset (lua_State *L, const TValue *t, TValue *key,
       hres = HNOTATABLE;
     else {
       Table *h = hvalue(t);  /* next call can change the value at 't' */
-      hres = luaH_pset(h, key, val);
+      /* skynet-rs: a shared table is not written; the loop raises */
+      hres = isshared(h) ? HNOTFOUND : luaH_pset(h, key, val);
       if (hres == HOK) {
         luaC_barrierback(L, obj2gco(h), val);  /* luaV_finishfastset */
         return;  /* done */

@@ -9,6 +9,7 @@
 
 
 #include "ldo.h"
+#include "lgc.h"  /* skynet-rs: isshared */
 #include "lobject.h"
 #include "ltm.h"
 
@@ -91,11 +92,17 @@ typedef enum {
   else { luaH_fastgeti(hvalue(t), k, res, tag); }
 
 
+/*
+** skynet-rs: a shared table (lshared.c) takes no fast set: 'luaV_finishset'
+** raises the error for it.
+*/
 #define luaV_fastset(t,k,val,hres,f) \
-  (hres = (!ttistable(t) ? HNOTATABLE : f(hvalue(t), k, val)))
+  (hres = (!ttistable(t) ? HNOTATABLE : \
+           l_unlikely(isshared(hvalue(t))) ? HNOTFOUND : f(hvalue(t), k, val)))
 
 #define luaV_fastseti(t,k,val,hres) \
   if (!ttistable(t)) hres = HNOTATABLE; \
+  else if (l_unlikely(isshared(hvalue(t)))) hres = HNOTFOUND; \
   else { luaH_fastseti(hvalue(t), k, val, hres); }
 
 
