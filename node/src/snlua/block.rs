@@ -14,7 +14,7 @@
 
 use super::lua::*;
 use super::Shared;
-use parking_lot::RwLock;
+use parking_lot::{Mutex, RwLock};
 use std::collections::HashMap;
 use std::ffi::c_int;
 use std::sync::{Arc, LazyLock, Weak};
@@ -75,6 +75,11 @@ pub struct SharedBlock {
 
 static SHARED_BLOCKS: LazyLock<Live<SharedBlock>> = LazyLock::new(Live::default);
 
+/// Blocks that a service handed to others (see [`SharedBlock::hand_over`]),
+/// by address, until one of them trashes it.
+static HANDED: LazyLock<Mutex<HashMap<usize, Arc<SharedBlock>>>> =
+    LazyLock::new(|| Mutex::new(HashMap::new()));
+
 impl SharedBlock {
     /// A new block, findable by [`SharedBlock::address`] until it is dropped.
     /// An empty block has no address (Lua sees NULL) and is never found.
@@ -115,6 +120,27 @@ impl SharedBlock {
     /// Shared blocks alive in the process (tests).
     pub fn live_count() -> usize {
         SHARED_BLOCKS.len()
+    }
+
+    /// A service's own block given away inside a message: skynet code packs
+    /// a `skynet.pack` pointer into a call to another service, which unpacks
+    /// and trashes it (sharetable's `loadtable` does). From now on any
+    /// service can read it, and the first `trash` of its address frees it.
+    /// Returns its address (0 for an empty block).
+    pub fn hand_over(bytes: Vec<u8>) -> usize {
+        let block = SharedBlock::new(bytes);
+        let a = block.address();
+        if a != 0 {
+            HANDED.lock().insert(a, block);
+        }
+        a
+    }
+
+    /// Frees the handed block at `addr` (readers that pinned it keep it
+    /// until their message ends). False if there is none.
+    pub fn release_handed(addr: usize) -> bool {
+        let block = HANDED.lock().remove(&addr);
+        block.is_some()
     }
 }
 

@@ -320,8 +320,29 @@ unsafe extern "C-unwind" fn ltostring(l: State) -> c_int {
     1
 }
 
+/// A pointer to one of the service's own blocks among the arguments of
+/// `pack` hands that block over (see [`block::SharedBlock::hand_over`]): the
+/// message carries it to a service that reads and trashes it.
+unsafe fn hand_over_blocks(l: State, sh: &Shared) {
+    for i in 1..=lua_gettop(l) {
+        if lua_type(l, i) != LUA_TLIGHTUSERDATA {
+            continue;
+        }
+        let p = lua_touserdata(l, i) as usize;
+        if p == 0 {
+            continue;
+        }
+        if let Some(v) = (*sh.buffers.get()).take(p) {
+            let a = block::SharedBlock::hand_over(v);
+            lua_pushlightuserdata(l, a as *mut c_void);
+            lua_replace(l, i);
+        }
+    }
+}
+
 unsafe extern "C-unwind" fn lpack(l: State) -> c_int {
     let sh = shared(l);
+    hand_over_blocks(l, sh);
     let scratch = &mut *sh.scratch.get();
     scratch.clear();
     if let Err(e) = seri::pack_args(l, 1, scratch) {
@@ -339,6 +360,7 @@ unsafe extern "C-unwind" fn lpack(l: State) -> c_int {
 
 unsafe extern "C-unwind" fn lpackstring(l: State) -> c_int {
     let sh = shared(l);
+    hand_over_blocks(l, sh);
     let scratch = &mut *sh.scratch.get();
     scratch.clear();
     if let Err(e) = seri::pack_args(l, 1, scratch) {
@@ -391,7 +413,9 @@ unsafe extern "C-unwind" fn ltrash(l: State) -> c_int {
     match lua_type(l, 1) {
         LUA_TLIGHTUSERDATA => {
             let p = lua_touserdata(l, 1) as usize;
-            drop((*shared(l).buffers.get()).take(p));
+            if (*shared(l).buffers.get()).take(p).is_none() {
+                block::SharedBlock::release_handed(p);
+            }
             0
         }
         LUA_TSTRING => 0,
