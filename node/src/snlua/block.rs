@@ -237,6 +237,20 @@ mod tests {
     }
 
     #[test]
+    fn handed_blocks_live_until_released() {
+        let a = SharedBlock::hand_over(vec![5; 32]);
+        assert_ne!(a, 0);
+        let b = SharedBlock::find(a).expect("a handed block is found");
+        assert_eq!(b.bytes(), &[5; 32]);
+        drop(b);
+        assert!(SharedBlock::find(a).is_some(), "nobody released it yet");
+        assert!(SharedBlock::release_handed(a));
+        assert!(!SharedBlock::release_handed(a), "released once");
+        assert!(SharedBlock::find(a).is_none_or(|b| b.bytes() != [5; 32]));
+        assert_eq!(SharedBlock::hand_over(Vec::new()), 0);
+    }
+
+    #[test]
     fn live_objects_by_address() {
         let live: Live<String> = Live::default();
         let s = Arc::new("x".to_string());
