@@ -373,7 +373,7 @@ unsafe extern "C-unwind" fn lpackstring(l: State) -> c_int {
     1
 }
 
-unsafe extern "C-unwind" fn lunpack(l: State) -> c_int {
+pub(crate) unsafe extern "C-unwind" fn lunpack(l: State) -> c_int {
     if lua_isnoneornil(l, 1) != 0 {
         return 0;
     }

@@ -31,6 +31,7 @@ pub mod multicast;
 pub mod profile;
 pub mod seri;
 pub mod sharedata;
+pub mod sharetable;
 pub mod socketdriver;
 pub mod sproto;
 pub mod stdlibs;
@@ -237,6 +238,9 @@ pub struct Shared {
     /// sharedata objects read or let go during the current message (see
     /// [`sharedata`]).
     pub(crate) sd_pins: UnsafeCell<Vec<Arc<sharedata::SdObject>>>,
+    /// Shared tables this service pushed (see [`sharetable`]): held until
+    /// the `Shared` is dropped, after the state is closed.
+    pub shared_tables: UnsafeCell<Vec<Arc<sharetable::Matrix>>>,
 }
 
 impl Shared {
@@ -250,6 +254,7 @@ impl Shared {
             runtime,
             pins: UnsafeCell::new(Vec::new()),
             sd_pins: UnsafeCell::new(Vec::new()),
+            shared_tables: UnsafeCell::new(Vec::new()),
         }
     }
 
@@ -503,6 +508,7 @@ unsafe fn install_native_modules(l: State) {
         (c"sproto.core", sproto::open),
         (c"sprotoparser.core", sproto::open_parser),
         (c"skynet.sharedata.core", sharedata::open),
+        (c"skynet.sharetable.core", sharetable::open),
     ] {
         lua_pushcfunction(l, f);
         lua_setfield(l, -2, name.as_ptr());
