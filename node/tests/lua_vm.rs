@@ -126,3 +126,71 @@ fn upvalue_index_keeps_sharing_through_gc_loops_stack_growth_and_coroutines() {
     let one = format!("8200,809051252,3000,391,402,{loops}");
     assert_eq!(String::from_utf8_lossy(&got), format!("{one};{one};{one}"));
 }
+
+/// A string made from a C string when memory runs out: the collection that
+/// the failed allocation runs walks the state's C-string cache, which must
+/// hold no empty slot meanwhile (`luaS_new`, the skynet-rs address-cache
+/// lookup). It used to crash the process; it is a memory error.
+#[test]
+fn a_c_string_made_when_memory_runs_out_is_a_memory_error() {
+    use skynet_node::snlua::lua::*;
+    use std::ffi::{c_int, c_void};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    struct Budget {
+        used: AtomicUsize,
+        limit: AtomicUsize,
+    }
+    unsafe extern "C" fn limited(
+        ud: *mut c_void,
+        ptr: *mut c_void,
+        osize: usize,
+        nsize: usize,
+    ) -> *mut c_void {
+        let b = &*(ud as *const Budget);
+        let old = if ptr.is_null() { 0 } else { osize };
+        if nsize == 0 {
+            libc::free(ptr);
+            b.used.fetch_sub(old, Ordering::Relaxed);
+            return std::ptr::null_mut();
+        }
+        let used = b.used.load(Ordering::Relaxed);
+        if nsize > old && used - old + nsize > b.limit.load(Ordering::Relaxed) {
+            return std::ptr::null_mut();
+        }
+        let p = libc::realloc(ptr, nsize);
+        if !p.is_null() {
+            b.used.store(used - old + nsize, Ordering::Relaxed);
+        }
+        p
+    }
+    static LONG: [u8; 4097] = {
+        let mut s = [b'x'; 4097];
+        s[4096] = 0;
+        s
+    };
+    unsafe extern "C-unwind" fn push_long(l: State) -> c_int {
+        lua_pushstring(l, LONG.as_ptr() as *const std::ffi::c_char);
+        1
+    }
+    let budget = Box::new(Budget {
+        used: AtomicUsize::new(0),
+        limit: AtomicUsize::new(usize::MAX),
+    });
+    unsafe {
+        let l = lua_newstate(limited, &*budget as *const Budget as *mut c_void, 0);
+        luaL_openlibs(l);
+        // room for the collection, not for the 4 KiB string
+        let used = budget.used.load(Ordering::Relaxed);
+        budget.limit.store(used + 1024, Ordering::Relaxed);
+        lua_pushcfunction(l, push_long);
+        assert_eq!(lua_pcall(l, 0, 1, 0), LUA_ERRMEM);
+        assert_eq!(to_bytes(l, -1), Some(&b"not enough memory"[..]));
+        lua_pop(l, 1);
+        budget.limit.store(usize::MAX, Ordering::Relaxed);
+        lua_pushcfunction(l, push_long);
+        assert_eq!(lua_pcall(l, 0, 1, 0), LUA_OK);
+        assert_eq!(to_bytes(l, -1).map(|b| b.len()), Some(4096));
+        lua_close(l);
+    }
+}

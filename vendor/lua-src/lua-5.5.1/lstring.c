@@ -303,10 +303,14 @@ TString *luaS_new (lua_State *L, const char *str) {
   /* normal route */
   for (j = STRCACHE_M - 1; j > 0; j--)
     p[j] = p[j - 1];  /* move out last element */
-  /* skynet-rs: a name other states asked for by the same address */
-  p[0] = luaS_findbyaddr(L, str);
-  if (p[0] != NULL)
-    return p[0];
+  /* skynet-rs: a name other states asked for by the same address (the
+     cache keeps no NULL meanwhile: creating the string below may run an
+     emergency collection, which walks the cache) */
+  {
+    TString *ts = luaS_findbyaddr(L, str);
+    if (ts != NULL)
+      return p[0] = ts;
+  }
   /* new element is first in the list */
   p[0] = luaS_newlstr(L, str, strlen(str));
   luaS_cachebyaddr(str, p[0]);
