@@ -76,6 +76,23 @@ skynet.start(function()
 	local raw = sharetable.query "raw"
 	log("handed", raw.handed, #raw)
 
+	-- the native module
+	local m = core.matrix("local a, b = ... return { a, b, name = 'direct' }", 1, "two")
+	local ptr = m:getptr()
+	local direct = core.clone(ptr)
+	log("matrix", m:size() > 0, type(ptr), direct[1], direct[2], direct.name)
+	m:close()
+	-- this service holds the version it cloned: it lives on
+	log("closed box", m:getptr() == nil, m:size(), direct.name, core.clone(ptr) == direct)
+	local p, sz = skynet.pack(1)
+	log("forged", select(2, pcall(core.clone, p)):match "is not a live shared table$")
+	skynet.trash(p, sz)
+	log("bad args", select(2, pcall(core.matrix, "return {}", {})), select(2, pcall(core.matrix, "return {}", print, function() end)))
+	local fn = function() end
+	local co = coroutine.create(fn)
+	local values = {}
+	log("stackvalues", core.stackvalues(co, values), values[1] == fn, core.stackvalues(coroutine.running(), {}))
+
 	-- readers keep their version until they update
 	local readers = {}
 	for i = 1, 3 do
@@ -125,7 +142,7 @@ skynet.start(function()
 	skynet.sleep(20)
 	local after = core.matrices()
 	-- the names loaded (cfg, str, file, raw, big) keep their current
-	-- version; this service still holds cfg versions 1 and 2
+	-- version; this service still holds cfg versions 1 and 2 and `direct`
 	log("matrices freed", count > after, after)
 	log "done"
 	skynet.abort()

@@ -59,6 +59,15 @@ fn sharetable_across_services() {
         format!("queryall {data},cfg,str"),
         // a skynet.pack pointer handed to the owner service
         "handed over 2".into(),
+        // the native module: a box, a clone that outlives the box's close,
+        // a forged pointer, arguments that cannot reach the matrix state
+        "matrix true userdata 1 two direct".into(),
+        "closed box true 0 direct true".into(),
+        "forged is not a live shared table".into(),
+        "bad args bad argument #2 to 'matrix' (a table cannot be passed) \
+         bad argument #3 to 'matrix' (a Lua function cannot be passed)"
+            .into(),
+        "stackvalues 1 true 0".into(),
         "reader holds 1".into(),
         "reader holds 1".into(),
         "reader holds 1".into(),
@@ -99,7 +108,8 @@ fn sharetable_across_services() {
         lines[mem]
     );
     // 5 names keep their current version; this service holds cfg 1 and 2
-    assert_eq!(lines[mem + 1], "matrices freed true 7", "\n{}", run.dump());
+    // and the matrix whose box it closed
+    assert_eq!(lines[mem + 1], "matrices freed true 8", "\n{}", run.dump());
     assert_eq!(lines[mem + 2], "done");
     // versions 3..7, held by the churning readers, went with them
     let deleted = run
