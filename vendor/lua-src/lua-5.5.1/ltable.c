@@ -1028,26 +1028,84 @@ lu_byte luaH_getint (Table *t, lua_Integer key, TValue *res) {
 
 
 /*
-** search function for short strings
+** skynet-rs: the chain of 'key' walked again, comparing contents (see
+** 'eqshrstr'): the key may be another state's string. Kept out of line,
+** so that the usual search stays as small as Lua's.
 */
-const TValue *luaH_Hgetshortstr (Table *t, TString *key) {
+#if defined(__GNUC__)
+__attribute__((noinline))
+#endif
+static const TValue *getforeignshortstr (Table *t, TString *key) {
   Node *n = hashstr(t, key);
-  lua_assert(strisshr(key));
-  for (;;) {  /* check whether 'key' is somewhere in the chain */
+  for (;;) {
     if (keyisshrstr(n) && eqshrstr(keystrval(n), key))
-      return gval(n);  /* that's it */
+      return gval(n);
     else {
       int nx = gnext(n);
       if (nx == 0)
-        return &absentkey;  /* not found */
+        return &absentkey;
       n += nx;
     }
   }
 }
 
 
+/*
+** search function for short strings (skynet-rs: by identity; NULL if
+** 'key' is not there, though an equal string may be, see 'eqshrstr')
+*/
+l_sinline const TValue *findshortstr (Table *t, TString *key) {
+  Node *n = hashstr(t, key);
+  lua_assert(strisshr(key));
+  for (;;) {  /* check whether 'key' is somewhere in the chain */
+    if (keyisshrstr(n) && keystrval(n) == key)
+      return gval(n);  /* that's it */
+    else {
+      int nx = gnext(n);
+      if (nx == 0)
+        return NULL;  /* not found */
+      n += nx;
+    }
+  }
+}
+
+
+/*
+** skynet-rs: after 'findshortstr' found nothing: an equal string as a key,
+** or absent. (A table never holds two equal keys, so a hit by identity is
+** the only one.)
+*/
+#define notfoundshortstr(t,key)  \
+	(l_unlikely(luaS_foreignstrings()) ? getforeignshortstr(t, key) \
+	                                   : &absentkey)
+
+
+l_sinline const TValue *hgetshortstr (Table *t, TString *key) {
+  const TValue *slot = findshortstr(t, key);
+  return (slot != NULL) ? slot : notfoundshortstr(t, key);
+}
+
+
+const TValue *luaH_Hgetshortstr (Table *t, TString *key) {
+  return hgetshortstr(t, key);
+}
+
+
+/* skynet-rs: the slow end of 'luaH_getshortstr', as a tail call */
+#if defined(__GNUC__)
+__attribute__((noinline))
+#endif
+static lu_byte getnotfoundshortstr (Table *t, TString *key, TValue *res) {
+  return finishnodeget(notfoundshortstr(t, key), res);
+}
+
+
 lu_byte luaH_getshortstr (Table *t, TString *key, TValue *res) {
-  return finishnodeget(luaH_Hgetshortstr(t, key), res);
+  const TValue *slot = findshortstr(t, key);
+  if (slot != NULL)
+    return finishnodeget(slot, res);
+  else
+    return getnotfoundshortstr(t, key, res);
 }
 
 
@@ -1061,7 +1119,7 @@ static const TValue *Hgetlongstr (Table *t, TString *key) {
 
 static const TValue *Hgetstr (Table *t, TString *key) {
   if (strisshr(key))
-    return luaH_Hgetshortstr(t, key);
+    return hgetshortstr(t, key);
   else
     return Hgetlongstr(t, key);
 }
@@ -1153,9 +1211,29 @@ static int psetint (Table *t, lua_Integer key, TValue *val) {
 ** it is not old/black, and it already has space for the key.
 */
 
+static int psetshortstr (Table *t, TString *key, TValue *val,
+                         const TValue *slot);
+
 int luaH_psetshortstr (Table *t, TString *key, TValue *val) {
-  const TValue *slot = luaH_Hgetshortstr(t, key);
-  if (!ttisnil(slot)) {  /* key already has a value? (all too common) */
+  const TValue *slot = findshortstr(t, key);
+  /* skynet-rs: the common case here; the others in 'psetshortstr', whose
+     call (for 'notfoundshortstr') this one need not pay for */
+  if (slot != NULL && !ttisnil(slot)) {
+    setobj(((lua_State*)NULL), cast(TValue*, slot), val);  /* update it */
+    return HOK;  /* done */
+  }
+  return psetshortstr(t, key, val, slot);
+}
+
+
+#if defined(__GNUC__)
+__attribute__((noinline))
+#endif
+static int psetshortstr (Table *t, TString *key, TValue *val,
+                         const TValue *slot) {
+  if (slot == NULL)
+    slot = notfoundshortstr(t, key);
+  if (!ttisnil(slot)) {  /* key (an equal string) already has a value? */
     setobj(((lua_State*)NULL), cast(TValue*, slot), val);  /* update it */
     return HOK;  /* done */
   }
