@@ -225,11 +225,24 @@ fn print_figure(line: &str) {
             };
             let cmp = if *higher { ">=" } else { "<=" };
             println!(
-                "{name:<28} {value:>14.1} {cmp}{target:>10.1}  {what} [{unit}] {}",
+                "{name:<28} {:>14} {cmp}{target:>10.1}  {what} [{unit}] {}",
+                shown(value),
                 if ok { "ok" } else { "MISSED" }
             );
         }
-        None => println!("{name:<28} {value:>14.1} {:>12}  [{unit}]", "-"),
+        None => println!("{name:<28} {:>14} {:>12}  [{unit}]", shown(value), "-"),
+    }
+}
+
+/// A figure with the decimals it needs (small ones, such as a query in
+/// milliseconds, would print as 0.0 with one).
+fn shown(v: f64) -> String {
+    if v.abs() >= 100.0 || v == 0.0 {
+        format!("{v:.1}")
+    } else if v.abs() >= 1.0 {
+        format!("{v:.2}")
+    } else {
+        format!("{v:.4}")
     }
 }
 
