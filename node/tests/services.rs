@@ -15,57 +15,16 @@ use std::time::Duration;
 
 /// Runs `node` until its start service prints `<start>: done` (or `timeout`).
 fn run_node(node: Node, timeout: Duration) -> Run {
-    let cfg = live::write_config(&node.config_text(), &node.start);
-    live::run_until(&[&cfg], &[], &format!("{}: done", node.start), timeout)
+    live::run_to_done(&node, timeout)
 }
 
 fn run(start: &str) -> Run {
     run_node(Node::new(start), Duration::from_secs(20))
 }
 
-/// The texts `<tag>: ...` printed by the services, without the tag.
-fn said(run: &Run, tag: &str) -> Vec<String> {
-    let prefix = format!("{tag}: ");
-    run.texts()
-        .into_iter()
-        .filter_map(|t| t.strip_prefix(&prefix).map(str::to_string))
-        .collect()
-}
-
-/// Panics unless the service printed exactly `line` (after its tag).
-fn says(run: &Run, tag: &str, line: &str) {
-    let all = said(run, tag);
-    assert!(
-        all.iter().any(|l| l == line),
-        "{tag} did not say {line:?}; it said:\n{}\n--- full output ---\n{}",
-        all.join("\n"),
-        run.dump()
-    );
-}
-
-/// Panics unless the service printed these lines, in this order, with nothing
-/// else of its own in between.
-fn says_in_order(run: &Run, tag: &str, lines: &[&str]) {
-    let all = said(run, tag);
-    let start = all.iter().position(|l| l == lines[0]);
-    let ok = start.is_some_and(|s| {
-        all.len() >= s + lines.len()
-            && all[s..s + lines.len()]
-                .iter()
-                .zip(lines)
-                .all(|(a, b)| a == b)
-    });
-    assert!(
-        ok,
-        "{tag} did not say {lines:#?} in a row; it said:\n{}\n--- full output ---\n{}",
-        all.join("\n"),
-        run.dump()
-    );
-}
-
 /// The service ran to its end.
 fn finished(run: &Run, tag: &str) {
-    says(run, tag, "done");
+    run.says(tag, "done");
     assert!(!run.has(&format!("{tag}: FAIL")), "{}", run.dump());
 }
 
@@ -101,54 +60,32 @@ fn forks_timers_wakeups_and_message_order() {
     let t = "t_order";
     finished(&run, t);
     // forks run FIFO once the handler suspends; a fork's fork goes to the back
-    says(
-        &run,
-        t,
-        "fork order main f1 f2xy f3 f4 f3.child main.resumed",
-    );
+    run.says(t, "fork order main f1 f2xy f3 f4 f3.child main.resumed");
     // timeout(0) is queued before our own yield; timers fire by deadline
-    says(
-        &run,
-        t,
-        "timer order main fork t0 yielded t10 t20 t30 slept",
-    );
-    says(
-        &run,
+    run.says(t, "timer order main fork t0 yielded t10 t20 t30 slept");
+    run.says(
         t,
         "sleep 10: now delta >= 10 true hpc delta >= 100ms true not too late true",
     );
-    says(&run, t, "timeout 5 fired after >= 50ms true");
-    says(&run, t, "yield is quick true");
-    says(
-        &run,
+    run.says(t, "timeout 5 fired after >= 50ms true");
+    run.says(t, "yield is quick true");
+    run.says(
         t,
         "time tracks the clock true now is centiseconds since boot true",
     );
-    says(&run, t, "starttime true");
-    says(&run, t, "wakeup sleeping true");
-    says(&run, t, "wakeup again (already queued) true");
-    says(&run, t, "woken early true");
+    run.says(t, "starttime true");
+    run.says(t, "wakeup sleeping true");
+    run.says(t, "wakeup again (already queued) true");
+    run.says(t, "woken early true");
     // the woken thread runs only after the waker suspends, sleep gives "BREAK"
-    says(
-        &run,
-        t,
-        "wakeup order wakeup after.wakeup sleep=BREAK yielded",
-    );
-    says(&run, t, "wakeup not sleeping nil nil");
-    says(&run, t, "token sleep BREAK");
-    says(
-        &run,
-        t,
-        "wait order wait wakeup after.wakeup waited.W waited",
-    );
+    run.says(t, "wakeup order wakeup after.wakeup sleep=BREAK yielded");
+    run.says(t, "wakeup not sleeping nil nil");
+    run.says(t, "token sleep BREAK");
+    run.says(t, "wait order wait wakeup after.wakeup waited.W waited");
     // 10k sends from one service to another arrive in order
-    says(&run, t, "sink 10000 in order");
+    run.says(t, "sink 10000 in order");
     // yield goes through the queue: messages already queued run first
-    says_in_order(
-        &run,
-        t,
-        &["yielder a1", "yielder b", "yielder b", "yielder a2"],
-    );
+    run.says_in_a_row(t, &["yielder a1", "yielder b", "yielder b", "yielder a2"]);
     // the early-woken sleep's timer fires later and is dropped silently
     never(&run, "Unknown session");
     never(&run, "init service failed");
@@ -163,11 +100,11 @@ fn call_ret_response_and_errors() {
     finished(&run, t);
     let main = handle_of(&run, "t_call: echo");
     let callee = handle_of(&run, "LAUNCH snlua t_call callee");
-    says(&run, t, "echo 1 two true nil 5");
-    says(&run, t, "select n 2");
-    says(&run, t, "ret of a call true");
-    says(&run, t, "empty reply 0");
-    says(&run, t, "raise false call failed");
+    run.says(t, "echo 1 two true nil 5");
+    run.says(t, "select n 2");
+    run.says(t, "ret of a call true");
+    run.says(t, "empty reply 0");
+    run.says(t, "raise false call failed");
     // the handler error is logged by the callee, in skynet's format
     let head = format!("lua call [{main:x} to :{callee:x} : ");
     let err = run
@@ -182,21 +119,16 @@ fn call_ret_response_and_errors() {
     );
     assert!(err.contains("boom in handler"), "{err}");
     run.expect("\u{1b}[0m");
-    says(&run, t, "callee still serves alive");
-    says(
-        &run,
-        t,
-        "dead handle false call to invalid address :00ffff00",
-    );
-    says(
-        &run,
+    run.says(t, "callee still serves alive");
+    run.says(t, "dead handle false call to invalid address :00ffff00");
+    run.says(
         t,
         "unknown name false call to invalid address .no_such_name",
     );
-    says(&run, t, "send to dead handle");
-    says(&run, t, "context true true");
-    says(&run, t, &format!("context of a send 0 :{main:08x}"));
-    says(&run, t, "ret of a send false");
+    run.says(t, "send to dead handle");
+    run.says(t, "context true true");
+    run.says(t, &format!("context of a send 0 :{main:08x}"));
+    run.says(t, "ret of a send false");
     // a forgotten answer is reported once; ignoreret is silent
     let forgot: Vec<_> = lines_from(&run, callee)
         .into_iter()
@@ -208,15 +140,12 @@ fn call_ret_response_and_errors() {
         f.contains(&format!(" from :{main:08x} : @")) && f.contains("test/t_call.lua:"),
         "{f}"
     );
-    says(&run, t, "forget answered nil ignore answered nil");
+    run.says(t, "forget answered nil ignore answered nil");
     // deferred responses
-    says(&run, t, "before flush nil nil");
-    says_in_order(
-        &run,
-        t,
-        &["deferred, pending true", "deferred, pending true"],
-    );
-    let twice: Vec<_> = said(&run, t)
+    run.says(t, "before flush nil nil");
+    run.says_in_a_row(t, &["deferred, pending true", "deferred, pending true"]);
+    let twice: Vec<_> = run
+        .said(t)
         .into_iter()
         .filter(|l| l.starts_with("answer twice false "))
         .collect();
@@ -228,18 +157,18 @@ fn call_ret_response_and_errors() {
         "{twice:?}"
     );
     assert_eq!(
-        said(&run, t)
+        run.said(t)
             .iter()
             .filter(|l| *l == "pending after answer false")
             .count(),
         2
     );
-    says(&run, t, "deferred 1 true later 42");
-    says(&run, t, "deferred 2 false call failed");
+    run.says(t, "deferred 1 true later 42");
+    run.says(t, "deferred 2 false call failed");
     // raw forms and redirect
-    says(&run, t, "rawcall userdata true raw x 7");
-    says(&run, t, "rawsend 0");
-    says(&run, t, "redirect via relay");
+    run.says(t, "rawcall userdata true raw x 7");
+    run.says(t, "rawsend 0");
+    run.says(t, "redirect via relay");
 }
 
 // ---------------------------------------------------------------- exit / kill
@@ -250,13 +179,12 @@ fn exit_kill_term_killthread_and_select() {
     let t = "t_exit";
     finished(&run, t);
     // exit: suspended requests and deferred responses fail, callees forget us
-    says(&run, t, "keeper pending before true");
-    says(&run, t, "pending hold call failed");
-    says(&run, t, "pending deferred call failed");
-    says(&run, t, "keeper pending after false");
+    run.says(t, "keeper pending before true");
+    run.says(t, "pending hold call failed");
+    run.says(t, "pending deferred call failed");
+    run.says(t, "keeper pending after false");
     let w = handle_of(&run, "LAUNCH snlua t_exit worker");
-    says(
-        &run,
+    run.says(
         t,
         &format!("call after exit call to invalid address :{w:08x}"),
     );
@@ -280,7 +208,7 @@ fn exit_kill_term_killthread_and_select() {
         run.dump()
     );
     // launch outcomes
-    says(&run, t, "newservice exit in start nil");
+    run.says(t, "newservice exit in start nil");
     let failinit = handle_of(&run, "LAUNCH snlua t_exit failinit");
     assert!(
         lines_from(&run, failinit)
@@ -289,10 +217,10 @@ fn exit_kill_term_killthread_and_select() {
         "{}",
         run.dump()
     );
-    says(&run, t, "newservice error in start false call failed");
+    run.says(t, "newservice error in start false call failed");
     // kill: the service is gone at once, its suspended callers are never answered
     let main = handle_of(&run, "t_exit: keeper pending before");
-    let killed = said(&run, t).into_iter().find_map(|l| {
+    let killed = run.said(t).into_iter().find_map(|l| {
         l.strip_prefix("call after kill call to invalid address :")
             .map(str::to_string)
     });
@@ -302,12 +230,11 @@ fn exit_kill_term_killthread_and_select() {
         "{}",
         run.dump()
     );
-    says(&run, t, "caller of a killed service answered false");
+    run.says(t, "caller of a killed service answered false");
     // requests still queued in a killed service are answered with errors
-    says(&run, t, "queued call to a killed service call failed");
+    run.says(t, "queued call to a killed service call failed");
     // term fails the pending call without killing
-    says_in_order(
-        &run,
+    run.says_in_a_row(
         t,
         &[
             "before term nil",
@@ -316,19 +243,18 @@ fn exit_kill_term_killthread_and_select() {
         ],
     );
     // killthread
-    says(&run, t, "killthread of a fork not started true");
-    says(&run, t, "killthread sleeping true");
-    says(&run, t, "killthread calling true");
-    says(&run, t, "killthread unknown nil");
-    says(&run, t, "flags nil nil nil");
+    run.says(t, "killthread of a fork not started true");
+    run.says(t, "killthread sleeping true");
+    run.says(t, "killthread calling true");
+    run.says(t, "killthread unknown nil");
+    run.says(t, "flags nil nil nil");
     // select: completion order, then error / invalid / timeout entries
-    says(&run, t, "select order P1/1 P2/2 P3/3 P4/4 P5/5");
-    says(
-        &run,
+    run.says(t, "select order P1/1 P2/2 P3/3 P4/4 P5/5");
+    run.says(
         t,
         "select with timeout invalid:nobody error:fail resp:fast:n=1 timeout true",
     );
-    says(&run, t, "select break first");
+    run.says(t, "select break first");
     // replies to cancelled calls (killthread, select timeout, select break) are dropped silently
     never(&run, "Unknown session");
     never(&run, "Response message");
@@ -345,9 +271,9 @@ fn memlimit_fails_allocations_and_the_service_goes_on() {
         "[:00000008] Set memory limit to 2.00 M",
         "t_memlimit: memlimit twice false",
     ]);
-    says(&run, t, "big allocation false not enough memory");
-    says(&run, t, "after 100 123");
-    says(&run, t, "big string false not enough memory");
+    run.says(t, "big allocation false not enough memory");
+    run.says(t, "after 100 123");
+    run.says(t, "big string false not enough memory");
 }
 
 #[test]
@@ -388,12 +314,13 @@ fn small_blocks_keep_contents_and_count_across_arena_and_malloc() {
     let run = run("t_smallblocks");
     let t = "t_smallblocks";
     finished(&run, t);
-    says(&run, t, "strings true 3440");
-    says(&run, t, "tables true");
-    says(&run, t, "after reuse true true true");
-    says(&run, t, "shrunk true");
+    run.says(t, "strings true 3440");
+    run.says(t, "tables true");
+    run.says(t, "after reuse true true true");
+    run.says(t, "shrunk true");
     // The allocator's count (logged by SIGNAL 1) is Lua's own count.
-    let lua = said(&run, t)
+    let lua = run
+        .said(t)
         .into_iter()
         .find_map(|l| l.strip_prefix("lua count ").map(str::to_string))
         .unwrap_or_else(|| panic!("{}", run.dump()));
@@ -412,17 +339,17 @@ fn endless_loop_is_reported() {
     let run = run_node(Node::new("t_endless"), Duration::from_secs(30));
     let t = "t_endless";
     finished(&run, t);
-    says(&run, t, "endless before false 0");
+    run.says(t, "endless before false 0");
     let line = &run.lines[run.expect("maybe in an endless loop")];
     assert!(
         line.starts_with("[:00000000] error: A message from [ :")
             && line.contains(" ] to [ :00000008 ] maybe in an endless loop (version = "),
         "{line}"
     );
-    says(&run, t, "flagged true after 5s true");
+    run.says(t, "flagged true after 5s true");
     // true once, then reset
-    says(&run, t, "endless again false 0");
-    says(&run, t, "cpu while busy true");
+    run.says(t, "endless again false 0");
+    run.says(t, "cpu while busy true");
     assert_eq!(
         run.lines
             .iter()
@@ -456,13 +383,12 @@ fn overload_warning_and_stat() {
     );
     // the threshold doubles after each warning
     assert!(lens.len() <= 2, "{lens:?}");
-    says(&run, t, "mqlen while blocked true true");
-    says(
-        &run,
+    run.says(t, "mqlen while blocked true true");
+    run.says(
         t,
         "handled 3000 messages counted 3002 cpu float true mqlen 0",
     );
-    says(&run, t, "own stat integer true 0");
+    run.says(t, "own stat integer true 0");
 }
 
 #[test]
@@ -470,8 +396,8 @@ fn stat_of_an_unknown_key_is_zero() {
     let run = run("t_stat");
     let t = "t_stat";
     finished(&run, t);
-    says(&run, t, "unknown true 0");
-    says(&run, t, "message integer mqlen 0");
+    run.says(t, "unknown true 0");
+    run.says(t, "message integer mqlen 0");
 }
 
 // ---------------------------------------------------------------- system services
@@ -481,7 +407,8 @@ fn launcher_list_mem_stat_gc_kill() {
     let run = run("t_launcher");
     let t = "t_launcher";
     finished(&run, t);
-    let list: Vec<String> = said(&run, t)
+    let list: Vec<String> = run
+        .said(t)
         .into_iter()
         .filter(|l| l.starts_with("list "))
         .collect();
@@ -497,12 +424,12 @@ fn launcher_list_mem_stat_gc_kill() {
         "{}",
         run.dump()
     );
-    says(&run, t, "self listed snlua t_launcher");
-    says(&run, t, "mem entries true shape true");
-    says(&run, t, "mem child (snlua t_launcher child a b)");
-    says(&run, t, "stat child integer integer number integer true");
-    says(&run, t, "stat self task 1");
-    says(&run, t, "gc returns mem string");
+    run.says(t, "self listed snlua t_launcher");
+    run.says(t, "mem entries true shape true");
+    run.says(t, "mem child (snlua t_launcher child a b)");
+    run.says(t, "stat child integer integer number integer true");
+    run.says(t, "stat self task 1");
+    run.says(t, "gc returns mem string");
     // every listed service ran the debug GC command
     for h in [4u32, 6, 7, 8, 9] {
         assert!(
@@ -513,21 +440,17 @@ fn launcher_list_mem_stat_gc_kill() {
             run.dump()
         );
     }
-    says(
-        &run,
-        t,
-        "mute mem TIMEOUT (snlua t_launcher mute) waited true",
-    );
-    says(&run, t, "mute stat TIMEOUT");
-    says(&run, t, "unknown command Unknown command");
-    says(&run, t, "kill snlua t_launcher mute");
+    run.says(t, "mute mem TIMEOUT (snlua t_launcher mute) waited true");
+    run.says(t, "mute stat TIMEOUT");
+    run.says(t, "unknown command Unknown command");
+    run.says(t, "kill snlua t_launcher mute");
     let mute = handle_of(&run, "LAUNCH snlua t_launcher mute");
     assert!(
         lines_from(&run, 3).contains(&format!("KILL :{mute:x}")),
         "{}",
         run.dump()
     );
-    says(&run, t, "listed after kill nil");
+    run.says(t, "listed after kill nil");
 }
 
 #[test]
@@ -545,11 +468,11 @@ fn service_mgr_unique_and_query() {
         "{}",
         run.dump()
     );
-    says(&run, t, "concurrent true true true");
-    says(&run, t, "again true true");
-    says(&run, t, "answers uniq");
+    run.says(t, "concurrent true true true");
+    run.says(t, "again true true");
+    run.says(t, "answers uniq");
     // the query waits until the service exists
-    says_in_order(&run, t, &["global query waiting true"]);
+    run.says_in_a_row(t, &["global query waiting true"]);
     assert_eq!(
         run.lines
             .iter()
@@ -557,13 +480,13 @@ fn service_mgr_unique_and_query() {
             .count(),
         1
     );
-    says(&run, t, "global true global");
-    says(&run, t, "global query returned true");
+    run.says(t, "global true global");
+    run.says(t, "global query returned true");
     // a service that cannot start: uniqueservice and queryservice raise
     run.expect("lua loader error : ");
-    says(&run, t, "missing false");
-    says(&run, t, "query missing false");
-    says(&run, t, "list true true true");
+    run.says(t, "missing false");
+    run.says(t, "query missing false");
+    run.says(t, "list true true true");
 }
 
 #[test]
@@ -572,8 +495,7 @@ fn datacenter_set_get_wait() {
     let t = "t_datacenter";
     finished(&run, t);
     never(&run, "attempt to index");
-    says_in_order(
-        &run,
+    run.says_in_a_row(
         t,
         &[
             "set new nil",
@@ -617,11 +539,11 @@ fn skynet_service_new_query_close() {
         "{}",
         run.dump()
     );
-    says(&run, t, "same address true query true");
-    says(&run, t, "calls 11 12 12");
-    says(&run, t, "function with upvalues false");
-    says(&run, t, "body error false");
-    says(&run, t, "close true false");
+    run.says(t, "same address true query true");
+    run.says(t, "calls 11 12 12");
+    run.says(t, "function with upvalues false");
+    run.says(t, "body error false");
+    run.says(t, "close true false");
 }
 
 // ---------------------------------------------------------------- libraries
@@ -631,12 +553,13 @@ fn queue_critical_sections_and_mqueue() {
     let run = run("t_queue");
     let t = "t_queue";
     finished(&run, t);
-    says(&run, t, "cs order in1 free out1 in2 out2 in3 out3");
-    says(&run, t, "nested 3 inner");
-    says(&run, t, "error false true");
-    says(&run, t, "usable after error yes");
+    run.says(t, "cs order in1 free out1 in2 out2 in3 out3");
+    run.says(t, "nested 3 inner");
+    run.says(t, "error false true");
+    run.says(t, "usable after error yes");
     // mqueue handles one message at a time, in arrival order
-    let steps: Vec<String> = said(&run, t)
+    let steps: Vec<String> = run
+        .said(t)
         .into_iter()
         .filter(|l| l.starts_with("mq start") || l.starts_with("mq end"))
         .collect();
@@ -655,10 +578,10 @@ fn queue_critical_sections_and_mqueue() {
         "{}",
         run.dump()
     );
-    says(&run, t, "mq results 10 20 30");
-    says(&run, t, "mq error false true");
-    says(&run, t, "mq note sent size 0");
-    says(&run, t, "mq after error 40");
+    run.says(t, "mq results 10 20 30");
+    run.says(t, "mq error false true");
+    run.says(t, "mq note sent size 0");
+    run.says(t, "mq after error 40");
 }
 
 #[test]
@@ -666,9 +589,7 @@ fn skynet_coroutine_blocked_status() {
     let run = run("t_coroutine");
     let t = "t_coroutine";
     finished(&run, t);
-    says_in_order(
-        &run,
-        t,
+    run.says_in_a_row(t,
         &[
             "status new suspended",
             "inside, thread is main true false",
@@ -691,8 +612,7 @@ fn skynet_require_init_order() {
     let run = run("t_require");
     let t = "t_require";
     finished(&run, t);
-    says_in_order(
-        &run,
+    run.says_in_a_row(
         t,
         &[
             "mod body",
@@ -729,8 +649,7 @@ fn getenv_and_setenv() {
     let run = run_node(node, Duration::from_secs(20));
     let t = "t_env";
     finished(&run, t);
-    says_in_order(
-        &run,
+    run.says_in_a_row(
         t,
         &[
             "getenv thread string 2",
@@ -757,8 +676,7 @@ fn names_and_address_formats() {
     let run = run("t_names");
     let t = "t_names";
     finished(&run, t);
-    says_in_order(
-        &run,
+    run.says_in_a_row(
         t,
         &[
             "self integer :00000008 true",
@@ -772,15 +690,14 @@ fn names_and_address_formats() {
             "register true",
         ],
     );
-    says(&run, t, "name true");
-    says(&run, t, "duplicate name true");
-    says(&run, t, "call by name true");
-    says(&run, t, "call by :hex true");
-    says(&run, t, "LAUNCH result true true true");
-    says(&run, t, "skynet.launch true");
-    says(&run, t, "name dies with the handle nil");
-    says_in_order(
-        &run,
+    run.says(t, "name true");
+    run.says(t, "duplicate name true");
+    run.says(t, "call by name true");
+    run.says(t, "call by :hex true");
+    run.says(t, "LAUNCH result true true true");
+    run.says(t, "skynet.launch true");
+    run.says(t, "name dies with the handle nil");
+    run.says_in_a_row(
         t,
         &[
             "queryname true",
@@ -797,10 +714,10 @@ fn exit_monitor_notifications() {
     let run = run("t_monitor");
     let t = "t_monitor";
     finished(&run, t);
-    says(&run, t, "no monitor nil");
-    says(&run, t, "monitor set true");
-    says(&run, t, "query true");
-    says(&run, t, "children :0000000a :0000000b");
+    run.says(t, "no monitor nil");
+    run.says(t, "monitor set true");
+    run.says(t, "query true");
+    run.says(t, "children :0000000a :0000000b");
     let watch = handle_of(&run, "LAUNCH snlua t_monitor_watch");
     let heard: Vec<String> = lines_from(&run, watch)
         .into_iter()
@@ -823,8 +740,7 @@ fn debug_protocol_commands() {
     let run = run("t_debug");
     let t = "t_debug";
     finished(&run, t);
-    says_in_order(
-        &run,
+    run.says_in_a_row(
         t,
         &[
             "ping 0",
@@ -850,20 +766,20 @@ fn debug_protocol_commands() {
         "{}",
         run.dump()
     );
-    says(&run, t, "killtask false call failed");
+    run.says(t, "killtask false call failed");
     assert!(
         from_target.contains(&"Kill thread: nowhere : Not found".to_string()),
         "{}",
         run.dump()
     );
-    says(&run, t, "killtask unknown Not found");
-    says(&run, t, "unknown command false call failed");
+    run.says(t, "killtask unknown Not found");
+    run.says(t, "unknown command false call failed");
     assert!(
         from_target.contains(&"KILL self".to_string()),
         "{}",
         run.dump()
     );
-    says(&run, t, "after EXIT false true");
+    run.says(t, "after EXIT false true");
 }
 
 #[test]
@@ -873,8 +789,8 @@ fn console_starts_services_named_on_stdin() {
         .timeout(Duration::from_secs(20))
         .run();
     assert_eq!(run.status, Some(0), "{}", run.dump());
-    says(&run, "t_console", "console started");
-    says(&run, "t_console", "child started with hello");
+    run.says("t_console", "console started");
+    run.says("t_console", "child started with hello");
     run.expect("LAUNCH snlua t_console child hello");
 }
 
@@ -883,14 +799,14 @@ fn shared_prototypes_behave_alike_in_every_service() {
     let run = run("t_shared");
     let t = "t_shared";
     finished(&run, t);
-    says(&run, t, "main 1 1");
+    run.says(t, "main 1 1");
     // by constant, by computed key, through a shared function, in a table the
     // module built, its constant key, a plain constant, a weak-keyed table
     let alike = "1 1 1 3 3 plain value true";
     // held its own copy of "zz_shared_key_42" before the module was shared
-    says(&run, t, &format!("early {alike}"));
-    says(&run, t, &format!("late {alike}"));
-    says(&run, t, "many 20");
+    run.says(t, &format!("early {alike}"));
+    run.says(t, &format!("late {alike}"));
+    run.says(t, "many 20");
 }
 
 #[test]
@@ -902,9 +818,8 @@ fn loader_sets_service_path_for_files_and_folders() {
     let run = run_node(node, Duration::from_secs(20));
     let t = "t_loader";
     finished(&run, t);
-    says(&run, t, "file t_loader test/");
-    says(
-        &run,
+    run.says(t, "file t_loader test/");
+    run.says(
         t,
         "dir t_loader_dir test/t_loader_dir/ helper from the service's folder",
     );

@@ -13,37 +13,11 @@ use std::time::Duration;
 const T: &str = "t_sharedata";
 
 fn run_node(node: Node) -> Run {
-    let cfg = live::write_config(&node.config_text(), &node.start);
-    live::run_until(&[&cfg], &[], &format!("{T}: done"), Duration::from_secs(40))
-}
-
-fn said(run: &Run) -> Vec<String> {
-    let prefix = format!("{T}: ");
-    run.texts()
-        .into_iter()
-        .filter_map(|t| t.strip_prefix(&prefix).map(str::to_string))
-        .collect()
-}
-
-/// Panics unless the test service said these lines, in this order (other
-/// lines may come between).
-fn says_in_order(run: &Run, lines: &[&str]) {
-    let all = said(run);
-    let mut at = 0;
-    for want in lines {
-        match all[at..].iter().position(|l| l == want) {
-            Some(i) => at += i + 1,
-            None => panic!(
-                "{T} did not say {want:?} (after line {at}); it said:\n{}\n--- full output ---\n{}",
-                all.join("\n"),
-                run.dump()
-            ),
-        }
-    }
+    live::run_to_done(&node, Duration::from_secs(40))
 }
 
 fn finished(run: &Run) {
-    assert!(said(run).iter().any(|l| l == "done"), "{}", run.dump());
+    assert!(run.said(T).iter().any(|l| l == "done"), "{}", run.dump());
     assert!(!run.has("init service failed"), "{}", run.dump());
 }
 
@@ -86,10 +60,8 @@ const COMMON: &[&str] = &[
 fn sharedata_on_our_library() {
     let run = run_node(Node::new(T));
     finished(&run);
-    says_in_order(&run, COMMON);
-    says_in_order(
-        &run,
-        &[
+    run.says_in_order(T, COMMON);
+    run.says_in_order(T, &[
             // array part, integers ascending, then strings in byte order
             "pairs order -1=neg 10=10 a=1 b=table c=table f=1.5 s=str t=true",
             "write error attempt to modify read-only sharedata (key [cfg.c.x.z])",
@@ -123,7 +95,8 @@ fn sharedata_on_our_library() {
             "stat end 0 0",
         ],
     );
-    let deep = said(&run)
+    let deep = run
+        .said(T)
         .into_iter()
         .find(|l| l.starts_with("core deep "))
         .unwrap_or_default();
@@ -185,6 +158,6 @@ fn sharedata_on_skynets_own_lua_files() {
         "skynet's sharedatad did not run:\n{}",
         run.dump()
     );
-    says_in_order(&run, COMMON);
-    says_in_order(&run, &["orphan The key [.b] doesn't exist after update"]);
+    run.says_in_order(T, COMMON);
+    run.says_in_order(T, &["orphan The key [.b] doesn't exist after update"]);
 }

@@ -9,30 +9,14 @@ use common::{Node, Run};
 use std::time::Duration;
 
 fn run(start: &str) -> Run {
-    let node = Node::new(start);
-    let cfg = live::write_config(&node.config_text(), &node.start);
-    live::run_until(
-        &[&cfg],
-        &[],
-        &format!("{start}: done"),
-        Duration::from_secs(60),
-    )
-}
-
-/// The texts `<tag>: ...` printed by the services, without the tag.
-fn said(run: &Run, tag: &str) -> Vec<String> {
-    let prefix = format!("{tag}: ");
-    run.texts()
-        .into_iter()
-        .filter_map(|t| t.strip_prefix(&prefix).map(str::to_string))
-        .collect()
+    live::run_to_done(&Node::new(start), Duration::from_secs(60))
 }
 
 #[test]
 fn sharetable_across_services() {
     let run = run("t_sharetable");
     let t = "t_sharetable";
-    let lines = said(&run, t);
+    let lines = run.said(t);
     let data = format!(
         "{}/test/t_sharetable_data.lua",
         common::repo_root().display()

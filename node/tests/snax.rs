@@ -12,41 +12,7 @@ use std::time::Duration;
 const SNAX_PATH: &str = "root..\"test/snax/?.lua\"";
 
 fn run_node(node: Node, timeout: Duration) -> Run {
-    let cfg = live::write_config(&node.config_text(), &node.start);
-    live::run_until(&[&cfg], &[], &format!("{}: done", node.start), timeout)
-}
-
-/// The texts `<tag>: ...` printed by the services, without the tag.
-fn said(run: &Run, tag: &str) -> Vec<String> {
-    let prefix = format!("{tag}: ");
-    run.texts()
-        .into_iter()
-        .filter_map(|t| t.strip_prefix(&prefix).map(str::to_string))
-        .collect()
-}
-
-/// Panics unless the service printed these lines, in this order, with nothing
-/// else of its own in between.
-fn says_in_order(run: &Run, tag: &str, lines: &[&str]) {
-    let all = said(run, tag);
-    let start = all.iter().position(|l| l == lines[0]);
-    let ok = start.is_some_and(|s| {
-        all.len() >= s + lines.len()
-            && all[s..s + lines.len()]
-                .iter()
-                .zip(lines)
-                .all(|(a, b)| a == b)
-    });
-    assert!(
-        ok,
-        "{tag} did not say {lines:#?} in a row; it said:\n{}\n--- full output ---\n{}",
-        all.join("\n"),
-        run.dump()
-    );
-}
-
-fn says(run: &Run, tag: &str, line: &str) {
-    says_in_order(run, tag, &[line]);
+    live::run_to_done(&node, timeout)
 }
 
 /// How many log lines contain `needle`.
@@ -64,11 +30,10 @@ fn snax_methods_errors_profile_hotfix_and_unique_services() {
     );
     let t = "t_snax";
     let root = repo_root().display().to_string();
-    says(&run, t, "done");
+    run.says(t, "done");
 
     // method ids: system 1..4, then accept/response in definition order
-    says_in_order(
-        &run,
+    run.says_in_a_row(
         t,
         &[
             "interface snax_counter true",
@@ -78,25 +43,21 @@ fn snax_methods_errors_profile_hotfix_and_unique_services() {
         ],
     );
     // a bad snax file is an error that points at its line
-    says(
-        &run,
+    run.says(
         t,
         &format!(
             "bad type error {root}/test/snax/snax_bad_type.lua:2: accept.broken must be function"
         ),
     );
-    says(
-        &run,
-        t,
+    run.says(t,
         &format!("bad dup error {root}/test/snax/snax_bad_dup.lua:3: response.twice duplicate definition"),
     );
-    says(
-        &run,
+    run.says(
         t,
         &format!("bad init error {root}/test/snax/snax_bad_init.lua:2: init must be a function"),
     );
-    says(&run, t, "missing file false true");
-    says(&run, t, "printf 7 x");
+    run.says(t, "missing file false true");
+    run.says(t, "printf 7 x");
     // snaxd loaded every snax file through the config's snax_loader
     assert_eq!(
         count(&run, "snax_loader: snax_counter"),
@@ -111,7 +72,7 @@ fn snax_methods_errors_profile_hotfix_and_unique_services() {
         run.dump()
     );
     assert!(
-        said(&run, t)
+        run.said(t)
             .iter()
             .any(|l| l.starts_with("missing service false ")
                 && l.ends_with(&format!(
@@ -124,8 +85,7 @@ fn snax_methods_errors_profile_hotfix_and_unique_services() {
     // objects: post sends (no results), req calls; messages stay in order;
     // init got all its arguments, nil included
     run.expect("snax_counter: init first 3");
-    says_in_order(
-        &run,
+    run.says_in_a_row(
         t,
         &[
             "tostring true snax_counter",
@@ -160,7 +120,7 @@ fn snax_methods_errors_profile_hotfix_and_unique_services() {
     // kill runs exit with its arguments before the caller goes on
     run.expect_order(&["snax_counter: exit first bye 1", "t_snax: killed"]);
     assert!(
-        said(&run, t)
+        run.said(t)
             .iter()
             .any(|l| l.starts_with("after kill false ")),
         "{}",
@@ -168,8 +128,7 @@ fn snax_methods_errors_profile_hotfix_and_unique_services() {
     );
 
     // hotfix: the counter survives a patch that changes accept.add
-    says_in_order(
-        &run,
+    run.says_in_a_row(
         t,
         &[
             "before hotfix 5",
@@ -193,8 +152,7 @@ fn snax_methods_errors_profile_hotfix_and_unique_services() {
     ]);
 
     // a raw snaxd before init
-    says_in_order(
-        &run,
+    run.says_in_a_row(
         t,
         &[
             "before init error call failed",
@@ -211,7 +169,7 @@ fn snax_methods_errors_profile_hotfix_and_unique_services() {
     run.expect("snax snax_counter: no method with id 99");
     run.expect("snax_counter: exit late");
     assert!(
-        said(&run, t)
+        run.said(t)
             .iter()
             .any(|l| l.starts_with("plain killed false ")),
         "{}",
@@ -220,8 +178,7 @@ fn snax_methods_errors_profile_hotfix_and_unique_services() {
 
     // unique services: one per name, found by query (which waits), by
     // other services, and apart from the global one
-    says_in_order(
-        &run,
+    run.says_in_a_row(
         t,
         &[
             "unique same true true",
@@ -236,17 +193,13 @@ fn snax_methods_errors_profile_hotfix_and_unique_services() {
     assert!(!run.has("snax_counter: init ignored"), "{}", run.dump());
     for which in ["unique missing error ", "query missing error "] {
         assert!(
-            said(&run, t).iter().any(|l| l.starts_with(which)
+            run.said(t).iter().any(|l| l.starts_with(which)
                 && l.ends_with("snax_missing.lua: No such file or directory")),
             "{which}\n{}",
             run.dump()
         );
     }
-    says_in_order(
-        &run,
-        t,
-        &["global distinct true true", "list true true true"],
-    );
+    run.says_in_a_row(t, &["global distinct true true", "list true true true"]);
     assert_eq!(
         count(&run, "LAUNCH snlua snaxd snax_plain"),
         2,
@@ -258,7 +211,7 @@ fn snax_methods_errors_profile_hotfix_and_unique_services() {
 #[test]
 fn snax_without_config_key() {
     let run = run_node(Node::new("t_snax_noconf"), Duration::from_secs(20));
-    says_in_order(&run, "t_snax_noconf", &["newservice false true", "done"]);
+    run.says_in_a_row("t_snax_noconf", &["newservice false true", "done"]);
 }
 
 fn free_port() -> u16 {
@@ -294,8 +247,7 @@ fn snax_global_services_across_two_harbors() {
     let both = format!("{}\n===== host =====\n{}", guest.dump(), host.dump());
     assert!(done, "{both}");
     let t = "t_snax_global";
-    says_in_order(
-        &guest,
+    guest.says_in_a_row(
         t,
         &[
             // the global one lives on harbor 1 and keeps its state
@@ -315,9 +267,7 @@ fn snax_global_services_across_two_harbors() {
         ],
     );
     assert!(
-        said(&guest, t)
-            .iter()
-            .any(|l| l.starts_with("killed false ")),
+        guest.said(t).iter().any(|l| l.starts_with("killed false ")),
         "{both}"
     );
     // init ran once, on harbor 1; the kill from harbor 2 ran its exit there

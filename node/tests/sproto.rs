@@ -22,31 +22,7 @@ fn run(node: Node) -> Run {
         "sproto_vectors",
         &format!("\"{}\"", vectors_dir().join("sproto").display()),
     );
-    let cfg = live::write_config(&node.config_text(), &node.start);
-    live::run_until(
-        &[&cfg],
-        &[],
-        &format!("{}: done", node.start),
-        Duration::from_secs(60),
-    )
-}
-
-fn said(run: &Run, tag: &str) -> Vec<String> {
-    let prefix = format!("{tag}: ");
-    run.texts()
-        .into_iter()
-        .filter_map(|t| t.strip_prefix(&prefix).map(str::to_string))
-        .collect()
-}
-
-fn says(run: &Run, tag: &str, line: &str) {
-    let all = said(run, tag);
-    assert!(
-        all.iter().any(|l| l == line),
-        "{tag} did not say {line:?}; it said:\n{}\n--- full output ---\n{}",
-        all.join("\n"),
-        run.dump()
-    );
+    live::run_to_done(&node, Duration::from_secs(60))
 }
 
 #[test]
@@ -123,9 +99,9 @@ fn sproto_lua_api_vectors_rpc_loader_and_errors() {
         // packets handed over as message pointers
         "peer got REQUEST lookup 9 function 2; REQUEST notify m nil nil",
     ] {
-        says(&r, t, line);
+        r.says(t, line);
     }
-    let unknown = said(&r, t);
+    let unknown = r.said(t);
     assert!(unknown
         .iter()
         .any(|l| l.starts_with("unknown type ") && l.ends_with("type not found")));
@@ -186,7 +162,7 @@ fn skynet_sproto_lua_runs_on_our_core() {
         format!("sproto.lua {}/sproto.lua", dir.display()),
         format!("sprotoloader.lua {}/sprotoloader.lua", dir.display()),
     ] {
-        says(&r, t, &line);
+        r.says(t, &line);
     }
     for line in [
         "compiled schema matches 1046",
@@ -202,7 +178,7 @@ fn skynet_sproto_lua_runs_on_our_core() {
         "shared here 020001000600",
         "peer got REQUEST lookup 9 function 2",
     ] {
-        says(&r, t, line);
+        r.says(t, line);
     }
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -12,49 +12,13 @@ use common::{Node, Run};
 use std::time::Duration;
 
 fn run(start: &str) -> Run {
-    let node = Node::new(start);
-    let cfg = live::write_config(&node.config_text(), &node.start);
-    live::run_until(
-        &[&cfg],
-        &[],
-        &format!("{start}: done"),
-        Duration::from_secs(30),
-    )
-}
-
-/// The texts `<tag>: ...` printed by the services, without the tag.
-fn said(run: &Run, tag: &str) -> Vec<String> {
-    let prefix = format!("{tag}: ");
-    run.texts()
-        .into_iter()
-        .filter_map(|t| t.strip_prefix(&prefix).map(str::to_string))
-        .collect()
-}
-
-/// Panics unless the service printed exactly `lines`, in this order.
-fn said_exactly(run: &Run, tag: &str, lines: &[&str]) {
-    let got = said(run, tag);
-    if got != lines {
-        let first = got
-            .iter()
-            .zip(lines)
-            .position(|(a, b)| a != b)
-            .unwrap_or(got.len().min(lines.len()));
-        panic!(
-            "{tag}: line {first} differs\n got: {:?}\nwant: {:?}\n--- full output ---\n{}",
-            got.get(first),
-            lines.get(first),
-            run.dump()
-        );
-    }
+    live::run_to_done(&Node::new(start), Duration::from_secs(30))
 }
 
 #[test]
 fn stm_readers_in_other_services_see_versions_and_memory_is_released() {
     let run = run("t_stm");
-    said_exactly(
-        &run,
-        "t_stm",
+    run.said_exactly("t_stm",
         &[
             "first true v 1 | true v 1 | true v 1",
             "unchanged false | false | false",
@@ -82,9 +46,7 @@ fn stm_readers_in_other_services_see_versions_and_memory_is_released() {
 #[test]
 fn multicast_delivers_in_order_once_per_subscriber_and_frees_packages() {
     let run = run("t_multicast");
-    said_exactly(
-        &run,
-        "t_multicast",
+    run.said_exactly("t_multicast",
         &[
             // harbor 0: ids keep 0 in their low byte, the next is +256
             "channel ids 0 true 256 [Multicast:100]",
@@ -119,8 +81,7 @@ fn multicast_delivers_in_order_once_per_subscriber_and_frees_packages() {
 #[test]
 fn sharemap_readers_see_commits_after_update() {
     let run = run("t_sharemap");
-    said_exactly(
-        &run,
+    run.said_exactly(
         "t_sharemap",
         &[
             "writer reads orc hp=10 pos=(1,2) tags=a alive=nil",

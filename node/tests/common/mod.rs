@@ -74,6 +74,74 @@ impl Run {
             .collect()
     }
 
+    /// The texts `<tag>: ...` printed by the services, without the tag.
+    pub fn said(&self, tag: &str) -> Vec<String> {
+        let prefix = format!("{tag}: ");
+        self.texts()
+            .into_iter()
+            .filter_map(|t| t.strip_prefix(&prefix).map(str::to_string))
+            .collect()
+    }
+
+    /// Panics unless `tag` printed exactly `line` (after its tag).
+    pub fn says(&self, tag: &str, line: &str) {
+        let all = self.said(tag);
+        assert!(
+            all.iter().any(|l| l == line),
+            "{tag} did not say {line:?}; it said:\n{}\n--- full output ---\n{}",
+            all.join("\n"),
+            self.dump()
+        );
+    }
+
+    /// Panics unless `tag` printed these lines, in this order, with nothing
+    /// else of its own in between.
+    pub fn says_in_a_row(&self, tag: &str, lines: &[&str]) {
+        let all = self.said(tag);
+        let ok = all.windows(lines.len()).any(|w| w == lines);
+        assert!(
+            ok,
+            "{tag} did not say {lines:#?} in a row; it said:\n{}\n--- full output ---\n{}",
+            all.join("\n"),
+            self.dump()
+        );
+    }
+
+    /// Panics unless `tag` printed these lines in this order (other lines
+    /// may come between).
+    pub fn says_in_order(&self, tag: &str, lines: &[&str]) {
+        let all = self.said(tag);
+        let mut at = 0;
+        for want in lines {
+            match all[at..].iter().position(|l| l == want) {
+                Some(i) => at += i + 1,
+                None => panic!(
+                    "{tag} did not say {want:?} (after line {at}); it said:\n{}\n--- full output ---\n{}",
+                    all.join("\n"),
+                    self.dump()
+                ),
+            }
+        }
+    }
+
+    /// Panics unless `tag` printed exactly `lines` and nothing else.
+    pub fn said_exactly(&self, tag: &str, lines: &[&str]) {
+        let got = self.said(tag);
+        if got != lines {
+            let first = got
+                .iter()
+                .zip(lines)
+                .position(|(a, b)| a != b)
+                .unwrap_or(got.len().min(lines.len()));
+            panic!(
+                "{tag}: line {first} differs\n got: {:?}\nwant: {:?}\n--- full output ---\n{}",
+                got.get(first),
+                lines.get(first),
+                self.dump()
+            );
+        }
+    }
+
     pub fn dump(&self) -> String {
         format!(
             "{}\n--- stderr ---\n{}\nstatus {:?}",

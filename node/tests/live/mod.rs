@@ -6,7 +6,7 @@
 
 #![allow(dead_code)]
 
-use super::common::{repo_root, Run};
+use super::common::{repo_root, Node, Run};
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
@@ -137,4 +137,10 @@ pub fn run_until(args: &[&str], envs: &[(&str, &str)], marker: &str, timeout: Du
     let mut p = Live::spawn(args, envs);
     p.wait_for(marker, timeout);
     p.finish(Duration::from_secs(1))
+}
+
+/// Runs `node` until its start service prints `<start>: done` (or `timeout`).
+pub fn run_to_done(node: &Node, timeout: Duration) -> Run {
+    let cfg = write_config(&node.config_text(), &node.start);
+    run_until(&[&cfg], &[], &format!("{}: done", node.start), timeout)
 }
