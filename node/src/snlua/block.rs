@@ -155,39 +155,47 @@ impl Drop for SharedBlock {
 /// The bytes of a block named by the address `p` with `sz` bytes: one of the
 /// service's own blocks, or a shared block (pinned until the message ends).
 /// `Err` names the problem; `what` starts the text.
+#[inline]
 pub unsafe fn block_at<'a>(
     sh: &'a Shared,
     p: usize,
     sz: i64,
     what: &str,
 ) -> Result<&'a [u8], String> {
-    if sz == 0 {
+    if sz > 0 && p != 0 {
+        let block: Option<&'a [u8]> = match (*sh.buffers.get()).get(p) {
+            Some(b) => Some(b),
+            None => SharedBlock::find(p).map(|b| sh.pin(b)),
+        };
+        if let Some(b) = block {
+            if sz as usize <= b.len() {
+                return Ok(&b[..sz as usize]);
+            }
+        }
+    } else if sz == 0 {
         return Ok(&[]);
     }
+    Err(block_error(sh, p, sz, what))
+}
+
+/// What is wrong with the block argument (`p`, `sz`).
+#[cold]
+#[inline(never)]
+unsafe fn block_error(sh: &Shared, p: usize, sz: i64, what: &str) -> String {
     if p == 0 {
-        return Err(format!("{what}: null pointer with size {sz}"));
+        return format!("{what}: null pointer with size {sz}");
     }
     if sz < 0 {
-        return Err(format!("{what}: invalid size {sz}"));
+        return format!("{what}: invalid size {sz}");
     }
-    let block: &'a [u8] = match (*sh.buffers.get()).get(p) {
-        Some(b) => b,
+    let len = match (*sh.buffers.get()).get(p) {
+        Some(b) => b.len(),
         None => match SharedBlock::find(p) {
-            Some(b) => sh.pin(b),
-            None => {
-                return Err(format!(
-                    "{what}: invalid pointer (not a live message block)"
-                ))
-            }
+            Some(b) => b.bytes().len(),
+            None => return format!("{what}: invalid pointer (not a live message block)"),
         },
     };
-    if sz as usize > block.len() {
-        return Err(format!(
-            "{what}: invalid size {sz} (the block has {} bytes)",
-            block.len()
-        ));
-    }
-    Ok(&block[..sz as usize])
+    format!("{what}: invalid size {sz} (the block has {len} bytes)")
 }
 
 /// A message argument at `idx` as skynet's C modules take one: a string, or

@@ -322,30 +322,23 @@ unsafe extern "C-unwind" fn ltostring(l: State) -> c_int {
 
 /// A pointer to one of the service's own blocks among the arguments of
 /// `pack` hands that block over (see [`block::SharedBlock::hand_over`]): the
-/// message carries it to a service that reads and trashes it.
-unsafe fn hand_over_blocks(l: State, sh: &Shared) {
-    for i in 1..=lua_gettop(l) {
-        if lua_type(l, i) != LUA_TLIGHTUSERDATA {
-            continue;
-        }
-        let p = lua_touserdata(l, i) as usize;
-        if p == 0 {
-            continue;
-        }
-        if let Some(v) = (*sh.buffers.get()).take(p) {
-            let a = block::SharedBlock::hand_over(v);
-            lua_pushlightuserdata(l, a as *mut c_void);
-            lua_replace(l, i);
-        }
+/// message carries it to a service that reads and trashes it. Returns the
+/// address to write for `p`.
+unsafe fn hand_over_block(sh: &Shared, p: usize) -> usize {
+    if p == 0 {
+        return 0;
+    }
+    match (*sh.buffers.get()).take(p) {
+        Some(v) => block::SharedBlock::hand_over(v),
+        None => p,
     }
 }
 
 unsafe extern "C-unwind" fn lpack(l: State) -> c_int {
     let sh = shared(l);
-    hand_over_blocks(l, sh);
     let scratch = &mut *sh.scratch.get();
     scratch.clear();
-    if let Err(e) = seri::pack_args(l, 1, scratch) {
+    if let Err(e) = seri::pack_args(l, 1, scratch, &mut |p| hand_over_block(sh, p)) {
         scratch.clear();
         raise_here(l, e.to_string());
     }
@@ -360,10 +353,9 @@ unsafe extern "C-unwind" fn lpack(l: State) -> c_int {
 
 unsafe extern "C-unwind" fn lpackstring(l: State) -> c_int {
     let sh = shared(l);
-    hand_over_blocks(l, sh);
     let scratch = &mut *sh.scratch.get();
     scratch.clear();
-    if let Err(e) = seri::pack_args(l, 1, scratch) {
+    if let Err(e) = seri::pack_args(l, 1, scratch, &mut |p| hand_over_block(sh, p)) {
         scratch.clear();
         raise_here(l, e.to_string());
     }

@@ -52,13 +52,24 @@ extern "C-unwind" {
 }
 
 /// Packs the values at stack positions `from..=top` into `out` (appended).
-/// Lua errors raised by metamethods propagate; our own errors are returned.
-pub unsafe fn pack_args(l: State, from: c_int, out: &mut Vec<u8>) -> Result<(), Box<PackError>> {
+/// A lightuserdata among them (not inside a table) is written as the address
+/// `top_pointer` gives for it (see `skynet.core`'s pack: a block handed to
+/// the receiver). `top_pointer` must not raise a Lua error. Lua errors raised
+/// by metamethods propagate; our own errors are returned.
+pub unsafe fn pack_args(
+    l: State,
+    from: c_int,
+    out: &mut Vec<u8>,
+    top_pointer: &mut dyn FnMut(usize) -> usize,
+) -> Result<(), Box<PackError>> {
     let top = lua_gettop(l);
     let mut w = SeriWriter::new(out);
     let mut v = Peek::new();
     for i in from..=top {
         lua_peek(l, i, &mut v);
+        if v.ty == LUA_TLIGHTUSERDATA {
+            v.p = top_pointer(v.p as usize) as *const c_void;
+        }
         pack_value(l, &mut w, i, &v, 0)?;
     }
     Ok(())
