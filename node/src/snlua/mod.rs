@@ -1,8 +1,7 @@
 //! snlua: the service module that runs one Lua 5.5 state per service, and the
 //! native Lua modules it provides (`skynet.core`, `skynet.profile`,
 //! `skynet.codecache`, `skynet.socketdriver` and the others listed in
-//! `install_native_modules`), all found through `package.preload` — no `.so`
-//! needed.
+//! `NATIVE_MODULES`), all found by `require` without any `.so`.
 //!
 //! Start-up follows skynet's snlua: `init` sends the argument string to the
 //! service itself as its first message; that message creates the state, sets
@@ -493,30 +492,42 @@ unsafe extern "C-unwind" fn traceback(l: State) -> c_int {
     1
 }
 
-/// Preloads the native modules and swaps in the profiling resume/wrap and the
-/// code cache.
+/// The native Lua modules, by the name `require` takes.
+const NATIVE_MODULES: &[(&[u8], lua_CFunction)] = &[
+    (b"skynet.core", core::open),
+    (b"skynet.profile", profile::open),
+    (b"skynet.codecache", codecache::open),
+    (b"skynet.socketdriver", socketdriver::open),
+    (b"skynet.stm", stm::open),
+    (b"skynet.multicast.core", multicast::open),
+    (b"sproto.core", sproto::open),
+    (b"sprotoparser.core", sproto::open_parser),
+    (b"skynet.sharedata.core", sharedata::open),
+    (b"skynet.sharetable.core", sharetable::open),
+];
+
+/// `package.searchers[2]`: a native module, else a Lua file through the code
+/// cache. (A table of loaders in `package.preload` would be built again in
+/// every new state, and makes the state bigger.) Finding no native module
+/// adds nothing to `require`'s "not found" message.
+unsafe extern "C-unwind" fn searcher(l: State) -> c_int {
+    let name = check_bytes(l, 1);
+    match NATIVE_MODULES.iter().find(|(n, _)| *n == name) {
+        Some((_, open)) => {
+            lua_pushcfunction(l, *open);
+            lua_pushstring(l, c":native:".as_ptr());
+            2
+        }
+        None => codecache::searcher(l),
+    }
+}
+
+/// Installs the searcher of native modules and Lua files, and swaps in the
+/// profiling resume/wrap and the code cache.
 unsafe fn install_native_modules(l: State) {
     lua_getglobal(l, c"package".as_ptr());
-    lua_getfield(l, -1, c"preload".as_ptr());
-    for (name, f) in [
-        (c"skynet.core", core::open as lua_CFunction),
-        (c"skynet.profile", profile::open),
-        (c"skynet.codecache", codecache::open),
-        (c"skynet.socketdriver", socketdriver::open),
-        (c"skynet.stm", stm::open),
-        (c"skynet.multicast.core", multicast::open),
-        (c"sproto.core", sproto::open),
-        (c"sprotoparser.core", sproto::open_parser),
-        (c"skynet.sharedata.core", sharedata::open),
-        (c"skynet.sharetable.core", sharetable::open),
-    ] {
-        lua_pushcfunction(l, f);
-        lua_setfield(l, -2, name.as_ptr());
-    }
-    lua_pop(l, 1);
-    // require's Lua-file searcher goes through the code cache
     lua_getfield(l, -1, c"searchers".as_ptr());
-    lua_pushcfunction(l, codecache::searcher);
+    lua_pushcfunction(l, searcher);
     lua_rawseti(l, -2, 2);
     lua_pop(l, 2);
     lua_pushcfunction(l, codecache::lloadfile);
