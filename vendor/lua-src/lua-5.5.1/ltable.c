@@ -969,8 +969,9 @@ static void newcheckedkey (Table *t, const TValue *key, TValue *value) {
 
 static void luaH_newkey (lua_State *L, Table *t, const TValue *key,
                                                  TValue *value) {
-  if (l_unlikely(isshared(t)))  /* skynet-rs */
-    luaH_sharedwrite(L);
+  /* skynet-rs: callers ('luaH_finishset', 'luaH_setint') refused a shared
+     table already */
+  lua_assert(!isshared(t));
   if (!ttisnil(value)) {  /* do not insert nil values */
     int done = insertkey(t, key, value);
     if (!done) {  /* could not find a free place? */
@@ -1211,29 +1212,11 @@ static int psetint (Table *t, lua_Integer key, TValue *val) {
 ** it is not old/black, and it already has space for the key.
 */
 
-static int psetshortstr (Table *t, TString *key, TValue *val,
-                         const TValue *slot);
-
 int luaH_psetshortstr (Table *t, TString *key, TValue *val) {
   const TValue *slot = findshortstr(t, key);
-  /* skynet-rs: the common case here; the others in 'psetshortstr', whose
-     call (for 'notfoundshortstr') this one need not pay for */
-  if (slot != NULL && !ttisnil(slot)) {
-    setobj(((lua_State*)NULL), cast(TValue*, slot), val);  /* update it */
-    return HOK;  /* done */
-  }
-  return psetshortstr(t, key, val, slot);
-}
-
-
-#if defined(__GNUC__)
-__attribute__((noinline))
-#endif
-static int psetshortstr (Table *t, TString *key, TValue *val,
-                         const TValue *slot) {
-  if (slot == NULL)
+  if (slot == NULL)  /* skynet-rs: not there by identity (see 'eqshrstr') */
     slot = notfoundshortstr(t, key);
-  if (!ttisnil(slot)) {  /* key (an equal string) already has a value? */
+  if (!ttisnil(slot)) {  /* key already has a value? (all too common) */
     setobj(((lua_State*)NULL), cast(TValue*, slot), val);  /* update it */
     return HOK;  /* done */
   }
@@ -1290,8 +1273,9 @@ int luaH_pset (Table *t, const TValue *key, TValue *val) {
 void luaH_finishset (lua_State *L, Table *t, const TValue *key,
                                     TValue *value, int hres) {
   lua_assert(hres != HOK);
-  if (l_unlikely(isshared(t)))  /* skynet-rs: see lshared.c */
-    luaH_sharedwrite(L);
+  /* skynet-rs: callers ('luaH_set', 'luaV_finishset') refused a shared
+     table already (see lshared.c) */
+  lua_assert(!isshared(t));
   if (hres == HNOTFOUND) {
     TValue aux;
     const TValue *actk = key;  /* actual key to insert */
