@@ -1,16 +1,19 @@
--- skynet: the Lua side of a service.
+-- skynet: the Lua side of a service, and the skynet API.
 --
 -- Message handlers run inside pooled coroutines ("workers").  A worker that
 -- must wait (call, sleep, wait, ...) records what it waits for in `waiting`
 -- (session -> thread) and yields "SUSPEND" to the dispatcher, which resumes
 -- it when the matching RESPONSE or ERROR arrives.
 --
--- Memory matters: every service has its own Lua state, so this file only
--- holds what nearly every service uses (plus exit, which must work even when
--- memory is short).  The rest of the API (response, request/select,
--- newservice, task listings, tracing, ...) and the `debug` protocol commands
--- live in skynet/debug.lua, compiled the first time one of them is used:
--- reading a field missing from this module loads it.
+-- Memory matters: every service has its own Lua state.  The code of this
+-- file exists once per process (the code cache shares its prototypes), but
+-- each service makes its own closures of it.  So what nearly every service
+-- uses is made when the module loads (and exit, which must work even when
+-- memory is short); the less used part of the API (rawcall, response,
+-- newservice, request/select, task listings, tracing, ...) is defined in
+-- install_on_demand at the end of this file and made the first time the
+-- service reads one of those fields.  skynet/debug.lua holds the commands of
+-- the `debug` protocol.
 
 local core = require "skynet.core"
 local modload = require "skynet.require"
@@ -26,8 +29,10 @@ local traceback = debug.traceback
 local csend = core.send
 local ctrace = core.trace
 
-local RESPONSE, ERROR, TRACE = 1, 7, 12
-local LAST_SESSION = 0x7fffffff
+local RESPONSE <const> = 1
+local ERROR <const> = 7
+local TRACE <const> = 12
+local LAST_SESSION <const> = 0x7fffffff
 
 local skynet = {
 	PTYPE_TEXT = 0,
@@ -77,7 +82,8 @@ local init_thread	-- thread running the start function, while it runs
 local tracing = false	-- set once any trace feature is used; guards trace checks
 local spawn	-- makes the thread of skynet.timeout (see trace_timeout)
 local unknown_request, unknown_response
-local inner, internals	-- interface to skynet/debug.lua, once it is loaded
+local install_on_demand	-- makes the less used part of the API (see "on demand")
+local trace_from, trace_request	-- made by install_on_demand
 
 ---------------------------------------------------------------- sessions
 -- The kernel hands out sessions 1..0x7fffffff and then wraps to 1, so an
@@ -503,14 +509,14 @@ local function raw_dispatch(prototype, msg, sz, session, source)
 			req_session[co] = session
 			req_source[co] = source
 			if tracing then
-				inner.trace_request(co, p, source)
+				trace_request(co, p, source)
 			end
 			current = co
 			return suspend(co, raw_resume(co, f, session, source, p.unpack(msg, sz)))
 		end
 		-- registered, but nobody handles it
 		if tracing then
-			inner.trace_from[source] = nil
+			trace_from[source] = nil
 		end
 		if session ~= 0 then
 			csend(source, ERROR, session, "")
@@ -519,7 +525,8 @@ local function raw_dispatch(prototype, msg, sz, session, source)
 		end
 	elseif prototype == TRACE then
 		-- the next request from `source` carries this trace tag
-		internals().trace_from[source] = core.tostring(msg, sz)
+		install_on_demand()
+		trace_from[source] = core.tostring(msg, sz)
 		tracing = true
 	elseif session ~= 0 then
 		csend(source, ERROR, session, "")
@@ -598,32 +605,329 @@ function skynet.start(start_func)
 end
 
 ---------------------------------------------------------------- on demand
+-- The less used part of the API.  Nothing here is made when the module
+-- loads: install_on_demand runs the first time the service reads a field
+-- missing from the module (the metatable at the end), gets a TRACE message
+-- or a `debug` message.
 
--- What skynet/debug.lua gets: the internal state, and `control` to read or
--- change the internal variables.
+local installed = false
+local debug_dispatch	-- handler of the `debug` protocol, from skynet.debug
 
-local function control(op, v)
-	if op == "running" then
-		return current
-	elseif op == "set_running" then
-		current = v
-	elseif op == "init_thread" then
-		return init_thread
-	elseif op == "tracing" then
-		tracing = true
-	elseif op == "spawn" then
-		spawn = v
-	elseif op == "unknown_request" then
+function install_on_demand()
+	if installed then
+		return
+	end
+	local debug_protocol = require "skynet.debug"
+	if installed then	-- (require may have waited for another thread)
+		return
+	end
+	installed = true
+	setmetatable(skynet, nil)
+
+	-- resumes a thread, making it the running skynet thread
+	local function resume_as_current(co, ...)
+		current = co
+		return coroutine.resume(co, ...)
+	end
+
+	-------------------------------------------------------- messages
+
+	function skynet.rawsend(addr, typename, msg, sz)
+		return csend(addr, protocols[typename].id, 0, msg, sz)
+	end
+
+	function skynet.redirect(dest, source, typename, ...)
+		return core.redirect(dest, source, protocols[typename].id, ...)
+	end
+
+	-- like skynet.call, without pack/unpack
+	function skynet.rawcall(addr, typename, msg, sz)
+		local tag = trace_tags[current]
+		if tag then
+			ctrace(tag, "call", 2)
+			csend(addr, TRACE, 0, tag)
+		end
+		local p = protocols[typename]
+		local session = assert(fresh(csend(addr, p.id, nil, msg, sz)), "call to invalid address")
+		return wait_reply(addr, session)
+	end
+
+	-- a raw call traced with an explicit tag (used by cluster agents)
+	function skynet.tracecall(tag, addr, typename, msg, sz)
+		ctrace(tag, "tracecall begin")
+		csend(addr, TRACE, 0, tag)
+		local p = protocols[typename]
+		local session = assert(fresh(csend(addr, p.id, nil, msg, sz)), "call to invalid address")
+		msg, sz = wait_reply(addr, session)
+		ctrace(tag, "tracecall end")
+		return msg, sz
+	end
+
+	function skynet.context()
+		return req_session[current], req_source[current]
+	end
+
+	function skynet.ignoreret()
+		req_session[current] = nil
+	end
+
+	-- Takes over the current request; the returned closure answers it later:
+	-- resp(true, ...) replies, resp(false) fails the caller, resp("TEST")
+	-- tells whether the answer is still expected.
+	function skynet.response(pack)
+		pack = pack or skynet.pack
+		local co = current
+		local session = assert(req_session[co], "no session")
+		req_session[co] = nil
+		local addr = req_source[co]
+		if session == 0 then
+			return nop	-- a plain send: nobody to answer
+		end
+		local function response(ok, ...)
+			if ok == "TEST" then
+				return pending_resp[response] ~= nil
+			end
+			if not pack then
+				error "Can't response more than once"
+			end
+			local sent
+			if pending_resp[response] then
+				if ok then
+					sent = csend(addr, RESPONSE, session, pack(...))
+					if sent == false then
+						csend(addr, ERROR, session, "")	-- too large
+					end
+				else
+					sent = csend(addr, ERROR, session, "")
+				end
+				pending_resp[response] = nil
+				sent = sent ~= nil
+			else
+				sent = false	-- the caller is gone
+			end
+			pack = nil
+			return sent
+		end
+		pending_resp[response] = addr
+		return response
+	end
+
+	function skynet.dispatch_unknown_request(f)
 		local old = unknown_request
-		unknown_request = v
+		unknown_request = f
 		return old
-	elseif op == "unknown_response" then
+	end
+
+	function skynet.dispatch_unknown_response(f)
 		local old = unknown_response
-		unknown_response = v
+		unknown_response = f
 		return old
-	elseif op == "unfork" then	-- remove thread v from the fork queue
+	end
+
+	-- acts as if `service` had exited: fails the calls waiting for it
+	function skynet.term(service)
+		return error_dispatch(0, service)
+	end
+
+	-------------------------------------------------------- environment, services
+
+	function skynet.localname(name)
+		return core.addresscommand("QUERY", name)
+	end
+
+	local boot_time
+	function skynet.starttime()
+		if not boot_time then
+			boot_time = core.intcommand "STARTTIME"
+		end
+		return boot_time
+	end
+
+	function skynet.time()
+		return skynet.now() / 100 + (boot_time or skynet.starttime())
+	end
+
+	function skynet.setenv(key, value)
+		assert(core.command("GETENV", key) == nil, "Can't setenv exist key : " .. key)
+		core.command("SETENV", key .. " " .. value)
+	end
+
+	function skynet.newservice(name, ...)
+		return skynet.call(".launcher", "lua", "LAUNCH", "snlua", name, ...)
+	end
+
+	-- a first argument `true` selects the node-spanning (global) variant
+	function skynet.uniqueservice(scope, ...)
+		if scope == true then
+			return assert(skynet.call(".service", "lua", "GLAUNCH", ...))
+		end
+		return assert(skynet.call(".service", "lua", "LAUNCH", scope, ...))
+	end
+
+	function skynet.queryservice(scope, ...)
+		if scope == true then
+			return assert(skynet.call(".service", "lua", "GQUERY", ...))
+		end
+		return assert(skynet.call(".service", "lua", "QUERY", scope, ...))
+	end
+
+	function skynet.endless()
+		return core.intcommand("STAT", "endless") == 1
+	end
+
+	function skynet.mqlen()
+		return core.intcommand("STAT", "mqlen")
+	end
+
+	function skynet.stat(what)
+		return core.intcommand("STAT", what)
+	end
+
+	-------------------------------------------------------- request/select
+
+	-- sends every request; returns the list of those that could not be sent
+	local function post_all(self)
+		local sessions = {}
+		self._sessions = sessions
+		local count, bad = 0, nil
+		for i = 1, #self do
+			local req = self[i]
+			local addr = req[1]
+			local p = protocols[req[2]]
+			assert(p.unpack)
+			local tag = trace_tags[current]
+			if tag then
+				ctrace(tag, "call", 4)
+				csend(addr, TRACE, 0, tag)
+			end
+			local s = fresh(csend(addr, p.id, nil, p.pack(table.unpack(req, 3, req.n))))
+			if s == nil then
+				bad = bad or {}
+				bad[#bad + 1] = req
+			else
+				sessions[s] = req
+				watching[s] = addr
+				waiting[s] = self._thread
+				count = count + 1
+			end
+		end
+		self._request = count
+		return bad
+	end
+
+	-- body of the thread receiving every reply (and the timeout) of a select
+	local function collect(self)
+		while true do
+			local ok, msg, sz, s = yield "SUSPEND"
+			if s == self._timeout then
+				self._timeout = nil
+				self.timeout = true
+			else
+				watching[s] = nil
+				local p = protocols[self._sessions[s][2]]
+				if ok then
+					self._resp[s] = table.pack(p.unpack(msg, sz))
+				else
+					self._resp[s] = false
+				end
+			end
+			skynet.wakeup(self)
+		end
+	end
+
+	local function iterator(self)
+		return function()
+			local bad = self._error
+			if bad then
+				local req = tremove(bad)
+				if req then
+					return req	-- invalid address: no answer
+				end
+				self._error = nil
+			end
+			local results = self._resp
+			local s, resp = next(results)
+			if s == nil then
+				if self._request == 0 or self.timeout then
+					return
+				end
+				skynet.wait(self)
+				if self.timeout then
+					return
+				end
+				s, resp = next(results)
+			end
+			self._request = self._request - 1
+			local req = self._sessions[s]
+			results[s] = nil
+			self._sessions[s] = nil
+			return req, resp
+		end
+	end
+
+	local request_meta = {}
+	request_meta.__index = request_meta
+
+	function request_meta:add(obj)
+		assert(type(obj) == "table" and not self._thread)
+		self[#self + 1] = obj
+		return self
+	end
+	request_meta.__call = request_meta.add
+
+	-- abandon what is still outstanding: late replies are dropped silently
+	function request_meta:close()
+		if self._request > 0 then
+			local results = self._resp
+			for s in pairs(self._sessions) do
+				if not results[s] then
+					waiting[s] = "BREAK"
+					watching[s] = nil
+				end
+			end
+			self._request = 0
+		end
+		local t = self._timeout
+		if t then
+			waiting[t] = "BREAK"
+			self._timeout = nil
+		end
+	end
+	request_meta.__close = request_meta.close
+
+	function request_meta:select(timeout)
+		assert(self._thread == nil)
+		local thread = coroutine.create(collect)
+		self._thread = thread
+		self._error = post_all(self)
+		self._resp = {}
+		if timeout then
+			local t = fresh(core.intcommand("TIMEOUT", timeout))
+			self._timeout = t
+			waiting[t] = thread
+		end
+		local running = current
+		resume_as_current(thread, self)
+		current = running
+		return iterator(self), nil, nil, self
+	end
+
+	function skynet.request(obj)
+		local req = setmetatable({}, request_meta)
+		if obj then
+			return req(obj)
+		end
+		return req
+	end
+
+	-------------------------------------------------------- threads
+
+	local timer_origin	-- thread -> traceback where skynet.timeout was called
+
+	-- takes a forked thread that has not run yet out of the fork queue
+	local function unfork(co)
 		for i = fork_head, fork_tail do
-			if forks[i] == v then
+			if forks[i] == co then
 				table.move(forks, i + 1, fork_tail, i)
 				forks[fork_tail] = nil
 				fork_tail = fork_tail - 1
@@ -631,43 +935,232 @@ local function control(op, v)
 			end
 		end
 	end
-end
 
-function internals()
-	if inner == nil then
-		local extension = require "skynet.debug"
-		if inner == nil then	-- (require may have waited for another thread)
-			inner = {
-				skynet = skynet, proto = protocols, control = control,
-				waiting = waiting, watching = watching, sleeping = sleeping,
-				req_session = req_session, req_source = req_source,
-				pending_resp = pending_resp, trace_tags = trace_tags,
-				fresh = fresh, co_create = co_create, suspend = suspend,
-				wait_reply = wait_reply,
-				dispatch = skynet.dispatch_message,
-				error_dispatch = error_dispatch, nop = nop,
-			}
-			setmetatable(skynet, nil)
-			extension.extend(inner)
+	-- Cancels a suspended thread (given as a thread, or a pattern matched
+	-- against tostring(thread)).  Returns it, or nil if not found.
+	function skynet.killthread(thread)
+		local session
+		if type(thread) == "string" then
+			for s, co in pairs(waiting) do
+				if tostring(co):find(thread) then
+					session = s
+					break
+				end
+			end
+		else
+			if unfork(thread) then
+				return thread
+			end
+			for s, co in pairs(waiting) do
+				if co == thread then
+					session = s
+					break
+				end
+			end
+		end
+		local co = session and waiting[session]
+		if type(co) ~= "thread" then
+			return
+		end
+		local addr = req_source[co]
+		if addr then
+			req_source[co] = nil
+			trace_tags[co] = nil
+			local s = req_session[co]
+			if s and s > 0 then
+				csend(addr, ERROR, s, "")
+			end
+			req_session[co] = nil
+		end
+		if watching[session] then
+			waiting[session] = "BREAK"
+			watching[session] = nil
+		else
+			waiting[session] = nil
+		end
+		for token, s in pairs(sleeping) do
+			if s == session then
+				sleeping[token] = nil
+				break
+			end
+		end
+		coroutine.close(co)
+		return co
+	end
+
+	local function where(co)
+		if co == "BREAK" then
+			return co
+		end
+		return timer_origin and timer_origin[co] or traceback(co)
+	end
+
+	-- nil: number of suspended threads; "init": traceback of the start
+	-- function; a table: filled with "<thread> session: <n>" -> traceback;
+	-- a session: its traceback; a thread: its session.
+	function skynet.task(ret)
+		if ret == nil then
+			local n = 0
+			for _, co in pairs(waiting) do
+				if co ~= "BREAK" then
+					n = n + 1
+				end
+			end
+			return n
+		end
+		if ret == "init" then
+			if init_thread then
+				return traceback(init_thread)
+			end
+			return
+		end
+		local kind = type(ret)
+		if kind == "table" then
+			for s, co in pairs(waiting) do
+				ret[string.format("%s session: %d", tostring(co), s)] = where(co)
+			end
+		elseif kind == "number" then
+			local co = waiting[ret]
+			if co then
+				return where(co)
+			end
+			return "No session"
+		elseif kind == "thread" then
+			for s, co in pairs(waiting) do
+				if co == ret then
+					return s
+				end
+			end
 		end
 	end
-	return inner
+
+	-- suspended threads grouped by identical traceback
+	function skynet.uniqtask()
+		local groups = {}
+		for s, co in pairs(waiting) do
+			local stack = where(co)
+			local g = groups[stack]
+			if g == nil then
+				g = { n = 0, sessions = {} }
+				groups[stack] = g
+			end
+			g.n = g.n + 1
+			if g.n < 10 then
+				g.sessions[#g.sessions + 1] = s
+			end
+		end
+		local result = {}
+		for stack, g in pairs(groups) do
+			local list = table.concat(g.sessions, ",")
+			if g.n > 10 then
+				list = list .. "..."
+			end
+			result[string.format("%d\tsessions:[%s]\n", g.n, list)] = stack
+		end
+		return result
+	end
+
+	-- Remember where each skynet.timeout was set, for task listings.
+	function skynet.trace_timeout(on)
+		if on then
+			local origin = timer_origin or {}
+			timer_origin = origin
+			spawn = function(func, ti)
+				local co
+				co = co_create(function()
+					origin[co] = nil
+					func()
+				end)
+				origin[co] = traceback(string.format("TIMER %d+%d : ", skynet.now(), ti), 3)
+				return co
+			end
+		else
+			timer_origin = nil
+			spawn = co_create
+		end
+	end
+
+	-------------------------------------------------------- tracing
+
+	local serial = 0
+	trace_from = {}	-- source -> tag announced for its next request
+
+	function skynet.tracetag()
+		return trace_tags[current]
+	end
+
+	-- called by the dispatcher for each request once tracing is in use
+	function trace_request(co, p, source)
+		local flag = p.trace
+		if flag == false then
+			trace_from[source] = nil
+			trace_tags[co] = false
+			return
+		end
+		local tag = trace_from[source]
+		if tag then
+			trace_from[source] = nil
+			ctrace(tag, "request")
+			trace_tags[co] = tag
+		elseif flag then
+			current = co
+			skynet.trace()
+		end
+	end
+
+	-- Starts tracing the current message (logs through skynet.tracelog).
+	function skynet.trace(info)
+		tracing = true
+		local co = current
+		skynet.error("TRACE", trace_tags[co])
+		if trace_tags[co] == false then
+			return	-- tracing forced off for this protocol
+		end
+		serial = serial + 1
+		local tag = string.format(":%08x-%d", skynet.self(), serial)
+		trace_tags[co] = tag
+		if info then
+			ctrace(tag, "trace " .. info)
+		else
+			ctrace(tag, "trace")
+		end
+	end
+
+	-- flag true: trace every message of the protocol; false: never;
+	-- nil: only when skynet.trace() is called
+	function skynet.traceproto(prototype, flag)
+		local p = assert(protocols[prototype])
+		p.trace = flag
+		tracing = true
+	end
+
+	-------------------------------------------------------- debug protocol
+
+	debug_dispatch = debug_protocol.init(skynet, {
+		dispatch = skynet.dispatch_message,
+		suspend = suspend,
+		resume = resume_as_current,
+	})
 end
 
 setmetatable(skynet, {
 	__index = function(t, key)
-		internals()
+		install_on_demand()
 		return rawget(t, key)
 	end,
 })
 
+-- Every service answers the `debug` protocol; its commands (skynet.debug)
+-- are made on the first debug message.
 skynet.register_protocol {
 	name = "debug",
 	id = skynet.PTYPE_DEBUG,
 	pack = skynet.pack,
 	unpack = skynet.unpack,
 	dispatch = function(...)
-		return require("skynet.debug").init(skynet, internals())(...)
+		install_on_demand()
+		protocols.debug.dispatch = debug_dispatch
+		return debug_dispatch(...)
 	end,
 }
 
