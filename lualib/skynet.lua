@@ -92,7 +92,9 @@ local trace_from, trace_request	-- made by install_on_demand
 -- wait for.  Each time we obtain a session, sessions are burnt (genid) while
 -- the following one is busy.
 
-local function fresh(s)
+-- Returns s, a session just obtained, once the session the kernel hands out
+-- next is one nobody waits for (burning the busy ones).
+local function keep_next_free(s)
 	if s and waiting[s < LAST_SESSION and s + 1 or 1] ~= nil then
 		repeat
 			local burnt = core.genid()
@@ -243,7 +245,7 @@ end
 ---------------------------------------------------------------- timers
 
 function skynet.timeout(ti, func)
-	local session = fresh(core.intcommand("TIMEOUT", ti))
+	local session = keep_next_free(core.intcommand("TIMEOUT", ti))
 	assert(session)
 	local co = spawn(func, ti)
 	assert(waiting[session] == nil)
@@ -262,7 +264,7 @@ local function park(session, token)
 end
 
 function skynet.sleep(ti, token)
-	local session = fresh(core.intcommand("TIMEOUT", ti))
+	local session = keep_next_free(core.intcommand("TIMEOUT", ti))
 	assert(session)
 	token = token or this_thread()
 	local ok, why = park(session, token)
@@ -280,7 +282,7 @@ function skynet.yield()
 end
 
 function skynet.wait(token)
-	local session = fresh(core.genid())
+	local session = keep_next_free(core.genid())
 	token = token or this_thread()
 	park(session, token)
 	sleeping[token] = nil
@@ -403,7 +405,7 @@ function skynet.call(addr, typename, ...)
 	local session = csend(addr, p.id, nil, p.pack(...))
 	if session then
 		if waiting[session < LAST_SESSION and session + 1 or 1] ~= nil then
-			fresh(session)
+			keep_next_free(session)
 		end
 	elseif session == nil then
 		error("call to invalid address " .. skynet.address(addr))
@@ -648,7 +650,7 @@ function install_on_demand()
 			csend(addr, TRACE, 0, tag)
 		end
 		local p = protocols[typename]
-		local session = assert(fresh(csend(addr, p.id, nil, msg, sz)), "call to invalid address")
+		local session = assert(keep_next_free(csend(addr, p.id, nil, msg, sz)), "call to invalid address")
 		return wait_reply(addr, session)
 	end
 
@@ -657,7 +659,7 @@ function install_on_demand()
 		ctrace(tag, "tracecall begin")
 		csend(addr, TRACE, 0, tag)
 		local p = protocols[typename]
-		local session = assert(fresh(csend(addr, p.id, nil, msg, sz)), "call to invalid address")
+		local session = assert(keep_next_free(csend(addr, p.id, nil, msg, sz)), "call to invalid address")
 		msg, sz = wait_reply(addr, session)
 		ctrace(tag, "tracecall end")
 		return msg, sz
@@ -800,7 +802,7 @@ function install_on_demand()
 				ctrace(tag, "call", 4)
 				csend(addr, TRACE, 0, tag)
 			end
-			local s = fresh(csend(addr, p.id, nil, p.pack(table.unpack(req, 3, req.n))))
+			local s = keep_next_free(csend(addr, p.id, nil, p.pack(table.unpack(req, 3, req.n))))
 			if s == nil then
 				bad = bad or {}
 				bad[#bad + 1] = req
@@ -902,7 +904,7 @@ function install_on_demand()
 		self._error = post_all(self)
 		self._resp = {}
 		if timeout then
-			local t = fresh(core.intcommand("TIMEOUT", timeout))
+			local t = keep_next_free(core.intcommand("TIMEOUT", timeout))
 			self._timeout = t
 			waiting[t] = thread
 		end
