@@ -80,7 +80,7 @@ local fork_head, fork_tail = 1, 0
 local current	-- the skynet thread being run (not a nested user coroutine)
 local init_thread	-- thread running the start function, while it runs
 local tracing = false	-- set once any trace feature is used; guards trace checks
-local spawn	-- makes the thread of skynet.timeout (see trace_timeout)
+local new_timer_thread	-- makes the thread a skynet.timeout runs in (see trace_timeout)
 local unknown_request, unknown_response
 local install_on_demand	-- makes the less used part of the API (see "on demand")
 local trace_from, trace_request	-- made by install_on_demand
@@ -157,7 +157,7 @@ local function co_create(f)
 	raw_resume(co, LATER, f)
 	return co
 end
-spawn = co_create
+new_timer_thread = co_create
 
 ---------------------------------------------------------------- suspend
 
@@ -247,7 +247,7 @@ end
 function skynet.timeout(ti, func)
 	local session = keep_next_free(core.intcommand("TIMEOUT", ti))
 	assert(session)
-	local co = spawn(func, ti)
+	local co = new_timer_thread(func, ti)
 	assert(waiting[session] == nil)
 	waiting[session] = co
 	return co
@@ -1067,7 +1067,7 @@ function install_on_demand()
 		if on then
 			local origin = timer_origin or {}
 			timer_origin = origin
-			spawn = function(func, ti)
+			new_timer_thread = function(func, ti)
 				local co
 				co = co_create(function()
 					origin[co] = nil
@@ -1078,7 +1078,7 @@ function install_on_demand()
 			end
 		else
 			timer_origin = nil
-			spawn = co_create
+			new_timer_thread = co_create
 		end
 	end
 
