@@ -758,19 +758,20 @@ function install_on_demand()
 		return skynet.call(".launcher", "lua", "LAUNCH", "snlua", name, ...)
 	end
 
-	-- a first argument `true` selects the node-spanning (global) variant
-	function skynet.uniqueservice(scope, ...)
-		if scope == true then
+	-- a first argument `true` selects the node-spanning (global) variant;
+	-- otherwise it is the service name
+	function skynet.uniqueservice(global_or_name, ...)
+		if global_or_name == true then
 			return assert(skynet.call(".service", "lua", "GLAUNCH", ...))
 		end
-		return assert(skynet.call(".service", "lua", "LAUNCH", scope, ...))
+		return assert(skynet.call(".service", "lua", "LAUNCH", global_or_name, ...))
 	end
 
-	function skynet.queryservice(scope, ...)
-		if scope == true then
+	function skynet.queryservice(global_or_name, ...)
+		if global_or_name == true then
 			return assert(skynet.call(".service", "lua", "GQUERY", ...))
 		end
-		return assert(skynet.call(".service", "lua", "QUERY", scope, ...))
+		return assert(skynet.call(".service", "lua", "QUERY", global_or_name, ...))
 	end
 
 	function skynet.endless()
