@@ -22,10 +22,10 @@
 local skynet = require "skynet"
 local sd = require "skynet.sharedata.corelib"
 
-local service
+local sharedatad	-- address of the sharedatad service
 
 skynet.init(function()
-	service = skynet.uniqueservice "sharedatad"
+	sharedatad = skynet.uniqueservice "sharedatad"
 end)
 
 local sharedata = {}
@@ -54,7 +54,7 @@ end
 
 local function monitor(name, holder, cobj)
 	while true do
-		cobj = skynet.call(service, "lua", "monitor", name, cobj)
+		cobj = skynet.call(sharedatad, "lua", "monitor", name, cobj)
 		if cobj == nil then
 			break	-- deleted
 		end
@@ -63,7 +63,7 @@ local function monitor(name, holder, cobj)
 		if proxy then
 			ok, err = pcall(sd.update, proxy, cobj)
 		end
-		skynet.send(service, "lua", "confirm", cobj)
+		skynet.send(sharedatad, "lua", "confirm", cobj)
 		if not ok then
 			skynet.error(string.format("sharedata %s: update failed: %s", name, tostring(err)))
 			return
@@ -85,18 +85,18 @@ function sharedata.query(name)
 	if proxy then
 		return proxy
 	end
-	local cobj = skynet.call(service, "lua", "query", name)
+	local cobj = skynet.call(sharedatad, "lua", "query", name)
 	if cobj == nil then
 		error(string.format("sharedata.query: no data named %q", name), 2)
 	end
 	proxy = cache[name]
 	if proxy and sd.object(proxy) == cobj then
 		-- another coroutine of this service got it meanwhile
-		skynet.send(service, "lua", "confirm", cobj)
+		skynet.send(sharedatad, "lua", "confirm", cobj)
 		return proxy
 	end
 	proxy = sd.box(cobj, name)
-	skynet.send(service, "lua", "confirm", cobj)
+	skynet.send(sharedatad, "lua", "confirm", cobj)
 	skynet.fork(monitor, name, setmetatable({ proxy }, { __mode = "v" }), cobj)
 	cache[name] = proxy
 	return proxy
@@ -105,18 +105,18 @@ end
 function sharedata.new(name, v, ...)
 	check_name("new", name)
 	check_value("new", v)
-	answered(skynet.call(service, "lua", "new", name, v, ...))
+	answered(skynet.call(sharedatad, "lua", "new", name, v, ...))
 end
 
 function sharedata.update(name, v, ...)
 	check_name("update", name)
 	check_value("update", v)
-	answered(skynet.call(service, "lua", "update", name, v, ...))
+	answered(skynet.call(sharedatad, "lua", "update", name, v, ...))
 end
 
 function sharedata.delete(name)
 	check_name("delete", name)
-	answered(skynet.call(service, "lua", "delete", name))
+	answered(skynet.call(sharedatad, "lua", "delete", name))
 end
 
 function sharedata.flush()
@@ -132,12 +132,12 @@ function sharedata.deepcopy(name, ...)
 	if proxy then
 		return sd.copy(sd.object(proxy), ...)
 	end
-	local cobj = skynet.call(service, "lua", "query", name)
+	local cobj = skynet.call(sharedatad, "lua", "query", name)
 	if cobj == nil then
 		error(string.format("sharedata.deepcopy: no data named %q", name), 2)
 	end
 	local ok, ret = pcall(sd.copy, cobj, ...)
-	skynet.send(service, "lua", "confirm", cobj)
+	skynet.send(sharedatad, "lua", "confirm", cobj)
 	if not ok then
 		error(ret, 2)
 	end
