@@ -463,7 +463,8 @@ end
 
 ---------------------------------------------------------------- UDP
 
-local function udp_object(id, cb)
+-- Records a UDP socket of this service; `cb` gets its datagrams.
+local function register_udp(id, cb)
 	assert(not sockets[id], "socket is not closed")
 	sockets[id] = {
 		id = id,
@@ -476,7 +477,7 @@ end
 -- udp(callback [, host, port]) -> id; callback(data, address_blob)
 function socket.udp(callback, host, port)
 	local id = driver.udp(host, port)
-	udp_object(id, callback)
+	register_udp(id, callback)
 	return id
 end
 
@@ -489,7 +490,7 @@ function socket.udp_connect(id, addr, port, callback)
 			s.callback = callback
 		end
 	else
-		udp_object(id, callback)
+		register_udp(id, callback)
 	end
 	driver.udp_connect(id, addr, port)
 end
@@ -497,14 +498,14 @@ end
 -- A UDP socket bound to addr:port.
 function socket.udp_listen(addr, port, callback)
 	local id = driver.udp_listen(addr, port)
-	udp_object(id, callback)
+	register_udp(id, callback)
 	return id
 end
 
 -- A UDP socket connected to addr:port.
 function socket.udp_dial(addr, port, callback)
 	local id = driver.udp_dial(addr, port)
-	udp_object(id, callback)
+	register_udp(id, callback)
 	return id
 end
 
