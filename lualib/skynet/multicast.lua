@@ -57,7 +57,8 @@ function multicast.new(conf)
 	return setmetatable(self, channel_meta)
 end
 
-local function live_channel(self)
+-- The id of the channel object `self`; an error once it was deleted.
+local function live_channel_id(self)
 	local c = self.channel
 	if c == nil then
 		error("skynet.multicast: the channel was deleted", 3)
@@ -66,7 +67,7 @@ local function live_channel(self)
 end
 
 function channel:publish(...)
-	local c = live_channel(self)
+	local c = live_channel_id(self)
 	local holder, sz = mc.pack(self.__pack(...))
 	local ok, published, err = pcall(skynet.call, multicastd, "lua", "PUB", c, holder, sz)
 	if not ok then
@@ -80,7 +81,7 @@ function channel:publish(...)
 end
 
 function channel:subscribe()
-	local c = live_channel(self)
+	local c = live_channel_id(self)
 	if self.__subscribe then
 		return
 	end
@@ -105,7 +106,7 @@ function channel:unsubscribe()
 end
 
 function channel:delete()
-	local c = live_channel(self)
+	local c = live_channel_id(self)
 	if subscribed[c] == self then
 		subscribed[c] = nil
 	end
