@@ -118,7 +118,7 @@ local function local_list()
 end
 
 -- Standalone / master node: global services are kept here.
-local function serve_globally()
+local function keep_global_services()
 	local nodes = {}	-- service_mgr handles of the other nodes
 
 	function cmd.GLAUNCH(name, ...)
@@ -155,7 +155,7 @@ end
 
 -- Other nodes: global requests go to SERVICE on the master; the handles it
 -- gives are cached locally under the same key.
-local function serve_locally()
+local function forward_global_services()
 	local function global_key(name, ...)
 		if name == "snaxd" then
 			return "@snaxd." .. (...)
@@ -225,8 +225,8 @@ skynet.start(function()
 
 	if skynet.getenv "standalone" then
 		skynet.register "SERVICE"
-		serve_globally()
+		keep_global_services()
 	else
-		serve_locally()
+		forward_global_services()
 	end
 end)
