@@ -61,8 +61,9 @@ local function sharetable_service()
 		end
 	end
 
+	-- Builds a version of `name` from `source` and makes it current.
 	-- Replies (true) or (false, error text): callers raise the text.
-	local function load(name, source, ...)
+	local function load_version(name, source, ...)
 		local ok, box = pcall(core.matrix, source, ...)
 		if ok then
 			install(name, box)
@@ -73,17 +74,17 @@ local function sharetable_service()
 	end
 
 	function cmd.loadfile(_, name, ...)
-		load(name, "@" .. name, ...)
+		load_version(name, "@" .. name, ...)
 	end
 
 	function cmd.loadstring(_, name, source, ...)
-		load(name, source, ...)
+		load_version(name, source, ...)
 	end
 
 	-- `data` is a packed string, or a pointer and size that the caller
 	-- handed over (skynet's own client library sends those).
 	function cmd.loadtable(_, name, data, size)
-		load(name, UNPACK, skynet.unpack, data, size)
+		load_version(name, UNPACK, skynet.unpack, data, size)
 		if type(data) ~= "string" then
 			skynet.trash(data, size)
 		end
