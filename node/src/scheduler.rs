@@ -67,11 +67,9 @@ pub const SPIN: Duration = Duration::from_micros(100);
 
 /// Between two looks a spinning worker pauses the CPU this many times (well
 /// under a microsecond), and every [`SPIN_YIELD_EVERY`] looks (some 10 µs) it
-/// offers its core to other threads (`sched_yield`). Measured on 2 cores with
-/// two nodes (skynet-bench cluster): a yield at every look cost ~40 % of
-/// sequential cross-node calls; yielding once per spin cost ~25 % of
-/// concurrent ones (the spinner kept a core the other process needed). Every
-/// 8 looks does well on both.
+/// offers its core to other threads (`sched_yield`), so that a spinner does
+/// not keep a core that another process on the machine needs (the figures
+/// behind these numbers: docs/performance.md).
 const SPIN_PAUSES: usize = 20;
 const SPIN_YIELD_EVERY: usize = 8;
 

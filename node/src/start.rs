@@ -24,7 +24,8 @@ pub enum StartError {
 
 /// glibc malloc settings for a process that creates many small Lua heaps: one
 /// arena (worker threads otherwise each grow their own heap in small mprotect
-/// steps) that grows and shrinks in large steps. Measured: +25 % newservice rate.
+/// steps) that grows and shrinks in large steps (its effect on `newservice`:
+/// docs/performance.md).
 fn tune_malloc() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     unsafe {
