@@ -2,12 +2,11 @@
 //! NAME, EXIT, KILL, LAUNCH, GETENV, SETENV, STARTTIME, ABORT, MONITOR, STAT,
 //! LOGON/LOGOFF and SIGNAL, with skynet's result formats.
 
+use crate::address::Address;
 use crate::context::Context;
 use crate::kernel::kernel;
-use crate::message::{ptype, Message};
+use crate::log::MessageLog;
 use crate::timer::hpc;
-use std::fs::File;
-use std::io::Write;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
@@ -26,11 +25,9 @@ pub fn command(ctx: &Arc<Context>, cmd: &str, param: Option<&str>) -> Option<Str
             if p.is_empty() {
                 Some(format!(":{:x}", ctx.handle()))
             } else if let Some(name) = p.strip_prefix('.') {
-                k.handles
-                    .bind_name(name, ctx.handle())
-                    .then(|| name.to_string())
+                k.bind_name(name, ctx.handle()).then(|| name.to_string())
             } else {
-                k.error(
+                k.log(
                     ctx.handle(),
                     &format!("error: Can't register global name {p} in C"),
                 );
@@ -39,19 +36,19 @@ pub fn command(ctx: &Arc<Context>, cmd: &str, param: Option<&str>) -> Option<Str
         }
         "QUERY" => {
             let name = p.strip_prefix('.')?;
-            k.handles.find_name(name).map(|h| format!(":{h:x}"))
+            k.find_name(name).map(|h| format!(":{h:x}"))
         }
         "NAME" => {
             let mut it = p.split_whitespace();
             let name = it.next()?;
-            let addr = it.next()?.strip_prefix(':')?;
-            let handle = u32::from_str_radix(addr, 16).ok().filter(|h| *h != 0)?;
+            let handle = match Address::parse(it.next()?) {
+                Address::Handle(h) if h != 0 => h,
+                _ => return None,
+            };
             if let Some(local) = name.strip_prefix('.') {
-                k.handles
-                    .bind_name(local, handle)
-                    .then(|| local.to_string())
+                k.bind_name(local, handle).then(|| local.to_string())
             } else {
-                k.error(
+                k.log(
                     ctx.handle(),
                     &format!("error: Can't set global name {name} in C"),
                 );
@@ -78,11 +75,11 @@ pub fn command(ctx: &Arc<Context>, cmd: &str, param: Option<&str>) -> Option<Str
             let args = rest.split(['\r', '\n']).next().unwrap_or("");
             k.launch(module, args).map(|h| format!(":{h:08X}"))
         }
-        "GETENV" => k.env.get(p),
+        "GETENV" => k.getenv(p),
         "SETENV" => {
             if let Some((key, value)) = p.split_once(' ') {
-                if !k.env.set_new(key, value) {
-                    k.error(
+                if !k.setenv(key, value) {
+                    k.log(
                         ctx.handle(),
                         &format!("error: Can't setenv exist key : {key}"),
                     );
@@ -90,7 +87,7 @@ pub fn command(ctx: &Arc<Context>, cmd: &str, param: Option<&str>) -> Option<Str
             }
             None
         }
-        "STARTTIME" => Some(k.timer.starttime().to_string()),
+        "STARTTIME" => Some(k.starttime().to_string()),
         "ABORT" => {
             k.abort();
             None
@@ -130,10 +127,7 @@ pub fn command(ctx: &Arc<Context>, cmd: &str, param: Option<&str>) -> Option<Str
 
 /// Registers a timeout; `ti <= 0` answers at once through the queue.
 pub fn timeout(ctx: &Arc<Context>, ti: i32, session: i32) {
-    let k = kernel();
-    if !k.timer.add(ctx.handle(), session, ti) {
-        k.push_ctx(ctx, Message::new(0, session, ptype::RESPONSE, Vec::new()));
-    }
+    kernel().timeout(ctx, ti, session);
 }
 
 fn stat(ctx: &Arc<Context>, what: &str) -> String {
@@ -160,13 +154,12 @@ fn stat(ctx: &Arc<Context>, what: &str) -> String {
 
 /// `":hex"` or `".name"` to a handle; anything else is logged and gives 0.
 fn to_handle(ctx: &Context, p: &str) -> u32 {
-    if let Some(hex) = p.strip_prefix(':') {
-        u32::from_str_radix(hex.trim(), 16).unwrap_or(0)
-    } else if let Some(name) = p.strip_prefix('.') {
-        kernel().handles.find_name(name).unwrap_or(0)
-    } else {
-        kernel().error(ctx.handle(), &format!("Can't convert {p} to handle"));
-        0
+    match Address::parse(p) {
+        Address::Global(_) => {
+            kernel().log(ctx.handle(), &format!("Can't convert {p} to handle"));
+            0
+        }
+        addr => kernel().resolve(addr),
     }
 }
 
@@ -194,6 +187,7 @@ pub fn parse_c_long(s: &str) -> i64 {
     }
 }
 
+/// `LOGON :addr`: opens the message log of a live service in `logpath`.
 fn logon(ctx: &Arc<Context>, p: &str) {
     let k = kernel();
     let h = to_handle(ctx, p);
@@ -202,53 +196,29 @@ fn logon(ctx: &Arc<Context>, p: &str) {
     if slot.is_some() {
         return;
     }
-    let Some(dir) = k.env.get("logpath") else {
+    let Some(dir) = k.getenv("logpath") else {
         return;
     };
-    let path = format!("{dir}/{h:08x}.log");
-    match std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(&path)
-    {
-        Ok(mut f) => {
-            k.error(ctx.handle(), &format!("Open log file {path}"));
-            let _ = writeln!(
-                f,
-                "open time: {}",
-                k.timer.starttime() as u64 + k.timer.now() / 100
-            );
-            *slot = Some(f);
+    let path = MessageLog::path(&dir, h);
+    match MessageLog::open(&path, u64::from(k.starttime()) + k.now() / 100) {
+        Ok(log) => {
+            k.log(ctx.handle(), &format!("Open log file {path}"));
+            *slot = Some(log);
         }
-        Err(e) => k.error(ctx.handle(), &format!("Open log file {path} fail: {e}")),
+        Err(e) => k.log(ctx.handle(), &format!("Open log file {path} fail: {e}")),
     }
 }
 
+/// `LOGOFF :addr`: closes a service's message log.
 fn logoff(ctx: &Arc<Context>, p: &str) {
     let k = kernel();
     let h = to_handle(ctx, p);
     let Some(target) = k.grab(h) else { return };
-    let file = target.logfile.lock().take();
-    if let Some(mut f) = file {
-        k.error(ctx.handle(), &format!("Close log file :{h:08x}"));
-        let _ = writeln!(f, "close time: {}", k.timer.now());
+    let log = target.logfile.lock().take();
+    if let Some(log) = log {
+        k.log(ctx.handle(), &format!("Close log file :{h:08x}"));
+        log.close(k.now());
     }
-}
-
-/// One line of a `LOGON` message log: `:source type session now hexpayload`.
-pub(crate) fn log_message(f: &mut File, msg: &Message) {
-    let mut line = format!(
-        ":{:08x} {} {} {} ",
-        msg.source,
-        msg.ptype,
-        msg.session,
-        kernel().timer.now()
-    );
-    for b in &msg.data {
-        line.push_str(&format!("{b:02x}"));
-    }
-    line.push('\n');
-    let _ = f.write_all(line.as_bytes());
 }
 
 #[cfg(test)]

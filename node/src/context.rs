@@ -1,12 +1,24 @@
 //! A service context: the kernel's record of one live service (its handle, queue,
-//! instance, session counter and statistics).
+//! instance, session counter and statistics), and [`Service`], what the instance
+//! it runs implements. (The modules that create instances by name are in
+//! [`crate::module`].)
 
-use crate::module::Service;
+use crate::log::MessageLog;
+use crate::message::Message;
 use crate::mq::MessageQueue;
 use parking_lot::Mutex;
-use std::fs::File;
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
+
+/// One running service instance.
+pub trait Service: Send {
+    /// Runs synchronously inside `LAUNCH`, on the caller's thread. An error makes
+    /// the launch fail (the kernel logs it and answers queued messages with ERROR).
+    fn init(&mut self, ctx: &Arc<Context>, args: &str) -> Result<(), String>;
+
+    /// Handles one message. Only one worker at a time calls this for a service.
+    fn dispatch(&mut self, ctx: &Arc<Context>, msg: Message);
+}
 
 /// Called from any thread by the `SIGNAL` command; must be thread safe.
 pub type SignalHandler = Arc<dyn Fn(i32) + Send + Sync>;
@@ -23,7 +35,8 @@ pub struct Context {
     pub(crate) cpu_cost_ns: AtomicU64,
     /// hpc() at the start of the message being dispatched (0 when idle).
     pub(crate) cpu_start_ns: AtomicU64,
-    pub(crate) logfile: Mutex<Option<File>>,
+    /// The `LOGON` log, if one is open.
+    pub(crate) logfile: Mutex<Option<MessageLog>>,
     signal: OnceLock<SignalHandler>,
 }
 

@@ -55,7 +55,7 @@ impl RemoteRouter for HarborState {
             }
             return;
         }
-        k.error(
+        k.log(
             0,
             &format!(
                 "Drop message to harbor {} from {:x} to {:x} (session = {}, msgsz = {})",
@@ -122,16 +122,16 @@ impl Service for LocalHarbor {
                 if let Some(name) = text.strip_prefix("N ") {
                     let name = name.trim();
                     if name.is_empty() || name.len() > GLOBALNAME_MAX {
-                        kernel().error(ctx.handle(), &format!("Invalid global name {name}"));
+                        kernel().log(ctx.handle(), &format!("Invalid global name {name}"));
                         return;
                     }
                     state.bind(name, msg.source);
                 } else {
-                    kernel().error(ctx.handle(), &format!("Unknown command {text}"));
+                    kernel().log(ctx.handle(), &format!("Unknown command {text}"));
                 }
             }
             t => {
-                kernel().error(
+                kernel().log(
                     ctx.handle(),
                     &format!("recv invalid message from {:x}, type = {}", msg.source, t),
                 );

@@ -1,20 +1,35 @@
-//! The kernel: the process-wide node state (handles, environment, timer, modules,
-//! scheduler) and the operations every service uses: launch, send, retire, log.
+//! The kernel: one node's state (handles and names, environment, timer,
+//! modules, scheduler, monitor) and the operations every service uses: launch,
+//! send, retire, log; and what a worker does with a share of a service's queue.
 //!
-//! There is one kernel per process, as in skynet; [`kernel()`] reaches it.
+//! A kernel is a value: [`Kernel::new`] makes one and [`Kernel::start`] starts
+//! its threads (workers, monitor, timer), so tests run several in one process.
+//! It lives as long as the process (its threads borrow it), as skynet's
+//! globals do.
+//!
+//! Services reach their kernel with [`kernel()`]: each thread of a kernel, and
+//! the thread running a service's `init` inside [`Kernel::launch`], knows the
+//! kernel it works for. The node's own kernel is also installed process-wide
+//! ([`Kernel::install`]) for the threads that belong to no kernel: signal
+//! handlers, the socket and cluster I/O threads.
 
-use crate::context::Context;
+use crate::address::Address;
+use crate::context::{Context, Service};
 use crate::env::Env;
-use crate::handle::{HandleRegistry, HARBOR_SHIFT};
+use crate::handle::HandleRegistry;
 use crate::message::{ptype, Message, MAX_MESSAGE_SIZE};
 use crate::module::{ModuleFactory, ModuleRegistry};
+use crate::monitor::{Monitor, WorkerMonitor};
 use crate::mq::Pushed;
-use crate::scheduler::Scheduler;
-use crate::timer::Timer;
+use crate::scheduler::{self, IdlePoller, Scheduler};
+use crate::timer::{hpc, Timer};
 use parking_lot::{Condvar, Mutex, RwLock};
+use std::cell::Cell;
 use std::io::Write;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
+use std::thread::JoinHandle;
+use std::time::Duration;
 
 /// Why a send was refused. The Lua layer turns these into skynet's results
 /// (`nil` for an invalid destination, `false` for an oversized message).
@@ -37,12 +52,37 @@ pub trait RemoteRouter: Send + Sync {
     fn send_name(&self, name: &str, msg: Message);
 }
 
+/// What a kernel is made with.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// This node's harbor id, the top byte of its handles.
+    pub harbor: u8,
+    /// Worker threads.
+    pub threads: usize,
+    /// Whether to measure each message's CPU time (`STAT cpu`).
+    pub profile: bool,
+    /// How long a message may run before the monitor reports it.
+    pub monitor_period: Duration,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            harbor: 0,
+            threads: 1,
+            profile: true,
+            monitor_period: crate::monitor::PERIOD,
+        }
+    }
+}
+
 pub struct Kernel {
-    pub handles: HandleRegistry<Arc<Context>>,
-    pub env: Env,
-    pub timer: Timer,
-    pub modules: ModuleRegistry,
-    pub(crate) scheduler: Scheduler,
+    handles: HandleRegistry<Arc<Context>>,
+    env: Env,
+    timer: Timer,
+    modules: ModuleRegistry,
+    scheduler: Scheduler,
+    monitor: Monitor,
     harbor_id: u8,
     profile: bool,
     logger: AtomicU32,
@@ -55,48 +95,139 @@ pub struct Kernel {
     undeliverable: RwLock<Vec<(u8, ReleasePayload)>>,
     aborting: AtomicBool,
     exit: (Mutex<bool>, Condvar),
+    /// Tells the monitor and timer threads to end (the workers have the
+    /// scheduler's own flag).
+    quit: AtomicBool,
+    threads: Mutex<Vec<JoinHandle<()>>>,
 }
 
 /// Gives back what the payload of an undeliverable message holds.
 pub type ReleasePayload = fn(&[u8]);
 
-static KERNEL: OnceLock<Kernel> = OnceLock::new();
-
-/// The process's kernel. Panics if [`init`] has not run.
-pub fn kernel() -> &'static Kernel {
-    KERNEL.get().expect("kernel not initialised")
+thread_local! {
+    /// The kernel this thread works for, if it is one of a kernel's threads
+    /// or runs a service's `init`.
+    static CURRENT: Cell<Option<&'static Kernel>> = const { Cell::new(None) };
 }
 
-/// Creates the process's kernel. Fails if one exists already.
-pub fn init(
-    harbor_id: u8,
-    threads: usize,
-    profile: bool,
-    env: Env,
-) -> Result<&'static Kernel, String> {
-    let k = Kernel {
-        handles: HandleRegistry::new(harbor_id),
-        env,
-        timer: Timer::new(),
-        modules: ModuleRegistry::default(),
-        scheduler: Scheduler::new(threads),
-        harbor_id,
-        profile,
-        logger: AtomicU32::new(0),
-        monitor_exit: AtomicU32::new(0),
-        total: AtomicUsize::new(0),
-        remote: RwLock::new(None),
-        undeliverable: RwLock::new(Vec::new()),
-        aborting: AtomicBool::new(false),
-        exit: (Mutex::new(false), Condvar::new()),
-    };
-    KERNEL
-        .set(k)
-        .map_err(|_| "kernel already initialised".to_string())?;
-    Ok(kernel())
+/// The kernel of threads that belong to none (see [`Kernel::install`]).
+static PROCESS: OnceLock<&'static Kernel> = OnceLock::new();
+
+/// The kernel this thread works for: its own kernel's on a kernel thread,
+/// else the process's. Panics when there is neither.
+pub fn kernel() -> &'static Kernel {
+    CURRENT
+        .with(Cell::get)
+        .or_else(|| PROCESS.get().copied())
+        .expect("no kernel on this thread")
+}
+
+/// Makes `k` this thread's kernel until the guard goes.
+struct Entered(Option<&'static Kernel>);
+
+impl Entered {
+    fn new(k: &'static Kernel) -> Self {
+        Entered(CURRENT.with(|c| c.replace(Some(k))))
+    }
+}
+
+impl Drop for Entered {
+    fn drop(&mut self) {
+        CURRENT.with(|c| c.set(self.0));
+    }
 }
 
 impl Kernel {
+    /// A kernel with no service and no thread yet. It is never freed: its
+    /// threads and services hold it for good.
+    pub fn new(config: Config, env: Env) -> &'static Kernel {
+        let threads = config.threads.max(1);
+        Box::leak(Box::new(Kernel {
+            handles: HandleRegistry::new(config.harbor),
+            env,
+            timer: Timer::new(),
+            modules: ModuleRegistry::default(),
+            scheduler: Scheduler::new(threads),
+            monitor: Monitor::new(threads, config.monitor_period),
+            harbor_id: config.harbor,
+            profile: config.profile,
+            logger: AtomicU32::new(0),
+            monitor_exit: AtomicU32::new(0),
+            total: AtomicUsize::new(0),
+            remote: RwLock::new(None),
+            undeliverable: RwLock::new(Vec::new()),
+            aborting: AtomicBool::new(false),
+            exit: (Mutex::new(false), Condvar::new()),
+            quit: AtomicBool::new(false),
+            threads: Mutex::new(Vec::new()),
+        }))
+    }
+
+    /// Makes this the kernel of the threads that belong to no kernel. Fails
+    /// if the process has one already.
+    pub fn install(&'static self) -> Result<(), String> {
+        PROCESS
+            .set(self)
+            .map_err(|_| "kernel already initialised".to_string())
+    }
+
+    /// Starts the worker threads, the monitor and the timer.
+    pub fn start(&'static self) {
+        let spawn = |name: String, body: Box<dyn FnOnce() + Send>| {
+            std::thread::Builder::new()
+                .name(name)
+                .spawn(move || {
+                    let _entered = Entered::new(self);
+                    body()
+                })
+                .expect("spawn a kernel thread")
+        };
+        let mut threads = self.threads.lock();
+        for i in 0..self.scheduler.threads() {
+            let mon = self.monitor.worker(i);
+            threads.push(spawn(
+                format!("worker-{i}"),
+                Box::new(move || {
+                    self.scheduler
+                        .run_worker(i, |ctx, weight| self.dispatch(ctx, weight, mon))
+                }),
+            ));
+        }
+        threads.push(spawn(
+            "monitor".into(),
+            Box::new(move || self.monitor.run(&self.quit, |e| self.endless(e))),
+        ));
+        threads.push(spawn(
+            "timer".into(),
+            Box::new(move || {
+                self.timer.run(
+                    &self.quit,
+                    |e| {
+                        let _ = self.push(
+                            e.handle,
+                            Message::new(0, e.session, ptype::RESPONSE, Vec::new()),
+                        );
+                    },
+                    || self.scheduler.tick(),
+                )
+            }),
+        ));
+    }
+
+    /// Tells the kernel's threads to end. Workers end once they are idle.
+    pub fn stop(&self) {
+        self.quit.store(true, Ordering::SeqCst);
+        self.scheduler.quit();
+    }
+
+    /// Waits for the threads [`Kernel::start`] started (after [`Kernel::stop`]).
+    #[cfg(test)]
+    pub(crate) fn join(&self) {
+        for t in std::mem::take(&mut *self.threads.lock()) {
+            t.join().expect("a kernel thread panicked");
+        }
+    }
+
     pub fn harbor_id(&self) -> u8 {
         self.harbor_id
     }
@@ -107,6 +238,52 @@ impl Kernel {
 
     pub fn register_module(&self, name: &str, factory: ModuleFactory) {
         self.modules.register(name, factory);
+    }
+
+    /// skynet_getenv.
+    pub fn getenv(&self, key: &str) -> Option<String> {
+        self.env.get(key)
+    }
+
+    /// skynet_setenv: keys are written once; false (and no change) if `key`
+    /// exists.
+    pub fn setenv(&self, key: &str, value: &str) -> bool {
+        self.env.set_new(key, value)
+    }
+
+    /// Centiseconds since the node started (skynet_now).
+    pub fn now(&self) -> u64 {
+        self.timer.now()
+    }
+
+    /// UTC seconds when the node started (skynet_starttime).
+    pub fn starttime(&self) -> u32 {
+        self.timer.starttime()
+    }
+
+    /// A RESPONSE with `session` to the service `ctx` in `ti` centiseconds,
+    /// from source 0; at once (through its queue) when `ti <= 0`.
+    pub fn timeout(&self, ctx: &Arc<Context>, ti: i32, session: i32) {
+        if !self.timer.add(ctx.handle(), session, ti) {
+            self.push_ctx(ctx, Message::new(0, session, ptype::RESPONSE, Vec::new()));
+        }
+    }
+
+    /// Installs (or removes) the work a spinning worker does between looks at
+    /// the run queue.
+    pub fn set_idle_poller(&self, p: Option<Arc<dyn IdlePoller>>) {
+        self.scheduler.set_idle_poller(p);
+    }
+
+    /// Binds the local name `name` (without its dot) to a live `handle`; false
+    /// when the name is taken or the handle dead.
+    pub fn bind_name(&self, name: &str, handle: u32) -> bool {
+        self.handles.bind_name(name, handle)
+    }
+
+    /// The handle bound to the local name `name` (without its dot).
+    pub fn find_name(&self, name: &str) -> Option<u32> {
+        self.handles.find_name(name)
     }
 
     /// True when `handle` belongs to another node.
@@ -128,18 +305,19 @@ impl Kernel {
     }
 
     /// Creates a service from `module` with `args`, synchronously running its
-    /// `init`. Returns its handle, or None (logged) on failure.
-    pub fn launch(&self, module: &str, args: &str) -> Option<u32> {
+    /// `init` on this thread. Returns its handle, or None (logged) on failure.
+    pub fn launch(&'static self, module: &str, args: &str) -> Option<u32> {
         let mut service = self.modules.create(module)?;
         let handle = self.handles.register(|h| Arc::new(Context::new(h)))?;
         let ctx = self.handles.grab(handle)?;
         self.total.fetch_add(1, Ordering::SeqCst);
+        let _entered = Entered::new(self);
         match service.init(&ctx, args) {
             Ok(()) => {
                 *ctx.service.lock() = Some(service);
                 // Logged before the service can run, so its own lines come after.
                 if !ctx.is_retired() {
-                    self.error(handle, &format!("LAUNCH {module} {args}"));
+                    self.log(handle, &format!("LAUNCH {module} {args}"));
                 }
                 if ctx.queue.release_initial() {
                     self.scheduler.push(ctx.clone());
@@ -151,9 +329,9 @@ impl Kernel {
             }
             Err(e) => {
                 if !e.is_empty() {
-                    self.error(handle, &e);
+                    self.log(handle, &e);
                 }
-                self.error(handle, &format!("error: launch {module} FAILED"));
+                self.log(handle, &format!("error: launch {module} FAILED"));
                 self.handles.retire(handle);
                 ctx.retired.store(true, Ordering::Release);
                 for m in ctx.queue.drain() {
@@ -250,7 +428,7 @@ impl Kernel {
         }
     }
 
-    /// Sends to a string address: `":hex"`, `".localname"` or a global name.
+    /// Sends to a text address: `":hex"`, `".localname"` or a global name.
     pub fn send_name(
         &self,
         sender: u32,
@@ -260,36 +438,39 @@ impl Kernel {
         session: i32,
         data: Vec<u8>,
     ) -> Result<(), SendError> {
-        if let Some(hex) = name.strip_prefix(':') {
-            let dest = u32::from_str_radix(hex, 16).unwrap_or(0);
-            return self.send(sender, source, dest, ptype, session, data);
-        }
-        if let Some(local) = name.strip_prefix('.') {
-            return match self.handles.find_name(local) {
+        match Address::parse(name) {
+            Address::Handle(dest) => self.send(sender, source, dest, ptype, session, data),
+            Address::Local(local) => match self.handles.find_name(local) {
                 Some(dest) => self.send(sender, source, dest, ptype, session, data),
                 None => Err(SendError::UnknownName(name.to_string())),
-            };
-        }
-        if data.len() > MAX_MESSAGE_SIZE {
-            return Err(SendError::TooLarge(data.len()));
-        }
-        match self.remote_router() {
-            Some(r) => {
-                r.send_name(name, Message::new(source, session, ptype, data));
-                Ok(())
+            },
+            Address::Global(global) => {
+                if data.len() > MAX_MESSAGE_SIZE {
+                    return Err(SendError::TooLarge(data.len()));
+                }
+                match self.remote_router() {
+                    Some(r) => {
+                        r.send_name(global, Message::new(source, session, ptype, data));
+                        Ok(())
+                    }
+                    None => Err(SendError::UnknownName(name.to_string())),
+                }
             }
-            None => Err(SendError::UnknownName(name.to_string())),
         }
     }
 
-    /// Resolves `":hex"` or `".name"` to a handle (0 if unknown).
+    /// Resolves `":hex"` or `".name"` to a handle (0 if unknown); a global
+    /// name gives 0.
     pub fn query_name(&self, name: &str) -> u32 {
-        if let Some(hex) = name.strip_prefix(':') {
-            u32::from_str_radix(hex.trim(), 16).unwrap_or(0)
-        } else if let Some(local) = name.strip_prefix('.') {
-            self.handles.find_name(local).unwrap_or(0)
-        } else {
-            0
+        self.resolve(Address::parse(name))
+    }
+
+    /// The handle of a parsed address (0 if unknown); a global name gives 0.
+    pub fn resolve(&self, addr: Address) -> u32 {
+        match addr {
+            Address::Handle(h) => h,
+            Address::Local(local) => self.handles.find_name(local).unwrap_or(0),
+            Address::Global(_) => 0,
         }
     }
 
@@ -331,9 +512,9 @@ impl Kernel {
     /// skynet's `handle_exit`: logs, tells the exit monitor, retires.
     pub fn exit_service(&self, by: u32, handle: u32) {
         if handle == by {
-            self.error(by, "KILL self");
+            self.log(by, "KILL self");
         } else {
-            self.error(by, &format!("KILL :{handle:x}"));
+            self.log(by, &format!("KILL :{handle:x}"));
         }
         let monitor = self.monitor_exit.load(Ordering::Relaxed);
         if monitor != 0 {
@@ -365,8 +546,17 @@ impl Kernel {
         }
     }
 
-    /// Called by a worker after releasing a retired instance.
-    pub(crate) fn context_released(&self) {
+    /// Drops a retired service's instance (its Lua state, ...) once, closes
+    /// its message log, and counts it gone.
+    fn release(&self, service: &mut Option<Box<dyn Service>>, ctx: &Context) {
+        if let Some(s) = service.take() {
+            drop(s);
+            ctx.logfile.lock().take();
+            self.context_released();
+        }
+    }
+
+    fn context_released(&self) {
         let left = self.total.fetch_sub(1, Ordering::SeqCst) - 1;
         if self.aborting.load(Ordering::SeqCst) && left == 1 {
             self.retire_logger_gracefully();
@@ -376,10 +566,6 @@ impl Kernel {
             *lock.lock() = true;
             cond.notify_all();
         }
-    }
-
-    pub fn total(&self) -> usize {
-        self.total.load(Ordering::SeqCst)
     }
 
     /// Blocks until the last service is gone.
@@ -407,13 +593,14 @@ impl Kernel {
         self.monitor_exit.load(Ordering::Relaxed)
     }
 
-    /// skynet_error: a log line from `source` to the logger service.
-    pub fn error(&self, source: u32, text: &str) {
-        self.error_bytes(source, text.as_bytes().to_vec());
+    /// A log line from `source`, to the logger service (skynet_error, which
+    /// writes every line, errors or not); to stdout while there is no logger.
+    pub fn log(&self, source: u32, text: &str) {
+        self.log_bytes(source, text.as_bytes().to_vec());
     }
 
     /// A log line that may hold any bytes.
-    pub fn error_bytes(&self, source: u32, text: Vec<u8>) {
+    pub fn log_bytes(&self, source: u32, text: Vec<u8>) {
         let logger = self.logger.load(Ordering::Relaxed);
         let text = if logger != 0 {
             match self.push(logger, Message::new(source, 0, ptype::TEXT, text)) {
@@ -430,9 +617,85 @@ impl Kernel {
         let _ = out.flush();
     }
 
-    /// The full handle of local id `id` on this node.
-    pub fn local_handle(&self, id: u32) -> u32 {
-        (id & crate::handle::HANDLE_MASK) | ((self.harbor_id as u32) << HARBOR_SHIFT)
+    /// What the monitor's report of a message that does not end does.
+    fn endless(&self, e: crate::monitor::Endless) {
+        if let Some(ctx) = self.grab(e.destination) {
+            ctx.set_endless();
+        }
+        self.log(
+            0,
+            &format!(
+                "error: A message from [ :{:08x} ] to [ :{:08x} ] maybe in an endless loop (version = {})",
+                e.source, e.destination, e.version
+            ),
+        );
+    }
+
+    /// Dispatches a share of `ctx`'s queue on a worker whose weight is
+    /// `weight` (see the scheduler). Returns true if the worker still owns
+    /// the queue, false once it found it empty.
+    fn dispatch(&self, ctx: &Arc<Context>, weight: i32, mon: &WorkerMonitor) -> bool {
+        let handle = ctx.handle();
+        let mut service = ctx.service.lock();
+        let mut n = 1usize;
+        let mut i = 0usize;
+        while i < n {
+            let popped = ctx.queue.pop();
+            // A graceful retirement (the logger at abort) handles what is queued first.
+            let dropping = ctx.is_retired() && !ctx.is_graceful();
+            if dropping || (ctx.is_retired() && popped.is_none()) {
+                self.release(&mut service, ctx);
+            }
+            let Some(popped) = popped else {
+                return false;
+            };
+            if dropping {
+                self.drop_message(handle, popped.message);
+                // keep draining: every late message is answered too
+                continue;
+            }
+            if i == 0 && weight >= 0 {
+                n = (ctx.queue.len() + 1) >> weight;
+                n = n.max(1);
+            }
+            i += 1;
+            if popped.overload != 0 {
+                self.log(
+                    handle,
+                    &format!(
+                        "error: May overload, message queue length = {}",
+                        popped.overload
+                    ),
+                );
+            }
+            let msg = popped.message;
+            scheduler::begin_message(!ctx.queue.is_empty());
+            mon.trigger(msg.source, handle);
+            match service.as_mut() {
+                Some(s) => {
+                    if let Some(log) = ctx.logfile.lock().as_mut() {
+                        log.write(&msg, self.timer.now());
+                    }
+                    ctx.message_count.fetch_add(1, Ordering::Relaxed);
+                    if self.profile {
+                        let start = hpc();
+                        ctx.cpu_start_ns.store(start, Ordering::Relaxed);
+                        s.dispatch(ctx, msg);
+                        ctx.cpu_cost_ns.fetch_add(hpc() - start, Ordering::Relaxed);
+                        ctx.cpu_start_ns.store(0, Ordering::Relaxed);
+                    } else {
+                        s.dispatch(ctx, msg);
+                    }
+                }
+                None => drop(msg),
+            }
+            mon.trigger(0, 0);
+            if ctx.is_retired() {
+                // Released and drained on the next loop turns.
+                n = usize::MAX;
+            }
+        }
+        true
     }
 }
 
@@ -441,3 +704,6 @@ impl Kernel {
 fn is_request(t: u8) -> bool {
     t != ptype::RESPONSE && t != ptype::ERROR && t != ptype::MULTICAST
 }
+
+#[cfg(test)]
+mod tests;

@@ -3,14 +3,17 @@
 //! Map of the crate (kernel first, then services, then start-up):
 //! - [`message`]: messages and skynet's message types.
 //! - [`handle`]: handle registry and local names.
+//! - [`address`]: text addresses (`:hex`, `.name`, global names).
 //! - [`mq`]: per-service queues and their scheduling flag.
-//! - [`context`]: the kernel's record of one service.
-//! - [`kernel`]: the process-wide node state; launch, send, retire, log.
-//! - [`scheduler`]: worker threads and the endless-loop monitor.
+//! - [`context`]: the kernel's record of one service, and the `Service` trait.
+//! - [`kernel`]: a node's state; launch, send, retire, log, dispatch.
+//! - [`scheduler`]: the run queue and the worker threads' loop.
+//! - [`monitor`]: the endless-loop monitor.
+//! - [`log`]: message logs (`LOGON`/`LOGOFF`).
 //! - [`timer`]: centisecond time and timeouts.
 //! - [`command`]: kernel text commands (TIMEOUT, REG, LAUNCH, STAT, ...).
 //! - [`env`], [`config`]: the config environment and skynet's config file format.
-//! - [`module`]: the service-module trait the kernel launches by name.
+//! - [`module`]: the service modules the kernel launches by name.
 //! - [`logger`]: the `logger` service.
 //! - [`harbor`]: global names and remote routing (`harbor` module).
 //! - [`cluster`]: multi-node harbors (`cslave`, `cmaster` modules).
@@ -20,6 +23,7 @@
 //! - [`tracelog`]: `tracing` events (embedded master) into the skynet log.
 //! - [`start`]: node start-up.
 
+pub(crate) mod address;
 pub mod cli;
 pub mod cluster;
 pub mod command;
@@ -29,9 +33,11 @@ pub mod env;
 pub mod handle;
 pub mod harbor;
 pub mod kernel;
+pub(crate) mod log;
 pub mod logger;
 pub mod message;
 pub mod module;
+pub(crate) mod monitor;
 pub mod mq;
 pub mod rt;
 pub mod scheduler;

@@ -48,7 +48,7 @@ impl Service for Logger {
             self.path = Some(args.to_string());
         }
         kernel().set_logger(ctx.handle());
-        kernel().handles.bind_name("logger", ctx.handle());
+        kernel().bind_name("logger", ctx.handle());
         Ok(())
     }
 
@@ -58,9 +58,7 @@ impl Service for Logger {
                 let mut line = Vec::with_capacity(msg.data.len() + 32);
                 if self.file.is_some() {
                     let k = kernel();
-                    line.extend_from_slice(
-                        time_prefix(k.timer.starttime(), k.timer.now()).as_bytes(),
-                    );
+                    line.extend_from_slice(time_prefix(k.starttime(), k.now()).as_bytes());
                     line.push(b' ');
                 }
                 line.extend_from_slice(format!("[:{:08x}] ", msg.source).as_bytes());

@@ -1,22 +1,14 @@
 //! Service modules: the kinds of service the kernel can launch by name (skynet's C
-//! service modules: `logger`, `snlua`, `harbor`, ...). The kernel knows only this
-//! trait; snlua is one module among others.
+//! service modules: `logger`, `snlua`, `harbor`, ...). The kernel knows only the
+//! [`Service`] trait; snlua is one module among others.
 
-use crate::context::Context;
-use crate::message::Message;
 use parking_lot::RwLock;
 use std::collections::HashMap;
 use std::sync::Arc;
 
-/// One running service instance.
-pub trait Service: Send {
-    /// Runs synchronously inside `LAUNCH`, on the caller's thread. An error makes
-    /// the launch fail (the kernel logs it and answers queued messages with ERROR).
-    fn init(&mut self, ctx: &Arc<Context>, args: &str) -> Result<(), String>;
-
-    /// Handles one message. Only one worker at a time calls this for a service.
-    fn dispatch(&mut self, ctx: &Arc<Context>, msg: Message);
-}
+/// Defined beside [`crate::context::Context`], which holds an instance;
+/// module authors find it here.
+pub use crate::context::Service;
 
 /// Creates a fresh, uninitialised instance of a module.
 pub type ModuleFactory = Arc<dyn Fn() -> Box<dyn Service> + Send + Sync>;

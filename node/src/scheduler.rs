@@ -1,5 +1,5 @@
-//! The scheduler: worker threads taking service queues from the global run queue,
-//! and the monitor thread that spots endless loops.
+//! The scheduler: the global run queue of service queues, and the loop that each
+//! worker thread runs over it (taking a queue, waiting when there is none).
 //!
 //! Workers follow skynet's policy: a worker dispatches a share of one queue (its
 //! weight), then puts the queue back only if another queue is waiting, else keeps
@@ -7,25 +7,25 @@
 //! a sleeper only when more than one queue is waiting (so a ping-pong between two
 //! services stays on one thread), while other threads (timer, sockets) always wake
 //! one; the timer also wakes a sleeper each tick while work is waiting.
+//!
+//! What dispatching a share of a queue means (retirement, logs, the monitor) is
+//! the kernel's: a worker is given it as a function.
 
 use crate::context::Context;
-use crate::kernel::kernel;
-use crate::timer::hpc;
 use parking_lot::{Condvar, Mutex, RwLock};
 use std::cell::Cell;
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::thread::JoinHandle;
 use std::time::Duration;
 
 thread_local! {
     static IS_WORKER: Cell<bool> = const { Cell::new(false) };
     /// The service being dispatched on this thread has more messages waiting.
     static MORE_QUEUED: Cell<bool> = const { Cell::new(false) };
-    /// The message being dispatched on this thread already wrote a frame
-    /// straight to a socket (see [`wrote_directly`]).
-    static WROTE_DIRECTLY: Cell<bool> = const { Cell::new(false) };
+    /// The message being dispatched on this thread has had its one direct
+    /// write to a socket (see [`claim_direct_write`]).
+    static DIRECT_WRITE_CLAIMED: Cell<bool> = const { Cell::new(false) };
 }
 
 /// True on a worker whose current service has more messages queued: what it
@@ -34,30 +34,18 @@ pub fn more_queued() -> bool {
     MORE_QUEUED.with(|m| m.get())
 }
 
-/// Whether the message being dispatched on this thread already wrote a frame
-/// straight to a socket; the first call in a message says no and records it.
-/// (A second frame sent by one message is likely one of many.)
-pub fn wrote_directly() -> bool {
-    WROTE_DIRECTLY.with(|w| w.replace(true))
+/// Claims the one frame that the message being dispatched on this thread may
+/// write straight to a socket: true at the first call in a message, false
+/// after (a second frame sent by one message is likely one of many, better
+/// batched by the link's writer).
+pub fn claim_direct_write() -> bool {
+    !DIRECT_WRITE_CLAIMED.with(|c| c.replace(true))
 }
 
-/// How often the monitor checks workers for a message that never ends.
-pub const MONITOR_PERIOD: Duration = Duration::from_secs(5);
-
-/// What a worker is dispatching, for the endless-loop monitor.
-#[derive(Default)]
-pub(crate) struct WorkerMonitor {
-    version: AtomicU32,
-    source: AtomicU32,
-    destination: AtomicU32,
-}
-
-impl WorkerMonitor {
-    fn trigger(&self, source: u32, destination: u32) {
-        self.source.store(source, Ordering::Relaxed);
-        self.destination.store(destination, Ordering::Relaxed);
-        self.version.fetch_add(1, Ordering::Release);
-    }
+/// A worker starts a message; `more_queued`: its service has more waiting.
+pub(crate) fn begin_message(more_queued: bool) {
+    MORE_QUEUED.with(|m| m.set(more_queued));
+    DIRECT_WRITE_CLAIMED.with(|c| c.set(false));
 }
 
 /// How long an idle worker polls the run queue before it sleeps. A reply that
@@ -97,7 +85,7 @@ pub struct Scheduler {
     /// Workers not waiting for work (dispatching, or between two queues).
     busy: AtomicUsize,
     quit: AtomicBool,
-    monitors: Vec<WorkerMonitor>,
+    threads: usize,
     idle_poller: RwLock<Option<Arc<dyn IdlePoller>>>,
 }
 
@@ -111,15 +99,6 @@ fn weight(index: usize) -> i32 {
     W.get(index).copied().unwrap_or(0)
 }
 
-/// Drops a retired service's instance (its Lua state, ...) once; counts it gone.
-fn release(service: &mut Option<Box<dyn crate::module::Service>>, ctx: &Context) {
-    if let Some(s) = service.take() {
-        drop(s);
-        ctx.logfile.lock().take();
-        kernel().context_released();
-    }
-}
-
 impl Scheduler {
     pub fn new(threads: usize) -> Self {
         Scheduler {
@@ -129,9 +108,7 @@ impl Scheduler {
             spinning: AtomicUsize::new(0),
             busy: AtomicUsize::new(threads.max(1)),
             quit: AtomicBool::new(false),
-            monitors: (0..threads.max(1))
-                .map(|_| WorkerMonitor::default())
-                .collect(),
+            threads: threads.max(1),
             idle_poller: RwLock::new(None),
         }
     }
@@ -143,7 +120,7 @@ impl Scheduler {
     }
 
     pub fn threads(&self) -> usize {
-        self.monitors.len()
+        self.threads
     }
 
     /// Makes a context runnable.
@@ -243,9 +220,15 @@ impl Scheduler {
         }
     }
 
-    fn worker_loop(&self, index: usize) {
+    /// The body of worker `index` (0-based), until [`Scheduler::quit`]:
+    /// `dispatch(queue, weight)` handles a share of a runnable queue and tells
+    /// whether the worker still owns it (it was not found empty).
+    pub(crate) fn run_worker(
+        &self,
+        index: usize,
+        mut dispatch: impl FnMut(&Arc<Context>, i32) -> bool,
+    ) {
         IS_WORKER.with(|w| w.set(true));
-        let mon = &self.monitors[index];
         let weight = weight(index);
         let mut current: Option<Arc<Context>> = None;
         loop {
@@ -266,7 +249,7 @@ impl Scheduler {
                     }
                 }
             };
-            if self.dispatch(&ctx, weight, mon) {
+            if dispatch(&ctx, weight) {
                 // The queue still has messages: keep it unless another is waiting.
                 match self.pop() {
                     Some(next) => {
@@ -274,127 +257,6 @@ impl Scheduler {
                         current = Some(next);
                     }
                     None => current = Some(ctx),
-                }
-            }
-        }
-    }
-
-    /// Dispatches a share of `ctx`'s queue. Returns true if the worker still owns
-    /// the queue (it is non-empty), false once the queue was found empty.
-    fn dispatch(&self, ctx: &Arc<Context>, weight: i32, mon: &WorkerMonitor) -> bool {
-        let k = kernel();
-        let handle = ctx.handle();
-        let mut service = ctx.service.lock();
-        let mut n = 1usize;
-        let mut i = 0usize;
-        while i < n {
-            let popped = ctx.queue.pop();
-            // A graceful retirement (the logger at abort) handles what is queued first.
-            let dropping = ctx.is_retired() && !ctx.is_graceful();
-            if dropping || (ctx.is_retired() && popped.is_none()) {
-                release(&mut service, ctx);
-            }
-            let Some(popped) = popped else {
-                return false;
-            };
-            if dropping {
-                k.drop_message(handle, popped.message);
-                // keep draining: every late message is answered too
-                continue;
-            }
-            if i == 0 && weight >= 0 {
-                n = (ctx.queue.len() + 1) >> weight;
-                n = n.max(1);
-            }
-            i += 1;
-            if popped.overload != 0 {
-                k.error(
-                    handle,
-                    &format!(
-                        "error: May overload, message queue length = {}",
-                        popped.overload
-                    ),
-                );
-            }
-            let msg = popped.message;
-            MORE_QUEUED.with(|m| m.set(!ctx.queue.is_empty()));
-            WROTE_DIRECTLY.with(|w| w.set(false));
-            mon.trigger(msg.source, handle);
-            match service.as_mut() {
-                Some(s) => {
-                    if let Some(f) = ctx.logfile.lock().as_mut() {
-                        crate::command::log_message(f, &msg);
-                    }
-                    ctx.message_count.fetch_add(1, Ordering::Relaxed);
-                    if k.profile() {
-                        let start = hpc();
-                        ctx.cpu_start_ns.store(start, Ordering::Relaxed);
-                        s.dispatch(ctx, msg);
-                        ctx.cpu_cost_ns.fetch_add(hpc() - start, Ordering::Relaxed);
-                        ctx.cpu_start_ns.store(0, Ordering::Relaxed);
-                    } else {
-                        s.dispatch(ctx, msg);
-                    }
-                }
-                None => drop(msg),
-            }
-            mon.trigger(0, 0);
-            if ctx.is_retired() {
-                // Released and drained on the next loop turns.
-                n = usize::MAX;
-            }
-        }
-        true
-    }
-
-    /// Starts the workers and the monitor thread.
-    pub(crate) fn start(&'static self) -> Vec<JoinHandle<()>> {
-        let mut threads = Vec::new();
-        for i in 0..self.threads() {
-            threads.push(
-                std::thread::Builder::new()
-                    .name(format!("worker-{i}"))
-                    .spawn(move || self.worker_loop(i))
-                    .expect("spawn worker"),
-            );
-        }
-        threads.push(
-            std::thread::Builder::new()
-                .name("monitor".into())
-                .spawn(move || self.monitor_loop())
-                .expect("spawn monitor"),
-        );
-        threads
-    }
-
-    fn monitor_loop(&self) {
-        let mut checked: Vec<u32> = vec![0; self.monitors.len()];
-        let step = Duration::from_millis(100);
-        loop {
-            let mut waited = Duration::ZERO;
-            while waited < MONITOR_PERIOD {
-                if self.quit.load(Ordering::SeqCst) {
-                    return;
-                }
-                std::thread::sleep(step);
-                waited += step;
-            }
-            for (i, m) in self.monitors.iter().enumerate() {
-                let version = m.version.load(Ordering::Acquire);
-                let dest = m.destination.load(Ordering::Relaxed);
-                if version == checked[i] && dest != 0 {
-                    let source = m.source.load(Ordering::Relaxed);
-                    if let Some(ctx) = kernel().grab(dest) {
-                        ctx.set_endless();
-                    }
-                    kernel().error(
-                        0,
-                        &format!(
-                            "error: A message from [ :{source:08x} ] to [ :{dest:08x} ] maybe in an endless loop (version = {version})"
-                        ),
-                    );
-                } else {
-                    checked[i] = version;
                 }
             }
         }

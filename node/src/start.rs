@@ -3,9 +3,8 @@
 //! the bootstrap service, and waits until the last service is gone.
 
 use crate::env::Env;
-use crate::kernel::{self, kernel};
+use crate::kernel::{self, kernel, Kernel};
 use crate::message::{ptype, Message};
-use std::sync::atomic::AtomicBool;
 
 /// A start-up failure, printed as one line before exiting with status 1.
 #[derive(Debug, thiserror::Error)]
@@ -54,28 +53,17 @@ pub fn run(env: Env) -> Result<i32, StartError> {
     let logger_arg = env.get("logger").unwrap_or_default();
     let profile = env.opt("profile", "true") != "false";
 
-    let k = kernel::init(harbor, threads, profile, env).map_err(StartError::Kernel)?;
+    let config = kernel::Config {
+        harbor,
+        threads,
+        profile,
+        ..kernel::Config::default()
+    };
+    let k = Kernel::new(config, env);
+    k.install().map_err(StartError::Kernel)?;
     crate::tracelog::install();
     crate::register_builtin_modules(k);
-    let _workers = k.scheduler.start();
-
-    static QUIT: AtomicBool = AtomicBool::new(false);
-    std::thread::Builder::new()
-        .name("timer".into())
-        .spawn(|| {
-            let k = kernel();
-            k.timer.run(
-                &QUIT,
-                |e| {
-                    let _ = k.push(
-                        e.handle,
-                        Message::new(0, e.session, ptype::RESPONSE, Vec::new()),
-                    );
-                },
-                || k.scheduler.tick(),
-            )
-        })
-        .expect("spawn timer");
+    k.start();
     spawn_sighup_forwarder();
 
     k.launch(&logservice, &logger_arg)
@@ -90,7 +78,7 @@ pub fn run(env: Env) -> Result<i32, StartError> {
         return Err(StartError::Bootstrap(bootstrap));
     }
     k.wait_exit();
-    k.scheduler.quit();
+    k.stop();
     Ok(0)
 }
 

@@ -28,7 +28,7 @@ impl Drop for LogLine {
         }
         let start = self.0.iter().take_while(|b| **b == b' ').count();
         if start < self.0.len() {
-            kernel().error_bytes(0, self.0.split_off(start));
+            kernel().log_bytes(0, self.0.split_off(start));
         }
     }
 }

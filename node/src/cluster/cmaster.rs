@@ -31,7 +31,7 @@ impl Service for CMaster {
                         .unwrap_or_default();
                     let _ = tx.send(Ok(local));
                     if let Err(e) = master.run().await {
-                        kernel().error(0, &format!("cmaster stopped: {e}"));
+                        kernel().log(0, &format!("cmaster stopped: {e}"));
                     }
                 }
                 Err(e) => {
@@ -41,7 +41,7 @@ impl Service for CMaster {
         });
         match rx.recv() {
             Ok(Ok(local)) => {
-                kernel().error(ctx.handle(), &format!("cmaster listen on {local}"));
+                kernel().log(ctx.handle(), &format!("cmaster listen on {local}"));
                 Ok(())
             }
             Ok(Err(e)) => Err(format!("cmaster: can't listen on {shown}: {e}")),

@@ -59,7 +59,7 @@ impl DirectWriter {
     pub fn send(&self, frame: OutFrame, tx: &UnboundedSender<Out>) -> bool {
         let mut g = self.inner.lock();
         let inner = &mut *g;
-        let in_burst = crate::scheduler::more_queued() || crate::scheduler::wrote_directly();
+        let in_burst = crate::scheduler::more_queued() || !crate::scheduler::claim_direct_write();
         let Some(stream) = inner
             .stream
             .as_mut()

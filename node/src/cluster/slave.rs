@@ -51,12 +51,10 @@ impl Service for Slave {
             return Err("cslave: already running".into());
         }
         let master = k
-            .env
-            .get("master")
+            .getenv("master")
             .ok_or("cslave: config 'master' (the master's host:port) is required")?;
         let address = k
-            .env
-            .get("address")
+            .getenv("address")
             .ok_or("cslave: config 'address' (this harbor's host:port) is required")?;
         let (host, port) = net::split_host_port(&address).map_err(|e| format!("cslave: {e}"))?;
         let listener = crate::socket::addr::listen_socket(&host, port, 128)
@@ -66,9 +64,9 @@ impl Service for Slave {
         if CLUSTER.set(cluster.clone()).is_err() {
             return Err("cslave: already running".into());
         }
-        k.error(ctx.handle(), &format!("slave connect to master {master}"));
+        k.log(ctx.handle(), &format!("slave connect to master {master}"));
         k.set_remote_router(Some(cluster.clone()));
-        k.scheduler.set_idle_poller(Some(cluster.clone()));
+        k.set_idle_poller(Some(cluster.clone()));
         cluster
             .rt
             .spawn(link::accept_loop(cluster.clone(), listener));
@@ -92,7 +90,7 @@ impl Service for Slave {
             ptype::LUA => command(&cluster, ctx.handle(), msg),
             ptype::TEXT | ptype::RESPONSE | ptype::ERROR => {}
             t => {
-                kernel().error(
+                kernel().log(
                     ctx.handle(),
                     &format!("recv invalid message from {:x}, type = {t}", msg.source),
                 );
@@ -129,7 +127,7 @@ fn command(cluster: &Arc<Cluster>, me: u32, msg: Message) {
     let args = match seri::unpack(&msg.data) {
         Ok(a) => a,
         Err(e) => {
-            kernel().error(
+            kernel().log(
                 me,
                 &format!("cslave: bad lua message from :{:08x}: {e}", msg.source),
             );
@@ -143,7 +141,7 @@ fn command(cluster: &Arc<Cluster>, me: u32, msg: Message) {
         session: msg.session,
     };
     let bad = |what: &str| {
-        kernel().error(me, &format!("cslave: {cmd}: {what}"));
+        kernel().log(me, &format!("cslave: {cmd}: {what}"));
         refuse(me, &msg);
     };
     match cmd.as_str() {

@@ -224,7 +224,7 @@ impl Cluster {
     }
 
     pub fn log(&self, text: &str) {
-        kernel().error(self.slave, text);
+        kernel().log(self.slave, text);
     }
 
     fn is_local(&self, handle: u32) -> bool {

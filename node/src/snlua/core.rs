@@ -3,6 +3,7 @@
 
 use super::lua::*;
 use super::{block, seri, shared, Shared, CALLBACK_KEY};
+use crate::address::Address;
 use crate::command;
 use crate::kernel::{kernel, SendError};
 use crate::timer::hpc;
@@ -218,15 +219,12 @@ unsafe extern "C-unwind" fn laddresscommand(l: State) -> c_int {
     let Some(result) = command::command(&sh.ctx, &cmd, param.as_deref()) else {
         return 0;
     };
-    match result
-        .strip_prefix(':')
-        .and_then(|h| u32::from_str_radix(h, 16).ok())
-    {
-        Some(h) => {
+    match Address::parse(&result) {
+        Address::Handle(h) => {
             lua_pushinteger(l, h as lua_Integer);
             1
         }
-        None => 0,
+        _ => 0,
     }
 }
 
@@ -243,7 +241,7 @@ unsafe extern "C-unwind" fn lerror(l: State) -> c_int {
             line.push(b' ');
         }
     }
-    kernel().error_bytes(sh.handle, line);
+    kernel().log_bytes(sh.handle, line);
     0
 }
 
@@ -296,7 +294,7 @@ unsafe extern "C-unwind" fn ltrace(l: State) -> c_int {
             text.push_str(&frames.join(" "));
         }
     }
-    kernel().error(sh.handle, &text);
+    kernel().log(sh.handle, &text);
     0
 }
 
@@ -416,7 +414,7 @@ unsafe extern "C-unwind" fn ltrash(l: State) -> c_int {
 }
 
 unsafe extern "C-unwind" fn lnow(l: State) -> c_int {
-    lua_pushinteger(l, kernel().timer.now() as lua_Integer);
+    lua_pushinteger(l, kernel().now() as lua_Integer);
     1
 }
 

@@ -112,7 +112,7 @@ impl Runtime {
     /// "signal 0"; 1 logs the memory in use.
     fn signal(&self, sig: i32) {
         let k = kernel();
-        k.error(self.handle, &format!("recv a signal {sig}"));
+        k.log(self.handle, &format!("recv a signal {sig}"));
         if sig == 0 {
             if self
                 .trap
@@ -129,7 +129,7 @@ impl Runtime {
                     .compare_exchange(1, -1, Ordering::AcqRel, Ordering::Acquire);
             }
         } else if sig == 1 {
-            k.error(
+            k.log(
                 self.handle,
                 &format!("Current Memory {:.3}K", self.memory() as f64 / 1024.0),
             );
@@ -199,7 +199,7 @@ unsafe extern "C" fn allocator(
     let report = rt.mem_report.load(Ordering::Relaxed);
     if new_mem > report {
         rt.mem_report.store(report * 2, Ordering::Relaxed);
-        kernel().error(
+        kernel().log(
             rt.handle,
             &format!("Memory warning {:.2} M", new_mem as f64 / (1024.0 * 1024.0)),
         );
@@ -350,11 +350,11 @@ impl Snlua {
             ctx.set_signal_handler(Arc::new(move |sig| rt.signal(sig)));
         }
         self.runtime = Some(runtime);
-        let env = |key: &str, default: &str| k.env.get(key).unwrap_or_else(|| default.to_string());
+        let env = |key: &str, default: &str| k.getenv(key).unwrap_or_else(|| default.to_string());
         let lua_path = env("lua_path", "./lualib/?.lua;./lualib/?/init.lua");
         let lua_cpath = env("lua_cpath", "./luaclib/?.so");
         let lua_service = env("luaservice", "./service/?.lua");
-        let preload = k.env.get("preload");
+        let preload = k.getenv("preload");
         let loader = env("lualoader", "./lualib/loader.lua");
         unsafe {
             lua_gc(l, LUA_GCSTOP);
@@ -398,7 +398,7 @@ impl Snlua {
                     .unwrap()
                     .mem_limit
                     .store(limit as usize, Ordering::Relaxed);
-                k.error(
+                k.log(
                     ctx.handle(),
                     &format!(
                         "Set memory limit to {:.2} M",
@@ -469,7 +469,7 @@ impl Snlua {
                     msg.source, msg.session, sz, err
                 ),
             };
-            kernel().error(me, &text);
+            kernel().log(me, &text);
         }
     }
 }
@@ -557,7 +557,7 @@ impl Service for Snlua {
         if self.state.is_null() {
             if let Err(e) = self.launch(ctx) {
                 let k = kernel();
-                k.error(ctx.handle(), &e);
+                k.log(ctx.handle(), &e);
                 let _ = k.send_name(
                     ctx.handle(),
                     ctx.handle(),
