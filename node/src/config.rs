@@ -20,12 +20,6 @@ pub enum ConfigError {
     InvalidValue(String),
     #[error("Invalid config table: key {0} is not a string")]
     InvalidKey(String),
-    #[error("Invalid {key} = {value}: {reason}")]
-    BadSetting {
-        key: String,
-        value: String,
-        reason: String,
-    },
 }
 
 /// Replaces each `$NAME` (letters, digits, `_`) with that variable's value.

@@ -78,14 +78,6 @@ impl<T: Clone> HandleRegistry<T> {
         self.inner.read().slots.keys().copied().collect()
     }
 
-    pub fn len(&self) -> usize {
-        self.inner.read().slots.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
     /// Handle bound to the local name (without its leading '.').
     pub fn find_name(&self, name: &str) -> Option<u32> {
         self.inner.read().names.get(name).copied()
@@ -100,16 +92,6 @@ impl<T: Clone> HandleRegistry<T> {
         }
         inner.names.insert(name.to_string(), handle);
         true
-    }
-
-    /// All local names, sorted.
-    pub fn names(&self) -> Vec<(String, u32)> {
-        self.inner
-            .read()
-            .names
-            .iter()
-            .map(|(k, v)| (k.clone(), *v))
-            .collect()
     }
 
     #[cfg(test)]

@@ -1,56 +1,57 @@
 //! skynet-node: a skynet 1.8 compatible runtime.
 //!
-//! Map of the crate (kernel first, then services, then start-up):
-//! - [`message`]: messages and skynet's message types.
-//! - [`handle`]: handle registry and local names.
-//! - [`address`]: text addresses (`:hex`, `.name`, global names).
-//! - [`mq`]: per-service queues and their scheduling flag.
-//! - [`context`]: the kernel's record of one service, and the `Service` trait.
-//! - [`kernel`]: a node's state; launch, send, retire, log, dispatch.
-//! - [`scheduler`]: the run queue and the worker threads' loop.
-//! - [`monitor`]: the endless-loop monitor.
-//! - [`log`]: message logs (`LOGON`/`LOGOFF`).
-//! - [`timer`]: centisecond time and timeouts.
-//! - [`command`]: kernel text commands (TIMEOUT, REG, LAUNCH, STAT, ...).
-//! - [`env`], [`config`]: the config environment and skynet's config file format.
-//! - [`module`]: the service modules the kernel launches by name.
-//! - [`logger`]: the `logger` service.
-//! - [`harbor`]: global names and remote routing (`harbor` module).
-//! - [`cluster`]: multi-node harbors (`cslave`, `cmaster` modules).
+//! Map of the crate (kernel first, then services, then start-up). Only `cli`
+//! and `snlua` are public: the binaries and the tests outside use them.
+//! - `message`: messages and skynet's message types.
+//! - `handle`: handle registry and local names.
+//! - `address`: text addresses (`:hex`, `.name`, global names).
+//! - `mq`: per-service queues and their scheduling flag.
+//! - `context`: the kernel's record of one service, and the `Service` trait.
+//! - `kernel`: a node's state; launch, send, retire, log, dispatch.
+//! - `scheduler`: the run queue and the worker threads' loop.
+//! - `monitor`: the endless-loop monitor.
+//! - `log`: message logs (`LOGON`/`LOGOFF`).
+//! - `timer`: centisecond time and timeouts.
+//! - `command`: kernel text commands (TIMEOUT, REG, LAUNCH, STAT, ...).
+//! - `env`, `config`: the config environment and skynet's config file format.
+//! - `module`: the service modules the kernel launches by name.
+//! - `logger`: the `logger` service.
+//! - `harbor`: global names and remote routing (`harbor` module).
+//! - `cluster`: multi-node harbors (`cslave`, `cmaster` modules).
 //! - [`snlua`]: the Lua service module (`snlua`) and its native Lua modules.
-//! - [`rt`]: the tokio I/O threads (sockets, harbor, embedded master).
-//! - [`socket`]: the socket layer behind `skynet.socketdriver`.
-//! - [`tracelog`]: `tracing` events (embedded master) into the skynet log.
-//! - [`start`]: node start-up.
+//! - `rt`: the tokio I/O threads (sockets, harbor, embedded master).
+//! - `socket`: the socket layer behind `skynet.socketdriver`.
+//! - `tracelog`: `tracing` events (embedded master) into the skynet log.
+//! - `start`: node start-up.
 
 pub(crate) mod address;
 pub mod cli;
-pub mod cluster;
-pub mod command;
-pub mod config;
-pub mod context;
-pub mod env;
-pub mod handle;
-pub mod harbor;
-pub mod kernel;
+pub(crate) mod cluster;
+pub(crate) mod command;
+pub(crate) mod config;
+pub(crate) mod context;
+pub(crate) mod env;
+pub(crate) mod handle;
+pub(crate) mod harbor;
+pub(crate) mod kernel;
 pub(crate) mod log;
-pub mod logger;
-pub mod message;
-pub mod module;
+pub(crate) mod logger;
+pub(crate) mod message;
+pub(crate) mod module;
 pub(crate) mod monitor;
-pub mod mq;
-pub mod rt;
-pub mod scheduler;
+pub(crate) mod mq;
+pub(crate) mod rt;
+pub(crate) mod scheduler;
 pub mod snlua;
-pub mod socket;
-pub mod start;
-pub mod timer;
-pub mod tracelog;
+pub(crate) mod socket;
+pub(crate) mod start;
+pub(crate) mod timer;
+pub(crate) mod tracelog;
 
 use std::sync::Arc;
 
 /// Registers the service modules built into the node binary.
-pub fn register_builtin_modules(k: &kernel::Kernel) {
+pub(crate) fn register_builtin_modules(k: &kernel::Kernel) {
     k.register_module("logger", Arc::new(|| Box::new(logger::Logger::default())));
     k.register_module("snlua", Arc::new(|| Box::new(snlua::Snlua::new())));
     k.register_module(

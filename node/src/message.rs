@@ -4,7 +4,8 @@
 //! data pointer. Ownership moves with the message, so no payload is ever shared
 //! between two services.
 
-/// skynet's message types (`PTYPE_*`, skynet.h).
+/// skynet's message types (`PTYPE_*`, skynet.h) that the runtime itself
+/// handles; skynet.lua names the others (queue, debug, snax, trace).
 pub mod ptype {
     pub const TEXT: u8 = 0;
     pub const RESPONSE: u8 = 1;
@@ -14,17 +15,8 @@ pub mod ptype {
     pub const HARBOR: u8 = 5;
     pub const SOCKET: u8 = 6;
     pub const ERROR: u8 = 7;
-    pub const QUEUE: u8 = 8;
-    pub const DEBUG: u8 = 9;
     pub const LUA: u8 = 10;
-    pub const SNAX: u8 = 11;
-    pub const TRACE: u8 = 12;
 }
-
-/// Flag ORed into the type of a send: the payload is handed over, not copied.
-pub const TAG_DONTCOPY: i64 = 0x10000;
-/// Flag ORed into the type of a send: allocate a fresh session for it.
-pub const TAG_ALLOCSESSION: i64 = 0x20000;
 
 /// The largest payload skynet accepts in one local message: the type shares the
 /// top byte of a 64-bit size, leaving 56 bits.

@@ -93,6 +93,7 @@ impl Timer {
         true
     }
 
+    #[cfg(test)]
     pub fn pending(&self) -> usize {
         self.heap.lock().len()
     }

@@ -80,5 +80,4 @@ pub mod slave;
 pub mod state;
 
 pub use cmaster::CMaster;
-pub use slave::{cluster, Slave};
-pub use state::Cluster;
+pub use slave::Slave;

@@ -24,11 +24,6 @@ use std::time::Duration;
 
 static CLUSTER: OnceLock<Arc<Cluster>> = OnceLock::new();
 
-/// The running cluster slave of this process, if any.
-pub fn cluster() -> Option<&'static Arc<Cluster>> {
-    CLUSTER.get()
-}
-
 #[derive(Default)]
 pub struct Slave {
     cluster: Option<Arc<Cluster>>,

@@ -61,10 +61,6 @@ impl<T> Live<T> {
     pub fn len(&self) -> usize {
         self.map.read().len()
     }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
 }
 
 /// An immutable block of bytes that several services may read at once. Lua
@@ -268,7 +264,7 @@ mod tests {
         drop(s);
         assert!(live.find(a).is_none(), "a dropped object cannot be found");
         live.forget(a);
-        assert!(live.is_empty());
+        assert_eq!(live.len(), 0);
     }
 
     #[test]

@@ -19,22 +19,22 @@
 // safety contract, so it is stated once instead of on each function.
 #![allow(clippy::missing_safety_doc)]
 
-pub mod arena;
-pub mod block;
-pub mod blockcache;
-pub mod buffers;
+pub(crate) mod arena;
+pub(crate) mod block;
+pub(crate) mod blockcache;
+pub(crate) mod buffers;
 pub mod codecache;
-pub mod core;
+pub(crate) mod core;
 pub mod lua;
-pub mod multicast;
-pub mod profile;
-pub mod seri;
-pub mod sharedata;
+pub(crate) mod multicast;
+pub(crate) mod profile;
+pub(crate) mod seri;
+pub(crate) mod sharedata;
 pub mod sharetable;
-pub mod socketdriver;
-pub mod sproto;
-pub mod stdlibs;
-pub mod stm;
+pub(crate) mod socketdriver;
+pub(crate) mod sproto;
+pub(crate) mod stdlibs;
+pub(crate) mod stm;
 pub mod testing;
 
 use crate::context::Context;

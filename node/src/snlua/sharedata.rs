@@ -168,19 +168,6 @@ pub enum KeyOut<'a> {
 }
 
 impl SdObject {
-    pub fn id(&self) -> u32 {
-        self.id
-    }
-
-    /// Bytes the object takes (approximately: its arrays and header).
-    pub fn bytes(&self) -> usize {
-        self.bytes
-    }
-
-    pub fn table_count(&self) -> usize {
-        self.tables.len()
-    }
-
     pub fn is_dirty(&self) -> bool {
         self.dirty.load(Ordering::Acquire)
     }
@@ -2089,7 +2076,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(o.get(0, s("a")), o.get(0, s("b")));
-        assert_eq!(o.table_count(), 2);
+        assert_eq!(o.tables.len(), 2);
         let n_same = o.strings.windows(4).filter(|w| *w == b"same").count();
         assert_eq!(n_same, 1, "strings are interned");
     }
@@ -2126,8 +2113,8 @@ mod tests {
     fn objects_are_found_only_while_alive() {
         let t = TestLua::new();
         let o = object(&t, "{ a = 1 }").unwrap();
-        let id = o.id();
-        let bytes = o.bytes();
+        let id = o.id;
+        let bytes = o.bytes;
         assert!(bytes > 0);
         assert!(find(id).is_some());
         let (n, b) = live_stats();

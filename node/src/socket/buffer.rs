@@ -134,39 +134,42 @@ impl SockBuf {
             }
         }
     }
-
-    /// Removes and returns the first `n` bytes; None if fewer are buffered or n is 0.
-    pub fn pop(&mut self, n: usize) -> Option<Vec<u8>> {
-        if n == 0 || n > self.size {
-            return None;
-        }
-        let mut scratch = Vec::new();
-        let v = self.peek(n, &mut scratch).to_vec();
-        self.consume(n);
-        Some(v)
-    }
-
-    /// Removes and returns the text before the next `sep` (dropping the separator).
-    pub fn readline(&mut self, sep: &[u8]) -> Option<Vec<u8>> {
-        let at = self.find(sep)?;
-        let mut scratch = Vec::new();
-        let v = self.peek(at, &mut scratch).to_vec();
-        self.consume(at + sep.len());
-        Some(v)
-    }
-
-    /// Removes and returns everything.
-    pub fn readall(&mut self) -> Vec<u8> {
-        let mut scratch = Vec::new();
-        let v = self.peek(self.size, &mut scratch).to_vec();
-        self.clear();
-        v
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    // skynet's socketbuffer reads, built on what the driver uses (peek,
+    // consume, find): they show that those work across blocks.
+
+    /// The first `n` bytes, removed; None if fewer are buffered or n is 0.
+    fn pop(b: &mut SockBuf, n: usize) -> Option<Vec<u8>> {
+        if n == 0 || n > b.size() {
+            return None;
+        }
+        let mut scratch = Vec::new();
+        let v = b.peek(n, &mut scratch).to_vec();
+        b.consume(n);
+        Some(v)
+    }
+
+    /// The text before the next `sep`, removed with the separator.
+    fn readline(b: &mut SockBuf, sep: &[u8]) -> Option<Vec<u8>> {
+        let at = b.find(sep)?;
+        let mut scratch = Vec::new();
+        let v = b.peek(at, &mut scratch).to_vec();
+        b.consume(at + sep.len());
+        Some(v)
+    }
+
+    /// Everything, removed.
+    fn readall(b: &mut SockBuf) -> Vec<u8> {
+        let mut scratch = Vec::new();
+        let v = b.peek(b.size(), &mut scratch).to_vec();
+        b.clear();
+        v
+    }
 
     fn buf(parts: &[&str]) -> SockBuf {
         let mut b = SockBuf::new();
@@ -180,30 +183,30 @@ mod tests {
     fn pop_across_blocks() {
         let mut b = buf(&["hello ", "wor", "ld"]);
         assert_eq!(b.size(), 11);
-        assert_eq!(b.pop(0), None);
-        assert_eq!(b.pop(12), None);
-        assert_eq!(b.pop(3).unwrap(), b"hel");
-        assert_eq!(b.pop(5).unwrap(), b"lo wo");
+        assert_eq!(pop(&mut b, 0), None);
+        assert_eq!(pop(&mut b, 12), None);
+        assert_eq!(pop(&mut b, 3).unwrap(), b"hel");
+        assert_eq!(pop(&mut b, 5).unwrap(), b"lo wo");
         assert_eq!(b.size(), 3);
-        assert_eq!(b.readall(), b"rld");
+        assert_eq!(readall(&mut b), b"rld");
         assert_eq!(b.size(), 0);
-        assert_eq!(b.readall(), b"");
+        assert_eq!(readall(&mut b), b"");
     }
 
     #[test]
     fn readline_with_separators_split_over_blocks() {
         let mut b = buf(&["line1\r", "\nline2", "\r\n", "tail"]);
         assert_eq!(b.find(b"\r\n"), Some(5));
-        assert_eq!(b.readline(b"\r\n").unwrap(), b"line1");
-        assert_eq!(b.readline(b"\r\n").unwrap(), b"line2");
-        assert_eq!(b.readline(b"\r\n"), None);
-        assert_eq!(b.readline(b"\n"), None);
-        assert_eq!(b.readall(), b"tail");
+        assert_eq!(readline(&mut b, b"\r\n").unwrap(), b"line1");
+        assert_eq!(readline(&mut b, b"\r\n").unwrap(), b"line2");
+        assert_eq!(readline(&mut b, b"\r\n"), None);
+        assert_eq!(readline(&mut b, b"\n"), None);
+        assert_eq!(readall(&mut b), b"tail");
         let mut b = buf(&["a\n\nb\n"]);
-        assert_eq!(b.readline(b"\n").unwrap(), b"a");
-        assert_eq!(b.readline(b"\n").unwrap(), b"");
-        assert_eq!(b.readline(b"\n").unwrap(), b"b");
-        assert_eq!(b.readline(b"\n"), None);
+        assert_eq!(readline(&mut b, b"\n").unwrap(), b"a");
+        assert_eq!(readline(&mut b, b"\n").unwrap(), b"");
+        assert_eq!(readline(&mut b, b"\n").unwrap(), b"b");
+        assert_eq!(readline(&mut b, b"\n"), None);
     }
 
     #[test]
@@ -234,7 +237,7 @@ mod tests {
             b.push(format!("chunk{i:03}_").into_bytes());
         }
         assert_eq!(b.size(), 180);
-        let all = b.pop(180).unwrap();
+        let all = pop(&mut b, 180).unwrap();
         assert!(all.starts_with(b"chunk000_chunk001_"));
         assert_eq!(b.size(), 0);
     }

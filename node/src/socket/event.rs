@@ -91,7 +91,9 @@ pub fn decode_header(msg: &[u8]) -> Option<Header> {
     })
 }
 
-/// A decoded event, for Rust consumers and tests.
+/// A decoded event, as the tests read them (the node's consumers are Lua
+/// services, which decode events in `socketdriver.unpack`).
+#[cfg(test)]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Event {
     pub kind: u8,
@@ -102,6 +104,7 @@ pub struct Event {
     pub address: Vec<u8>,
 }
 
+#[cfg(test)]
 impl Event {
     pub fn decode(msg: &[u8]) -> Option<Event> {
         let h = decode_header(msg)?;

@@ -19,7 +19,7 @@ pub mod server;
 #[cfg(test)]
 mod tests;
 
-pub use server::{SocketInfo, SocketServer};
+pub use server::SocketServer;
 
 use crate::message::{ptype, Message};
 use std::sync::{Arc, OnceLock};

@@ -348,11 +348,6 @@ impl SocketServer {
         v.sort_by_key(|i| i.id);
         v
     }
-
-    /// Number of live sockets.
-    pub fn count(&self) -> usize {
-        self.inner.slots.lock().len()
-    }
 }
 
 fn resolve_one(host: &str, port: u16, want: Want) -> io::Result<SocketAddr> {
