@@ -100,14 +100,11 @@ impl DirectWriter {
     }
 
     /// The task wrote and flushed everything: it gives the socket back unless
-    /// something was queued meanwhile. True if it did.
-    pub fn task_releases(&self, rx: &UnboundedReceiver<Out>) -> bool {
+    /// something was queued meanwhile (then it keeps it and writes that next).
+    pub fn task_releases(&self, rx: &UnboundedReceiver<Out>) {
         let mut g = self.inner.lock();
         if rx.is_empty() {
             g.task_owns = false;
-            true
-        } else {
-            false
         }
     }
 
