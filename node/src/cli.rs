@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
         Without CONFIG it runs a single node (harbor 0) with the example `main` service.\n\
         Flags override the config's keys."
 )]
-pub struct Args {
+pub(crate) struct Args {
     /// skynet config file (a Lua chunk; only `include` and `$ENV` substitution)
     pub config: Option<String>,
     /// worker threads (config key `thread`)
@@ -74,7 +74,7 @@ pub fn find_root(explicit: Option<&Path>) -> PathBuf {
 }
 
 /// The embedded default config for a root directory.
-pub fn default_config(root: &Path) -> Vec<(String, String)> {
+pub(crate) fn default_config(root: &Path) -> Vec<(String, String)> {
     let r = format!("{}/", root.display());
     vec![
         ("root".into(), r.clone()),
@@ -95,7 +95,7 @@ pub fn default_config(root: &Path) -> Vec<(String, String)> {
     ]
 }
 
-pub fn build_env(args: &Args) -> Result<Env, String> {
+pub(crate) fn build_env(args: &Args) -> Result<Env, String> {
     let env = Env::new();
     match &args.config {
         Some(path) => {
