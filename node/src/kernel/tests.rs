@@ -692,4 +692,9 @@ fn each_kernel_thread_reaches_its_own_kernel() {
         node.until("10 messages", || node.seen_by(*s).len() == 10);
     }
     assert_eq!(hits.load(Ordering::SeqCst), 20);
+    // Leave this thread's kernel as it was: the last entered goes first.
+    let [first, second] = nodes;
+    drop(second);
+    drop(first);
+    assert!(CURRENT.with(Cell::get).is_none());
 }
