@@ -262,3 +262,44 @@ impl Scheduler {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn weights_follow_skynets_table() {
+        let w: Vec<i32> = (0..34).map(weight).collect();
+        assert_eq!(&w[..4], &[-1; 4], "one message per turn");
+        assert_eq!(&w[4..8], &[0; 4], "the whole queue");
+        assert_eq!(&w[8..16], &[1; 8], "half");
+        assert_eq!(&w[16..24], &[2; 8], "a quarter");
+        assert_eq!(&w[24..32], &[3; 8], "an eighth");
+        assert_eq!(&w[32..], &[0; 2], "past the table: the whole queue");
+    }
+
+    #[test]
+    fn a_message_gets_one_direct_write() {
+        begin_message(true);
+        assert!(more_queued());
+        assert!(claim_direct_write());
+        assert!(!claim_direct_write());
+        assert!(!claim_direct_write());
+        begin_message(false);
+        assert!(!more_queued());
+        assert!(claim_direct_write(), "the next message gets its own");
+    }
+
+    #[test]
+    fn a_quit_ends_idle_workers() {
+        let s = Scheduler::new(2);
+        std::thread::scope(|scope| {
+            for i in 0..2 {
+                let s = &s;
+                scope.spawn(move || s.run_worker(i, |_, _| unreachable!("no work")));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+            s.quit();
+        });
+    }
+}
