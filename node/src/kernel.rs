@@ -22,7 +22,7 @@ use crate::module::{ModuleFactory, ModuleRegistry};
 use crate::monitor::{Monitor, WorkerMonitor};
 use crate::mq::Pushed;
 use crate::scheduler::{self, IdlePoller, Scheduler};
-use crate::timer::{hpc, Timer};
+use crate::timer::{hpc, Expired, Timer};
 use parking_lot::{Condvar, Mutex, RwLock};
 use std::cell::Cell;
 use std::io::Write;
@@ -202,12 +202,7 @@ impl Kernel {
             Box::new(move || {
                 self.timer.run(
                     &self.quit,
-                    |e| {
-                        let _ = self.push(
-                            e.handle,
-                            Message::new(0, e.session, ptype::RESPONSE, Vec::new()),
-                        );
-                    },
+                    |due| self.push_timeouts(due),
                     || self.scheduler.tick(),
                 )
             }),
@@ -359,6 +354,23 @@ impl Kernel {
     pub(crate) fn push_ctx(&self, ctx: &Arc<Context>, msg: Message) {
         if ctx.queue.push(msg) == Pushed::NeedsScheduling {
             self.scheduler.push(ctx.clone());
+        }
+    }
+
+    /// Delivers expired timeouts as RESPONSEs from source 0, in the given
+    /// order; each run of one service's timeouts goes into its queue at once.
+    /// Timeouts of services that are gone are dropped.
+    pub(crate) fn push_timeouts(&self, due: &[Expired]) {
+        for run in due.chunk_by(|a, b| a.handle == b.handle) {
+            let Some(ctx) = self.handles.grab(run[0].handle) else {
+                continue;
+            };
+            let msgs = run
+                .iter()
+                .map(|e| Message::new(0, e.session, ptype::RESPONSE, Vec::new()));
+            if ctx.queue.push_batch(msgs) == Pushed::NeedsScheduling {
+                self.scheduler.push(ctx);
+            }
         }
     }
 

@@ -72,6 +72,18 @@ impl MessageQueue {
         }
     }
 
+    /// Appends `msgs` in order under one lock (a batch of timeouts).
+    pub fn push_batch(&self, msgs: impl IntoIterator<Item = Message>) -> Pushed {
+        let mut q = self.inner.lock();
+        q.messages.extend(msgs);
+        if q.scheduled {
+            Pushed::AlreadyScheduled
+        } else {
+            q.scheduled = true;
+            Pushed::NeedsScheduling
+        }
+    }
+
     /// Pops the next message. On an empty queue, clears the scheduled flag (the
     /// worker lets go of the queue) and resets the overload threshold.
     pub fn pop(&self) -> Option<Popped> {
@@ -154,6 +166,18 @@ mod tests {
         assert_eq!(q.pop().unwrap().message.session, 2);
         assert!(q.pop().is_none());
         assert_eq!(q.push(msg(3)), Pushed::NeedsScheduling);
+    }
+
+    #[test]
+    fn a_batch_keeps_its_order_and_schedules_once() {
+        let q = MessageQueue::new();
+        assert!(!q.release_initial());
+        assert_eq!(q.push(msg(1)), Pushed::NeedsScheduling);
+        assert_eq!(q.push_batch((2..5).map(msg)), Pushed::AlreadyScheduled);
+        let got: Vec<i32> = std::iter::from_fn(|| q.pop().map(|p| p.message.session)).collect();
+        assert_eq!(got, vec![1, 2, 3, 4]);
+        assert_eq!(q.push_batch((5..7).map(msg)), Pushed::NeedsScheduling);
+        assert_eq!(q.len(), 2);
     }
 
     #[test]
