@@ -15,12 +15,7 @@ pub fn command(ctx: &Arc<Context>, cmd: &str, param: Option<&str>) -> Option<Str
     let k = kernel();
     let p = param.unwrap_or("");
     match cmd {
-        "TIMEOUT" => {
-            let ti = parse_c_long(p) as i32;
-            let session = ctx.new_session();
-            timeout(ctx, ti, session);
-            Some(session.to_string())
-        }
+        "TIMEOUT" => Some(timeout_session(ctx, parse_c_long(p) as i32).to_string()),
         "REG" => {
             if p.is_empty() {
                 Some(format!(":{:x}", ctx.handle()))
@@ -123,6 +118,13 @@ pub fn command(ctx: &Arc<Context>, cmd: &str, param: Option<&str>) -> Option<Str
         }
         _ => None,
     }
+}
+
+/// `TIMEOUT ti`: a new session whose RESPONSE comes after `ti` centiseconds.
+pub fn timeout_session(ctx: &Arc<Context>, ti: i32) -> i32 {
+    let session = ctx.new_session();
+    timeout(ctx, ti, session);
+    session
 }
 
 /// Registers a timeout; `ti <= 0` answers at once through the queue.
