@@ -34,7 +34,7 @@ pub const TICK: Duration = Duration::from_micros(2500);
 pub const SLOT: Duration = Duration::from_millis(1);
 
 /// The timer thread fires at most once per this interval.
-pub const COALESCE: Duration = Duration::from_micros(500);
+pub const COALESCE: Duration = Duration::from_micros(250);
 
 const SLOT_NS: u64 = SLOT.as_nanos() as u64;
 const COALESCE_NS: u64 = COALESCE.as_nanos() as u64;
