@@ -10,8 +10,10 @@
 //! Each time the timer thread wakes it fires every entry whose deadline has
 //! passed, so a timeout never fires early, and it sleeps until the next
 //! deadline, but wakes to fire at most once per [`COALESCE`]: a lone timeout
-//! fires as soon as the thread wakes after its deadline, while under a stream
-//! of timeouts they fire in batches, each at most about [`COALESCE`] late.
+//! fires as soon as the thread wakes after its deadline (or at the end of its
+//! slot, at most one slot late, in the one slot of 256 that begins a block of
+//! the wheel), while under a stream of timeouts they fire in batches, each at
+//! most about [`COALESCE`] late.
 //! Timeouts that fire together are handed over in deadline order
 //! (registration order for equal deadlines).
 //!
