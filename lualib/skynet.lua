@@ -80,7 +80,8 @@ local fork_head, fork_tail = 1, 0
 local current	-- the skynet thread being run (not a nested user coroutine)
 local init_thread	-- thread running the start function, while it runs
 local tracing = false	-- set once any trace feature is used; guards trace checks
-local new_timer_thread	-- makes the thread a skynet.timeout runs in (see trace_timeout)
+local new_timer	-- makes what skynet.timeout waits with (see trace_timeout)
+local timer_origin	-- timer or thread -> where its skynet.timeout was set (trace_timeout)
 local unknown_request, unknown_response
 local install_on_demand	-- makes the less used part of the API (see "on demand")
 local trace_from, trace_request	-- made by install_on_demand
@@ -157,7 +158,17 @@ local function co_create(f)
 	raw_resume(co, LATER, f)
 	return co
 end
-new_timer_thread = co_create
+
+-- A timeout waits as a small table holding its function; the thread that
+-- runs it is taken when it fires. (A thread per pending timeout made every
+-- collection walk them all: 100k pending timeouts meant pauses of tens of
+-- ms.) skynet.timeout returns this table; killthread and task take it as
+-- they take a thread.
+local timer_mt = { __name = "timer" }
+local function plain_timer(func)
+	return setmetatable({ func }, timer_mt)
+end
+new_timer = plain_timer
 
 ---------------------------------------------------------------- suspend
 
@@ -247,10 +258,10 @@ end
 function skynet.timeout(ti, func)
 	local session = keep_next_free(core.intcommand("TIMEOUT", ti))
 	assert(session)
-	local co = new_timer_thread(func, ti)
+	local timer = new_timer(func, ti)
 	assert(waiting[session] == nil)
-	waiting[session] = co
-	return co
+	waiting[session] = timer
+	return timer
 end
 
 local function park(session, token)
@@ -488,6 +499,12 @@ local function raw_dispatch(prototype, msg, sz, session, source)
 		elseif co == nil then
 			unknown_response(session, source, msg, sz)
 		else
+			if getmetatable(co) == timer_mt then	-- a timeout fires
+				if timer_origin then
+					timer_origin[co] = nil
+				end
+				co = co_create(co[1])
+			end
 			if tracing and trace_tags[co] then
 				ctrace(trace_tags[co], "resume")
 			end
@@ -600,7 +617,8 @@ end
 
 function skynet.start(start_func)
 	core.callback(skynet.dispatch_message)
-	init_thread = skynet.timeout(0, function()
+	skynet.timeout(0, function()
+		init_thread = this_thread()
 		skynet.init_service(start_func)
 		init_thread = nil
 	end)
@@ -925,8 +943,6 @@ function install_on_demand()
 
 	-------------------------------------------------------- threads
 
-	local timer_origin	-- thread -> traceback where skynet.timeout was called
-
 	-- takes a forked thread that has not run yet out of the fork queue
 	local function unfork(co)
 		for i = fork_head, fork_tail do
@@ -962,6 +978,13 @@ function install_on_demand()
 			end
 		end
 		local co = session and waiting[session]
+		if getmetatable(co) == timer_mt then	-- a timeout not yet fired
+			waiting[session] = "BREAK"
+			if timer_origin then
+				timer_origin[co] = nil
+			end
+			return co
+		end
 		if type(co) ~= "thread" then
 			return
 		end
@@ -995,7 +1018,13 @@ function install_on_demand()
 		if co == "BREAK" then
 			return co
 		end
-		return timer_origin and timer_origin[co] or traceback(co)
+		if timer_origin and timer_origin[co] then
+			return timer_origin[co]
+		end
+		if getmetatable(co) == timer_mt then
+			return "timer (not fired yet)"
+		end
+		return traceback(co)
 	end
 
 	-- nil: number of suspended threads; "init": traceback of the start
@@ -1018,6 +1047,9 @@ function install_on_demand()
 			return
 		end
 		local kind = type(ret)
+		if getmetatable(ret) == timer_mt then	-- a timeout not fired: its session
+			kind = "thread"
+		end
 		if kind == "table" then
 			for s, co in pairs(waiting) do
 				ret[string.format("%s session: %d", tostring(co), s)] = where(co)
@@ -1068,18 +1100,14 @@ function install_on_demand()
 		if on then
 			local origin = timer_origin or {}
 			timer_origin = origin
-			new_timer_thread = function(func, ti)
-				local co
-				co = co_create(function()
-					origin[co] = nil
-					func()
-				end)
-				origin[co] = traceback(string.format("TIMER %d+%d : ", skynet.now(), ti), 3)
-				return co
+			new_timer = function(func, ti)
+				local timer = plain_timer(func)
+				origin[timer] = traceback(string.format("TIMER %d+%d : ", skynet.now(), ti), 3)
+				return timer
 			end
 		else
 			timer_origin = nil
-			new_timer_thread = co_create
+			new_timer = plain_timer
 		end
 	end
 

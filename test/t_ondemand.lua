@@ -137,14 +137,15 @@ skynet.start(function()
 	local n, timers = 0, 0
 	for key, stack in pairs(list) do
 		n = n + 1
-		if key:match("^thread: %S+ session: %d+$") and stack:match("^TIMER %d+%+10000 : ") then
+		if key:match("^timer: %S+ session: %d+$") and stack:match("^TIMER %d+%+10000 : ") then
 			timers = timers + 1
 		end
 	end
 	log("listing", n, timers)
 	skynet.trace_timeout(false)
 	local untraced = skynet.timeout(10000, function() end)
-	log("untraced timer", skynet.task(skynet.task(untraced)):match("^stack traceback:") ~= nil)
+	log("untraced timer", skynet.task(skynet.task(untraced)))
+	log("timer type", type(timer), tostring(timer):match("^timer: ") ~= nil)
 	for _, co in ipairs(sleepers) do
 		skynet.killthread(co)
 	end
