@@ -30,9 +30,7 @@ impl Decoder for HarborCodec {
     fn decode(&mut self, src: &mut BytesMut) -> Result<Option<HarborFrame>, HarborCodecError> {
         let frame = HarborFrame::decode_from(src)?;
         if frame.is_none() {
-            if let Some(len_bytes) = src.first_chunk::<4>() {
-                // `decode_from` validated the length, so this is < 16 MiB.
-                let total = 4 + u32::from_be_bytes(*len_bytes) as usize;
+            if let Some(total) = HarborFrame::measure(src)? {
                 src.reserve(total.saturating_sub(src.len()));
             }
         }

@@ -16,7 +16,7 @@
 //! The 12 bytes after the payload are a trailer. The destination's harbor id
 //! is not on the wire: the receiver puts its own there.
 //!
-//! * [`frame`] — [`HarborFrame`].
+//! * [`frame`] — [`HarborFrame`] and its [`Trailer`].
 //! * [`codec`] — [`HarborCodec`], the framing as a tokio-util codec.
 //! * [`handshake`] — the one-byte id exchange.
 //! * [`error`] — [`HarborCodecError`], [`HandshakeError`].
@@ -28,5 +28,5 @@ pub mod handshake;
 
 pub use codec::HarborCodec;
 pub use error::{HandshakeError, HarborCodecError};
-pub use frame::{HarborFrame, MAX_FRAME_LEN, MAX_PAYLOAD_LEN, TRAILER_LEN};
+pub use frame::{HarborFrame, Trailer, MAX_FRAME_LEN, MAX_PAYLOAD_LEN, TRAILER_LEN};
 pub use handshake::{check_handshake, handshake_byte, HANDSHAKE_LEN};
