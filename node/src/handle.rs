@@ -5,12 +5,8 @@
 //! skynet). The harbor id of this node fills the top 8 bits of every handle.
 
 use parking_lot::RwLock;
+use skynet_proto::handle::{HARBOR_SHIFT, LOCAL_MASK};
 use std::collections::{BTreeMap, HashMap};
-
-/// Largest local id; the low 24 bits of a handle.
-pub const HANDLE_MASK: u32 = 0x00ff_ffff;
-/// Shift of the harbor id inside a handle.
-pub const HARBOR_SHIFT: u32 = 24;
 
 /// Maps handles to entries of type `T` (the kernel stores its service contexts).
 pub struct HandleRegistry<T> {
@@ -46,14 +42,14 @@ impl<T: Clone> HandleRegistry<T> {
     /// Returns `None` only when all 16 M ids are taken.
     pub fn register(&self, make: impl FnOnce(u32) -> T) -> Option<u32> {
         let mut inner = self.inner.write();
-        if inner.slots.len() >= HANDLE_MASK as usize {
+        if inner.slots.len() >= LOCAL_MASK as usize {
             return None;
         }
         let mut id = inner.next;
         while inner.slots.contains_key(&(id | self.harbor)) {
-            id = if id >= HANDLE_MASK { 1 } else { id + 1 };
+            id = if id >= LOCAL_MASK { 1 } else { id + 1 };
         }
-        inner.next = if id >= HANDLE_MASK { 1 } else { id + 1 };
+        inner.next = if id >= LOCAL_MASK { 1 } else { id + 1 };
         let handle = id | self.harbor;
         let entry = make(handle);
         inner.slots.insert(handle, entry);
@@ -129,8 +125,8 @@ mod tests {
         let r = HandleRegistry::<u32>::new(0);
         let first = r.register(|h| h).unwrap();
         assert_eq!(first, 1);
-        r.set_next(HANDLE_MASK);
-        assert_eq!(r.register(|h| h).unwrap(), HANDLE_MASK);
+        r.set_next(LOCAL_MASK);
+        assert_eq!(r.register(|h| h).unwrap(), LOCAL_MASK);
         // 1 is still live, so the wrap lands on 2.
         assert_eq!(r.register(|h| h).unwrap(), 2);
     }

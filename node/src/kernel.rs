@@ -17,7 +17,7 @@ use crate::address::Address;
 use crate::context::{Context, Service};
 use crate::env::Env;
 use crate::handle::HandleRegistry;
-use crate::message::{ptype, Message, MAX_MESSAGE_SIZE};
+use crate::message::{is_request, ptype, Message, MAX_MESSAGE_SIZE};
 use crate::module::{ModuleFactory, ModuleRegistry};
 use crate::monitor::{Monitor, WorkerMonitor};
 use crate::mq::Pushed;
@@ -709,12 +709,6 @@ impl Kernel {
         }
         true
     }
-}
-
-/// Requests expect an answer; replies and notifications do not, nor does a
-/// multicast message (its session is a channel id).
-fn is_request(t: u8) -> bool {
-    t != ptype::RESPONSE && t != ptype::ERROR && t != ptype::MULTICAST
 }
 
 #[cfg(test)]

@@ -18,12 +18,19 @@ pub mod ptype {
     pub const LUA: u8 = 10;
 }
 
+/// True for messages that expect an answer: a request's source waits for a
+/// RESPONSE or an ERROR with its session. Replies do not, nor does a multicast
+/// message (its session is a channel id).
+pub fn is_request(ptype: u8) -> bool {
+    ptype != ptype::RESPONSE && ptype != ptype::ERROR && ptype != ptype::MULTICAST
+}
+
 /// The largest payload skynet accepts in one local message: the type shares the
 /// top byte of a 64-bit size, leaving 56 bits.
 pub const MAX_MESSAGE_SIZE: usize = (1usize << 56) - 1;
 
 /// One message in a service's queue.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, PartialEq, Eq)]
 pub struct Message {
     /// Full handle of the sender (0 for the system: timer, sockets).
     pub source: u32,
