@@ -271,7 +271,7 @@ function role.busy()
 	harbor.queryname "ECHO2"
 	skynet.call("ECHO2", "lua", "seqreset")
 	-- Back-to-back calls first: harbor 2's idle worker reads them itself, so
-	-- its harbor thread stops watching the link (see node/src/cluster/reader.rs)
+	-- its harbor thread stops watching the link (see node/src/cluster/link/read.rs)
 	-- and must notice on its own that the worker is then busy.
 	for i = 1, 3000 do
 		skynet.call("ECHO2", "lua", "echo", i)

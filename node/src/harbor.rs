@@ -14,11 +14,9 @@ use crate::kernel::{kernel, RemoteRouter};
 use crate::message::{ptype, Message};
 use crate::module::Service;
 use parking_lot::Mutex;
+use skynet_proto::{global_name, Handle};
 use std::collections::HashMap;
 use std::sync::Arc;
-
-/// Longest global name: skynet keeps them in 16 zero-padded bytes.
-pub const GLOBALNAME_MAX: usize = 15;
 
 #[derive(Default)]
 struct Names {
@@ -59,7 +57,7 @@ impl RemoteRouter for HarborState {
             0,
             &format!(
                 "Drop message to harbor {} from {:x} to {:x} (session = {}, msgsz = {})",
-                dest >> 24,
+                Handle(dest).harbor(),
                 msg.source,
                 dest,
                 msg.session,
@@ -121,7 +119,7 @@ impl Service for LocalHarbor {
                 let text = String::from_utf8_lossy(&msg.data);
                 if let Some(name) = text.strip_prefix("N ") {
                     let name = name.trim();
-                    if name.is_empty() || name.len() > GLOBALNAME_MAX {
+                    if name.is_empty() || name.len() > global_name::MAX_LEN {
                         kernel().log(ctx.handle(), &format!("Invalid global name {name}"));
                         return;
                     }

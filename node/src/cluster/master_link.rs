@@ -4,7 +4,7 @@
 //! after each reconnection the slave registers its names again.
 
 use super::net;
-use super::state::Cluster;
+use super::router::Cluster;
 use futures::{SinkExt, StreamExt};
 use skynet_proto::master::{MasterCodec, MasterPacket};
 use std::sync::Arc;

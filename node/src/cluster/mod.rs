@@ -14,7 +14,7 @@
 //!   link (reader + writer + heartbeat) and the queue-expiry sweeper. Frames
 //!   read there are pushed straight into local service queues. A worker with
 //!   nothing to run also reads the links for a moment before it sleeps
-//!   ([`reader`]), which takes the harbor thread off the path of a reply.
+//!   ([`link::read`]), which takes the harbor thread off the path of a reply.
 //! * With `standalone` set, the `cmaster` thread runs the `skynet-master`
 //!   library.
 //!
@@ -25,11 +25,11 @@
 //! # Failure semantics (beyond skynet)
 //!
 //! A harbor is *down* when its link reports EOF/reset, a write fails, the
-//! heartbeat finds it silent ([`link`]), it sends an oversize or malformed
-//! frame, or the master sends `D`. Then at once: every outstanding call from
-//! a local service to that harbor gets PTYPE_ERROR with its session (so
-//! `skynet.call` raises "call failed"), queued messages are answered the same
-//! way, `LINK` waiters return, and later sends get ERROR immediately. A
+//! heartbeat finds it silent ([`link::beat`]), it sends an oversize or
+//! malformed frame, or the master sends `D`. Then at once: every outstanding
+//! call from a local service to that harbor gets PTYPE_ERROR with its session
+//! (so `skynet.call` raises "call failed"), queued messages are answered the
+//! same way, `LINK` waiters return, and later sends get ERROR immediately. A
 //! harbor that rejoins (`C` from the master) is connected again; when a link
 //! is lost without the master's `D`, the side that had connected keeps
 //! reconnecting. The master connection is retried forever with backoff and
@@ -62,20 +62,28 @@
 //! * The listen socket stays open: older harbors may connect at any time
 //!   (rejoin, reconnection); `W n` only drives the `Shakehand ready` log.
 //!
-//! Modules: [`state`] (the state machine and router), [`link`] (links and
-//! heartbeat), [`reader`] (frames read by the link task or an idle worker),
-//! [`direct`] (frames written by the sending worker),
-//! [`master_link`] (the master connection), [`frame`] (wire
-//! frames), [`net`] (socket options), [`slave`] (the `cslave` service),
-//! [`cmaster`] (the `cmaster` service).
+//! # Modules
+//!
+//! | module          | owns                                                          |
+//! |-----------------|---------------------------------------------------------------|
+//! | [`state`]       | [`state::ClusterState`]: the state machine (events in, actions out, no I/O) |
+//! | [`router`]      | [`Cluster`]: runs the state machine; kernel router, link host, idle poller, dialing and accepting |
+//! | [`link`]        | [`link::Link`]: one live link, its read side, write side and heartbeat |
+//! | [`master_link`] | the connection to the master                                  |
+//! | [`net`]         | socket options, dialing and the one-byte handshake            |
+//! | [`slave`]       | the `cslave` service                                          |
+//! | [`cmaster`]     | the `cmaster` service                                         |
+//!
+//! Frames, handles, global names and master packets are [`skynet_proto`]'s.
+//! The modules use each other in that table's order, bottom-up: `state`,
+//! `link` and `net` know nothing of the others; `router` uses them;
+//! `master_link` and `slave` use `router`.
 
 pub mod cmaster;
-pub mod direct;
-pub mod frame;
 pub mod link;
 pub mod master_link;
 pub mod net;
-pub mod reader;
+pub mod router;
 pub mod slave;
 pub mod state;
 

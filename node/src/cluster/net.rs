@@ -1,8 +1,16 @@
-//! Socket details of the cluster links: listen/connect addresses and the TCP
-//! options that make a dead peer visible (keepalive, user timeout).
+//! Socket details of the cluster links: listen/connect addresses, the TCP
+//! options that make a dead peer visible (keepalive, user timeout), dialing
+//! and the one-byte id handshake.
 
-use std::os::fd::AsRawFd;
+use skynet_proto::harbor::{check_handshake, handshake_byte};
+use std::os::fd::{AsRawFd, RawFd};
 use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::time::timeout;
+
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// TCP keepalive: first probe after this much silence.
 pub const KEEPALIVE_IDLE: Duration = Duration::from_secs(2);
@@ -31,7 +39,92 @@ pub fn split_host_port(address: &str) -> Result<(String, u16), String> {
     Ok((host.to_string(), port))
 }
 
+/// A link socket's raw descriptor, registered with the harbor thread's poller
+/// for a while (reading while the link task is armed, writing while a write
+/// waits for room). Whoever owns the descriptor drops the registration first.
+pub struct LinkFd(pub RawFd);
+
+impl AsRawFd for LinkFd {
+    fn as_raw_fd(&self) -> RawFd {
+        self.0
+    }
+}
+
+/// How a dial failed: the reason, and whether retrying is pointless (the
+/// peer is not the harbor we were told about).
+pub struct DialError {
+    pub reason: String,
+    pub fatal: bool,
+}
+
+impl DialError {
+    fn retry(reason: String) -> DialError {
+        DialError {
+            reason,
+            fatal: false,
+        }
+    }
+}
+
+/// Connects to harbor `id` at `addr` and does the handshake: our id byte
+/// (`own`) out, theirs back.
+pub async fn dial(own: u8, id: u8, addr: &str) -> Result<TcpStream, DialError> {
+    let mut s = match timeout(CONNECT_TIMEOUT, TcpStream::connect(addr)).await {
+        Ok(Ok(s)) => s,
+        Ok(Err(e)) => return Err(DialError::retry(e.to_string())),
+        Err(_) => return Err(DialError::retry("connect timed out".into())),
+    };
+    tune(&s);
+    let hello = handshake_byte(own).map_err(|e| DialError::retry(e.to_string()))?;
+    if let Err(e) = s.write_all(&hello).await {
+        return Err(DialError::retry(format!("handshake write failed: {e}")));
+    }
+    let mut b = [0u8; 1];
+    match timeout(HANDSHAKE_TIMEOUT, s.read_exact(&mut b)).await {
+        Ok(Ok(_)) => {}
+        Ok(Err(e)) => return Err(DialError::retry(format!("handshake failed: {e}"))),
+        Err(_) => return Err(DialError::retry("handshake timed out".into())),
+    }
+    if check_handshake(b[0], Some(id)).is_err() {
+        return Err(DialError {
+            reason: format!("Invalid shakehand id ({}) from harbor {id} at {addr}", b[0]),
+            fatal: true,
+        });
+    }
+    Ok(s)
+}
+
+/// The accepting side of the handshake on a connection from `peer`: their
+/// id byte in, ours (`own`) back. The peer's id, or the line to log.
+pub async fn answer_handshake(
+    own: u8,
+    s: &mut TcpStream,
+    peer: &str,
+) -> Result<u8, Option<String>> {
+    tune(s);
+    let mut b = [0u8; 1];
+    match timeout(HANDSHAKE_TIMEOUT, s.read_exact(&mut b)).await {
+        Ok(Ok(_)) => {}
+        _ => {
+            return Err(Some(format!(
+                "Connection from {peer} closed before its handshake"
+            )))
+        }
+    }
+    let id = match check_handshake(b[0], None) {
+        Ok(id) if id != own => id,
+        _ => return Err(Some(format!("Invalid harbor id {} from {peer}", b[0]))),
+    };
+    let hello = handshake_byte(own).map_err(|_| None)?;
+    if s.write_all(&hello).await.is_err() {
+        return Err(None);
+    }
+    Ok(id)
+}
+
 fn setsockopt_int(fd: i32, level: i32, name: i32, value: i32) {
+    // SAFETY: `value` lives across the call and the length given is its size;
+    // a bad descriptor or option makes setsockopt fail, not misbehave.
     unsafe {
         libc::setsockopt(
             fd,

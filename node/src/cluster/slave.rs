@@ -10,10 +10,10 @@
 //! | `CONNECT(id)`           | empty, when harbor `id` is linked (at once if it is)        |
 //! | `LINKMASTER()`          | empty, when the master connection is lost (at once if down)  |
 
-use super::link;
 use super::master_link;
 use super::net;
-use super::state::{Cluster, Effect, Waiter};
+use super::router::{self, Cluster};
+use super::state::Waiter;
 use crate::context::Context;
 use crate::kernel::kernel;
 use crate::message::{ptype, Message};
@@ -55,7 +55,7 @@ impl Service for Slave {
         let listener = crate::socket::addr::listen_socket(&host, port, 128)
             .map_err(|e| format!("cslave: can't listen on {address}: {e}"))?;
         let rt = start_runtime()?;
-        let cluster = Arc::new(Cluster::new(own, ctx.handle(), address, master.clone(), rt));
+        let cluster = Cluster::new(own, ctx.handle(), address, master.clone(), rt);
         if CLUSTER.set(cluster.clone()).is_err() {
             return Err("cslave: already running".into());
         }
@@ -64,7 +64,7 @@ impl Service for Slave {
         k.set_idle_poller(Some(cluster.clone()));
         cluster
             .rt
-            .spawn(link::accept_loop(cluster.clone(), listener));
+            .spawn(router::accept_loop(cluster.clone(), listener));
         cluster.rt.spawn(master_link::run(cluster.clone()));
         let sweeper = cluster.clone();
         cluster.rt.spawn(async move {
@@ -158,11 +158,7 @@ fn command(cluster: &Arc<Cluster>, me: u32, msg: Message) {
                     Value::Integer(i64::from(h))
                 };
                 let data = seri::pack(&[v]).unwrap_or_default();
-                cluster.run(vec![Effect::Reply {
-                    to: w.source,
-                    session: w.session,
-                    data,
-                }]);
+                cluster.reply(w.source, w.session, data);
             } else {
                 cluster.queryname(&name, w);
             }

@@ -1,32 +1,39 @@
-//! [`Cluster`]: the state of this node's harbor (links to the other nodes,
-//! the global-name cache, outstanding remote calls, waiters) and the
-//! kernel's [`RemoteRouter`].
+//! [`ClusterState`]: this node's view of the cluster as a state machine
+//! without I/O: which harbors are linked (and by which link), the messages
+//! waiting for a harbor or a name, the calls waiting for an answer from
+//! another harbor, the global-name cache, the names this node owns, and who
+//! waits for what (`LINK`, `CONNECT`, `LINKMASTER`, `QUERYNAME`).
 //!
-//! Everything lives behind one mutex. Worker threads take it when a service
-//! sends to another node; the harbor thread takes it when links, names or
-//! master packets change something. Work that could re-enter the router
-//! (ERROR replies to remote sources, RESPONSEs to waiters) and log lines are
-//! collected as [`Effect`]s and run after the lock is released. Local
-//! deliveries and frames handed to a link are done under the lock, so that
-//! messages from one source keep their order whichever path they take
-//! (queued, flushed, or sent directly).
+//! Every event (a send, a master packet, a link that came up or went down,
+//! a tick of the queue sweeper) goes in; what must be done comes out as
+//! [`Action`]s, in order. [`super::router::Cluster`] executes them. The link
+//! type `L` is opaque here: the router stores its link objects, the tests
+//! store numbers.
+//!
+//! # Harbor status
+//!
+//! ```text
+//!             C id addr (master)              handshake ok
+//!   Unknown ─────────────────────▶ Connecting ─────────────▶ Up
+//!      │  \                           │  ▲                    │ EOF, reset, heartbeat,
+//!      │   └──── accepted connection ─┼──┼──────────────────▶ │ malformed frame, D id
+//!      │                give up / D   ▼  │ C id addr          ▼
+//!      └────────── D id ───────────▶ Down ◀─────────────────────
+//!                                     │  reconnect (the side that connected)
+//!                                     └──────────────────────────▶ Up
+//! ```
+//! Unknown and Connecting queue messages (they expire after
+//! [`QUEUE_TIMEOUT`]); Up writes frames; Down answers at once with ERROR.
+//! Every status change bumps the harbor's *attempt* number: a connector
+//! started for an older attempt gives up ([`ClusterState::attempt_current`]).
 
-use super::direct::DirectWriter;
-use super::frame::OutFrame;
-use super::link;
-use crate::kernel::{kernel, RemoteRouter};
-use crate::message::{ptype, Message};
-use crate::scheduler::IdlePoller;
-use parking_lot::{Mutex, RwLock};
-use skynet_proto::harbor::MAX_PAYLOAD_LEN;
+use crate::message::{is_request, ptype, Message};
+use skynet_proto::global_name::{self, GlobalName};
+use skynet_proto::harbor::{HarborFrame, MAX_PAYLOAD_LEN};
 use skynet_proto::master::MasterPacket;
-use skynet_proto::{GlobalName, Handle};
+use skynet_proto::Handle;
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::sync::mpsc::{unbounded_channel, UnboundedSender};
-use tokio::sync::Notify;
 
 /// A message queued for a harbor that is not linked yet fails after this.
 pub const QUEUE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -38,44 +45,97 @@ pub struct Waiter {
     pub session: i32,
 }
 
-/// What the link writer is asked to send.
+/// Something the router must do. The first four keep their order with the
+/// sends of other threads, so the router does them while it holds the state;
+/// the others may send messages that come back to the router, so it does
+/// them after ([`Action::in_order`]).
+#[derive(Debug, PartialEq, Eq)]
+pub enum Action<L> {
+    /// Push a message to a local service. If that fails, the router answers
+    /// it as [`Action::bounce`] says.
+    Deliver { dest: u32, msg: Message },
+    /// Hand a frame to a link. If the link refuses it (its task is gone), the
+    /// router reports [`ClusterState::write_failed`].
+    Write {
+        link: L,
+        frame: HarborFrame<Vec<u8>>,
+    },
+    /// Close a link: the harbor it served went down or was replaced.
+    CloseLink(L),
+    /// Send a packet to the master, if it is connected.
+    ToMaster(MasterPacket),
+    /// PTYPE_ERROR with `session` from `from` to `to`.
+    Bounce { from: u32, to: u32, session: i32 },
+    /// PTYPE_RESPONSE from the slave service.
+    Reply {
+        to: u32,
+        session: i32,
+        data: Vec<u8>,
+    },
+    /// A line in the log, from the slave service.
+    Log(String),
+    /// Start connecting to `harbor` for the given attempt; `reconnect`: the
+    /// link was lost and this side had connected it.
+    Dial {
+        harbor: u8,
+        address: String,
+        attempt: u64,
+        reconnect: bool,
+    },
+}
+
+impl<L> Action<L> {
+    /// True for the actions the router does while it holds the state.
+    pub fn in_order(&self) -> bool {
+        matches!(
+            self,
+            Action::Deliver { .. }
+                | Action::Write { .. }
+                | Action::CloseLink(_)
+                | Action::ToMaster(_)
+        )
+    }
+
+    /// The answer to `msg` when it cannot reach `dead`: ERROR to its source
+    /// if it is a request from a service (system messages and replies are
+    /// not answered).
+    pub fn bounce(dead: u32, msg: &Message) -> Option<Action<L>> {
+        (msg.source != 0 && is_request(msg.ptype)).then_some(Action::Bounce {
+            from: dead,
+            to: msg.source,
+            session: msg.session,
+        })
+    }
+
+    fn reply_empty(w: Waiter) -> Action<L> {
+        Action::Reply {
+            to: w.source,
+            session: w.session,
+            data: Vec::new(),
+        }
+    }
+}
+
+/// seri `pack(handle)`: the answer to QUERYNAME.
+pub fn pack_handle(handle: u32) -> Vec<u8> {
+    skynet_proto::seri::pack(&[skynet_proto::seri::Value::Integer(i64::from(handle))])
+        .unwrap_or_default()
+}
+
+/// The live link of a harbor.
 #[derive(Debug)]
-pub enum Out {
-    Frame(OutFrame),
-    /// The rest of a frame a worker wrote in part (see [`super::direct`]).
-    Raw(Vec<u8>),
-    Ping,
-    Pong,
-}
-
-/// The live link to a harbor, as the state holds it.
-pub struct LinkRef {
-    pub id: u64,
-    pub tx: UnboundedSender<Out>,
-    pub direct: Arc<DirectWriter>,
-    pub kill: Arc<Notify>,
+struct UpLink<L> {
+    link: L,
+    id: u64,
     /// We connected (we are the older node); only this side reconnects.
-    pub initiated: bool,
+    initiated: bool,
 }
 
-/// The link state of one harbor id.
-///
-/// ```text
-///             C id addr (master)              handshake ok
-///   Unknown ─────────────────────▶ Connecting ─────────────▶ Up
-///      │  \                           │  ▲                    │ EOF, reset, heartbeat,
-///      │   └──── accepted connection ─┼──┼──────────────────▶ │ malformed frame, D id
-///      │                give up / D   ▼  │ C id addr          ▼
-///      └────────── D id ───────────▶ Down ◀─────────────────────
-///                                     │  reconnect (the side that connected)
-///                                     └──────────────────────────▶ Up
-/// ```
-/// Unknown and Connecting queue messages (Unknown ones expire after
-/// [`QUEUE_TIMEOUT`]); Up writes frames; Down answers at once with ERROR.
-pub enum Status {
+#[derive(Debug)]
+enum Status<L> {
     Unknown,
     Connecting,
-    Up(LinkRef),
+    Up(UpLink<L>),
     Down,
 }
 
@@ -85,19 +145,18 @@ struct Queued {
     at: Instant,
 }
 
-struct Peer {
-    status: Status,
+struct Peer<L> {
+    status: Status<L>,
     /// The address the master announced (for connecting and reconnecting).
     address: Option<String>,
     queue: VecDeque<Queued>,
     link_waiters: Vec<Waiter>,
     connect_waiters: Vec<Waiter>,
-    /// Bumped on every status change; a connector task whose number is stale
-    /// gives up.
+    /// Bumped on every status change.
     attempt: u64,
 }
 
-impl Default for Peer {
+impl<L> Default for Peer<L> {
     fn default() -> Self {
         Peer {
             status: Status::Unknown,
@@ -117,8 +176,10 @@ struct Pending {
     dest: u32,
 }
 
-struct State {
-    peers: Vec<Peer>,
+/// The state of this node's harbor. See the module doc.
+pub struct ClusterState<L> {
+    own: u8,
+    peers: Vec<Peer<L>>,
     /// Global name cache (from the master's `N` and local REGISTERs).
     names: HashMap<String, u32>,
     /// Messages to names not known yet.
@@ -126,202 +187,144 @@ struct State {
     /// Names a `Q` was sent for in this master session.
     queried: HashSet<String>,
     name_waiters: HashMap<String, Vec<Waiter>>,
-    /// Names registered on this node: re-sent with `R` after every (re)connection to the master.
+    /// Names registered on this node: sent again with `R` after every
+    /// (re)connection to the master.
     owned: BTreeMap<String, u32>,
     /// (local caller, session) -> outstanding remote request.
     pending: HashMap<(u32, i32), Pending>,
-    /// Where master packets go while the master is connected.
-    master: Option<UnboundedSender<MasterPacket>>,
+    master_connected: bool,
     master_waiters: Vec<Waiter>,
     /// Boot handshake: harbors announced by `W n`, and how many connected since.
     expect: Option<(usize, usize)>,
 }
 
-/// Deferred work, run once the state lock is released.
-pub enum Effect {
-    /// PTYPE_ERROR with `session` from `from` to `to`.
-    Bounce {
-        from: u32,
-        to: u32,
-        session: i32,
-    },
-    /// PTYPE_RESPONSE from the slave service.
-    Reply {
-        to: u32,
-        session: i32,
-        data: Vec<u8>,
-    },
-    Log(String),
-}
-
-/// True for messages that expect an answer (as the kernel decides it). A
-/// multicast message's session is its channel id: nobody waits for an answer.
-pub fn is_request(t: u8) -> bool {
-    t != ptype::RESPONSE && t != ptype::ERROR && t != ptype::MULTICAST
-}
-
-fn bounce(fx: &mut Vec<Effect>, dead: u32, msg: &Message) {
-    if msg.source != 0 && is_request(msg.ptype) {
-        fx.push(Effect::Bounce {
-            from: dead,
-            to: msg.source,
-            session: msg.session,
-        });
-    }
-}
-
-pub struct Cluster {
-    pub own: u8,
-    /// Handle of the `cslave` service: source of its replies and log lines.
-    pub slave: u32,
-    pub address: String,
-    pub master_addr: String,
-    pub rt: tokio::runtime::Handle,
-    epoch: Instant,
-    next_link: AtomicU64,
-    st: Mutex<State>,
-    /// The receiving halves of the live links, for idle workers to poll. A
-    /// snapshot is swapped in on change, so pollers hold no lock while they
-    /// deliver.
-    inbound: RwLock<Arc<Vec<Arc<link::Inbound>>>>,
-}
-
-impl Cluster {
-    pub fn new(
-        own: u8,
-        slave: u32,
-        address: String,
-        master_addr: String,
-        rt: tokio::runtime::Handle,
-    ) -> Cluster {
-        Cluster {
+impl<L: Clone> ClusterState<L> {
+    /// The state of harbor `own` (1..=255) before anything happened.
+    pub fn new(own: u8) -> Self {
+        ClusterState {
             own,
-            slave,
-            address,
-            master_addr,
-            rt,
-            epoch: Instant::now(),
-            next_link: AtomicU64::new(1),
-            inbound: RwLock::new(Arc::new(Vec::new())),
-            st: Mutex::new(State {
-                peers: (0..256).map(|_| Peer::default()).collect(),
-                names: HashMap::new(),
-                name_queues: HashMap::new(),
-                queried: HashSet::new(),
-                name_waiters: HashMap::new(),
-                owned: BTreeMap::new(),
-                pending: HashMap::new(),
-                master: None,
-                master_waiters: Vec::new(),
-                expect: None,
-            }),
+            peers: (0..256).map(|_| Peer::default()).collect(),
+            names: HashMap::new(),
+            name_queues: HashMap::new(),
+            queried: HashSet::new(),
+            name_waiters: HashMap::new(),
+            owned: BTreeMap::new(),
+            pending: HashMap::new(),
+            master_connected: false,
+            master_waiters: Vec::new(),
+            expect: None,
         }
     }
 
-    /// Milliseconds since the cluster started (monotonic).
-    pub fn now_ms(&self) -> u64 {
-        self.epoch.elapsed().as_millis() as u64
+    fn peer(&mut self, id: u8) -> &mut Peer<L> {
+        &mut self.peers[usize::from(id)]
     }
 
-    pub fn log(&self, text: &str) {
-        kernel().log(self.slave, text);
+    fn is_up(&self, id: u8) -> bool {
+        matches!(self.peers[usize::from(id)].status, Status::Up(_))
     }
 
-    fn is_local(&self, handle: u32) -> bool {
-        let h = (handle >> 24) as u8;
-        h == self.own || h == 0
-    }
-
-    /// Runs deferred work. Must be called without the lock.
-    pub fn run(&self, fx: Vec<Effect>) {
-        let k = kernel();
-        for e in fx {
-            match e {
-                Effect::Bounce { from, to, session } => {
-                    let _ = k.send(from, from, to, ptype::ERROR, session, Vec::new());
-                }
-                Effect::Reply { to, session, data } => {
-                    let _ = k.send(self.slave, self.slave, to, ptype::RESPONSE, session, data);
-                }
-                Effect::Log(text) => self.log(&text),
-            }
-        }
+    /// How many remote requests wait for an answer.
+    #[cfg(test)]
+    pub fn pending_calls(&self) -> usize {
+        self.pending.len()
     }
 
     // ------------------------------------------------------------ routing
 
-    /// Sends `msg` to `dest` (any harbor). Local deliveries and link writes
-    /// happen now; answers to undeliverable requests are deferred.
-    fn route_locked(&self, st: &mut State, dest: u32, msg: Message, fx: &mut Vec<Effect>) {
-        let harbor = (dest >> 24) as u8;
-        if harbor == self.own || harbor == 0 {
-            if let Err(m) = kernel().push(dest, msg) {
-                bounce(fx, dest, &m);
-            }
+    /// A message for `dest` on any harbor. `now` is read only if the message
+    /// has to wait for its harbor.
+    pub fn send(
+        &mut self,
+        dest: u32,
+        msg: Message,
+        now: impl Fn() -> Instant,
+        out: &mut Vec<Action<L>>,
+    ) {
+        let handle = Handle(dest);
+        if !handle.is_remote(self.own) {
+            out.push(Action::Deliver { dest, msg });
             return;
         }
+        let harbor = handle.harbor();
         if msg.ptype == ptype::SYSTEM || msg.ptype == ptype::HARBOR {
-            fx.push(Effect::Log(format!(
+            out.push(Action::Log(format!(
                 "Can't send a message of type {} to remote :{dest:08x} from :{:08x}",
                 msg.ptype, msg.source
             )));
-            bounce(fx, dest, &msg);
+            out.extend(Action::bounce(dest, &msg));
             return;
         }
         if msg.data.len() > MAX_PAYLOAD_LEN {
-            fx.push(Effect::Log(format!(
+            out.push(Action::Log(format!(
                 "remote message from :{:08x} to :{dest:08x} is too large ({} bytes, the limit is {MAX_PAYLOAD_LEN})",
                 msg.source,
                 msg.data.len()
             )));
-            bounce(fx, dest, &msg);
+            out.extend(Action::bounce(dest, &msg));
             return;
         }
-        let State { peers, pending, .. } = st;
-        let peer = &mut peers[harbor as usize];
+        let ClusterState {
+            own,
+            peers,
+            pending,
+            ..
+        } = self;
+        let peer = &mut peers[usize::from(harbor)];
         match &peer.status {
-            Status::Up(link) => self.write_locked(pending, link, harbor, dest, msg, fx),
+            Status::Up(up) => write(*own, pending, up, harbor, dest, msg, out),
             Status::Unknown | Status::Connecting => peer.queue.push_back(Queued {
                 dest,
                 msg,
-                at: Instant::now(),
+                at: now(),
             }),
             Status::Down => {
-                fx.push(Effect::Log(format!(
+                out.push(Action::Log(format!(
                     "Drop message to harbor {harbor} from {:x} to {dest:x} (session = {}, msgsz = {})",
                     msg.source,
                     msg.session,
                     msg.data.len()
                 )));
-                bounce(fx, dest, &msg);
+                out.extend(Action::bounce(dest, &msg));
             }
         }
     }
 
-    fn write_locked(
-        &self,
-        pending: &mut HashMap<(u32, i32), Pending>,
-        link: &LinkRef,
-        harbor: u8,
-        dest: u32,
+    /// A message for a global name (no `.` or `:` prefix).
+    pub fn send_name(
+        &mut self,
+        name: &str,
         msg: Message,
-        fx: &mut Vec<Effect>,
+        now: impl Fn() -> Instant,
+        out: &mut Vec<Action<L>>,
     ) {
-        let Message {
-            source,
-            session,
-            ptype: t,
-            data,
-        } = msg;
-        let track = session != 0 && is_request(t) && self.is_local(source) && source != 0;
-        let frame = OutFrame::new(source, dest, t, session, data);
-        if link.direct.send(frame, &link.tx) {
-            if track {
-                pending.insert((source, session), Pending { harbor, dest });
-            }
-        } else if source != 0 && is_request(t) {
-            // The link task is gone; its loss is being reported.
-            fx.push(Effect::Bounce {
+        if let Some(&h) = self.names.get(name) {
+            self.send(h, msg, now, out);
+        } else if name.is_empty() || name.len() > global_name::MAX_LEN {
+            out.push(Action::Log(format!("Invalid global name {name}")));
+            out.extend(Action::bounce(0, &msg));
+        } else {
+            self.name_queues
+                .entry(name.to_string())
+                .or_default()
+                .push(msg);
+            self.query_master(name, out);
+        }
+    }
+
+    /// The link refused a frame written for `(source, session)` to `dest`:
+    /// its task is gone and its loss is being reported.
+    pub fn write_failed(
+        &mut self,
+        source: u32,
+        dest: u32,
+        ptype: u8,
+        session: i32,
+        out: &mut Vec<Action<L>>,
+    ) {
+        if source != 0 && is_request(ptype) {
+            self.pending.remove(&(source, session));
+            out.push(Action::Bounce {
                 from: dest,
                 to: source,
                 session,
@@ -329,269 +332,259 @@ impl Cluster {
         }
     }
 
-    /// A RESPONSE or ERROR for `(caller, session)` came back from some harbor.
-    pub fn answered(&self, caller: u32, session: i32) {
-        self.st.lock().pending.remove(&(caller, session));
+    /// A RESPONSE or ERROR for `(caller, session)` came from some harbor.
+    pub fn answered(&mut self, caller: u32, session: i32) {
+        self.pending.remove(&(caller, session));
+    }
+
+    /// Fails the messages that waited [`QUEUE_TIMEOUT`] for a harbor that
+    /// never linked.
+    pub fn expire_queues(&mut self, now: Instant, out: &mut Vec<Action<L>>) {
+        for (id, peer) in self.peers.iter_mut().enumerate() {
+            let mut n = 0;
+            while let Some(q) = peer.queue.front() {
+                if now.saturating_duration_since(q.at) < QUEUE_TIMEOUT {
+                    break;
+                }
+                if let Some(q) = peer.queue.pop_front() {
+                    out.extend(Action::bounce(q.dest, &q.msg));
+                    n += 1;
+                }
+            }
+            if n > 0 {
+                out.push(Action::Log(format!(
+                    "Drop {n} messages to harbor {id}: no link after {} s",
+                    QUEUE_TIMEOUT.as_secs()
+                )));
+            }
+        }
     }
 
     // ------------------------------------------------------------ names
 
-    fn query_master_locked(st: &mut State, name: &str) {
-        if st.queried.contains(name) {
+    fn query_master(&mut self, name: &str, out: &mut Vec<Action<L>>) {
+        if !self.master_connected || self.queried.contains(name) {
             return;
         }
-        if let (Some(tx), Ok(gn)) = (&st.master, GlobalName::new(name)) {
-            if tx.send(MasterPacket::Query { name: gn }).is_ok() {
-                st.queried.insert(name.to_string());
-            }
+        if let Ok(gn) = GlobalName::new(name) {
+            out.push(Action::ToMaster(MasterPacket::Query { name: gn }));
+            self.queried.insert(name.to_string());
         }
     }
 
     /// Binds `name` in the cache, answers its QUERYNAME waiters and sends
     /// the messages that waited for it.
-    fn bind_locked(&self, st: &mut State, name: &str, handle: u32, fx: &mut Vec<Effect>) {
-        st.names.insert(name.to_string(), handle);
-        st.queried.remove(name);
-        if let Some(ws) = st.name_waiters.remove(name) {
+    fn bind(
+        &mut self,
+        name: &str,
+        handle: u32,
+        now: impl Fn() -> Instant,
+        out: &mut Vec<Action<L>>,
+    ) {
+        self.names.insert(name.to_string(), handle);
+        self.queried.remove(name);
+        if let Some(ws) = self.name_waiters.remove(name) {
             let data = pack_handle(handle);
             for w in ws {
-                fx.push(Effect::Reply {
+                out.push(Action::Reply {
                     to: w.source,
                     session: w.session,
                     data: data.clone(),
                 });
             }
         }
-        if let Some(msgs) = st.name_queues.remove(name) {
+        if let Some(msgs) = self.name_queues.remove(name) {
             for m in msgs {
-                self.route_locked(st, handle, m, fx);
+                self.send(handle, m, &now, out);
             }
         }
     }
 
     /// `N name handle` from the master.
-    pub fn on_name(&self, name: &str, handle: u32) {
-        let mut fx = Vec::new();
-        {
-            let mut st = self.st.lock();
-            let st = &mut *st;
-            let owned = st.owned.get(name).copied();
-            if (handle >> 24) as u8 == self.own && owned != Some(handle) {
-                // A binding of an earlier process with this harbor id: that
-                // handle may now be another service. Wait for a fresh one.
-                fx.push(Effect::Log(format!(
-                    "Ignore stale global name {name} = :{handle:08x} (not registered by this node)"
+    pub fn on_name(
+        &mut self,
+        name: &str,
+        handle: u32,
+        now: impl Fn() -> Instant,
+        out: &mut Vec<Action<L>>,
+    ) {
+        let owned = self.owned.get(name).copied();
+        if Handle(handle).harbor() == self.own && owned != Some(handle) {
+            // A binding of an earlier process with this harbor id: that
+            // handle may now be another service. Wait for a fresh one.
+            out.push(Action::Log(format!(
+                "Ignore stale global name {name} = :{handle:08x} (not registered by this node)"
+            )));
+            return;
+        }
+        if let Some(mine) = owned {
+            if mine != handle {
+                self.owned.remove(name);
+                out.push(Action::Log(format!(
+                    "Global name {name} is held by :{handle:08x}; the registration of :{mine:08x} was refused by the master"
                 )));
-            } else {
-                if let Some(mine) = owned {
-                    if mine != handle {
-                        st.owned.remove(name);
-                        fx.push(Effect::Log(format!(
-                            "Global name {name} is held by :{handle:08x}; the registration of :{mine:08x} was refused by the master"
-                        )));
-                    }
-                }
-                self.bind_locked(st, name, handle, &mut fx);
             }
         }
-        self.run(fx);
+        self.bind(name, handle, now, out);
     }
 
-    /// REGISTER from a local service: bind now, tell the master.
-    pub fn register(&self, name: &str, handle: u32) {
+    /// REGISTER from a local service: bind now, tell the master. A name
+    /// bound to another handle stays with it while its holder lives
+    /// (`local_alive` answers for this node's handles).
+    pub fn register(
+        &mut self,
+        name: &str,
+        handle: u32,
+        local_alive: impl Fn(u32) -> bool,
+        now: impl Fn() -> Instant,
+        out: &mut Vec<Action<L>>,
+    ) {
         let gn = match GlobalName::new(name) {
             Ok(gn) => gn,
             Err(e) => {
-                self.log(&format!("Invalid global name {name:?}: {e}"));
+                out.push(Action::Log(format!("Invalid global name {name:?}: {e}")));
                 return;
             }
         };
         if handle == 0 {
-            self.log(&format!("Invalid handle 0 for global name {name}"));
+            out.push(Action::Log(format!(
+                "Invalid handle 0 for global name {name}"
+            )));
             return;
         }
-        let mut fx = Vec::new();
-        {
-            let mut st = self.st.lock();
-            let st = &mut *st;
-            match st.names.get(name) {
-                Some(&old) if old != handle && self.holder_alive(st, old) => {
-                    fx.push(Effect::Log(format!(
-                        "Global name {name} is already registered to :{old:08x}; refusing :{handle:08x}"
-                    )));
+        if let Some(&old) = self.names.get(name) {
+            let old_alive = || {
+                if Handle(old).is_remote(self.own) {
+                    self.is_up(Handle(old).harbor())
+                } else {
+                    local_alive(old)
                 }
-                _ => {
-                    st.owned.insert(name.to_string(), handle);
-                    if let Some(tx) = &st.master {
-                        let _ = tx.send(MasterPacket::Register {
-                            name: gn,
-                            handle: Handle(handle),
-                        });
-                    }
-                    self.bind_locked(st, name, handle, &mut fx);
-                }
+            };
+            if old != handle && old_alive() {
+                out.push(Action::Log(format!(
+                    "Global name {name} is already registered to :{old:08x}; refusing :{handle:08x}"
+                )));
+                return;
             }
         }
-        self.run(fx);
-    }
-
-    fn holder_alive(&self, st: &State, handle: u32) -> bool {
-        let harbor = (handle >> 24) as u8;
-        if harbor == self.own || harbor == 0 {
-            kernel().grab(handle).is_some()
-        } else {
-            matches!(st.peers[harbor as usize].status, Status::Up(_))
+        self.owned.insert(name.to_string(), handle);
+        if self.master_connected {
+            out.push(Action::ToMaster(MasterPacket::Register {
+                name: gn,
+                handle: Handle(handle),
+            }));
         }
+        self.bind(name, handle, now, out);
     }
 
     /// QUERYNAME for a global name: the handle now, or when it is bound.
-    pub fn queryname(&self, name: &str, w: Waiter) {
-        let mut fx = Vec::new();
-        {
-            let mut st = self.st.lock();
-            if let Some(&h) = st.names.get(name) {
-                fx.push(Effect::Reply {
-                    to: w.source,
-                    session: w.session,
-                    data: pack_handle(h),
-                });
-            } else {
-                st.name_waiters.entry(name.to_string()).or_default().push(w);
-                Self::query_master_locked(&mut st, name);
-            }
+    pub fn query_name(&mut self, name: &str, w: Waiter, out: &mut Vec<Action<L>>) {
+        if let Some(&h) = self.names.get(name) {
+            out.push(Action::Reply {
+                to: w.source,
+                session: w.session,
+                data: pack_handle(h),
+            });
+        } else {
+            self.name_waiters
+                .entry(name.to_string())
+                .or_default()
+                .push(w);
+            self.query_master(name, out);
         }
-        self.run(fx);
     }
 
     // ------------------------------------------------------------ waiters
 
     /// LINK: answered when harbor `id` goes down (at once if it is not linked).
-    pub fn link_waiter(&self, id: u8, w: Waiter) {
-        let mut st = self.st.lock();
-        let peer = &mut st.peers[id as usize];
-        if id != self.own && matches!(peer.status, Status::Up(_)) {
-            peer.link_waiters.push(w);
+    pub fn link_waiter(&mut self, id: u8, w: Waiter, out: &mut Vec<Action<L>>) {
+        if id != self.own && self.is_up(id) {
+            self.peer(id).link_waiters.push(w);
         } else {
-            drop(st);
-            self.run(vec![Effect::Reply {
-                to: w.source,
-                session: w.session,
-                data: Vec::new(),
-            }]);
+            out.push(Action::reply_empty(w));
         }
     }
 
     /// CONNECT: answered when harbor `id` is linked (at once if it is).
-    pub fn connect_waiter(&self, id: u8, w: Waiter) {
-        let mut st = self.st.lock();
-        let peer = &mut st.peers[id as usize];
-        if id == self.own || matches!(peer.status, Status::Up(_)) {
-            drop(st);
-            self.run(vec![Effect::Reply {
-                to: w.source,
-                session: w.session,
-                data: Vec::new(),
-            }]);
+    pub fn connect_waiter(&mut self, id: u8, w: Waiter, out: &mut Vec<Action<L>>) {
+        if id == self.own || self.is_up(id) {
+            out.push(Action::reply_empty(w));
         } else {
-            peer.connect_waiters.push(w);
+            self.peer(id).connect_waiters.push(w);
         }
     }
 
     /// LINKMASTER: answered when the master connection is lost (at once if
     /// it is not connected).
-    pub fn master_waiter(&self, w: Waiter) {
-        let mut st = self.st.lock();
-        if st.master.is_some() {
-            st.master_waiters.push(w);
+    pub fn master_waiter(&mut self, w: Waiter, out: &mut Vec<Action<L>>) {
+        if self.master_connected {
+            self.master_waiters.push(w);
         } else {
-            drop(st);
-            self.run(vec![Effect::Reply {
-                to: w.source,
-                session: w.session,
-                data: Vec::new(),
-            }]);
+            out.push(Action::reply_empty(w));
         }
     }
 
     // ------------------------------------------------------------ master
 
     /// The master answered our `H` with `W n` (`first`: the first session of
-    /// this process). Sends `R` for every name we own and `Q` for every name
-    /// still waited for, then routes packets to `tx`.
-    pub fn master_connected(&self, tx: UnboundedSender<MasterPacket>, first: bool, n: usize) {
-        let mut fx = Vec::new();
-        {
-            let mut st = self.st.lock();
-            let st = &mut *st;
-            for (name, &h) in &st.owned {
-                if let Ok(gn) = GlobalName::new(name) {
-                    let _ = tx.send(MasterPacket::Register {
-                        name: gn,
-                        handle: Handle(h),
-                    });
-                }
-            }
-            if !first && !st.owned.is_empty() {
-                fx.push(Effect::Log(format!(
-                    "Re-registered {} global names with the master",
-                    st.owned.len()
-                )));
-            }
-            st.master = Some(tx);
-            st.queried.clear();
-            let wanted: Vec<String> = st
-                .name_queues
-                .keys()
-                .chain(st.name_waiters.keys())
-                .cloned()
-                .collect();
-            for name in wanted {
-                Self::query_master_locked(st, &name);
-            }
-            if first {
-                let got = st
-                    .peers
-                    .iter()
-                    .filter(|p| matches!(&p.status, Status::Up(l) if !l.initiated))
-                    .count();
-                if got >= n {
-                    fx.push(Effect::Log("Shakehand ready".into()));
-                } else {
-                    st.expect = Some((n, got));
-                }
+    /// this process): `R` for every name we own, `Q` for every name still
+    /// waited for.
+    pub fn master_connected(&mut self, first: bool, n: usize, out: &mut Vec<Action<L>>) {
+        for (name, &h) in &self.owned {
+            if let Ok(gn) = GlobalName::new(name) {
+                out.push(Action::ToMaster(MasterPacket::Register {
+                    name: gn,
+                    handle: Handle(h),
+                }));
             }
         }
-        self.run(fx);
+        if !first && !self.owned.is_empty() {
+            out.push(Action::Log(format!(
+                "Re-registered {} global names with the master",
+                self.owned.len()
+            )));
+        }
+        self.master_connected = true;
+        self.queried.clear();
+        let wanted: Vec<String> = self
+            .name_queues
+            .keys()
+            .chain(self.name_waiters.keys())
+            .cloned()
+            .collect();
+        for name in wanted {
+            self.query_master(&name, out);
+        }
+        if first {
+            let got = self
+                .peers
+                .iter()
+                .filter(|p| matches!(&p.status, Status::Up(l) if !l.initiated))
+                .count();
+            if got >= n {
+                out.push(Action::Log("Shakehand ready".into()));
+            } else {
+                self.expect = Some((n, got));
+            }
+        }
     }
 
     /// The master connection ended: LINKMASTER waiters return.
-    pub fn master_lost(&self) {
-        let mut fx = Vec::new();
-        {
-            let mut st = self.st.lock();
-            st.master = None;
-            st.queried.clear();
-            for w in st.master_waiters.drain(..) {
-                fx.push(Effect::Reply {
-                    to: w.source,
-                    session: w.session,
-                    data: Vec::new(),
-                });
-            }
-        }
-        self.run(fx);
+    pub fn master_lost(&mut self, out: &mut Vec<Action<L>>) {
+        self.master_connected = false;
+        self.queried.clear();
+        out.extend(self.master_waiters.drain(..).map(Action::reply_empty));
     }
 
     /// `C id addr`: connect to that (newer) harbor.
-    pub fn on_connect(self: &Arc<Self>, id: u8, address: String) {
+    pub fn on_connect(&mut self, id: u8, address: String, out: &mut Vec<Action<L>>) {
         if id == 0 || id == self.own {
-            self.log(&format!(
+            out.push(Action::Log(format!(
                 "Ignore connect request to harbor {id} ({address})"
-            ));
+            )));
             return;
         }
-        let mut st = self.st.lock();
-        let peer = &mut st.peers[id as usize];
+        let peer = self.peer(id);
         let same = peer.address.as_deref() == Some(address.as_str());
         peer.address = Some(address.clone());
         match peer.status {
@@ -601,333 +594,822 @@ impl Cluster {
         }
         peer.status = Status::Connecting;
         peer.attempt += 1;
-        let gen = peer.attempt;
-        drop(st);
-        self.rt
-            .spawn(link::connector(self.clone(), id, address, gen, false));
+        out.push(Action::Dial {
+            harbor: id,
+            address,
+            attempt: peer.attempt,
+            reconnect: false,
+        });
     }
 
-    /// True while a connector started with `gen` is still wanted.
-    pub fn attempt_current(&self, id: u8, gen: u64) -> bool {
-        self.st.lock().peers[id as usize].attempt == gen
+    /// True while a connector started for `attempt` is still wanted.
+    pub fn attempt_current(&self, id: u8, attempt: u64) -> bool {
+        self.peers[usize::from(id)].attempt == attempt
     }
 
     /// A connector for a `C` gave up.
-    pub fn connect_failed(&self, id: u8, gen: u64, reason: &str) {
-        let mut fx = Vec::new();
-        {
-            let mut st = self.st.lock();
-            if st.peers[id as usize].attempt != gen {
-                return;
-            }
-            self.down_locked(&mut st, id, reason, &mut fx);
+    pub fn connect_failed(&mut self, id: u8, attempt: u64, reason: &str, out: &mut Vec<Action<L>>) {
+        if self.attempt_current(id, attempt) {
+            self.down(id, reason, out);
         }
-        self.run(fx);
     }
 
     /// `D id` from the master.
-    pub fn on_down(&self, id: u8) {
+    pub fn on_down(&mut self, id: u8, out: &mut Vec<Action<L>>) {
         if id == 0 || id == self.own {
             return;
         }
-        let mut fx = Vec::new();
-        {
-            let mut st = self.st.lock();
-            if matches!(st.peers[id as usize].status, Status::Down) {
-                // Stop any reconnection attempt all the same.
-                st.peers[id as usize].attempt += 1;
-                return;
-            }
-            self.down_locked(&mut st, id, "the master reports it down", &mut fx);
+        let peer = self.peer(id);
+        if matches!(peer.status, Status::Down) {
+            // Stop any reconnection attempt all the same.
+            peer.attempt += 1;
+            return;
         }
-        self.run(fx);
+        self.down(id, "the master reports it down", out);
     }
 
     /// Marks harbor `id` down: its link is closed, queued messages and
     /// outstanding calls fail with ERROR, LINK waiters return.
-    fn down_locked(&self, st: &mut State, id: u8, reason: &str, fx: &mut Vec<Effect>) {
-        let peer = &mut st.peers[id as usize];
+    fn down(&mut self, id: u8, reason: &str, out: &mut Vec<Action<L>>) {
+        let peer = &mut self.peers[usize::from(id)];
         let old = std::mem::replace(&mut peer.status, Status::Down);
         peer.attempt += 1;
-        if let Status::Up(link) = &old {
-            link.direct.close();
-            link.kill.notify_one();
+        if let Status::Up(up) = old {
+            out.push(Action::CloseLink(up.link));
         }
-        let queued: Vec<Queued> = peer.queue.drain(..).collect();
-        for q in &queued {
-            bounce(fx, q.dest, &q.msg);
+        let queued = peer.queue.len();
+        for q in peer.queue.drain(..) {
+            out.extend(Action::bounce(q.dest, &q.msg));
         }
-        for w in peer.link_waiters.drain(..) {
-            fx.push(Effect::Reply {
-                to: w.source,
-                session: w.session,
-                data: Vec::new(),
-            });
-        }
-        let failed: Vec<(u32, i32)> = st
+        out.extend(peer.link_waiters.drain(..).map(Action::reply_empty));
+        let failed: Vec<(u32, i32)> = self
             .pending
             .iter()
             .filter(|(_, p)| p.harbor == id)
             .map(|(k, _)| *k)
             .collect();
         for key in &failed {
-            if let Some(p) = st.pending.remove(key) {
-                fx.push(Effect::Bounce {
+            if let Some(p) = self.pending.remove(key) {
+                out.push(Action::Bounce {
                     from: p.dest,
                     to: key.0,
                     session: key.1,
                 });
             }
         }
-        fx.push(Effect::Log(format!(
-            "Harbor {id} down: {reason} ({} pending calls failed, {} queued messages dropped)",
+        out.push(Action::Log(format!(
+            "Harbor {id} down: {reason} ({} pending calls failed, {queued} queued messages dropped)",
             failed.len(),
-            queued.len()
         )));
     }
 
     // ------------------------------------------------------------ links
 
-    /// A handshake with harbor `id` succeeded (`initiated`: we connected).
-    /// Makes it the harbor's link and flushes its queue. False when the
-    /// connection is not wanted any more (a stale connector).
-    pub fn attach(
-        self: &Arc<Self>,
+    /// A handshake with harbor `id` succeeded: `link` (numbered `link_id`)
+    /// becomes its link and its queue is flushed into it. `initiated`: we
+    /// connected, for the connector of `attempt`; `peer_addr` is for the log.
+    /// False when the connection is not wanted any more (a stale connector):
+    /// nothing changed, and the caller drops it.
+    #[allow(clippy::too_many_arguments)]
+    pub fn link_up(
+        &mut self,
         id: u8,
-        stream: tokio::net::TcpStream,
+        link: L,
+        link_id: u64,
         initiated: bool,
-        gen: Option<u64>,
+        attempt: Option<u64>,
+        peer_addr: &str,
+        out: &mut Vec<Action<L>>,
     ) -> bool {
-        let peer_addr = stream
-            .peer_addr()
-            .map(|a| a.to_string())
-            .unwrap_or_default();
-        let mut fx = Vec::new();
-        {
-            let mut st = self.st.lock();
-            let st = &mut *st;
-            if let Some(g) = gen {
-                if st.peers[id as usize].attempt != g {
-                    return false;
-                }
-            }
-            if matches!(st.peers[id as usize].status, Status::Up(_)) {
-                self.down_locked(st, id, "replaced by a new connection", &mut fx);
-            }
-            let link_id = self.next_link.fetch_add(1, Ordering::Relaxed);
-            let (tx, rx) = unbounded_channel();
-            let kill = Arc::new(Notify::new());
-            let direct = Arc::new(DirectWriter::new(&stream));
-            let link = LinkRef {
-                id: link_id,
-                tx: tx.clone(),
-                direct: direct.clone(),
-                kill: kill.clone(),
-                initiated,
-            };
-            let State { peers, pending, .. } = st;
-            let peer = &mut peers[id as usize];
-            peer.attempt += 1;
-            let queued: Vec<Queued> = peer.queue.drain(..).collect();
-            let flushed = queued.len();
-            for q in queued {
-                self.write_locked(pending, &link, id, q.dest, q.msg, &mut fx);
-            }
-            peer.status = Status::Up(link);
-            for w in peer.connect_waiters.drain(..) {
-                fx.push(Effect::Reply {
-                    to: w.source,
-                    session: w.session,
-                    data: Vec::new(),
-                });
-            }
-            if initiated {
-                fx.push(Effect::Log(format!(
-                    "Connect to harbor {id} ({})",
-                    peer.address.as_deref().unwrap_or(&peer_addr)
-                )));
-            } else {
-                fx.push(Effect::Log(format!("Harbor {id} connected ({peer_addr})")));
-            }
-            if flushed > 0 {
-                fx.push(Effect::Log(format!(
-                    "Sent {flushed} messages queued for harbor {id}"
-                )));
-            }
-            if !initiated {
-                if let Some((want, got)) = st.expect.as_mut() {
-                    *got += 1;
-                    if *got >= *want {
-                        st.expect = None;
-                        fx.push(Effect::Log("Shakehand ready".into()));
-                    }
-                }
-            }
-            self.rt.spawn(link::run_link(
-                self.clone(),
-                id,
-                link_id,
-                stream,
-                link::LinkIo {
-                    tx,
-                    rx,
-                    kill,
-                    direct,
-                },
-            ));
+        if attempt.is_some_and(|a| !self.attempt_current(id, a)) {
+            return false;
         }
-        self.run(fx);
+        if self.is_up(id) {
+            self.down(id, "replaced by a new connection", out);
+        }
+        let up = UpLink {
+            link,
+            id: link_id,
+            initiated,
+        };
+        let ClusterState {
+            own,
+            peers,
+            pending,
+            expect,
+            ..
+        } = self;
+        let peer = &mut peers[usize::from(id)];
+        peer.attempt += 1;
+        let flushed = peer.queue.len();
+        for q in peer.queue.drain(..) {
+            write(*own, pending, &up, id, q.dest, q.msg, out);
+        }
+        peer.status = Status::Up(up);
+        out.extend(peer.connect_waiters.drain(..).map(Action::reply_empty));
+        if initiated {
+            out.push(Action::Log(format!(
+                "Connect to harbor {id} ({})",
+                peer.address.as_deref().unwrap_or(peer_addr)
+            )));
+        } else {
+            out.push(Action::Log(format!("Harbor {id} connected ({peer_addr})")));
+        }
+        if flushed > 0 {
+            out.push(Action::Log(format!(
+                "Sent {flushed} messages queued for harbor {id}"
+            )));
+        }
+        if !initiated {
+            if let Some((want, got)) = expect.as_mut() {
+                *got += 1;
+                if *got >= *want {
+                    *expect = None;
+                    out.push(Action::Log("Shakehand ready".into()));
+                }
+            }
+        }
         true
     }
 
-    /// The link task of harbor `id` ended. `protocol`: the peer sent bytes
-    /// that break the protocol (no reconnection then).
-    pub fn link_lost(self: &Arc<Self>, id: u8, link_id: u64, reason: &str, protocol: bool) {
-        let mut fx = Vec::new();
-        {
-            let mut st = self.st.lock();
-            let initiated = match &st.peers[id as usize].status {
-                Status::Up(l) if l.id == link_id => l.initiated,
-                _ => return,
-            };
-            self.down_locked(&mut st, id, reason, &mut fx);
-            let peer = &st.peers[id as usize];
-            if initiated && !protocol {
-                if let Some(addr) = peer.address.clone() {
-                    let gen = peer.attempt;
-                    self.rt
-                        .spawn(link::connector(self.clone(), id, addr, gen, true));
-                }
+    /// The link `link_id` of harbor `id` ended by itself. `protocol`: the
+    /// peer sent bytes that break the protocol (no reconnection then).
+    pub fn link_lost(
+        &mut self,
+        id: u8,
+        link_id: u64,
+        reason: &str,
+        protocol: bool,
+        out: &mut Vec<Action<L>>,
+    ) {
+        let initiated = match &self.peers[usize::from(id)].status {
+            Status::Up(up) if up.id == link_id => up.initiated,
+            _ => return,
+        };
+        self.down(id, reason, out);
+        let peer = &self.peers[usize::from(id)];
+        if initiated && !protocol {
+            if let Some(address) = peer.address.clone() {
+                out.push(Action::Dial {
+                    harbor: id,
+                    address,
+                    attempt: peer.attempt,
+                    reconnect: true,
+                });
             }
         }
-        self.run(fx);
-    }
-
-    /// A link task started: idle workers may read its socket from now on.
-    pub fn add_inbound(&self, i: Arc<link::Inbound>) {
-        let mut g = self.inbound.write();
-        let mut v = (**g).clone();
-        v.push(i);
-        *g = Arc::new(v);
-    }
-
-    /// A link task is ending.
-    pub fn remove_inbound(&self, i: &Arc<link::Inbound>) {
-        let mut g = self.inbound.write();
-        let v: Vec<_> = g.iter().filter(|x| !Arc::ptr_eq(x, i)).cloned().collect();
-        *g = Arc::new(v);
-    }
-
-    /// Fails messages that waited too long for a harbor that never linked.
-    pub fn expire_queues(&self) {
-        let mut fx = Vec::new();
-        {
-            let mut st = self.st.lock();
-            let now = Instant::now();
-            for (id, peer) in st.peers.iter_mut().enumerate() {
-                if peer.queue.is_empty() {
-                    continue;
-                }
-                let mut n = 0;
-                while let Some(q) = peer.queue.front() {
-                    if now.duration_since(q.at) < QUEUE_TIMEOUT {
-                        break;
-                    }
-                    let q = peer.queue.pop_front().unwrap();
-                    bounce(&mut fx, q.dest, &q.msg);
-                    n += 1;
-                }
-                if n > 0 {
-                    fx.push(Effect::Log(format!(
-                        "Drop {n} messages to harbor {id}: no link after {} s",
-                        QUEUE_TIMEOUT.as_secs()
-                    )));
-                }
-            }
-        }
-        self.run(fx);
     }
 }
 
-/// seri `pack(handle)`.
-pub fn pack_handle(handle: u32) -> Vec<u8> {
-    skynet_proto::seri::pack(&[skynet_proto::seri::Value::Integer(i64::from(handle))])
-        .unwrap_or_default()
+/// Writes `msg` to the link of harbor `harbor`, tracking it when it is a
+/// call from a local service (so that it fails if the harbor goes down).
+fn write<L: Clone>(
+    own: u8,
+    pending: &mut HashMap<(u32, i32), Pending>,
+    up: &UpLink<L>,
+    harbor: u8,
+    dest: u32,
+    msg: Message,
+    out: &mut Vec<Action<L>>,
+) {
+    let Message {
+        source,
+        session,
+        ptype: t,
+        data,
+    } = msg;
+    if session != 0 && is_request(t) && source != 0 && !Handle(source).is_remote(own) {
+        pending.insert((source, session), Pending { harbor, dest });
+    }
+    out.push(Action::Write {
+        link: up.link.clone(),
+        frame: HarborFrame {
+            source,
+            destination: dest,
+            ptype: t,
+            session,
+            payload: data,
+        },
+    });
 }
 
-impl RemoteRouter for Cluster {
-    fn send_handle(&self, dest: u32, msg: Message) {
-        let mut fx = Vec::new();
-        {
-            let mut st = self.st.lock();
-            self.route_locked(&mut st, dest, msg, &mut fx);
-        }
-        self.run(fx);
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Links are numbers here.
+    type A = Action<u64>;
+    const OWN: u8 = 1;
+    const CALLER: u32 = 0x0100_0010;
+    const ECHO2: u32 = 0x0200_0007;
+
+    fn t0() -> Instant {
+        Instant::now()
     }
 
-    fn send_name(&self, name: &str, msg: Message) {
-        let mut fx = Vec::new();
-        {
-            let mut st = self.st.lock();
-            if let Some(&h) = st.names.get(name) {
-                self.route_locked(&mut st, h, msg, &mut fx);
-            } else if name.is_empty() || name.len() > crate::harbor::GLOBALNAME_MAX {
-                fx.push(Effect::Log(format!("Invalid global name {name}")));
-                bounce(&mut fx, 0, &msg);
-            } else {
-                st.name_queues
-                    .entry(name.to_string())
-                    .or_default()
-                    .push(msg);
-                Self::query_master_locked(&mut st, name);
-            }
-        }
-        self.run(fx);
+    fn call(dest: u32, session: i32) -> (u32, Message) {
+        (
+            dest,
+            Message::new(CALLER, session, ptype::LUA, b"ping".to_vec()),
+        )
     }
-}
 
-thread_local! {
-    /// A worker's `poll` array for its looks at the links (kept to avoid an
-    /// allocation per look).
-    static POLL_SET: std::cell::RefCell<Vec<libc::pollfd>> = const { std::cell::RefCell::new(Vec::new()) };
-}
+    /// The actions of one event (whatever the event returns).
+    fn run<R>(f: impl FnOnce(&mut Vec<A>) -> R) -> Vec<A> {
+        let mut out = Vec::new();
+        f(&mut out);
+        out
+    }
 
-/// Idle workers read the links themselves (see [`super::reader`]).
-///
-/// With several links a look is one `poll` call over all of them (a call per
-/// link made a look cost a system call per harbor in a big cluster), then a
-/// read of those that have bytes.
-impl IdlePoller for Cluster {
-    fn poll(&self) -> bool {
-        let links = self.inbound.read().clone();
-        if links.len() <= 1 {
-            return links.first().is_some_and(|i| i.poll_worker(self, false));
+    fn bounce(from: u32, session: i32) -> A {
+        Action::Bounce {
+            from,
+            to: CALLER,
+            session,
         }
-        POLL_SET.with(|set| {
-            let mut fds = set.borrow_mut();
-            fds.clear();
-            fds.extend(links.iter().map(|i| libc::pollfd {
-                fd: i.reader.raw_fd(),
-                events: libc::POLLIN | libc::POLLRDHUP,
-                revents: 0,
-            }));
-            // SAFETY: `fds` is a valid array of `fds.len()` entries.
-            let ready = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, 0) };
-            let mut any = false;
-            for (i, p) in links.iter().zip(fds.iter()) {
-                if ready > 0 && p.revents != 0 {
-                    any |= i.poll_worker(self, true);
-                } else {
-                    i.reader.looked();
+    }
+
+    fn logs(actions: &[A]) -> Vec<&str> {
+        actions
+            .iter()
+            .filter_map(|a| match a {
+                Action::Log(l) => Some(l.as_str()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn frames(actions: &[A]) -> Vec<(u64, u32, i32)> {
+        actions
+            .iter()
+            .filter_map(|a| match a {
+                Action::Write { link, frame } => Some((*link, frame.destination, frame.session)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn name(s: &str) -> GlobalName {
+        GlobalName::new(s).unwrap()
+    }
+
+    /// A state whose master is connected and whose harbor 2 is up on link 7
+    /// (we connected to it after `C`).
+    fn linked() -> ClusterState<u64> {
+        let mut s = ClusterState::new(OWN);
+        run(|o| s.master_connected(true, 0, o));
+        let dial = run(|o| s.on_connect(2, "127.0.0.1:2527".into(), o));
+        let Action::Dial { attempt, .. } = dial[0] else {
+            panic!("{dial:?}")
+        };
+        assert!(
+            run(|o| assert!(s.link_up(2, 7, 7, true, Some(attempt), "x", o)))
+                .iter()
+                .all(|a| matches!(a, Action::Log(_)))
+        );
+        s
+    }
+
+    #[test]
+    fn local_destinations_are_delivered() {
+        let mut s = ClusterState::<u64>::new(OWN);
+        for dest in [0x0100_0003, 0x0000_0003] {
+            let (d, m) = call(dest, 1);
+            let out = run(|o| s.send(d, m, t0, o));
+            assert!(matches!(&out[..], [Action::Deliver { dest: x, .. }] if *x == dest));
+        }
+        // An undeliverable request is answered, a reply or a system message is not.
+        let m = Message::new(CALLER, 4, ptype::LUA, Vec::new());
+        assert_eq!(A::bounce(9, &m), Some(bounce(9, 4)));
+        let m = Message::new(CALLER, 4, ptype::RESPONSE, Vec::new());
+        assert_eq!(A::bounce(9, &m), None);
+        let m = Message::new(0, 4, ptype::LUA, Vec::new());
+        assert_eq!(A::bounce(9, &m), None);
+        let m = Message::new(CALLER, 4, ptype::MULTICAST, Vec::new());
+        assert_eq!(A::bounce(9, &m), None);
+    }
+
+    #[test]
+    fn join_queues_until_the_link_is_up_then_flushes_in_order() {
+        let mut s = ClusterState::<u64>::new(OWN);
+        let t = t0();
+        // Harbor 2 is not known yet: messages wait.
+        for session in 1..=3 {
+            let (d, m) = call(ECHO2, session);
+            assert!(run(|o| s.send(d, m, || t, o)).is_empty());
+        }
+        let waiter = Waiter {
+            source: CALLER,
+            session: 50,
+        };
+        assert!(run(|o| s.connect_waiter(2, waiter, o)).is_empty());
+        let dial = run(|o| s.on_connect(2, "127.0.0.1:2527".into(), o));
+        assert_eq!(
+            dial,
+            vec![Action::Dial {
+                harbor: 2,
+                address: "127.0.0.1:2527".into(),
+                attempt: 1,
+                reconnect: false
+            }]
+        );
+        // The same `C` again while connecting starts nothing new.
+        assert!(run(|o| s.on_connect(2, "127.0.0.1:2527".into(), o)).is_empty());
+        assert!(s.attempt_current(2, 1));
+        let up = run(|o| assert!(s.link_up(2, 7, 7, true, Some(1), "x", o)));
+        assert_eq!(
+            frames(&up),
+            vec![(7, ECHO2, 1), (7, ECHO2, 2), (7, ECHO2, 3)]
+        );
+        assert!(up.contains(&Action::Reply {
+            to: CALLER,
+            session: 50,
+            data: Vec::new()
+        }));
+        assert_eq!(
+            logs(&up),
+            vec![
+                "Connect to harbor 2 (127.0.0.1:2527)",
+                "Sent 3 messages queued for harbor 2"
+            ]
+        );
+        assert_eq!(s.pending_calls(), 3);
+        assert!(!s.attempt_current(2, 1), "the connector is done");
+        // Once up, frames go straight to the link; CONNECT returns at once.
+        let (d, m) = call(ECHO2, 4);
+        assert_eq!(frames(&run(|o| s.send(d, m, t0, o))), vec![(7, ECHO2, 4)]);
+        assert_eq!(run(|o| s.connect_waiter(2, waiter, o)).len(), 1);
+    }
+
+    #[test]
+    fn frame_fields_and_which_calls_are_tracked() {
+        let mut s = linked();
+        let out = run(|o| {
+            s.send(
+                ECHO2,
+                Message::new(CALLER, 9, ptype::LUA, b"abc".to_vec()),
+                t0,
+                o,
+            )
+        });
+        assert_eq!(
+            out,
+            vec![Action::Write {
+                link: 7,
+                frame: HarborFrame {
+                    source: CALLER,
+                    destination: ECHO2,
+                    ptype: ptype::LUA,
+                    session: 9,
+                    payload: b"abc".to_vec(),
                 }
-            }
-            any
-        })
+            }]
+        );
+        assert_eq!(s.pending_calls(), 1);
+        // Not tracked: sends (session 0), replies, multicast, system sources,
+        // and requests forwarded for another harbor's service.
+        for (source, session, t) in [
+            (CALLER, 0, ptype::LUA),
+            (CALLER, 3, ptype::RESPONSE),
+            (CALLER, 3, ptype::ERROR),
+            (CALLER, 3, ptype::MULTICAST),
+            (0, 3, ptype::LUA),
+            (0x0300_0001, 3, ptype::LUA),
+        ] {
+            let out = run(|o| s.send(ECHO2, Message::new(source, session, t, Vec::new()), t0, o));
+            assert_eq!(frames(&out).len(), 1);
+        }
+        assert_eq!(s.pending_calls(), 1);
+        s.answered(CALLER, 9);
+        assert_eq!(s.pending_calls(), 0);
     }
 
-    fn sleeping(&self) {
-        for i in self.inbound.read().iter() {
-            i.reader.request_arm();
+    #[test]
+    fn refused_messages_fail_at_once() {
+        let mut s = linked();
+        let m = Message::new(CALLER, 5, ptype::SYSTEM, Vec::new());
+        let out = run(|o| s.send(ECHO2, m, t0, o));
+        assert_eq!(
+            out,
+            vec![
+                Action::Log(
+                    "Can't send a message of type 4 to remote :02000007 from :01000010".into()
+                ),
+                bounce(ECHO2, 5)
+            ]
+        );
+        let m = Message::new(CALLER, 6, ptype::LUA, vec![0; MAX_PAYLOAD_LEN + 1]);
+        let out = run(|o| s.send(ECHO2, m, t0, o));
+        assert!(logs(&out)[0].contains("is too large (16777204 bytes, the limit is 16777203)"));
+        assert_eq!(out[1], bounce(ECHO2, 6));
+        let m = Message::new(CALLER, 7, ptype::LUA, vec![0; MAX_PAYLOAD_LEN]);
+        assert_eq!(frames(&run(|o| s.send(ECHO2, m, t0, o))).len(), 1);
+    }
+
+    #[test]
+    fn link_down_fails_pending_calls_queued_messages_and_link_waiters() {
+        let mut s = linked();
+        for session in [1, 2] {
+            let (d, m) = call(ECHO2, session);
+            run(|o| s.send(d, m, t0, o));
         }
+        let (d, m) = call(0x0300_0001, 3);
+        run(|o| s.send(d, m, t0, o)); // queued for harbor 3
+        let w = Waiter {
+            source: CALLER,
+            session: 60,
+        };
+        assert!(run(|o| s.link_waiter(2, w, o)).is_empty());
+        let out = run(|o| s.link_lost(2, 7, "connection closed by the peer", false, o));
+        assert_eq!(out[0], Action::CloseLink(7));
+        let mut bounces: Vec<_> = out
+            .iter()
+            .filter(|a| matches!(a, Action::Bounce { .. }))
+            .collect();
+        bounces.sort_by_key(|a| format!("{a:?}"));
+        assert_eq!(bounces, vec![&bounce(ECHO2, 1), &bounce(ECHO2, 2)]);
+        assert!(out.contains(&Action::Reply {
+            to: CALLER,
+            session: 60,
+            data: Vec::new()
+        }));
+        assert!(logs(&out).contains(
+            &"Harbor 2 down: connection closed by the peer (2 pending calls failed, 0 queued messages dropped)"
+        ));
+        // We had connected: we dial again.
+        assert!(matches!(
+            out.last(),
+            Some(Action::Dial {
+                harbor: 2,
+                reconnect: true,
+                ..
+            })
+        ));
+        assert_eq!(s.pending_calls(), 0);
+        // Down: later sends fail at once; LINK returns at once.
+        let (d, m) = call(ECHO2, 4);
+        let out = run(|o| s.send(d, m, t0, o));
+        assert_eq!(
+            out,
+            vec![
+                Action::Log(
+                    "Drop message to harbor 2 from 1000010 to 2000007 (session = 4, msgsz = 4)"
+                        .into()
+                ),
+                bounce(ECHO2, 4)
+            ]
+        );
+        assert_eq!(run(|o| s.link_waiter(2, w, o)).len(), 1);
+        // A report from the old link after the fact changes nothing.
+        assert!(run(|o| s.link_lost(2, 7, "late", false, o)).is_empty());
+    }
+
+    #[test]
+    fn a_protocol_break_or_an_accepted_link_is_not_redialled() {
+        let mut s = linked();
+        let out = run(|o| s.link_lost(2, 7, "Malformed frame", true, o));
+        assert!(!out.iter().any(|a| matches!(a, Action::Dial { .. })));
+        // Harbor 3 connected to us: when its link ends, we wait for it.
+        assert!(
+            run(|o| assert!(s.link_up(3, 8, 8, false, None, "1.2.3.4:5", o)))
+                .contains(&Action::Log("Harbor 3 connected (1.2.3.4:5)".into()))
+        );
+        let out = run(|o| s.link_lost(3, 8, "reset", false, o));
+        assert_eq!(out[0], Action::CloseLink(8));
+        assert!(!out.iter().any(|a| matches!(a, Action::Dial { .. })));
+    }
+
+    #[test]
+    fn master_down_notice_stops_reconnection() {
+        let mut s = linked();
+        let out = run(|o| s.link_lost(2, 7, "reset", false, o));
+        let Some(Action::Dial { attempt, .. }) = out.last() else {
+            panic!("{out:?}")
+        };
+        let attempt = *attempt;
+        assert!(s.attempt_current(2, attempt));
+        assert!(run(|o| s.on_down(2, o)).is_empty(), "already down");
+        assert!(!s.attempt_current(2, attempt), "the redialler gives up");
+        // A stale connector's connection is refused, and nothing changes.
+        assert!(run(|o| assert!(!s.link_up(2, 9, 9, true, Some(attempt), "x", o))).is_empty());
+        // D for an up harbor closes its link; D for us or for 0 is ignored.
+        let mut s = linked();
+        let out = run(|o| s.on_down(2, o));
+        assert_eq!(out[0], Action::CloseLink(7));
+        assert!(logs(&out)[0].starts_with("Harbor 2 down: the master reports it down"));
+        assert!(run(|o| s.on_down(OWN, o)).is_empty());
+        assert!(run(|o| s.on_down(0, o)).is_empty());
+    }
+
+    #[test]
+    fn connect_failure_marks_the_harbor_down() {
+        let mut s = ClusterState::<u64>::new(OWN);
+        let (d, m) = call(ECHO2, 1);
+        run(|o| s.send(d, m, t0, o));
+        run(|o| s.on_connect(2, "a:1".into(), o));
+        // A failure of an older attempt is ignored.
+        assert!(run(|o| s.connect_failed(2, 0, "old", o)).is_empty());
+        let out = run(|o| s.connect_failed(2, 1, "Can't connect to harbor 2 (a:1): refused", o));
+        assert_eq!(out[0], bounce(ECHO2, 1));
+        assert_eq!(
+            logs(&out),
+            vec!["Harbor 2 down: Can't connect to harbor 2 (a:1): refused (0 pending calls failed, 1 queued messages dropped)"]
+        );
+        // Our own id and 0 are never dialled.
+        let out = run(|o| s.on_connect(OWN, "b:1".into(), o));
+        assert_eq!(logs(&out), vec!["Ignore connect request to harbor 1 (b:1)"]);
+    }
+
+    #[test]
+    fn rejoin_after_down_and_duplicate_link() {
+        let mut s = linked();
+        run(|o| s.on_down(2, o));
+        // The harbor rejoins: `C` again, a new link; later sends flow.
+        let dial = run(|o| s.on_connect(2, "127.0.0.1:2527".into(), o));
+        let Action::Dial { attempt, .. } = dial[0] else {
+            panic!("{dial:?}")
+        };
+        assert!(
+            run(|o| assert!(s.link_up(2, 11, 11, true, Some(attempt), "x", o)))
+                .iter()
+                .all(|a| matches!(a, Action::Log(_)))
+        );
+        let (d, m) = call(ECHO2, 1);
+        assert_eq!(frames(&run(|o| s.send(d, m, t0, o))), vec![(11, ECHO2, 1)]);
+        // A second connection for a harbor that is up replaces the first:
+        // calls on the old link fail, the old link is closed.
+        let out = run(|o| assert!(s.link_up(2, 12, 12, false, None, "y", o)));
+        assert_eq!(out[0], Action::CloseLink(11));
+        assert_eq!(out[1], bounce(ECHO2, 1));
+        assert!(logs(&out)[0].starts_with("Harbor 2 down: replaced by a new connection"));
+        let (d, m) = call(ECHO2, 2);
+        assert_eq!(frames(&run(|o| s.send(d, m, t0, o))), vec![(12, ECHO2, 2)]);
+        // The end of the replaced link is not the end of the new one.
+        assert!(run(|o| s.link_lost(2, 11, "closed", false, o)).is_empty());
+    }
+
+    #[test]
+    fn queue_expires_after_its_timeout() {
+        let mut s = ClusterState::<u64>::new(OWN);
+        let t = t0();
+        let (d, m) = call(ECHO2, 1);
+        run(|o| s.send(d, m, || t, o));
+        // A reply expires without an answer.
+        run(|o| {
+            s.send(
+                ECHO2,
+                Message::new(CALLER, 5, ptype::RESPONSE, Vec::new()),
+                || t,
+                o,
+            )
+        });
+        let (d, m) = call(ECHO2, 2);
+        run(|o| s.send(d, m, || t + Duration::from_secs(5), o));
+        assert!(
+            run(|o| s.expire_queues(t + QUEUE_TIMEOUT - Duration::from_millis(1), o)).is_empty()
+        );
+        let out = run(|o| s.expire_queues(t + QUEUE_TIMEOUT, o));
+        assert_eq!(
+            out,
+            vec![
+                bounce(ECHO2, 1),
+                Action::Log("Drop 2 messages to harbor 2: no link after 10 s".into())
+            ]
+        );
+        let out = run(|o| s.expire_queues(t + QUEUE_TIMEOUT + Duration::from_secs(5), o));
+        assert_eq!(out[0], bounce(ECHO2, 2));
+        assert!(run(|o| s.expire_queues(t + Duration::from_secs(60), o)).is_empty());
+    }
+
+    #[test]
+    fn names_resolve_queue_and_query_the_master_once() {
+        let mut s = ClusterState::<u64>::new(OWN);
+        // The master is not connected: nothing is asked yet.
+        run(|o| s.master_connected(true, 0, o));
+        run(|o| s.master_lost(o));
+        let m = Message::new(CALLER, 1, ptype::LUA, Vec::new());
+        assert!(run(|o| s.send_name("ECHO", m, t0, o)).is_empty());
+        let w = Waiter {
+            source: CALLER,
+            session: 70,
+        };
+        assert!(run(|o| s.query_name("ECHO", w, o)).is_empty());
+        // Connected: one `Q` per name still wanted.
+        let out = run(|o| s.master_connected(false, 0, o));
+        assert_eq!(
+            out,
+            vec![Action::ToMaster(MasterPacket::Query { name: name("ECHO") })]
+        );
+        let m = Message::new(CALLER, 2, ptype::LUA, Vec::new());
+        assert!(
+            run(|o| s.send_name("ECHO", m, t0, o)).is_empty(),
+            "asked already"
+        );
+        // `N`: waiters are answered, queued messages go (here: queued for
+        // harbor 2, which is not linked).
+        let out = run(|o| s.on_name("ECHO", ECHO2, t0, o));
+        assert_eq!(
+            out,
+            vec![Action::Reply {
+                to: CALLER,
+                session: 70,
+                data: pack_handle(ECHO2)
+            }]
+        );
+        let out = run(|o| s.query_name("ECHO", w, o));
+        assert_eq!(out.len(), 1, "known now");
+        // A name resolved to a local handle is delivered.
+        run(|o| s.on_name("LOCAL", 0x0000_0042, t0, o));
+        let m = Message::new(CALLER, 3, ptype::LUA, Vec::new());
+        assert!(matches!(
+            &run(|o| s.send_name("LOCAL", m, t0, o))[..],
+            [Action::Deliver {
+                dest: 0x0000_0042,
+                ..
+            }]
+        ));
+        // Invalid names fail at once.
+        let m = Message::new(CALLER, 4, ptype::LUA, Vec::new());
+        let out = run(|o| s.send_name("SIXTEEN_LETTERS_", m, t0, o));
+        assert_eq!(
+            out,
+            vec![
+                Action::Log("Invalid global name SIXTEEN_LETTERS_".into()),
+                bounce(0, 4)
+            ]
+        );
+    }
+
+    #[test]
+    fn names_of_this_harbor_must_be_our_own() {
+        let mut s = ClusterState::<u64>::new(OWN);
+        let out = run(|o| s.on_name("OLD", 0x0100_0005, t0, o));
+        assert_eq!(
+            logs(&out),
+            vec!["Ignore stale global name OLD = :01000005 (not registered by this node)"]
+        );
+        let w = Waiter {
+            source: CALLER,
+            session: 1,
+        };
+        assert!(run(|o| s.query_name("OLD", w, o)).is_empty(), "not bound");
+        run(|o| s.register("OLD", 0x0100_0005, |_| true, t0, o));
+        assert!(run(|o| s.on_name("OLD", 0x0100_0005, t0, o)).is_empty());
+    }
+
+    #[test]
+    fn register_binds_and_is_repeated_to_every_new_master() {
+        let mut s = ClusterState::<u64>::new(OWN);
+        let w = Waiter {
+            source: CALLER,
+            session: 1,
+        };
+        run(|o| s.query_name("SVC", w, o));
+        // Before the master: bound and answered locally, sent later.
+        let out = run(|o| s.register("SVC", 0x0100_0020, |_| true, t0, o));
+        assert_eq!(
+            out,
+            vec![Action::Reply {
+                to: CALLER,
+                session: 1,
+                data: pack_handle(0x0100_0020)
+            }]
+        );
+        let r = || {
+            Action::ToMaster(MasterPacket::Register {
+                name: name("SVC"),
+                handle: Handle(0x0100_0020),
+            })
+        };
+        assert_eq!(
+            run(|o| s.master_connected(true, 0, o)),
+            vec![r(), Action::Log("Shakehand ready".into())]
+        );
+        // Connected: sent at once.
+        let out = run(|o| s.register("OTHER", 0x0100_0021, |_| true, t0, o));
+        assert!(matches!(
+            &out[..],
+            [Action::ToMaster(MasterPacket::Register { .. })]
+        ));
+        // After a master restart, every owned name again.
+        run(|o| s.master_lost(o));
+        let out = run(|o| s.master_connected(false, 0, o));
+        assert_eq!(out.len(), 3);
+        assert!(out.contains(&r()));
+        assert_eq!(
+            out[2],
+            Action::Log("Re-registered 2 global names with the master".into())
+        );
+        // A live holder keeps its name; a dead one loses it.
+        let out = run(|o| s.register("SVC", 0x0100_0030, |_| true, t0, o));
+        assert_eq!(
+            logs(&out),
+            vec!["Global name SVC is already registered to :01000020; refusing :01000030"]
+        );
+        let out = run(|o| s.register("SVC", 0x0100_0030, |_| false, t0, o));
+        assert!(matches!(
+            &out[..],
+            [Action::ToMaster(MasterPacket::Register {
+                handle: Handle(0x0100_0030),
+                ..
+            })]
+        ));
+        // The master gives the name to another harbor: we stop owning it.
+        let out = run(|o| s.on_name("SVC", ECHO2, t0, o));
+        assert_eq!(
+            logs(&out),
+            vec!["Global name SVC is held by :02000007; the registration of :01000030 was refused by the master"]
+        );
+        // Bad registrations are logged and ignored.
+        let out = run(|o| s.register(".local", 5, |_| true, t0, o));
+        assert_eq!(
+            logs(&out),
+            vec!["Invalid global name \".local\": \".local\" is a local name, not a global one"]
+        );
+        let out = run(|o| s.register("ZERO", 0, |_| true, t0, o));
+        assert_eq!(logs(&out), vec!["Invalid handle 0 for global name ZERO"]);
+    }
+
+    #[test]
+    fn a_name_held_on_a_linked_harbor_stays_there() {
+        let mut s = linked();
+        run(|o| s.on_name("ECHO", ECHO2, t0, o));
+        let out = run(|o| s.register("ECHO", 0x0100_0020, |_| false, t0, o));
+        assert_eq!(logs(&out).len(), 1, "harbor 2 is up: refused");
+        run(|o| s.on_down(2, o));
+        let out = run(|o| s.register("ECHO", 0x0100_0020, |_| false, t0, o));
+        assert!(logs(&out).is_empty(), "harbor 2 is down: taken over");
+    }
+
+    #[test]
+    fn master_lost_answers_linkmaster_and_asks_again_later() {
+        let mut s = ClusterState::<u64>::new(OWN);
+        let w = Waiter {
+            source: CALLER,
+            session: 80,
+        };
+        assert_eq!(
+            run(|o| s.master_waiter(w, o)).len(),
+            1,
+            "not connected: at once"
+        );
+        run(|o| s.master_connected(true, 0, o));
+        assert!(run(|o| s.master_waiter(w, o)).is_empty());
+        let q = run(|o| s.query_name("LATER", w, o));
+        assert_eq!(q.len(), 1, "Q sent");
+        let out = run(|o| s.master_lost(o));
+        assert_eq!(
+            out,
+            vec![Action::Reply {
+                to: CALLER,
+                session: 80,
+                data: Vec::new()
+            }]
+        );
+        // The query was lost with the master: asked again on the next one.
+        assert_eq!(run(|o| s.master_connected(false, 0, o)), q);
+    }
+
+    #[test]
+    fn shakehand_ready_when_the_announced_harbors_connected() {
+        let mut s = ClusterState::<u64>::new(5);
+        // Harbor 2 connected before the master's `W 2` arrived.
+        run(|o| s.link_up(2, 1, 1, false, None, "a", o));
+        assert!(logs(&run(|o| s.master_connected(true, 3, o))).is_empty());
+        assert!(
+            !logs(&run(|o| s.link_up(3, 2, 2, false, None, "b", o))).contains(&"Shakehand ready")
+        );
+        // A link we initiated does not count; the second accepted one does.
+        run(|o| s.on_connect(4, "c:1".into(), o));
+        assert!(
+            !logs(&run(|o| s.link_up(4, 3, 3, true, Some(1), "c", o))).contains(&"Shakehand ready")
+        );
+        let out = run(|o| s.link_up(6, 4, 4, false, None, "d", o));
+        assert!(logs(&out).contains(&"Shakehand ready"));
+    }
+
+    #[test]
+    fn write_failure_fails_the_call_at_once() {
+        let mut s = linked();
+        let (d, m) = call(ECHO2, 3);
+        run(|o| s.send(d, m, t0, o));
+        assert_eq!(s.pending_calls(), 1);
+        let out = run(|o| s.write_failed(CALLER, ECHO2, ptype::LUA, 3, o));
+        assert_eq!(out, vec![bounce(ECHO2, 3)]);
+        assert_eq!(s.pending_calls(), 0);
+        assert!(run(|o| s.write_failed(CALLER, ECHO2, ptype::RESPONSE, 3, o)).is_empty());
+    }
+
+    #[test]
+    fn link_and_connect_waiters_for_our_own_id_return_at_once() {
+        let mut s = ClusterState::<u64>::new(OWN);
+        let w = Waiter {
+            source: CALLER,
+            session: 1,
+        };
+        assert_eq!(run(|o| s.link_waiter(OWN, w, o)).len(), 1);
+        assert_eq!(run(|o| s.connect_waiter(OWN, w, o)).len(), 1);
+        assert_eq!(run(|o| s.link_waiter(9, w, o)).len(), 1, "not linked");
+        assert!(run(|o| s.connect_waiter(9, w, o)).is_empty());
     }
 }

@@ -3,28 +3,24 @@
 //!
 //! A worker that has nothing to run polls the run queue for a short while
 //! before it sleeps ([`crate::scheduler::SPIN`]); meanwhile it also reads the
-//! links itself, without blocking. A reply from another node that arrives in
-//! that window goes from the socket to its service's queue on the worker that
-//! will run it: no I/O-thread wake-up and no worker wake-up on the way, which
-//! is most of the latency of a cross-node call on a small machine.
+//! links itself, without blocking ([`ReadSide::drain_worker`]). A reply from
+//! another node that arrives in that window goes from the socket to its
+//! service's queue on the worker that will run it, with no I/O-thread and no
+//! worker wake-up on the way.
 //!
-//! The link task reads when workers do not. It is *armed* (the socket is
-//! registered with the harbor thread's poller for reading) or *disarmed*
-//! (not registered, so arriving bytes wake nobody: on a 2-core VM that
-//! wake-up, made by the peer's send while it holds the socket's lock, cost
-//! more than the read itself). It disarms after a readiness wake-up when
-//! workers looked at the link since the previous one and none of them fell
-//! asleep meanwhile, whether or not the wake-up found bytes: the harbor
-//! thread, woken at once, often reads a frame before the spinning worker
-//! gets its core back, and staying armed for that kept it waking for most
-//! frames (8-12 k wake-ups a second per node in sequential cross-node
-//! calls, against ~0.7 k for both nodes together with this rule). Disarmed, it
-//! still reads the link every tick ([`DISARMED_TICK`], growing to
-//! [`DISARMED_TICK_MAX`] while workers keep looking), and it arms again when
-//! a worker goes to sleep ([`LinkReader::request_arm`]) or when no worker
-//! looked at the link for a whole tick (all of them busy). So a frame waits
-//! for nobody while a worker is idle (awake or asleep), and for at most one
-//! tick (8 ms) while every worker is busy.
+//! The link task reads when workers do not ([`ReadSide::run_task`]). It is
+//! *armed* (the socket is registered with the harbor thread's poller for
+//! reading) or *disarmed* (not registered, so arriving bytes wake nobody).
+//! It disarms after a readiness wake-up when workers looked at the link since
+//! the previous one and none of them fell asleep meanwhile, whether or not the
+//! wake-up found bytes. Disarmed, it still reads the link every tick
+//! ([`DISARMED_TICK`], growing to [`DISARMED_TICK_MAX`] while workers keep
+//! looking), and it arms again when a worker goes to sleep
+//! ([`ReadSide::request_arm`]) or when no worker looked at the link for a
+//! whole tick (all of them busy). So a frame waits for nobody while a worker
+//! is idle (awake or asleep), and for at most one tick (8 ms) while every
+//! worker is busy. Why these rules, with measurements: docs/performance.md,
+//! "Cluster links".
 //!
 //! One lock covers the socket's read direction and the partial frame: whoever
 //! holds it reads and delivers complete frames in order, so frames are never
@@ -32,14 +28,17 @@
 //! waits for it. A worker that meets the end of the link (EOF, an error, a
 //! malformed frame) records it and wakes the task, which reports it.
 
-use super::frame::{self, Trailer};
-use super::link::LinkEnd;
+use super::end::LinkEnd;
+use crate::cluster::net::LinkFd;
 use bytes::{Buf, BytesMut};
 use parking_lot::Mutex;
+use skynet_proto::harbor::{HarborCodecError, HarborFrame, Trailer, MAX_FRAME_LEN, TRAILER_LEN};
 use std::io::{self, ErrorKind};
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, Ordering};
 use std::time::Duration;
+use tokio::io::unix::AsyncFd;
+use tokio::io::Interest;
 use tokio::sync::Notify;
 
 /// While the task is disarmed it reads the link and checks that workers
@@ -51,13 +50,14 @@ pub const DISARMED_TICK_MAX: Duration = Duration::from_millis(8);
 /// Read buffer growth step; also the most a worker reads in one poll.
 const READ_CHUNK: usize = 64 * 1024;
 
-pub struct LinkReader {
-    pub harbor: u8,
-    inner: Mutex<ReadSide>,
+/// The read direction of one link's socket.
+pub struct ReadSide {
+    harbor: u8,
+    inner: Mutex<Locked>,
     /// The link is over (or closing): workers skip it.
     ended: AtomicBool,
     /// A worker found the end of the link, or asks the task to arm.
-    pub wake: Notify,
+    wake: Notify,
     /// How many times workers looked at the socket (a disarmed task arms
     /// when this stops moving).
     looks: AtomicU64,
@@ -70,7 +70,8 @@ pub struct LinkReader {
     raw_fd: AtomicI32,
 }
 
-struct ReadSide {
+/// What the reading thread holds.
+struct Locked {
     /// A duplicate of the link's socket (non-blocking) for workers.
     fd: Option<OwnedFd>,
     /// Bytes read and not yet delivered (at most a partial frame between
@@ -88,15 +89,15 @@ pub enum Drained {
     End(LinkEnd),
 }
 
-impl LinkReader {
+impl ReadSide {
     /// For the socket of a link. Without a duplicate nobody can read it:
-    /// the task reports the link lost ([`Self::dup_fd`] gives nothing).
-    pub fn new(harbor: u8, socket: &impl AsFd) -> LinkReader {
+    /// the task reports the link lost.
+    pub fn new(harbor: u8, socket: &impl AsFd) -> ReadSide {
         let fd = socket.as_fd().try_clone_to_owned().ok();
-        LinkReader {
+        ReadSide {
             harbor,
             raw_fd: AtomicI32::new(fd.as_ref().map_or(-1, |f| f.as_raw_fd())),
-            inner: Mutex::new(ReadSide {
+            inner: Mutex::new(Locked {
                 fd,
                 buf: BytesMut::with_capacity(READ_CHUNK),
                 end: None,
@@ -122,32 +123,28 @@ impl LinkReader {
     }
 
     /// Whether a worker went to sleep since the last call.
-    pub fn take_sleep_seen(&self) -> bool {
+    fn take_sleep_seen(&self) -> bool {
         self.sleep_seen.swap(false, Ordering::SeqCst)
     }
 
     /// The task records whether it is registered for readability.
-    pub fn set_armed(&self, armed: bool) {
+    fn set_armed(&self, armed: bool) {
         self.armed.store(armed, Ordering::SeqCst);
     }
 
     /// How many times workers have looked at the socket so far.
-    pub fn looks(&self) -> u64 {
+    fn looks(&self) -> u64 {
         self.looks.load(Ordering::Relaxed)
     }
 
     /// Another duplicate of the socket, for the task's registration.
-    pub fn dup_fd(&self) -> Option<OwnedFd> {
+    fn dup_fd(&self) -> Option<OwnedFd> {
         self.inner.lock().fd.as_ref()?.try_clone().ok()
     }
 
     /// The task's turn: reads the socket until it would block, or returns
     /// the end a worker found.
-    pub fn drain_task(
-        &self,
-        on_rx: impl FnMut(),
-        on_frame: impl FnMut(Trailer, Vec<u8>),
-    ) -> Drained {
+    fn drain_task(&self, on_rx: impl FnMut(), on_frame: impl FnMut(Trailer, Vec<u8>)) -> Drained {
         let mut side = self.inner.lock();
         if let Some(end) = side.end.take() {
             return Drained::End(end);
@@ -168,6 +165,94 @@ impl LinkReader {
             self.ended.store(true, Ordering::Release);
         }
         r
+    }
+
+    /// The task's reading, until the link is over: it waits for the socket
+    /// while armed, ticks while disarmed (see the module doc), and drains
+    /// whenever it wakes.
+    pub async fn run_task(
+        &self,
+        mut on_rx: impl FnMut(),
+        mut on_frame: impl FnMut(Trailer, Vec<u8>),
+    ) -> LinkEnd {
+        let Some(fd) = self.dup_fd() else {
+            return LinkEnd::Lost("link socket could not be duplicated".into());
+        };
+        // Registers for readability; sleeps seen until now are answered by it.
+        let arm = || {
+            // SAFETY: `fd` outlives every registration made here (they are
+            // dropped before it at the end of this function, or sooner).
+            let r = unsafe {
+                AsyncFd::register_with_interest(LinkFd(fd.as_raw_fd()), Interest::READABLE)
+            }
+            .map_err(|e| {
+                LinkEnd::Lost(format!(
+                    "link socket registration failed: {}",
+                    e.into_parts().1
+                ))
+            })?;
+            self.set_armed(true);
+            self.take_sleep_seen();
+            Ok(r)
+        };
+        let mut registration = match arm() {
+            Ok(r) => Some(r),
+            Err(end) => return end,
+        };
+        let mut looks = self.looks();
+        let mut tick = DISARMED_TICK;
+        loop {
+            let Some(r) = &registration else {
+                let asked = tokio::select! {
+                    () = tokio::time::sleep(tick) => false,
+                    () = self.wake.notified() => true,
+                };
+                let now = self.looks();
+                // Workers still look: check less often.
+                tick = (tick * 2).min(DISARMED_TICK_MAX);
+                if asked || now == looks {
+                    match arm() {
+                        Ok(r) => registration = Some(r),
+                        Err(end) => return end,
+                    }
+                }
+                looks = now;
+                // Whatever is there now (or the end a worker found).
+                if let Drained::End(end) = self.drain_task(&mut on_rx, &mut on_frame) {
+                    return end;
+                }
+                continue;
+            };
+            let mut guard = tokio::select! {
+                g = r.readable() => match g {
+                    Ok(g) => Some(g),
+                    Err(e) => return LinkEnd::Lost(format!("read failed: {e}")),
+                },
+                () = self.wake.notified() => None,
+            };
+            if let Drained::End(end) = self.drain_task(&mut on_rx, &mut on_frame) {
+                return end;
+            }
+            let woke_readable = guard.is_some();
+            if let Some(g) = guard.as_mut() {
+                g.clear_ready();
+            }
+            let now = self.looks();
+            if woke_readable && now != looks && !self.take_sleep_seen() {
+                // Workers look at the link: leave it to them and stop being
+                // woken (even when this wake-up won the race for the bytes),
+                // unless one of them fell asleep meanwhile (see
+                // `request_arm`).
+                self.set_armed(false);
+                if self.take_sleep_seen() {
+                    self.set_armed(true);
+                } else {
+                    registration = None;
+                    tick = DISARMED_TICK;
+                }
+            }
+            looks = now;
+        }
     }
 
     /// The descriptor to ask `poll` about for a worker's look, -1 once the
@@ -248,24 +333,25 @@ impl LinkReader {
 }
 
 /// Whether `fd` has bytes, an end or an error to read, asked without taking
-/// the socket's lock: a worker that spins calling `recv` on an idle link
-/// contends for that lock with the kernel delivering the peer's frames
-/// (measured on loopback: a tenth of the spinning workers' time went to that
-/// lock, and the peer's writes waited on it too). `poll` with no timeout reads
-/// the socket's state without the lock. (`drain` delivers every complete
-/// frame before it returns, so nothing buffered waits when this says no.)
+/// the socket's lock: `recv` on an idle link would contend for that lock with
+/// the kernel delivering the peer's frames, while `poll` with no timeout reads
+/// the socket's state without it. (`drain` delivers every complete frame
+/// before it returns, so nothing buffered waits when this says no.)
 fn readable(fd: i32) -> bool {
     let mut p = libc::pollfd {
         fd,
         events: libc::POLLIN | libc::POLLRDHUP,
         revents: 0,
     };
+    // SAFETY: `p` is one valid pollfd and the count says 1.
     unsafe { libc::poll(&mut p, 1, 0) != 0 }
 }
 
 /// One non-blocking `read(2)` into the spare capacity of `buf`.
 fn read_fd(fd: i32, buf: &mut BytesMut) -> io::Result<usize> {
     let spare = buf.spare_capacity_mut();
+    // SAFETY: `spare` is writable memory of `spare.len()` bytes that `buf`
+    // owns; recv writes at most that many.
     let n = unsafe {
         libc::recv(
             fd,
@@ -283,6 +369,19 @@ fn read_fd(fd: i32, buf: &mut BytesMut) -> io::Result<usize> {
     Ok(n)
 }
 
+/// The log text for a frame length no frame may have.
+fn frame_error(e: &HarborCodecError, harbor: u8) -> String {
+    match e {
+        HarborCodecError::FrameTooLong(len) => format!(
+            "Message is too long from harbor {harbor} (frame length {len:#010x}, the limit is {MAX_FRAME_LEN:#010x}): dropping the link"
+        ),
+        HarborCodecError::FrameTooShort(len) => format!(
+            "Malformed frame from harbor {harbor} (length {len} is shorter than its {TRAILER_LEN}-byte trailer): dropping the link"
+        ),
+        other => format!("Malformed frame from harbor {harbor} ({other}): dropping the link"),
+    }
+}
+
 /// Delivers the complete frames in `buf`, reads (up to `budget` bytes) and
 /// delivers again, until the socket has nothing more or the link is over.
 fn drain(
@@ -296,20 +395,23 @@ fn drain(
     let mut delivered = false;
     let mut taken = 0usize;
     loop {
-        while buf.len() >= 4 {
-            let len = match frame::check_length([buf[0], buf[1], buf[2], buf[3]], harbor) {
-                Ok(len) => len,
-                Err(e) => return Drained::End(LinkEnd::Protocol(e)),
+        loop {
+            let total = match HarborFrame::measure(buf) {
+                Ok(Some(total)) => total,
+                Ok(None) => break,
+                Err(e) => return Drained::End(LinkEnd::Protocol(frame_error(&e, harbor))),
             };
-            if buf.len() < 4 + len {
+            if buf.len() < total {
                 // Room for the whole frame, so its rest arrives in few reads.
-                buf.reserve(4 + len - buf.len());
+                buf.reserve(total - buf.len());
                 break;
             }
-            buf.advance(4);
-            let body = buf.split_to(len);
-            let t = Trailer::parse(&body[len - 12..]);
-            on_frame(t, body[..len - 12].to_vec());
+            let payload_end = total - TRAILER_LEN;
+            let mut trailer = [0u8; TRAILER_LEN];
+            trailer.copy_from_slice(&buf[payload_end..total]);
+            let payload = buf[4..payload_end].to_vec();
+            buf.advance(total);
+            on_frame(Trailer::from_bytes(&trailer), payload);
             delivered = true;
         }
         if taken >= budget {
@@ -345,7 +447,20 @@ fn drain(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cluster::frame::OutFrame;
+
+    /// A frame's bytes.
+    fn frame(source: u32, dest: u32, ptype: u8, session: i32, payload: Vec<u8>) -> Vec<u8> {
+        HarborFrame {
+            source,
+            destination: dest,
+            ptype,
+            session,
+            payload,
+        }
+        .to_bytes()
+        .unwrap()
+        .to_vec()
+    }
 
     /// Reads from a script of chunks; WouldBlock when the script is used up
     /// (unless it ends with EOF, an empty chunk).
@@ -375,9 +490,9 @@ mod tests {
 
     #[test]
     fn frames_split_and_joined_across_reads() {
-        let a = OutFrame::new(0x0300_0001, 0x0100_0002, 10, 5, b"hello".to_vec()).to_vec();
-        let b = OutFrame::new(0x0300_0001, 0x0100_0002, 1, 6, vec![7u8; 70_000]).to_vec();
-        let c = OutFrame::new(0x0300_0009, 0x0100_0004, 7, -2, Vec::new()).to_vec();
+        let a = frame(0x0300_0001, 0x0100_0002, 10, 5, b"hello".to_vec());
+        let b = frame(0x0300_0001, 0x0100_0002, 1, 6, vec![7u8; 70_000]);
+        let c = frame(0x0300_0009, 0x0100_0004, 7, -2, Vec::new());
         let mut all = a.clone();
         all.extend_from_slice(&b);
         all.extend_from_slice(&c);
@@ -401,17 +516,14 @@ mod tests {
         assert!(matches!(r, Drained::Idle(true)));
         assert!(buf.is_empty());
         assert_eq!(got.len(), 3);
-        let (_, _) = run(
-            vec![OutFrame::new(1, 2, 10, 1, vec![1u8; 1 << 20]).to_vec()],
-            &mut buf,
-        );
+        let (_, _) = run(vec![frame(1, 2, 10, 1, vec![1u8; 1 << 20])], &mut buf);
         assert!(
             buf.capacity() <= 4 * READ_CHUNK,
             "the room of a 1 MiB frame is given back"
         );
         assert_eq!(got[0].1, b"hello");
         assert_eq!(
-            (got[0].0.local, got[0].0.ptype, got[0].0.session),
+            (got[0].0.destination, got[0].0.ptype, got[0].0.session),
             (2, 10, 5)
         );
         assert_eq!(got[1].1, vec![7u8; 70_000]);
@@ -424,7 +536,7 @@ mod tests {
 
     #[test]
     fn partial_frame_waits_for_the_next_drain() {
-        let a = OutFrame::new(1, 2, 10, 1, b"abc".to_vec()).to_vec();
+        let a = frame(1, 2, 10, 1, b"abc".to_vec());
         let mut buf = BytesMut::new();
         let (got, r) = run(vec![a[..10].to_vec()], &mut buf);
         assert!(got.is_empty());
@@ -463,6 +575,24 @@ mod tests {
         assert!(matches!(r, Drained::End(LinkEnd::Protocol(_))));
     }
 
+    #[test]
+    fn bad_length_texts() {
+        let text = |head: [u8; 4]| match HarborFrame::measure(&head) {
+            Ok(len) => Ok(len),
+            Err(e) => Err(frame_error(&e, 2)),
+        };
+        assert_eq!(text([0, 0, 0, 12]), Ok(Some(16)));
+        assert_eq!(text([0, 0xff, 0xff, 0xff]), Ok(Some(0x0100_0003)));
+        assert_eq!(
+            text([1, 0, 0, 0]).unwrap_err(),
+            "Message is too long from harbor 2 (frame length 0x01000000, the limit is 0x00ffffff): dropping the link"
+        );
+        assert_eq!(
+            text([0, 0, 0, 11]).unwrap_err(),
+            "Malformed frame from harbor 2 (length 11 is shorter than its 12-byte trailer): dropping the link"
+        );
+    }
+
     /// Runs `f` in a tokio runtime with both ends of a loopback connection:
     /// the peer's (plain, blocking) and the link's.
     fn on_a_socket_pair<F, Fut>(f: F)
@@ -485,13 +615,13 @@ mod tests {
     #[test]
     fn a_worker_reads_a_real_socket_and_leaves_the_end_to_the_task() {
         on_a_socket_pair(|mut client, server| async move {
-            let reader = LinkReader::new(3, &server);
+            let reader = ReadSide::new(3, &server);
             let mut got = Vec::new();
             // Nothing there yet: the worker returns at once.
             assert!(!reader.drain_worker(false, || {}, |t, p| got.push((t, p))));
             use std::io::Write;
             client
-                .write_all(&OutFrame::new(1, 2, 10, 1, b"x".to_vec()).to_vec())
+                .write_all(&frame(1, 2, 10, 1, b"x".to_vec()))
                 .unwrap();
             let mut tries = 0;
             while got.is_empty() && tries < 1000 {
@@ -523,7 +653,7 @@ mod tests {
     #[test]
     fn a_worker_reads_frames_bigger_than_its_buffer_in_order() {
         on_a_socket_pair(|mut client, server| async move {
-            let reader = LinkReader::new(3, &server);
+            let reader = ReadSide::new(3, &server);
             assert!(reader.raw_fd() >= 0);
             let mut got = Vec::new();
             // Told readable by a poll that raced: nothing there, nothing read.
@@ -531,11 +661,9 @@ mod tests {
             let big: Vec<u8> = (0..3 * READ_CHUNK + 17).map(|i| (i % 251) as u8).collect();
             let writer = std::thread::spawn(move || {
                 use std::io::Write;
+                client.write_all(&frame(1, 2, 10, 1, big)).unwrap();
                 client
-                    .write_all(&OutFrame::new(1, 2, 10, 1, big).to_vec())
-                    .unwrap();
-                client
-                    .write_all(&OutFrame::new(1, 2, 10, 2, b"after".to_vec()).to_vec())
+                    .write_all(&frame(1, 2, 10, 2, b"after".to_vec()))
                     .unwrap();
                 client
             });

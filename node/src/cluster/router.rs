@@ -1,0 +1,496 @@
+//! [`Cluster`]: this node's harbor at run time. It holds the
+//! [`ClusterState`] behind one mutex and does what the state machine decides:
+//! it is the kernel's [`RemoteRouter`], the host of every [`Link`], the
+//! idle workers' [`IdlePoller`], and it dials and accepts links.
+//!
+//! Worker threads take the lock when a service sends to another node; the
+//! harbor thread takes it when links, names or master packets change
+//! something. Local deliveries, frames handed to a link, link closes and
+//! master packets are done under the lock, so that messages from one source
+//! keep their order whichever path they take (queued, flushed, or sent
+//! directly). Work that could re-enter the router (ERROR replies to remote
+//! sources, RESPONSEs to waiters), log lines and dials are done after it is
+//! released ([`Action::in_order`]).
+
+use super::link::end::LinkEnd;
+use super::link::{Link, LinkHost};
+use super::net;
+use super::state::{Action, ClusterState, Waiter};
+use crate::kernel::{kernel, RemoteRouter};
+use crate::message::{is_request, ptype, Message};
+use crate::scheduler::IdlePoller;
+use parking_lot::{Mutex, RwLock};
+use skynet_proto::harbor::{HarborFrame, Trailer};
+use skynet_proto::master::MasterPacket;
+use skynet_proto::Handle;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Weak};
+use std::time::{Duration, Instant};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::mpsc::UnboundedSender;
+
+/// A connector for a `C` gives up (the harbor is marked down) after this.
+pub const CONNECT_GIVE_UP: Duration = Duration::from_secs(10);
+const RETRY_MIN: Duration = Duration::from_millis(100);
+const RETRY_MAX: Duration = Duration::from_secs(2);
+
+type Act = Action<Arc<Link>>;
+
+struct Inner {
+    state: ClusterState<Arc<Link>>,
+    /// Where master packets go while the master is connected.
+    master: Option<UnboundedSender<MasterPacket>>,
+    /// The state machine's output, kept to reuse its room.
+    actions: Vec<Act>,
+}
+
+pub struct Cluster {
+    pub own: u8,
+    /// Handle of the `cslave` service: source of its replies and log lines.
+    pub slave: u32,
+    pub address: String,
+    pub master_addr: String,
+    pub rt: tokio::runtime::Handle,
+    /// This cluster, for the tasks it starts.
+    me: Weak<Cluster>,
+    epoch: Instant,
+    next_link: AtomicU64,
+    inner: Mutex<Inner>,
+    /// The live links, for idle workers to poll. A snapshot is swapped in on
+    /// change, so pollers hold no lock while they deliver.
+    polled: RwLock<Arc<Vec<Arc<Link>>>>,
+}
+
+impl Cluster {
+    pub fn new(
+        own: u8,
+        slave: u32,
+        address: String,
+        master_addr: String,
+        rt: tokio::runtime::Handle,
+    ) -> Arc<Cluster> {
+        Arc::new_cyclic(|me| Cluster {
+            own,
+            slave,
+            address,
+            master_addr,
+            rt,
+            me: me.clone(),
+            epoch: Instant::now(),
+            next_link: AtomicU64::new(1),
+            polled: RwLock::new(Arc::new(Vec::new())),
+            inner: Mutex::new(Inner {
+                state: ClusterState::new(own),
+                master: None,
+                actions: Vec::new(),
+            }),
+        })
+    }
+
+    /// Milliseconds since the cluster started (monotonic).
+    pub fn now_ms(&self) -> u64 {
+        self.epoch.elapsed().as_millis() as u64
+    }
+
+    pub fn log(&self, text: &str) {
+        kernel().log(self.slave, text);
+    }
+
+    /// Feeds one event to the state machine and does what comes out.
+    /// Returns what `event` returns.
+    fn update<R>(&self, event: impl FnOnce(&mut ClusterState<Arc<Link>>, &mut Vec<Act>) -> R) -> R {
+        let mut later = Vec::new();
+        let r = {
+            let mut g = self.inner.lock();
+            let inner = &mut *g;
+            let mut actions = std::mem::take(&mut inner.actions);
+            let r = event(&mut inner.state, &mut actions);
+            for a in actions.drain(..) {
+                if a.in_order() {
+                    self.do_in_order(inner, a, &mut later);
+                } else {
+                    later.push(a);
+                }
+            }
+            inner.actions = actions;
+            r
+        };
+        self.do_later(later);
+        r
+    }
+
+    /// Does an action that keeps its order with other threads' sends.
+    fn do_in_order(&self, inner: &mut Inner, a: Act, later: &mut Vec<Act>) {
+        match a {
+            Action::Deliver { dest, msg } => {
+                if let Err(m) = kernel().push(dest, msg) {
+                    later.extend(Action::bounce(dest, &m));
+                }
+            }
+            Action::Write { link, frame } => {
+                let (source, dest, t, session) =
+                    (frame.source, frame.destination, frame.ptype, frame.session);
+                if !link.send(frame) {
+                    inner.state.write_failed(source, dest, t, session, later);
+                }
+            }
+            Action::CloseLink(link) => link.close(),
+            Action::ToMaster(p) => {
+                if let Some(tx) = &inner.master {
+                    let _ = tx.send(p);
+                }
+            }
+            other => later.push(other),
+        }
+    }
+
+    /// Does the actions left for after the lock.
+    fn do_later(&self, later: Vec<Act>) {
+        if later.is_empty() {
+            return;
+        }
+        let k = kernel();
+        for a in later {
+            match a {
+                Action::Bounce { from, to, session } => {
+                    let _ = k.send(from, from, to, ptype::ERROR, session, Vec::new());
+                }
+                Action::Reply { to, session, data } => {
+                    let _ = k.send(self.slave, self.slave, to, ptype::RESPONSE, session, data);
+                }
+                Action::Log(text) => self.log(&text),
+                Action::Dial {
+                    harbor,
+                    address,
+                    attempt,
+                    reconnect,
+                } => {
+                    // The cluster outlives its own actions.
+                    if let Some(me) = self.me.upgrade() {
+                        self.rt
+                            .spawn(connector(me, harbor, address, attempt, reconnect));
+                    }
+                }
+                // Done under the lock (`in_order`).
+                Action::Deliver { .. }
+                | Action::Write { .. }
+                | Action::CloseLink(_)
+                | Action::ToMaster(_) => {}
+            }
+        }
+    }
+
+    /// PTYPE_RESPONSE from the slave service.
+    pub fn reply(&self, to: u32, session: i32, data: Vec<u8>) {
+        self.do_later(vec![Action::Reply { to, session, data }]);
+    }
+
+    // ------------------------------------------------------------ services
+
+    /// REGISTER from a local service: bind now, tell the master.
+    pub fn register(&self, name: &str, handle: u32) {
+        self.update(|st, out| {
+            st.register(
+                name,
+                handle,
+                |h| kernel().grab(h).is_some(),
+                Instant::now,
+                out,
+            )
+        });
+    }
+
+    /// QUERYNAME for a global name: the handle now, or when it is bound.
+    pub fn queryname(&self, name: &str, w: Waiter) {
+        self.update(|st, out| st.query_name(name, w, out));
+    }
+
+    /// LINK: answered when harbor `id` goes down (at once if it is not linked).
+    pub fn link_waiter(&self, id: u8, w: Waiter) {
+        self.update(|st, out| st.link_waiter(id, w, out));
+    }
+
+    /// CONNECT: answered when harbor `id` is linked (at once if it is).
+    pub fn connect_waiter(&self, id: u8, w: Waiter) {
+        self.update(|st, out| st.connect_waiter(id, w, out));
+    }
+
+    /// LINKMASTER: answered when the master connection is lost (at once if
+    /// it is not connected).
+    pub fn master_waiter(&self, w: Waiter) {
+        self.update(|st, out| st.master_waiter(w, out));
+    }
+
+    /// Fails messages that waited too long for a harbor that never linked.
+    pub fn expire_queues(&self) {
+        self.update(|st, out| st.expire_queues(Instant::now(), out));
+    }
+
+    // ------------------------------------------------------------ master
+
+    /// The master answered our `H` with `W n` (`first`: the first session of
+    /// this process). Packets go to `tx` from now on, starting with `R` for
+    /// every name we own and `Q` for every name still waited for.
+    pub fn master_connected(&self, tx: UnboundedSender<MasterPacket>, first: bool, n: usize) {
+        self.inner.lock().master = Some(tx);
+        self.update(|st, out| st.master_connected(first, n, out));
+    }
+
+    /// The master connection ended: LINKMASTER waiters return.
+    pub fn master_lost(&self) {
+        self.inner.lock().master = None;
+        self.update(|st, out| st.master_lost(out));
+    }
+
+    /// `C id addr`: connect to that (newer) harbor.
+    pub fn on_connect(&self, id: u8, address: String) {
+        self.update(|st, out| st.on_connect(id, address, out));
+    }
+
+    /// `N name handle` from the master.
+    pub fn on_name(&self, name: &str, handle: u32) {
+        self.update(|st, out| st.on_name(name, handle, Instant::now, out));
+    }
+
+    /// `D id` from the master.
+    pub fn on_down(&self, id: u8) {
+        self.update(|st, out| st.on_down(id, out));
+    }
+
+    // ------------------------------------------------------------ links
+
+    /// A handshake with harbor `id` succeeded on `stream` (`initiated`: we
+    /// connected, for `attempt`). Makes it the harbor's link and starts it.
+    /// False when the connection is not wanted any more (a stale connector):
+    /// it is dropped.
+    fn attach(
+        self: &Arc<Self>,
+        id: u8,
+        stream: TcpStream,
+        initiated: bool,
+        attempt: Option<u64>,
+    ) -> bool {
+        let peer_addr = stream
+            .peer_addr()
+            .map(|a| a.to_string())
+            .unwrap_or_default();
+        let link_id = self.next_link.fetch_add(1, Ordering::Relaxed);
+        let link = Link::new(id, link_id, stream, self.now_ms());
+        let up = self.update(|st, out| {
+            st.link_up(
+                id,
+                link.clone(),
+                link_id,
+                initiated,
+                attempt,
+                &peer_addr,
+                out,
+            )
+        });
+        if up {
+            self.rt.spawn(link.run(self.clone()));
+        }
+        up
+    }
+}
+
+/// Connects to harbor `id` until it works, the attempt is superseded, or
+/// (for a first connection) [`CONNECT_GIVE_UP`] passes. `reconnect`: the
+/// link was lost and we were its connecting side; retries until the master
+/// says the harbor is down or a new link replaces it.
+async fn connector(cluster: Arc<Cluster>, id: u8, addr: String, attempt: u64, reconnect: bool) {
+    let current = || cluster.inner.lock().state.attempt_current(id, attempt);
+    let started = tokio::time::Instant::now();
+    let mut delay = RETRY_MIN;
+    let mut failures = 0u32;
+    if reconnect {
+        // A killed peer's master connection breaks at the same moment: give
+        // the master's `D` a chance to arrive first.
+        tokio::time::sleep(delay).await;
+    }
+    loop {
+        if !current() {
+            return;
+        }
+        match net::dial(cluster.own, id, &addr).await {
+            Ok(stream) => {
+                if reconnect && current() {
+                    cluster.log(&format!("Reconnected to harbor {id} ({addr})"));
+                }
+                cluster.attach(id, stream, true, Some(attempt));
+                return;
+            }
+            Err(e) => {
+                failures += 1;
+                if e.fatal || (!reconnect && started.elapsed() >= CONNECT_GIVE_UP) {
+                    let reason = format!("Can't connect to harbor {id} ({addr}): {}", e.reason);
+                    cluster.update(|st, out| st.connect_failed(id, attempt, &reason, out));
+                    return;
+                }
+                if !current() {
+                    return;
+                }
+                if failures == 1 || failures.is_multiple_of(10) {
+                    cluster.log(&format!(
+                        "Can't connect to harbor {id} ({addr}): {}; retrying (attempt {failures})",
+                        e.reason
+                    ));
+                }
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(RETRY_MAX);
+            }
+        }
+    }
+}
+
+/// Accepts connections from older harbors for the life of the node.
+pub async fn accept_loop(cluster: Arc<Cluster>, listener: std::net::TcpListener) {
+    let listener = match TcpListener::from_std(listener) {
+        Ok(l) => l,
+        Err(e) => {
+            cluster.log(&format!("Can't listen on {}: {e}", cluster.address));
+            return;
+        }
+    };
+    loop {
+        match listener.accept().await {
+            Ok((mut s, peer)) => {
+                let cluster = cluster.clone();
+                tokio::spawn(async move {
+                    match net::answer_handshake(cluster.own, &mut s, &peer.to_string()).await {
+                        Ok(id) => {
+                            cluster.attach(id, s, false, None);
+                        }
+                        Err(Some(why)) => cluster.log(&why),
+                        Err(None) => {}
+                    }
+                });
+            }
+            Err(e) => {
+                cluster.log(&format!("accept on {} failed: {e}", cluster.address));
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+}
+
+impl RemoteRouter for Cluster {
+    fn send_handle(&self, dest: u32, msg: Message) {
+        self.update(|st, out| st.send(dest, msg, Instant::now, out));
+    }
+
+    fn send_name(&self, name: &str, msg: Message) {
+        self.update(|st, out| st.send_name(name, msg, Instant::now, out));
+    }
+}
+
+impl LinkHost for Cluster {
+    fn own(&self) -> u8 {
+        self.own
+    }
+
+    fn now_ms(&self) -> u64 {
+        Cluster::now_ms(self)
+    }
+
+    fn log(&self, text: &str) {
+        Cluster::log(self, text);
+    }
+
+    /// Pushes the frame to its local service. A request for a service that
+    /// does not exist is answered on the link with ERROR.
+    fn frame(&self, link: &Link, t: Trailer, payload: Vec<u8>) {
+        let dest = Handle(t.destination).with_harbor(self.own).raw();
+        if t.ptype == ptype::RESPONSE || t.ptype == ptype::ERROR {
+            self.inner.lock().state.answered(dest, t.session);
+        }
+        if kernel()
+            .push(dest, Message::new(t.source, t.session, t.ptype, payload))
+            .is_err()
+        {
+            if is_request(t.ptype) {
+                link.queue(HarborFrame {
+                    source: dest,
+                    destination: t.source,
+                    ptype: ptype::ERROR,
+                    session: t.session,
+                    payload: Vec::new(),
+                });
+            }
+            self.log(&format!(
+                "Unknown destination :{dest:x} from :{:x} type({})",
+                t.source, t.ptype
+            ));
+        }
+    }
+
+    fn lend_to_workers(&self, link: &Arc<Link>) {
+        let mut g = self.polled.write();
+        let mut v = (**g).clone();
+        v.push(link.clone());
+        *g = Arc::new(v);
+    }
+
+    fn take_from_workers(&self, link: &Arc<Link>) {
+        let mut g = self.polled.write();
+        let v: Vec<_> = g
+            .iter()
+            .filter(|x| !Arc::ptr_eq(x, link))
+            .cloned()
+            .collect();
+        *g = Arc::new(v);
+    }
+
+    fn ended(&self, link: &Link, end: LinkEnd) {
+        let (reason, protocol) = match end {
+            LinkEnd::Lost(r) => (r, false),
+            LinkEnd::Protocol(r) => (r, true),
+        };
+        self.update(|st, out| st.link_lost(link.harbor(), link.id(), &reason, protocol, out));
+    }
+}
+
+thread_local! {
+    /// A worker's `poll` array for its looks at the links (kept to avoid an
+    /// allocation per look).
+    static POLL_SET: std::cell::RefCell<Vec<libc::pollfd>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Idle workers read the links themselves (see [`super::link::read`]).
+///
+/// With several links a look is one `poll` call over all of them, then a
+/// read of those that have bytes.
+impl IdlePoller for Cluster {
+    fn poll(&self) -> bool {
+        let links = self.polled.read().clone();
+        if links.len() <= 1 {
+            return links.first().is_some_and(|l| l.poll_worker(self, false));
+        }
+        POLL_SET.with(|set| {
+            let mut fds = set.borrow_mut();
+            fds.clear();
+            fds.extend(links.iter().map(|l| libc::pollfd {
+                fd: l.raw_fd(),
+                events: libc::POLLIN | libc::POLLRDHUP,
+                revents: 0,
+            }));
+            // SAFETY: `fds` is a valid array of `fds.len()` entries.
+            let ready = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, 0) };
+            let mut any = false;
+            for (l, p) in links.iter().zip(fds.iter()) {
+                if ready > 0 && p.revents != 0 {
+                    any |= l.poll_worker(self, true);
+                } else {
+                    l.looked();
+                }
+            }
+            any
+        })
+    }
+
+    fn sleeping(&self) {
+        for l in self.polled.read().iter() {
+            l.request_arm();
+        }
+    }
+}
