@@ -1,0 +1,66 @@
+//! http.* and skynet.dns in real nodes, on 127.0.0.1 only: `test/t_http.lua`
+//! (httpd served to httpc and to raw sockets).
+
+mod common;
+
+use std::time::Duration;
+
+fn node(start: &str) -> common::Node {
+    common::Node::new(start).timeout(Duration::from_secs(20))
+}
+
+/// Asserts the service reached its end without failing or timing out.
+fn clean(run: &common::Run, tag: &str) {
+    let out = run.dump();
+    assert!(!run.has(&format!("{tag}: FAIL")), "{out}");
+    assert!(!run.has(&format!("{tag}: TIMEOUT")), "{out}");
+    run.expect(&format!("{tag}: done"));
+}
+
+#[test]
+fn httpd_and_httpc() {
+    let run = node("t_http").run();
+    clean(&run, "t_http");
+    let t = "t_http";
+    for line in [
+        "get 200 hello x=1 y=a b /hello 15",
+        "get 404 404 no /nothing",
+        "get by name 200 hello x=local y=nil",
+        "post 200 POST a=1%202 ct=application/x-www-form-urlencoded te=nil",
+        "put 200 PUT raw body ct=text/plain te=nil",
+        "chunked 200 onetwothree",
+        "stream chunked 200 one,two,three nil",
+        "stream big 200 100000 nil",
+        "big 200 100000",
+        "head 200",
+        "multi table a=1;b=2",
+        "chunked request 200 POST abcdefg ct=nil te=chunked",
+        "keep-alive 200 hello x=k1 y=nil 200 POST hello ct=nil te=nil true",
+        "timeout false true true true",
+        "refused false true true",
+        "bare v6 false true",
+        // bad requests: answered, and the half-sent client is served after
+        "garbage 400 ",
+        "bad header line 400 ",
+        "bad length 400 ",
+        "version 505 ",
+        "coding 501 ",
+        "bad chunk 400 ",
+        "huge header 413 ",
+        "huge body 413 ",
+        "huge chunk 413 ",
+        "slow client 200 hello x=slow y=nil",
+        "after bad 200 hello x=after y=nil",
+        "no limit 200 50000",
+        "url /a b c k=1&k=2&e=&flag&sp=x%2By+z table 1 2   x+y z",
+        "url none /plain ",
+        "url bad escape /100%zz ",
+        "parseheader 1 3 2 x y",
+        "parseheader bad nil nil",
+    ] {
+        run.says(t, line);
+    }
+    for code in ["400", "413", "501", "505"] {
+        run.says(t, &format!("server answered {code}"));
+    }
+}
