@@ -1,5 +1,6 @@
 //! http.* and skynet.dns in real nodes, on 127.0.0.1 only: `test/t_http.lua`
-//! (httpd served to httpc and to raw sockets).
+//! (httpd served to httpc and to raw sockets), `test/t_dns.lua` (skynet.dns
+//! against a DNS responder in the test service).
 
 mod common;
 
@@ -63,4 +64,60 @@ fn httpd_and_httpc() {
     for code in ["400", "413", "501", "505"] {
         run.says(t, &format!("server answered {code}"));
     }
+}
+
+#[test]
+fn dns_against_a_local_responder() {
+    let run = node("t_dns").run();
+    clean(&run, "t_dns");
+    let t = "t_dns";
+    run.says_in_order(
+        t,
+        &[
+            "web 127.0.0.1 127.0.0.1",
+            // cached: one query; after flush, asked again
+            "web again 127.0.0.1 1",
+            "web after flush 127.0.0.1 2",
+            "two 10.0.0.1 10.0.0.1,10.0.0.2",
+            "v6 0:0:0:0:0:0:0:1 0:0:0:0:0:0:0:1",
+            "short 10.1.1.1 10.1.1.1",
+            // ttl 1 s passed: asked again
+            "short expired 10.1.1.1 2",
+            "noisy 10.2.2.2 10.2.2.2",
+            "hosts 10.7.7.7 10.7.7.7",
+            "hosts v6 ::7 ::7",
+            "hosts alias 10.7.7.7 10.7.7.7",
+            "ip 192.168.1.1 nil",
+            "ip v6 as v4 nil illegal ip address",
+            "illegal nil illegal name",
+            "illegal label nil illegal name",
+            // names from the hosts file and addresses never reach the server
+            "queries nil nil",
+            "httpc missing false true",
+        ],
+    );
+    let said = run.said(t);
+    let starts = |p: &str| said.iter().any(|l| l.starts_with(p));
+    assert!(starts("httpc 200 host web.test:"), "{}", run.dump());
+    for p in ["missing error ", "silent error ", "loop error "] {
+        let line = said
+            .iter()
+            .find(|l| l.starts_with(p))
+            .unwrap_or_else(|| panic!("{p}\n{}", run.dump()));
+        assert!(line.contains("timeout or no answer"), "{line}");
+    }
+    assert!(
+        starts("missing error ") && said.iter().any(|l| l.ends_with("(missing.test: rcode 3)"))
+    );
+    assert!(said.iter().any(|l| l.ends_with("(silent.test: timeout)")));
+    run.expect("DNS query silent.test timeout");
+    for bad in [
+        "short packet",
+        "not an answer",
+        "bad address length",
+        "name pointer loop",
+    ] {
+        run.expect(&format!("Recv an invalid package when dns query: {bad}"));
+    }
+    run.expect("Udp server open 127.0.0.1:");
 }
