@@ -121,3 +121,51 @@ fn dns_against_a_local_responder() {
     }
     run.expect("Udp server open 127.0.0.1:");
 }
+
+#[test]
+fn websocket_server_and_client() {
+    let run = node("t_websocket").run();
+    clean(&run, "t_websocket");
+    let t = "t_websocket";
+    run.says_in_order(
+        t,
+        &[
+            "server handshake /path?x=1 t true",
+            "client text echo text 5 hello text",
+            "client binary binary 17",
+            "client large text echo text 100000 xxxxxxxxxxxx",
+            "server ping ",
+            "client after ping echo text 10 after ping text",
+            "client closed by server false bye 4000",
+        ],
+    );
+    for line in [
+        "server close 1000 done",
+        "client duplicate header false",
+        "client bad url false true",
+        // RFC 6455's example key; server frames are never masked
+        "raw handshake HTTP/1.1 101 Switching Protocols s3pPLMBiTxaQ9kYGzzhZRbK+xOo= websocket",
+        "server ping pp",
+        "raw pong 10 false pp",
+        "raw fragmented 1 false echo text 11 Hello world",
+        "server close 1001 going",
+        "raw close echo 8 false 1001  true",
+        // protocol errors: a close frame with the code, then the end
+        "raw unmasked 8 1002 unmasked client frame true",
+        "server close 1002 unmasked client frame",
+        "server accept false websocket protocol error 1002: unmasked client frame",
+        "raw too large 8 1009 payload_len is too large",
+        "raw stray continuation 1002 continuation frame without a message",
+        "raw fragmented ping 1002 bad control frame",
+        "raw no upgrade HTTP/1.1 426 Upgrade Required",
+        "raw no key HTTP/1.1 400 Bad Request",
+        "raw post HTTP/1.1 400 Bad Request",
+        // the client: fragments joined, a masked server frame refused;
+        // its own frames (pong, close) are masked
+        "client fragmented abcd binary",
+        "client masked frame false masked server frame 1002",
+        "raw server saw 10 true hi, 8 true 1002 masked server frame",
+    ] {
+        run.says(t, line);
+    }
+}

@@ -35,6 +35,7 @@ pub(crate) mod socketdriver;
 pub(crate) mod sproto;
 pub(crate) mod stdlibs;
 pub(crate) mod stm;
+pub(crate) mod websocket;
 pub mod testing;
 
 use crate::context::Context;
@@ -504,6 +505,7 @@ const NATIVE_MODULES: &[(&[u8], lua_CFunction)] = &[
     (b"sprotoparser.core", sproto::open_parser),
     (b"skynet.sharedata.core", sharedata::open),
     (b"skynet.sharetable.core", sharetable::open),
+    (b"http.websocket.core", websocket::open),
 ];
 
 /// `package.searchers[2]`: a native module, else a Lua file through the code
