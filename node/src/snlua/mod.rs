@@ -35,8 +35,8 @@ pub(crate) mod socketdriver;
 pub(crate) mod sproto;
 pub(crate) mod stdlibs;
 pub(crate) mod stm;
-pub(crate) mod websocket;
 pub mod testing;
+pub(crate) mod websocket;
 
 use crate::context::Context;
 use crate::kernel::kernel;
