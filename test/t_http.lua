@@ -220,8 +220,8 @@ local function main()
 	log("url bad escape", urllib.parse("/100%zz"))
 
 	-- http.internal
-	local h = internal.parseheader({ "A: 1", "B:2  ", "a: 3", "C: x", "\ty" }, 1, {})
-	log("parseheader", h.a[1], h.a[2], h.b, h.c)
+	local h = internal.parseheader({ "A: 1", "B:2  ", "a: 3", "C: x", "\ty \t", "D: \t" .. string.rep(" ", 8000) }, 1, {})
+	log("parseheader", h.a[1], h.a[2], h.b, h.c, "[" .. h.d .. "]")
 	log("parseheader bad", internal.parseheader({ ": x" }, 1, {}), internal.parseheader({ " x" }, 1, {}))
 	log("served", served)
 end

@@ -12,7 +12,7 @@ local LIMIT = 8192
 local CHUNK_LINE_LIMIT = 128
 
 local concat, insert = table.concat, table.insert
-local format, lower = string.format, string.lower
+local format, lower, byte = string.format, string.lower, string.byte
 local pairs, ipairs, type, tonumber, error, setmetatable, pcall =
 	pairs, ipairs, type, tonumber, error, setmetatable, pcall
 
@@ -70,6 +70,24 @@ function internal.recvheader(readbytes, lines, data)
 	return data:sub(e + 4)
 end
 
+-- `s` without its trailing spaces and tabs (a pattern such as "(.-)[ \t]*$"
+-- would take quadratic time on a long run of spaces).
+local function trim_end(s)
+	local n = #s
+	local last = n
+	while last > 0 do
+		local c = byte(s, last)
+		if c ~= 32 and c ~= 9 then
+			break
+		end
+		last = last - 1
+	end
+	if last < n then
+		return s:sub(1, last)
+	end
+	return s
+end
+
 -- parseheader(lines, from, header) -> header | nil: adds the header fields of
 -- lines[from..] to `header`, names in lower case; a field given twice gets a
 -- list of its values; a line starting with a space or tab continues the
@@ -84,17 +102,18 @@ function internal.parseheader(lines, from, header)
 				return nil
 			end
 			local v = header[name]
-			local more = line:match "^[ \t]*(.-)[ \t]*$"
+			local more = trim_end(line:match "^[ \t]*(.*)$")
 			if type(v) == "table" then
 				v[#v] = v[#v] .. " " .. more
 			else
 				header[name] = v .. " " .. more
 			end
 		else
-			local n, value = line:match "^([!#$%%&'*+%-.^_`|~%w]+):[ \t]*(.-)[ \t]*$"
-			if n == nil then
+			local n, value = line:match "^([^:]+):[ \t]*(.*)$"
+			if n == nil or n:find "[^!#$%%&'*+%-.^_`|~%w]" then
 				return nil
 			end
+			value = trim_end(value)
 			name = lower(n)
 			local old = header[name]
 			if old == nil then

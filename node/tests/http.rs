@@ -56,7 +56,7 @@ fn httpd_and_httpc() {
         "url /a b c k=1&k=2&e=&flag&sp=x%2By+z table 1 2   x+y z",
         "url none /plain ",
         "url bad escape /100%zz ",
-        "parseheader 1 3 2 x y",
+        "parseheader 1 3 2 x y []",
         "parseheader bad nil nil",
     ] {
         run.says(t, line);
