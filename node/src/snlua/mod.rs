@@ -25,7 +25,9 @@ pub(crate) mod blockcache;
 pub(crate) mod buffers;
 pub mod codecache;
 pub(crate) mod core;
+pub(crate) mod crypt;
 pub mod lua;
+pub(crate) mod md5core;
 pub(crate) mod multicast;
 pub(crate) mod profile;
 pub(crate) mod seri;
@@ -506,6 +508,9 @@ const NATIVE_MODULES: &[(&[u8], lua_CFunction)] = &[
     (b"skynet.sharedata.core", sharedata::open),
     (b"skynet.sharetable.core", sharetable::open),
     (b"http.websocket.core", websocket::open),
+    (b"skynet.crypt", crypt::open),
+    (b"client.crypt", crypt::open),
+    (b"md5.core", md5core::open),
 ];
 
 /// `package.searchers[2]`: a native module, else a Lua file through the code
