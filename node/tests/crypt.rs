@@ -20,7 +20,7 @@ fn crypt_and_md5_match_skynet() {
     assert!(!r.has("t_crypt: FAIL"), "{out}");
     r.says(t, &format!("vectors {lines} passed {lines}"));
     for line in [
-        "randomkey distinct 200 xor zero 0",
+        "randomkey distinct 200 zero 0",
         "padding 0 1",
         "client.crypt a9993e364706816aba3e25717850c26c9cd0d89d 1",
         "hex g Invalid hex text Invalid hex text",

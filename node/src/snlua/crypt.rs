@@ -43,7 +43,8 @@ pub fn hashkey(text: &[u8]) -> [u8; 8] {
     key
 }
 
-/// Eight random bytes whose XOR is not zero (skynet's `randomkey`).
+/// Eight random bytes, never all zero (skynet's `randomkey`; a zero key
+/// would be refused by `dhexchange`).
 pub fn randomkey() -> [u8; 8] {
     let mut key = [0u8; 8];
     if getrandom::getrandom(&mut key).is_err() {
@@ -54,6 +55,12 @@ pub fn randomkey() -> [u8; 8] {
             .unwrap_or(0);
         key = (t ^ (std::process::id() as u64).rotate_left(40)).to_le_bytes();
     }
+    not_all_zero(key)
+}
+
+/// skynet's guard: a key whose bytes XOR to zero (an all-zero key among
+/// them) gets the low bit of its first byte set.
+fn not_all_zero(mut key: [u8; 8]) -> [u8; 8] {
     if key.iter().fold(0, |a, b| a ^ b) == 0 {
         key[0] |= 1;
     }
@@ -829,9 +836,13 @@ mod tests {
     }
 
     #[test]
-    fn randomkey_never_xors_to_zero() {
+    fn random_keys_are_never_all_zero() {
+        assert_eq!(not_all_zero([0; 8]), [1, 0, 0, 0, 0, 0, 0, 0]);
+        assert_eq!(not_all_zero([3, 3, 0, 0, 0, 0, 0, 0]), [3, 3, 0, 0, 0, 0, 0, 0]);
+        assert_eq!(not_all_zero([2, 2, 0, 0, 0, 0, 0, 0]), [3, 2, 0, 0, 0, 0, 0, 0]);
+        assert_eq!(not_all_zero([1, 2, 0, 0, 0, 0, 0, 0]), [1, 2, 0, 0, 0, 0, 0, 0]);
         for _ in 0..100 {
-            assert_ne!(randomkey().iter().fold(0, |a, b| a ^ b), 0);
+            assert_ne!(randomkey(), [0; 8]);
         }
     }
 }
