@@ -8,15 +8,18 @@
 //! `hashkey` (djb and JS hashes side by side), `hmac64` (one MD5 block
 //! without padding or feed-forward), `hmac64_md5`, the DH exchange modulo the
 //! largest 64-bit prime with generator 5, and the lenient base64 decoder
-//! (unknown bytes skipped, missing `=` tolerated). Standard pieces come from
-//! RustCrypto (DES, SHA-1, HMAC, MD5) and the base64 crate.
+//! (unknown bytes skipped, missing `=` tolerated). SHA-1, HMAC and MD5 come
+//! from RustCrypto, base64 from its crate; DES is our own table-driven one
+//! (`des_block`), checked against RustCrypto's in the tests.
 //!
 //! Where skynet misreads input (hex digit `g`, pkcs7 padding bytes over 8
 //! read before the buffer) ours rejects it with skynet's error text.
 
+mod des_block;
+
 use super::lua::*;
 use base64::Engine as _;
-use des::cipher::{BlockDecrypt, BlockEncrypt, KeyInit};
+use des_block::Schedule;
 use hmac::Mac as _;
 use sha1::Digest as _;
 use std::ffi::{c_int, CStr};
@@ -242,7 +245,7 @@ pub fn des_encoded_len(len: usize) -> usize {
 
 /// DES-ECB of `text` with padding into `out` (`des_encoded_len` bytes).
 pub fn des_encode(key: &[u8; 8], text: &[u8], padding: Padding, out: &mut [u8]) {
-    let cipher = des::Des::new(key.into());
+    let cipher = Schedule::new(key);
     let whole = text.len() & !7;
     out[..whole].copy_from_slice(&text[..whole]);
     let mut tail = [0u8; 8];
@@ -250,7 +253,7 @@ pub fn des_encode(key: &[u8; 8], text: &[u8], padding: Padding, out: &mut [u8]) 
     padding.fill(&mut tail, text.len() - whole);
     out[whole..whole + 8].copy_from_slice(&tail);
     for block in out[..whole + 8].chunks_exact_mut(8) {
-        cipher.encrypt_block(block.into());
+        cipher.apply(block);
     }
 }
 
@@ -274,11 +277,11 @@ pub fn des_decode(
     if text.is_empty() || !text.len().is_multiple_of(8) {
         return Err(DesError::Length(text.len()));
     }
-    let cipher = des::Des::new(key.into());
+    let cipher = Schedule::new(key).reversed();
     let out = &mut out[..text.len()];
     out.copy_from_slice(text);
     for block in out.chunks_exact_mut(8) {
-        cipher.decrypt_block(block.into());
+        cipher.apply(block);
     }
     let mut last = [0u8; 8];
     last.copy_from_slice(&out[out.len() - 8..]);
@@ -763,6 +766,32 @@ mod tests {
             des_decode(&key, &[1; 7], Padding::Pkcs7, &mut d),
             Err(DesError::Length(7))
         );
+    }
+
+    #[test]
+    fn our_des_equals_rustcrypto_des() {
+        use des::cipher::{BlockDecrypt, BlockEncrypt, KeyInit};
+        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed.to_le_bytes()
+        };
+        for _ in 0..2000 {
+            let key = next();
+            let block = next();
+            let theirs = des::Des::new(&key.into());
+            let mut want = block.into();
+            theirs.encrypt_block(&mut want);
+            let ours = Schedule::new(&key);
+            let mut got = block;
+            ours.apply(&mut got);
+            assert_eq!(got[..], want[..], "key {key:02x?} block {block:02x?}");
+            theirs.decrypt_block(&mut want);
+            ours.reversed().apply(&mut got);
+            assert_eq!(got, block);
+        }
     }
 
     #[test]
