@@ -25,7 +25,11 @@ impl Logger {
 /// `dd/mm/yy HH:MM:SS.cc` in local time for a skynet time (starttime + now cs).
 pub fn time_prefix(starttime: u32, now_cs: u64) -> String {
     let secs = (starttime as u64 + now_cs / 100) as libc::time_t;
+    // SAFETY: `libc::tm` is plain integers and one pointer (`tm_zone`), for
+    // which all-zero bytes are valid values (a null pointer).
     let mut tm: libc::tm = unsafe { std::mem::zeroed() };
+    // SAFETY: both pointers are to live locals; localtime_r (the reentrant
+    // form) reads `secs` and writes only `tm`. On failure `tm` stays zeroed.
     unsafe { libc::localtime_r(&secs, &mut tm) };
     format!(
         "{:02}/{:02}/{:02} {:02}:{:02}:{:02}.{:02}",

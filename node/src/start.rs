@@ -27,6 +27,8 @@ pub enum StartError {
 /// docs/performance.md).
 fn tune_malloc() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt takes plain integers and only sets glibc's malloc
+    // parameters (under malloc's own lock); no memory is passed to it.
     unsafe {
         libc::mallopt(libc::M_ARENA_MAX, 1);
         libc::mallopt(libc::M_TOP_PAD, 64 << 20);

@@ -140,6 +140,8 @@ fn file_logger_format_and_sighup_reopen() {
     let mut reopened = false;
     if before {
         std::fs::rename(&log, &rotated).unwrap();
+        // SAFETY: kill(2) takes plain integers and touches no memory of ours;
+        // the pid is the node this test spawned and has not reaped.
         unsafe { libc::kill(p.pid() as i32, libc::SIGHUP) };
         // the logger reopens (creates) the file at the configured path
         let deadline = Instant::now() + Duration::from_secs(5);

@@ -21,22 +21,30 @@ unsafe extern "C" fn alloc(
     nsize: usize,
 ) -> *mut c_void {
     if nsize == 0 {
-        libc::free(ptr);
+        // SAFETY: Lua frees a block this allocator returned (or null).
+        unsafe { libc::free(ptr) };
         std::ptr::null_mut()
     } else {
-        libc::realloc(ptr, nsize)
+        // SAFETY: `ptr` is null or a block this allocator returned.
+        unsafe { libc::realloc(ptr, nsize) }
     }
 }
 
 unsafe extern "C-unwind" fn is_shared(l: State) -> c_int {
-    lua_pushboolean(l, lua_issharedtable(l, 1));
+    // SAFETY: `l` is the calling state; index 1 is an argument or none, which
+    // lua_issharedtable answers 0 for, and the push has a free slot.
+    unsafe { lua_pushboolean(l, lua_issharedtable(l, 1)) };
     1
 }
 
 /// `share(t)` in a test state: lua_sharetable on its argument.
 unsafe extern "C-unwind" fn share(l: State) -> c_int {
-    lua_settop(l, 1);
-    lua_sharetable(l, 1);
+    // SAFETY: `l` is the calling state; after settop index 1 exists (nil at
+    // worst), and lua_sharetable raises a Lua error for what it cannot share.
+    unsafe {
+        lua_settop(l, 1);
+        lua_sharetable(l, 1);
+    }
     1
 }
 
@@ -47,11 +55,16 @@ struct Reader {
     held: Vec<Arc<Matrix>>,
 }
 
-// A Reader is used by one thread at a time.
+// SAFETY: a Lua state may move between threads as long as one thread at a
+// time uses it; a Reader owns its state (no other handle to it escapes) and
+// `&mut`/`&self` use happens on the thread that holds the Reader. It is not
+// Sync.
 unsafe impl Send for Reader {}
 
 impl Reader {
     fn new() -> Reader {
+        // SAFETY: the new state is checked non-null before use and is ours
+        // alone; the functions registered are this file's C functions.
         unsafe {
             let l = lua_newstate(alloc, std::ptr::null_mut(), codecache::seed());
             assert!(!l.is_null());
@@ -70,6 +83,8 @@ impl Reader {
     /// Makes the shared table of `m` the global `name`.
     fn give(&mut self, name: &str, m: &Arc<Matrix>) {
         let name = CString::new(name).unwrap();
+        // SAFETY: `self.l` is this Reader's live state; `name` outlives the
+        // call, and the matrix is held (`held`) until after the state closes.
         unsafe {
             assert!(m.push(self.l), "the reader uses the shared seed");
             lua_setglobal(self.l, name.as_ptr());
@@ -80,6 +95,10 @@ impl Reader {
     /// Runs `code`; its results joined by spaces, or the error message.
     fn eval(&self, code: &str) -> Result<String, String> {
         let c = CString::new(code).unwrap();
+        // SAFETY: `self.l` is this Reader's live state; the code's errors are
+        // caught by lua_pcall (a failing __tostring of a result would end in
+        // Lua's panic, an abort), and each string slice is copied out before
+        // its value is popped.
         unsafe {
             let l = self.l;
             lua_settop(l, 0);
@@ -113,6 +132,7 @@ impl Reader {
 impl Drop for Reader {
     fn drop(&mut self) {
         // The state first, then what it held (as a service's `Shared`).
+        // SAFETY: the state is this Reader's and is closed once, here.
         unsafe { lua_close(self.l) };
         self.held.clear();
     }
@@ -287,25 +307,36 @@ fn every_write_to_a_shared_table_raises() {
 /// The same from C: lua_setfield, lua_rawseti, lua_setmetatable.
 #[test]
 fn c_api_writes_to_a_shared_table_raise() {
+    // Called as f(T) with the shared table T at index 1: each write raises.
     unsafe extern "C-unwind" fn setfield(l: State) -> c_int {
-        lua_pushinteger(l, 1);
-        lua_setfield(l, 1, c"name".as_ptr());
+        // SAFETY: `l` is the calling state and index 1 holds the table.
+        unsafe {
+            lua_pushinteger(l, 1);
+            lua_setfield(l, 1, c"name".as_ptr());
+        }
         0
     }
     unsafe extern "C-unwind" fn rawseti(l: State) -> c_int {
-        lua_pushinteger(l, 1);
-        lua_rawseti(l, 1, 1);
+        // SAFETY: `l` is the calling state and index 1 holds the table.
+        unsafe {
+            lua_pushinteger(l, 1);
+            lua_rawseti(l, 1, 1);
+        }
         0
     }
     unsafe extern "C-unwind" fn setmeta(l: State) -> c_int {
-        lua_createtable(l, 0, 0);
-        lua_setmetatable(l, 1);
+        // SAFETY: `l` is the calling state and index 1 holds the table.
+        unsafe {
+            lua_createtable(l, 0, 0);
+            lua_setmetatable(l, 1);
+        }
         0
     }
     let mut r = Reader::new();
     let m = matrix("return { name = 'n', 1 }");
     r.give("T", &m);
     for f in [setfield as lua_CFunction, rawseti, setmeta] {
+        // SAFETY: `r.l` is the Reader's live state; `f` is a C function.
         unsafe {
             lua_pushcfunction(r.l, f);
             lua_setglobal(r.l, c"f".as_ptr());

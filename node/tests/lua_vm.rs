@@ -147,10 +147,13 @@ fn a_c_string_made_when_memory_runs_out_is_a_memory_error() {
         osize: usize,
         nsize: usize,
     ) -> *mut c_void {
-        let b = &*(ud as *const Budget);
+        // SAFETY: `ud` is the `Budget` given to lua_newstate below, boxed and
+        // alive until after lua_close.
+        let b = unsafe { &*(ud as *const Budget) };
         let old = if ptr.is_null() { 0 } else { osize };
         if nsize == 0 {
-            libc::free(ptr);
+            // SAFETY: Lua frees a block this allocator returned (or null).
+            unsafe { libc::free(ptr) };
             b.used.fetch_sub(old, Ordering::Relaxed);
             return std::ptr::null_mut();
         }
@@ -158,7 +161,8 @@ fn a_c_string_made_when_memory_runs_out_is_a_memory_error() {
         if nsize > old && used - old + nsize > b.limit.load(Ordering::Relaxed) {
             return std::ptr::null_mut();
         }
-        let p = libc::realloc(ptr, nsize);
+        // SAFETY: `ptr` is null or a block this allocator returned.
+        let p = unsafe { libc::realloc(ptr, nsize) };
         if !p.is_null() {
             b.used.store(used - old + nsize, Ordering::Relaxed);
         }
@@ -170,15 +174,21 @@ fn a_c_string_made_when_memory_runs_out_is_a_memory_error() {
         s
     };
     unsafe extern "C-unwind" fn push_long(l: State) -> c_int {
-        lua_pushstring(l, LONG.as_ptr() as *const std::ffi::c_char);
+        // SAFETY: `l` is the calling state; LONG is a static NUL-terminated
+        // string (lua_pushstring copies it, or raises out of memory).
+        unsafe { lua_pushstring(l, LONG.as_ptr() as *const std::ffi::c_char) };
         1
     }
     let budget = Box::new(Budget {
         used: AtomicUsize::new(0),
         limit: AtomicUsize::new(usize::MAX),
     });
+    // SAFETY: `l` is a state of this test alone, used on this thread and
+    // closed at the end of the block; its allocator's `Budget` is boxed and
+    // dropped only after that. Every call passes `l` and valid indices.
     unsafe {
         let l = lua_newstate(limited, &*budget as *const Budget as *mut c_void, 0);
+        assert!(!l.is_null(), "lua_newstate failed");
         luaL_openlibs(l);
         // room for the collection, not for the 4 KiB string
         let used = budget.used.load(Ordering::Relaxed);

@@ -54,9 +54,14 @@ struct Heap {
 
 pub struct Arena(UnsafeCell<Heap>);
 
-// SAFETY: only the thread running the owning state calls the methods below
-// (module doc); other threads never touch the arena.
+// SAFETY: every method that writes the heap is `unsafe`, and its contract is
+// that no other thread uses the arena during the call (the caller is the
+// thread running the owning state, module doc); `owns`, the one safe method
+// that reads it, therefore never runs alongside a write.
 unsafe impl Sync for Arena {}
+// SAFETY: the heap is raw pointers into malloc chunks that belong to the
+// arena alone (no thread-local state): the thread that runs the state next
+// may cut, reuse or free them.
 unsafe impl Send for Arena {}
 
 impl Default for Arena {
@@ -76,15 +81,19 @@ impl Arena {
     /// arena is used up (the caller asks malloc then).
     ///
     /// # Safety
-    /// Called by the thread running the state only.
+    /// No other thread uses the arena during the call (it is the thread
+    /// running the state).
     #[inline]
     pub unsafe fn take(&self, n: usize) -> *mut c_void {
         if n > MAX_SMALL {
             return std::ptr::null_mut();
         }
-        let h = &mut *self.0.get();
+        // SAFETY: exclusive use during this call (contract).
+        let h = unsafe { &mut *self.0.get() };
         let c = class(n);
-        let p = list_pop(&mut h.heads[c]);
+        // SAFETY: the list of class `c` holds only arena blocks of 16c bytes
+        // (16-aligned) given back by `give_owned`, unused while listed.
+        let p = unsafe { list_pop(&mut h.heads[c]) };
         if !p.is_null() {
             return p;
         }
@@ -93,7 +102,10 @@ impl Arena {
             return std::ptr::null_mut();
         }
         let p = h.bump;
-        h.bump = p.add(size);
+        // SAFETY: `size` bytes are left between `bump` and `end`, the end of
+        // the current chunk (checked just above), so the sum stays inside
+        // it or one past its end.
+        h.bump = unsafe { p.add(size) };
         p as *mut c_void
     }
 
@@ -103,7 +115,9 @@ impl Arena {
         if n > MAX_SMALL {
             return false;
         }
-        // SAFETY: reads of the owner thread's own data (module doc).
+        // SAFETY: writes happen only in the `unsafe` methods, whose callers
+        // guarantee no other thread uses the arena meanwhile (see the Sync
+        // impl): this shared borrow cannot overlap a write.
         let h = unsafe { &*self.0.get() };
         let a = p as usize;
         h.chunks[..h.taken]
@@ -115,14 +129,16 @@ impl Arena {
     /// did not (it is malloc's).
     ///
     /// # Safety
-    /// `p` is a live block of size `n` that Lua frees; called by the thread
-    /// running the state only.
+    /// `p` is a live block of size `n` that Lua frees (nothing uses it
+    /// after); no other thread uses the arena during the call.
     #[inline]
     pub unsafe fn give(&self, p: *mut c_void, n: usize) -> bool {
         if !self.owns(p, n) {
             return false;
         }
-        self.give_owned(p, n);
+        // SAFETY: `p` is the arena's (just checked) and freed by its user;
+        // the thread contract is ours.
+        unsafe { self.give_owned(p, n) };
         true
     }
 
@@ -130,11 +146,14 @@ impl Arena {
     /// ([`Self::owns`]).
     ///
     /// # Safety
-    /// As for [`Self::give`], and `p` came from the arena.
+    /// As for [`Self::give`], and `p` came from the arena (for size `n`).
     #[inline]
     pub unsafe fn give_owned(&self, p: *mut c_void, n: usize) {
-        let h = &mut *self.0.get();
-        list_push(&mut h.heads[class(n)], p);
+        // SAFETY: exclusive use during this call (contract).
+        let h = unsafe { &mut *self.0.get() };
+        // SAFETY: `p` is an arena block of class(n): 16-aligned, 16c >= 16
+        // bytes, and unused from now on (contract).
+        unsafe { list_push(&mut h.heads[class(n)], p) };
     }
 
     /// Whether an arena block of size `old` can stay where it is for `new`.
@@ -148,9 +167,12 @@ impl Arena {
     /// No block of the arena is used any more (the state is closed), and no
     /// other thread reaches it.
     pub unsafe fn release(&self) {
-        let h = &mut *self.0.get();
+        // SAFETY: no other thread reaches the arena (contract).
+        let h = unsafe { &mut *self.0.get() };
         for &(start, _) in &h.chunks[..h.taken] {
-            libc::free(start as *mut c_void);
+            // SAFETY: each recorded chunk came from malloc in `next_chunk`
+            // and is freed once: the heap is reset below, with no chunks.
+            unsafe { libc::free(start as *mut c_void) };
         }
         *h = Heap {
             heads: [std::ptr::null_mut(); CLASSES + 1],
@@ -171,7 +193,9 @@ impl Heap {
             return false;
         }
         let size = CHUNK_SIZES[self.taken];
-        // SAFETY: a plain allocation; glibc's blocks are 16-aligned.
+        // SAFETY: malloc has no precondition (null is handled below); its
+        // blocks are 16-aligned on the supported targets, which the blocks
+        // cut from the chunk (multiples of 16) keep.
         let p = unsafe { libc::malloc(size) } as *mut u8;
         if p.is_null() {
             return false;
@@ -181,7 +205,8 @@ impl Heap {
         self.chunks[self.taken] = (p as usize, p as usize + size);
         self.taken += 1;
         self.bump = p;
-        // SAFETY: within the allocation just made.
+        // SAFETY: `p` starts an allocation of `size` bytes: the sum is one
+        // past its end.
         self.end = unsafe { p.add(size) };
         true
     }
@@ -202,6 +227,9 @@ mod tests {
     #[test]
     fn blocks_are_cut_by_class_and_reused() {
         let arena = Arena::default();
+        // SAFETY: the arena is this test's alone, on this thread; blocks are
+        // given back once, with the size they were taken for or a size of
+        // the same class.
         unsafe {
             let a = arena.take(1);
             let b = arena.take(16);
@@ -234,6 +262,9 @@ mod tests {
     #[test]
     fn the_arena_stops_at_its_reserve() {
         let arena = Arena::default();
+        // SAFETY: the arena is this test's alone, on this thread; each block
+        // is written within its MAX_SMALL bytes, and none is used after
+        // `release`.
         unsafe {
             let mut blocks = Vec::new();
             loop {

@@ -50,12 +50,15 @@ pub fn request_size(n: usize) -> usize {
 /// [`super::arena`].
 ///
 /// # Safety
-/// `head` heads a list of free blocks of at least a word each.
+/// `head` heads a list of free blocks of at least a word each, word-aligned,
+/// that nothing else uses.
 #[inline]
 pub(super) unsafe fn list_pop(head: &mut *mut c_void) -> *mut c_void {
     let p = *head;
     if !p.is_null() {
-        *head = *(p as *mut *mut c_void);
+        // SAFETY: `p` is the list's first free block (caller's contract): at
+        // least a word, aligned, and its first word holds the next link.
+        *head = unsafe { *(p as *mut *mut c_void) };
     }
     p
 }
@@ -63,10 +66,12 @@ pub(super) unsafe fn list_pop(head: &mut *mut c_void) -> *mut c_void {
 /// Pushes the free block `p` on the intrusive list `head`.
 ///
 /// # Safety
-/// `p` is a block of at least a word that nothing else uses.
+/// `p` is a word-aligned block of at least a word that nothing else uses.
 #[inline]
 pub(super) unsafe fn list_push(head: &mut *mut c_void, p: *mut c_void) {
-    *(p as *mut *mut c_void) = *head;
+    // SAFETY: `p` is ours, aligned and a word long at least (caller's
+    // contract); its first word becomes the link.
+    unsafe { *(p as *mut *mut c_void) = *head };
     *head = p;
 }
 
@@ -80,9 +85,14 @@ struct Lists {
 
 pub struct BlockCache(UnsafeCell<Lists>);
 
-// SAFETY: only the thread running the owning state calls the methods below
-// (module doc); other threads never touch the cache.
+// SAFETY: every method that reads or writes the lists is `unsafe`, and its
+// contract is that no other thread uses the cache during the call (the
+// caller is the thread running the owning state, module doc); so a shared
+// `&BlockCache` on other threads can do nothing that races.
 unsafe impl Sync for BlockCache {}
+// SAFETY: the lists hold raw pointers to malloc blocks that belong to the
+// cache alone (no thread-local state): the thread that runs the state next
+// may free or reuse them.
 unsafe impl Send for BlockCache {}
 
 impl Default for BlockCache {
@@ -99,15 +109,20 @@ impl BlockCache {
     /// A cached block for `n` bytes, if one is there.
     ///
     /// # Safety
-    /// Called by the thread running the state only.
+    /// No other thread uses the cache during the call (it is the thread
+    /// running the state).
     #[inline]
     pub unsafe fn take(&self, n: usize) -> *mut c_void {
         if n > MAX_SMALL {
             return std::ptr::null_mut();
         }
-        let l = &mut *self.0.get();
+        // SAFETY: exclusive use during this call (contract); the reference
+        // ends with the call.
+        let l = unsafe { &mut *self.0.get() };
         let c = class(n);
-        let p = list_pop(&mut l.heads[c]);
+        // SAFETY: the list of class `c` holds only blocks kept by `keep`,
+        // each of capacity(c) >= 8 bytes from malloc, unused while listed.
+        let p = unsafe { list_pop(&mut l.heads[c]) };
         if !p.is_null() {
             l.bytes -= capacity(c);
         }
@@ -117,19 +132,23 @@ impl BlockCache {
     /// Keeps a block Lua freed with size `n`; false if it must go to malloc.
     ///
     /// # Safety
-    /// `p` was allocated with [`request_size`]`(n)` bytes by malloc; called by
-    /// the thread running the state only.
+    /// `p` was allocated with [`request_size`]`(n)` bytes by malloc and
+    /// nothing uses it any more; no other thread uses the cache during the
+    /// call.
     #[inline]
     pub unsafe fn keep(&self, p: *mut c_void, n: usize) -> bool {
         if n > MAX_SMALL {
             return false;
         }
-        let l = &mut *self.0.get();
+        // SAFETY: exclusive use during this call (contract).
+        let l = unsafe { &mut *self.0.get() };
         let c = class(n);
         if l.bytes + capacity(c) > BUDGET {
             return false;
         }
-        list_push(&mut l.heads[c], p);
+        // SAFETY: `p` is an unused malloc block (16-aligned) of
+        // request_size(n) = capacity(c) >= 8 bytes (contract).
+        unsafe { list_push(&mut l.heads[c], p) };
         l.used |= 1 << c;
         l.bytes += capacity(c);
         true
@@ -143,10 +162,11 @@ impl BlockCache {
     /// Gives every cached block back to malloc.
     ///
     /// # Safety
-    /// Called by the thread running the state (or owning it when it is
-    /// closed) only.
+    /// No other thread uses the cache during the call (it is the thread
+    /// running the state, or owning it when it is closed).
     pub unsafe fn flush(&self) {
-        let l = &mut *self.0.get();
+        // SAFETY: exclusive use during this call (contract).
+        let l = unsafe { &mut *self.0.get() };
         if l.bytes == 0 {
             return;
         }
@@ -155,8 +175,13 @@ impl BlockCache {
             l.used &= l.used - 1;
             let mut p = l.heads[c];
             while !p.is_null() {
-                let next = *(p as *mut *mut c_void);
-                libc::free(p);
+                // SAFETY: `p` is a listed block (from `keep`): malloc's,
+                // unused, its first word the link; it is read before the
+                // free and never touched after.
+                let next = unsafe { *(p as *mut *mut c_void) };
+                // SAFETY: as above; each listed block is freed exactly once
+                // (the head is reset below).
+                unsafe { libc::free(p) };
                 p = next;
             }
             l.heads[c] = std::ptr::null_mut();
@@ -192,6 +217,9 @@ mod tests {
     #[test]
     fn blocks_come_back_by_class_within_the_budget() {
         let cache = BlockCache::default();
+        // SAFETY: the cache is this test's alone, on this thread; every block
+        // kept is a fresh malloc block of request_size of its size, and each
+        // is freed once (by flush or by the test).
         unsafe {
             let a = libc::malloc(request_size(30));
             let b = libc::malloc(request_size(100));

@@ -913,6 +913,9 @@ fn bound_reader(fd: i32, tx: tokio::sync::mpsc::Sender<io::Result<Vec<u8>>>) {
     let mut size = MIN_READ_BUFFER;
     loop {
         let mut v: Vec<u8> = Vec::with_capacity(size + TRAILER);
+        // SAFETY: `v` has room for `size + TRAILER` bytes and read(2) writes at
+        // most the `size` asked into it; reading a descriptor that is not
+        // open fails (EBADF) without touching memory.
         let n = unsafe { libc::read(fd, v.as_mut_ptr() as *mut libc::c_void, size) };
         if n < 0 {
             let e = io::Error::last_os_error();
@@ -929,6 +932,8 @@ fn bound_reader(fd: i32, tx: tokio::sync::mpsc::Sender<io::Result<Vec<u8>>>) {
             }
         }
         let n = n as usize;
+        // SAFETY: read(2) succeeded, so it initialized the first `n <= size`
+        // bytes, all within the capacity of `v`.
         unsafe { v.set_len(n) };
         if n == size {
             size = (size * 2).min(MAX_READ_BUFFER);
@@ -947,6 +952,8 @@ fn bound_writer(fd: i32, rx: std::sync::mpsc::Receiver<Vec<u8>>) {
     for data in rx {
         let mut pos = 0;
         while pos < data.len() {
+            // SAFETY: the pointer and length describe `data[pos..]`, which is
+            // alive and unchanged across the call; write(2) only reads them.
             let n = unsafe {
                 libc::write(
                     fd,
