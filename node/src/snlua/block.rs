@@ -12,6 +12,7 @@
 //! ([`super::Shared::pin`]), so the block outlives every use that message
 //! makes of it, even when a Lua error cuts the use short.
 
+use super::buffers::Buffers;
 use super::lua::*;
 use super::Shared;
 use parking_lot::{Mutex, RwLock};
@@ -148,6 +149,50 @@ impl Drop for SharedBlock {
     }
 }
 
+/// Why (`p`, `sz`) arguments cannot hand one of the service's own blocks
+/// over.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OwnBlockError {
+    /// `p` names no block of this service.
+    NotOwned,
+    /// The size is negative or larger than the block.
+    Size { sz: i64, len: usize },
+}
+
+impl OwnBlockError {
+    /// The error text: `not_owned` (each caller names its argument) or the
+    /// size problem.
+    pub fn text(self, not_owned: &str) -> String {
+        match self {
+            OwnBlockError::NotOwned => not_owned.to_string(),
+            OwnBlockError::Size { sz, len } => {
+                format!("invalid message size {sz} (the block has {len} bytes)")
+            }
+        }
+    }
+}
+
+/// The check half of handing one of the service's own blocks over (a
+/// message to send, data for a socket): `p` must name a block of `bufs`
+/// holding at least `sz >= 0` bytes; returns the size. Callers check every
+/// argument this way before anything changes hands, since a Lua error after
+/// the take would lose the block, then call [`take_own_block`].
+pub fn check_own_block(bufs: &Buffers, p: usize, sz: i64) -> Result<usize, OwnBlockError> {
+    let len = bufs.get(p).ok_or(OwnBlockError::NotOwned)?.len();
+    if sz < 0 || sz as usize > len {
+        return Err(OwnBlockError::Size { sz, len });
+    }
+    Ok(sz as usize)
+}
+
+/// The take half: the block at `p` (checked by [`check_own_block`]) cut to
+/// `sz` bytes; the service no longer owns it. Empty if there is none.
+pub fn take_own_block(bufs: &mut Buffers, p: usize, sz: usize) -> Vec<u8> {
+    let mut v = bufs.take(p).unwrap_or_default();
+    v.truncate(sz);
+    v
+}
+
 /// The bytes of a block named by the address `p` with `sz` bytes: one of the
 /// service's own blocks, or a shared block (pinned until the message ends).
 /// `Err` names the problem; `what` starts the text.
@@ -265,6 +310,30 @@ mod tests {
         assert!(live.find(a).is_none(), "a dropped object cannot be found");
         live.forget(a);
         assert_eq!(live.len(), 0);
+    }
+
+    #[test]
+    fn own_blocks_are_checked_then_taken() {
+        let mut bufs = Buffers::default();
+        let a = bufs.insert(vec![3; 10]);
+        assert_eq!(check_own_block(&bufs, a, 10), Ok(10));
+        assert_eq!(check_own_block(&bufs, a, 0), Ok(0));
+        let e = check_own_block(&bufs, a, 11).unwrap_err();
+        assert_eq!(e, OwnBlockError::Size { sz: 11, len: 10 });
+        assert_eq!(
+            e.text("unused"),
+            "invalid message size 11 (the block has 10 bytes)"
+        );
+        assert!(matches!(
+            check_own_block(&bufs, a, -1),
+            Err(OwnBlockError::Size { sz: -1, .. })
+        ));
+        let e = check_own_block(&bufs, a + 1, 1).unwrap_err();
+        assert_eq!(e.text("not mine"), "not mine");
+        assert_eq!(check_own_block(&bufs, 0, 0), Err(OwnBlockError::NotOwned));
+        assert_eq!(take_own_block(&mut bufs, a, 4), vec![3; 4]);
+        assert_eq!(check_own_block(&bufs, a, 4), Err(OwnBlockError::NotOwned));
+        assert!(take_own_block(&mut bufs, a, 4).is_empty(), "taken once");
     }
 
     #[test]

@@ -76,17 +76,8 @@ unsafe fn send_message(l: State, sh: &Shared, source: u32, idx_type: c_int) -> c
             let p = lua_touserdata(l, idx_msg) as usize;
             let sz = luaL_checkinteger(l, idx_msg + 1);
             if p != 0 {
-                let len = (*sh.buffers.get()).get(p).map(|b| b.len());
-                match len {
-                    None => raise_here(
-                        l,
-                        "invalid param (not a message of this service)".to_string(),
-                    ),
-                    Some(len) if sz < 0 || sz as usize > len => raise_here(
-                        l,
-                        format!("invalid message size {sz} (the block has {len} bytes)"),
-                    ),
-                    _ => {}
+                if let Err(e) = block::check_own_block(&*sh.buffers.get(), p, sz) {
+                    raise_here(l, e.text("invalid param (not a message of this service)"));
                 }
             }
             Payload::Owned(p, sz.max(0) as usize)
@@ -97,11 +88,7 @@ unsafe fn send_message(l: State, sh: &Shared, source: u32, idx_type: c_int) -> c
     let data = match payload {
         Payload::Copy(s) => s.to_vec(),
         Payload::Owned(0, _) => Vec::new(),
-        Payload::Owned(p, sz) => {
-            let mut v = (*sh.buffers.get()).take(p).unwrap_or_default();
-            v.truncate(sz);
-            v
-        }
+        Payload::Owned(p, sz) => block::take_own_block(&mut *sh.buffers.get(), p, sz),
     };
     let session = match session_arg {
         Some(s) => s,

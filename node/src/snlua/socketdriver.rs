@@ -9,7 +9,7 @@
 //! behalf of this service.
 
 use super::lua::*;
-use super::{shared, Shared};
+use super::{block, shared, Shared};
 use crate::socket::buffer::SockBuf;
 use crate::socket::{self, addr, event, SocketServer};
 use std::ffi::{c_int, c_void, CStr};
@@ -117,17 +117,11 @@ unsafe extern "C-unwind" fn lpush(l: State) -> c_int {
     luaL_checktype(l, 2, LUA_TTABLE);
     let sz = luaL_checkinteger(l, 4);
     let bufs = &mut *sh.buffers.get();
-    match bufs.get(p).map(|b| b.len()) {
-        None => raise_here(l, "need message block at param 3".to_string()),
-        Some(len) if sz < 0 || sz as usize > len => raise_here(
-            l,
-            format!("invalid message size {sz} (the block has {len} bytes)"),
-        ),
-        _ => {}
-    }
-    let mut block = bufs.take(p).unwrap_or_default();
-    block.truncate(sz as usize);
-    let size = sb.push(block);
+    let sz = match block::check_own_block(bufs, p, sz) {
+        Ok(sz) => sz,
+        Err(e) => raise_here(l, e.text("need message block at param 3")),
+    };
+    let size = sb.push(block::take_own_block(bufs, p, sz));
     lua_pushinteger(l, size as lua_Integer);
     1
 }
@@ -292,8 +286,7 @@ unsafe extern "C-unwind" fn lunpack(l: State) -> c_int {
         push_bytes(l, &b[h.body_len..h.body_len + h.extra_len]);
     }
     // No Lua error past this point: the block changes hands.
-    let mut block = bufs.take(p).unwrap_or_default();
-    block.truncate(h.body_len);
+    let block = block::take_own_block(bufs, p, h.body_len);
     let data = bufs.insert(block);
     lua_pushlightuserdata(l, data as *mut c_void);
     if with_address {
@@ -446,16 +439,12 @@ unsafe fn get_buffer(l: State, sh: &Shared, idx: c_int) -> Payload {
                 }
                 raise_here(l, "invalid message block (null)".to_string());
             }
-            match (*sh.buffers.get()).get(p).map(|b| b.len()) {
-                None => raise_here(
+            match block::check_own_block(&*sh.buffers.get(), p, sz) {
+                Ok(sz) => Payload::Block(p, sz),
+                Err(e) => raise_here(
                     l,
-                    "invalid message block (not owned by this service)".to_string(),
+                    e.text("invalid message block (not owned by this service)"),
                 ),
-                Some(len) if sz as usize > len => raise_here(
-                    l,
-                    format!("invalid message size {sz} (the block has {len} bytes)"),
-                ),
-                _ => Payload::Block(p, sz as usize),
             }
         }
         LUA_TTABLE => {
@@ -487,11 +476,7 @@ unsafe fn payload_bytes(sh: &Shared, p: Payload) -> Vec<u8> {
     match p {
         Payload::Bytes(_, 0) => Vec::new(),
         Payload::Bytes(ptr, n) => std::slice::from_raw_parts(ptr, n).to_vec(),
-        Payload::Block(a, n) => {
-            let mut v = (*sh.buffers.get()).take(a).unwrap_or_default();
-            v.truncate(n);
-            v
-        }
+        Payload::Block(a, n) => block::take_own_block(&mut *sh.buffers.get(), a, n),
         Payload::Scratch => {
             let scratch = &mut *sh.scratch.get();
             let v = scratch.clone();
@@ -806,6 +791,28 @@ mod tests {
             local p4, n4 = driver.str2p("x")
             driver.drop(p4, n4)
             assert(driver.owned() == 0, "blocks leaked: " .. driver.owned())
+            return "ok"
+        "#,
+        );
+        assert_eq!(r, Ok("ok".to_string()));
+    }
+
+    #[test]
+    fn push_checks_the_block_before_taking_it() {
+        let t = TestLua::new();
+        let r = t.run(
+            r#"
+            local b, pool = driver.buffer(), {}
+            local p, n = driver.str2p("abc")
+            local ok, err = pcall(driver.push, b, pool, p, 4)
+            assert(not ok and err:find("invalid message size 4 (the block has 3 bytes)", 1, true), err)
+            ok, err = pcall(driver.push, b, pool, p, -1)
+            assert(not ok and err:find("invalid message size -1", 1, true), err)
+            assert(driver.owned() == 1, "a refused block stays the service's")
+            driver.drop(p, n)
+            ok, err = pcall(driver.push, b, pool, p, n)
+            assert(not ok and err:find("need message block at param 3", 1, true), err)
+            assert(driver.readall(b, pool) == "")
             return "ok"
         "#,
         );
