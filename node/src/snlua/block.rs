@@ -196,6 +196,13 @@ pub fn take_own_block(bufs: &mut Buffers, p: usize, sz: usize) -> Vec<u8> {
 /// The bytes of a block named by the address `p` with `sz` bytes: one of the
 /// service's own blocks, or a shared block (pinned until the message ends).
 /// `Err` names the problem; `what` starts the text.
+///
+/// # Safety
+/// Called on the thread running the service, with no borrow of its buffers
+/// alive. The bytes of a shared block stay valid until the message ends;
+/// those of one of the service's own blocks until the block is taken and
+/// dropped, so a caller that runs Lua code while it reads them (a finalizer
+/// may trash the block) lends the block first ([`Buffers::lend`]) or copies.
 #[inline]
 pub unsafe fn block_at<'a>(
     sh: &'a Shared,
@@ -204,9 +211,15 @@ pub unsafe fn block_at<'a>(
     what: &str,
 ) -> Result<&'a [u8], String> {
     if sz > 0 && p != 0 {
-        let block: Option<&'a [u8]> = match (*sh.buffers.get()).get(p) {
+        // SAFETY: this thread runs the service and no other borrow of its
+        // buffers is alive (contract); the slice points into the block's
+        // heap memory, which outlives this borrow as the contract says.
+        let own: Option<&'a [u8]> = unsafe { (*sh.buffers.get()).get(p) };
+        let block = match own {
             Some(b) => Some(b),
-            None => SharedBlock::find(p).map(|b| sh.pin(b)),
+            // SAFETY: this thread runs the service; the pin keeps the block
+            // alive until the message ends, which the contract passes on.
+            None => SharedBlock::find(p).map(|b| unsafe { sh.pin(b) }),
         };
         if let Some(b) = block {
             if sz as usize <= b.len() {
@@ -216,10 +229,15 @@ pub unsafe fn block_at<'a>(
     } else if sz == 0 {
         return Ok(&[]);
     }
-    Err(block_error(sh, p, sz, what))
+    // SAFETY: block_at's contract is block_error's.
+    Err(unsafe { block_error(sh, p, sz, what) })
 }
 
 /// What is wrong with the block argument (`p`, `sz`).
+///
+/// # Safety
+/// As for [`block_at`]: the service's thread, no borrow of its buffers
+/// alive.
 #[cold]
 #[inline(never)]
 unsafe fn block_error(sh: &Shared, p: usize, sz: i64, what: &str) -> String {
@@ -229,8 +247,11 @@ unsafe fn block_error(sh: &Shared, p: usize, sz: i64, what: &str) -> String {
     if sz < 0 {
         return format!("{what}: invalid size {sz}");
     }
-    let len = match (*sh.buffers.get()).get(p) {
-        Some(b) => b.len(),
+    // SAFETY: the service's thread with no other borrow of its buffers
+    // alive (contract); this one ends with the statement.
+    let own = unsafe { (*sh.buffers.get()).get(p).map(<[u8]>::len) };
+    let len = match own {
+        Some(len) => len,
         None => match SharedBlock::find(p) {
             Some(b) => b.bytes().len(),
             None => return format!("{what}: invalid pointer (not a live message block)"),
@@ -242,25 +263,40 @@ unsafe fn block_error(sh: &Shared, p: usize, sz: i64, what: &str) -> String {
 /// A message argument at `idx` as skynet's C modules take one: a string, or
 /// a lightuserdata with its size at `idx + 1`. Raises a Lua error naming the
 /// problem for anything else. The bytes stay valid while the string is on the
-/// stack, or until the current message ends.
+/// stack; for a block, as [`block_at`] says.
+///
+/// # Safety
+/// `l` is the state calling a native function of the service whose
+/// `Shared` is `sh`, and [`block_at`]'s contract holds.
 pub unsafe fn bytes_arg<'a>(l: State, sh: &'a Shared, idx: c_int, what: &str) -> &'a [u8] {
-    match lua_type(l, idx) {
-        LUA_TSTRING => to_bytes(l, idx).unwrap_or(&[]),
+    // SAFETY: `l` is the calling state (contract); lua_type accepts any
+    // index.
+    match unsafe { lua_type(l, idx) } {
+        // SAFETY: the value at `idx` is a string: valid while on the stack.
+        LUA_TSTRING => unsafe { to_bytes(l, idx) }.unwrap_or(&[]),
         LUA_TLIGHTUSERDATA => {
-            let p = lua_touserdata(l, idx) as usize;
-            let sz = luaL_checkinteger(l, idx + 1);
-            match block_at(sh, p, sz, what) {
-                Ok(b) => b,
-                Err(e) => raise_here(l, e),
+            // SAFETY: luaL_checkinteger raises with nothing to drop; the
+            // error text is moved into raise_here, which drops it before the
+            // longjmp; block_at's contract is ours.
+            unsafe {
+                let p = lua_touserdata(l, idx) as usize;
+                let sz = luaL_checkinteger(l, idx + 1);
+                match block_at(sh, p, sz, what) {
+                    Ok(b) => b,
+                    Err(e) => raise_here(l, e),
+                }
             }
         }
-        _ => raise_here(
-            l,
-            format!(
-                "{what}: need a string or a message pointer and size, got {}",
-                type_name(l, idx)
-            ),
-        ),
+        // SAFETY: nothing with a destructor is alive.
+        _ => unsafe {
+            raise_here(
+                l,
+                format!(
+                    "{what}: need a string or a message pointer and size, got {}",
+                    type_name(l, idx)
+                ),
+            )
+        },
     }
 }
 
@@ -339,8 +375,11 @@ mod tests {
     #[test]
     fn block_arguments_resolve_own_and_shared_blocks() {
         let sh = Shared::detached();
+        // SAFETY: this test's Shared, on this thread; no other borrow.
         let own = unsafe { (*sh.buffers.get()).insert(vec![7; 16]) };
         let shared = SharedBlock::new(vec![9; 8]);
+        // SAFETY: this thread plays the service's; no borrow of its buffers
+        // is alive, and the slices are compared at once.
         unsafe {
             assert_eq!(block_at(&sh, own, 4, "t").unwrap(), &[7; 4]);
             assert_eq!(block_at(&sh, shared.address(), 8, "t").unwrap(), &[9; 8]);
@@ -357,6 +396,7 @@ mod tests {
         let a = shared.address();
         drop(shared);
         assert!(SharedBlock::find(a).is_some());
+        // SAFETY: the "message" is over: no slice from block_at is used again.
         unsafe { sh.unpin_all() };
         assert!(SharedBlock::find(a).is_none_or(|b| b.bytes() != [9; 8]));
     }
