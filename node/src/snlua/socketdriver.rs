@@ -958,7 +958,7 @@ unsafe extern "C-unwind" fn ludp_address(l: State) -> c_int {
 unsafe extern "C-unwind" fn lresolve(l: State) -> c_int {
     // SAFETY: check_bytes raises with nothing to drop.
     let host = unsafe { check_bytes(l, 1) };
-    let r = addr::getaddrinfo(Some(&text(host)), None, addr::Want::Any);
+    let r = addr::resolve(&text(host), 0);
     let list = match r {
         Ok(v) => v,
         // SAFETY: only the error text is alive, and raise_here drops it.

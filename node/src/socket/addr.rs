@@ -1,15 +1,20 @@
-//! Addresses: name resolution (getaddrinfo, with its own error texts), the
-//! listening and UDP sockets skynet creates synchronously in the caller, the
-//! UDP address blob, and OS error texts.
+//! Addresses: name resolution (the system resolver, with getaddrinfo's error
+//! texts), the listening and UDP sockets skynet creates synchronously in the
+//! caller, the UDP address blob, and OS error texts.
 
-use std::ffi::{c_int, CStr, CString};
+use socket2::{Domain, SockRef, Socket, Type};
 use std::io;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
-use std::os::fd::{FromRawFd, OwnedFd, RawFd};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, ToSocketAddrs};
+use std::os::fd::AsFd;
 
 /// skynet's UDP protocol tags (first byte of an address blob).
 pub const PROTOCOL_UDP: u8 = 1;
 pub const PROTOCOL_UDPV6: u8 = 2;
+
+/// The text of getaddrinfo's EAI_NONAME, for a name no resolver would take.
+const NO_NAME: &str = "Name or service not known";
+/// What the standard library puts before gai_strerror's text.
+const LOOKUP_PREFIX: &str = "failed to lookup address information: ";
 
 /// strerror's text for an I/O error (without Rust's " (os error N)" suffix).
 pub fn os_error_text(e: &io::Error) -> String {
@@ -30,197 +35,60 @@ pub fn ip_text(a: &SocketAddr) -> String {
     a.ip().to_string()
 }
 
-fn sockaddr_to_std(sa: *const libc::sockaddr) -> Option<SocketAddr> {
-    unsafe {
-        match (*sa).sa_family as c_int {
-            libc::AF_INET => {
-                let v4 = &*(sa as *const libc::sockaddr_in);
-                let ip = Ipv4Addr::from(u32::from_be(v4.sin_addr.s_addr));
-                Some(SocketAddr::V4(SocketAddrV4::new(
-                    ip,
-                    u16::from_be(v4.sin_port),
-                )))
-            }
-            libc::AF_INET6 => {
-                let v6 = &*(sa as *const libc::sockaddr_in6);
-                let ip = Ipv6Addr::from(v6.sin6_addr.s6_addr);
-                Some(SocketAddr::V6(SocketAddrV6::new(
-                    ip,
-                    u16::from_be(v6.sin6_port),
-                    v6.sin6_flowinfo,
-                    v6.sin6_scope_id,
-                )))
-            }
-            _ => None,
+/// The addresses of `host` (a name or a literal) with `port`, in the
+/// resolver's order; the error is getaddrinfo's text (gai_strerror, or
+/// strerror for a system error).
+pub fn resolve(host: &str, port: u16) -> Result<Vec<SocketAddr>, String> {
+    if host.contains('\0') {
+        return Err(NO_NAME.to_string());
+    }
+    match (host, port).to_socket_addrs() {
+        Ok(list) => Ok(list.collect()),
+        Err(e) if e.raw_os_error().is_some() => Err(os_error_text(&e)),
+        Err(e) => {
+            let text = e.to_string();
+            Err(match text.strip_prefix(LOOKUP_PREFIX) {
+                Some(gai) => gai.to_string(),
+                None => text,
+            })
         }
     }
-}
-
-/// A `sockaddr` for `bind`/`connect`.
-pub fn std_to_sockaddr(a: &SocketAddr) -> (libc::sockaddr_storage, libc::socklen_t) {
-    let mut ss: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
-    let len = match a {
-        SocketAddr::V4(v4) => {
-            let sin = unsafe { &mut *(&mut ss as *mut _ as *mut libc::sockaddr_in) };
-            sin.sin_family = libc::AF_INET as libc::sa_family_t;
-            sin.sin_port = v4.port().to_be();
-            sin.sin_addr.s_addr = u32::from(*v4.ip()).to_be();
-            std::mem::size_of::<libc::sockaddr_in>()
-        }
-        SocketAddr::V6(v6) => {
-            let sin6 = unsafe { &mut *(&mut ss as *mut _ as *mut libc::sockaddr_in6) };
-            sin6.sin6_family = libc::AF_INET6 as libc::sa_family_t;
-            sin6.sin6_port = v6.port().to_be();
-            sin6.sin6_addr.s6_addr = v6.ip().octets();
-            sin6.sin6_flowinfo = v6.flowinfo();
-            sin6.sin6_scope_id = v6.scope_id();
-            std::mem::size_of::<libc::sockaddr_in6>()
-        }
-    };
-    (ss, len as libc::socklen_t)
-}
-
-/// Which kind of addresses to ask getaddrinfo for.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Want {
-    /// No hints at all (as `socketdriver.resolve`): every socket type.
-    Any,
-    Tcp,
-    Udp,
-}
-
-/// getaddrinfo with AF_UNSPEC; the error is gai_strerror's text.
-pub fn getaddrinfo(
-    host: Option<&str>,
-    port: Option<u16>,
-    want: Want,
-) -> Result<Vec<SocketAddr>, String> {
-    let host_c = match host {
-        Some(h) => Some(CString::new(h).map_err(|_| "Name or service not known".to_string())?),
-        None => None,
-    };
-    let port_c = port.map(|p| CString::new(p.to_string()).unwrap());
-    let mut hints: libc::addrinfo = unsafe { std::mem::zeroed() };
-    hints.ai_family = libc::AF_UNSPEC;
-    match want {
-        Want::Any => {}
-        Want::Tcp => {
-            hints.ai_socktype = libc::SOCK_STREAM;
-            hints.ai_protocol = libc::IPPROTO_TCP;
-        }
-        Want::Udp => {
-            hints.ai_socktype = libc::SOCK_DGRAM;
-            hints.ai_protocol = libc::IPPROTO_UDP;
-        }
-    }
-    let mut list: *mut libc::addrinfo = std::ptr::null_mut();
-    let status = unsafe {
-        libc::getaddrinfo(
-            host_c.as_ref().map_or(std::ptr::null(), |c| c.as_ptr()),
-            port_c.as_ref().map_or(std::ptr::null(), |c| c.as_ptr()),
-            &hints,
-            &mut list,
-        )
-    };
-    if status != 0 {
-        let text = unsafe { CStr::from_ptr(libc::gai_strerror(status)) };
-        return Err(text.to_string_lossy().into_owned());
-    }
-    let mut out = Vec::new();
-    let mut p = list;
-    while !p.is_null() {
-        let ai = unsafe { &*p };
-        if !ai.ai_addr.is_null() {
-            if let Some(a) = sockaddr_to_std(ai.ai_addr) {
-                out.push(a);
-            }
-        }
-        p = ai.ai_next;
-    }
-    unsafe { libc::freeaddrinfo(list) };
-    Ok(out)
 }
 
 /// skynet's `do_bind`: the first address of `host:port` (empty host = any IPv4),
 /// a socket with SO_REUSEADDR bound to it.
-pub fn bind_socket(host: &str, port: u16, udp: bool) -> io::Result<(OwnedFd, SocketAddr)> {
+fn bind_socket(host: &str, port: u16, ty: Type) -> io::Result<Socket> {
     let host = if host.is_empty() { "0.0.0.0" } else { host };
-    let addrs = getaddrinfo(
-        Some(host),
-        Some(port),
-        if udp { Want::Udp } else { Want::Tcp },
-    )
-    .map_err(|e| io::Error::new(io::ErrorKind::NotFound, e))?;
+    let addrs = resolve(host, port).map_err(|e| io::Error::new(io::ErrorKind::NotFound, e))?;
     let addr = *addrs
         .first()
         .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "no address"))?;
-    let family = if addr.is_ipv4() {
-        libc::AF_INET
-    } else {
-        libc::AF_INET6
-    };
-    let ty = if udp {
-        libc::SOCK_DGRAM
-    } else {
-        libc::SOCK_STREAM
-    };
-    let fd: RawFd = unsafe { libc::socket(family, ty | libc::SOCK_CLOEXEC, 0) };
-    if fd < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    let owned = unsafe { OwnedFd::from_raw_fd(fd) };
-    let one: c_int = 1;
-    let r = unsafe {
-        libc::setsockopt(
-            fd,
-            libc::SOL_SOCKET,
-            libc::SO_REUSEADDR,
-            &one as *const c_int as *const libc::c_void,
-            std::mem::size_of::<c_int>() as libc::socklen_t,
-        )
-    };
-    if r != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    let (sa, len) = std_to_sockaddr(&addr);
-    if unsafe { libc::bind(fd, &sa as *const _ as *const libc::sockaddr, len) } != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok((owned, addr))
+    let sock = Socket::new(Domain::for_address(addr), ty, None)?;
+    sock.set_reuse_address(true)?;
+    sock.bind(&addr.into())?;
+    Ok(sock)
 }
 
 /// A listening TCP socket (non-blocking), as `socket_server_listen` makes it.
 pub fn listen_socket(host: &str, port: u16, backlog: i32) -> io::Result<std::net::TcpListener> {
-    let (fd, _) = bind_socket(host, port, false)?;
-    use std::os::fd::AsRawFd;
-    if unsafe { libc::listen(fd.as_raw_fd(), backlog) } != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    let l = std::net::TcpListener::from(fd);
+    let sock = bind_socket(host, port, Type::STREAM)?;
+    sock.listen(backlog)?;
+    let l = std::net::TcpListener::from(sock);
     l.set_nonblocking(true)?;
     Ok(l)
 }
 
 /// A bound UDP socket (non-blocking).
 pub fn udp_socket(host: &str, port: u16) -> io::Result<std::net::UdpSocket> {
-    let (fd, _) = bind_socket(host, port, true)?;
-    let s = std::net::UdpSocket::from(fd);
+    let s = std::net::UdpSocket::from(bind_socket(host, port, Type::DGRAM)?);
     s.set_nonblocking(true)?;
     Ok(s)
 }
 
-/// Turns on SO_KEEPALIVE (skynet does it for every connected TCP socket).
-pub fn set_keepalive(fd: RawFd) {
-    let one: c_int = 1;
-    unsafe {
-        libc::setsockopt(
-            fd,
-            libc::SOL_SOCKET,
-            libc::SO_KEEPALIVE,
-            &one as *const c_int as *const libc::c_void,
-            std::mem::size_of::<c_int>() as libc::socklen_t,
-        );
-    }
+/// Turns on SO_KEEPALIVE (skynet does it for every connected TCP socket);
+/// a failure is ignored, as skynet does.
+pub fn set_keepalive(sock: &impl AsFd) {
+    let _ = SockRef::from(sock).set_keepalive(true);
 }
 
 /// The UDP address blob: protocol byte, port (network order), raw address.
@@ -281,10 +149,28 @@ mod tests {
 
     #[test]
     fn resolves_literals_and_reports_gai_errors() {
-        let v = getaddrinfo(Some("127.0.0.1"), Some(80), Want::Tcp).unwrap();
+        let v = resolve("127.0.0.1", 80).unwrap();
         assert_eq!(v, vec!["127.0.0.1:80".parse::<SocketAddr>().unwrap()]);
-        let e = getaddrinfo(Some("no-such-host.invalid"), Some(80), Want::Tcp).unwrap_err();
+        let v6 = resolve("::1", 53).unwrap();
+        assert_eq!(v6, vec!["[::1]:53".parse::<SocketAddr>().unwrap()]);
+        let e = resolve("no-such-host.invalid", 80).unwrap_err();
         assert!(!e.is_empty());
+        assert!(!e.starts_with("failed to lookup"), "gai_strerror's text alone: {e}");
+        assert_eq!(resolve("a\0b", 80).unwrap_err(), NO_NAME);
+    }
+
+    #[test]
+    fn bound_sockets_reuse_the_address() {
+        let l = listen_socket("127.0.0.1", 0, 8).unwrap();
+        let a = l.local_addr().unwrap();
+        assert!(a.ip().is_loopback() && a.port() != 0);
+        assert!(SockRef::from(&l).reuse_address().unwrap());
+        let u = udp_socket("", 0).unwrap();
+        assert!(u.local_addr().unwrap().ip().is_unspecified());
+        assert!(SockRef::from(&u).reuse_address().unwrap());
+        let e = listen_socket("no-such-host.invalid", 0, 8).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::NotFound);
+        set_keepalive(&l);
     }
 
     #[test]

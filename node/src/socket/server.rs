@@ -10,14 +10,13 @@
 //! their errors reach the caller at once, as in skynet), and commands are
 //! queued to the socket's task.
 
-use super::addr::{self, Want};
+use super::addr;
 use super::event::{self, kind, TRAILER};
 use bytes::BufMut;
 use parking_lot::Mutex;
 use std::collections::{HashMap, VecDeque};
 use std::io;
-use std::net::SocketAddr;
-use std::os::fd::AsRawFd;
+use std::net::{Shutdown, SocketAddr};
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, AtomicU64, AtomicU8, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
@@ -275,7 +274,7 @@ impl SocketServer {
 
     /// A UDP socket connected to `host:port`; that is its default destination.
     pub fn udp_dial(&self, owner: u32, host: &str, port: u16) -> io::Result<i32> {
-        let to = resolve_one(host, port, Want::Udp)?;
+        let to = resolve_one(host, port)?;
         let local = if to.is_ipv4() { "0.0.0.0:0" } else { "[::]:0" };
         let sock = std::net::UdpSocket::bind(local)?;
         sock.connect(to)?;
@@ -304,7 +303,7 @@ impl SocketServer {
 
     /// Sets the default destination of a UDP socket (resolved here).
     pub fn udp_connect(&self, id: i32, host: &str, port: u16) -> io::Result<()> {
-        let to = resolve_one(host, port, Want::Udp)?;
+        let to = resolve_one(host, port)?;
         let _ = self.inner.command(id, Cmd::UdpConnect { to });
         Ok(())
     }
@@ -350,8 +349,8 @@ impl SocketServer {
     }
 }
 
-fn resolve_one(host: &str, port: u16, want: Want) -> io::Result<SocketAddr> {
-    let v = addr::getaddrinfo(Some(host), Some(port), want)
+fn resolve_one(host: &str, port: u16) -> io::Result<SocketAddr> {
+    let v = addr::resolve(host, port)
         .map_err(|e| io::Error::new(io::ErrorKind::NotFound, e))?;
     v.first()
         .copied()
@@ -567,7 +566,7 @@ impl Conn {
                 self.closing = true;
                 if !self.read_closed {
                     self.read_closed = true;
-                    unsafe { libc::shutdown(self.stream.as_raw_fd(), libc::SHUT_RD) };
+                    let _ = socket2::SockRef::from(&self.stream).shutdown(Shutdown::Read);
                     self.srv.emit_text(requester, kind::CLOSE, self.id(), 0, "");
                 }
                 Flow::Go
@@ -703,7 +702,7 @@ impl Conn {
         self.low.clear();
         self.wb_size = 0;
         self.slot.wbuffer.store(0, Ordering::Relaxed);
-        unsafe { libc::shutdown(self.stream.as_raw_fd(), libc::SHUT_WR) };
+        let _ = socket2::SockRef::from(&self.stream).shutdown(Shutdown::Write);
         self.emit(kind::ERROR, 0, &addr::os_error_text(&e));
         Flow::Go
     }
@@ -728,7 +727,7 @@ impl Conn {
                     return Flow::Done;
                 }
                 self.read_closed = true;
-                unsafe { libc::shutdown(self.stream.as_raw_fd(), libc::SHUT_RD) };
+                let _ = socket2::SockRef::from(&self.stream).shutdown(Shutdown::Read);
                 self.emit(kind::CLOSE, 0, "");
                 Flow::Go
             }
@@ -769,8 +768,7 @@ async fn connect_task(
 ) {
     let id = slot.id;
     let lookup =
-        tokio::task::spawn_blocking(move || addr::getaddrinfo(Some(&host), Some(port), Want::Tcp))
-            .await;
+        tokio::task::spawn_blocking(move || addr::resolve(&host, port)).await;
     let addrs = match lookup {
         Ok(Ok(a)) => a,
         Ok(Err(text)) => {
@@ -800,7 +798,7 @@ async fn connect_task(
         srv.release(&slot, &mut rx);
         return;
     };
-    addr::set_keepalive(stream.as_raw_fd());
+    addr::set_keepalive(&stream);
     let peer = stream
         .peer_addr()
         .map(|a| addr::ip_text(&a))
@@ -878,7 +876,7 @@ async fn listen_task(
                 Cmd::NoDelay | Cmd::UdpConnect { .. } => {}
             },
             W::Accept(Ok((stream, peer))) => {
-                addr::set_keepalive(stream.as_raw_fd());
+                addr::set_keepalive(&stream);
                 let Some((nslot, nrx)) = srv.reserve(Kind::Tcp, owner) else {
                     drop(stream);
                     continue;
