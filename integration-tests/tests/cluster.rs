@@ -5,6 +5,7 @@
 
 use bytes::BytesMut;
 use integration_tests::*;
+use skynet_proto::handle::Handle;
 use skynet_proto::harbor::HarborFrame;
 use skynet_proto::master::{encode_frame, MasterPacket};
 use skynet_proto::seri::{self, Value};
@@ -319,7 +320,7 @@ fn next_frame(s: &mut TcpStream) -> HarborFrame {
                 write_frame(
                     s,
                     &HarborFrame {
-                        source: 9 << 24,
+                        source: Handle::new(9, 0).unwrap().raw(),
                         destination: 0,
                         ptype: 1,
                         session: 0,
@@ -372,7 +373,7 @@ fn malformed_frame_drops_only_that_link() {
     // A call to :09000005 arrives as a frame; answer it.
     let call = next_frame(&mut s1);
     assert_eq!((call.destination, call.ptype), (5, 10), "{call:?}");
-    assert_eq!(call.source >> 24, 1);
+    assert_eq!(Handle(call.source).harbor(), 1);
     let args = seri::unpack(&call.payload).unwrap();
     assert_eq!(args, vec![Value::string("echo"), Value::string("ping")]);
     write_frame(

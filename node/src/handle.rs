@@ -5,7 +5,7 @@
 //! skynet). The harbor id of this node fills the top 8 bits of every handle.
 
 use parking_lot::RwLock;
-use skynet_proto::handle::{HARBOR_SHIFT, LOCAL_MASK};
+use skynet_proto::handle::{Handle, HARBOR_SHIFT, LOCAL_MASK};
 use std::collections::{BTreeMap, HashMap};
 
 /// Maps handles to entries of type `T` (the kernel stores its service contexts).
@@ -33,9 +33,9 @@ impl<T: Clone> HandleRegistry<T> {
         }
     }
 
-    /// The high byte shared by every handle of this node.
-    pub fn harbor_bits(&self) -> u32 {
-        self.harbor
+    /// This node's harbor id, the high byte of every handle it registers.
+    pub fn harbor(&self) -> u8 {
+        Handle(self.harbor).harbor()
     }
 
     /// Allocates a handle and stores the entry `make(handle)` under it.

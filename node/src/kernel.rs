@@ -24,6 +24,7 @@ use crate::mq::Pushed;
 use crate::scheduler::{self, IdlePoller, Scheduler};
 use crate::timer::{hpc, Expired, Timer};
 use parking_lot::{Condvar, Mutex, RwLock};
+use skynet_proto::handle::Handle;
 use std::cell::Cell;
 use std::io::Write;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
@@ -283,8 +284,7 @@ impl Kernel {
 
     /// True when `handle` belongs to another node.
     pub fn is_remote(&self, handle: u32) -> bool {
-        let h = handle & 0xff00_0000;
-        h != 0 && h != self.handles.harbor_bits()
+        Handle(handle).is_remote(self.handles.harbor())
     }
 
     pub fn set_remote_router(&self, r: Option<Arc<dyn RemoteRouter>>) {
