@@ -243,9 +243,8 @@ unsafe extern "C-unwind" fn lintcommand(l: State) -> c_int {
     // text command below, without the text round trip.
     // SAFETY: the checks raise with nothing to drop; lua_gettop and
     // lua_isnumber accept any index.
-    let timeout = unsafe {
-        check_bytes(l, 1) == b"TIMEOUT" && lua_gettop(l) >= 2 && lua_isnumber(l, 2) != 0
-    };
+    let timeout =
+        unsafe { check_bytes(l, 1) == b"TIMEOUT" && lua_gettop(l) >= 2 && lua_isnumber(l, 2) != 0 };
     if timeout {
         // SAFETY: as above; the push uses one of the free slots.
         unsafe {
@@ -688,9 +687,7 @@ unsafe extern "C-unwind" fn ltrash(l: State) -> c_int {
         }
         LUA_TSTRING => 0,
         // SAFETY: nothing with a destructor is alive.
-        _ => unsafe {
-            raise_here(l, format!("skynet.trash invalid param {}", type_name(l, 1)))
-        },
+        _ => unsafe { raise_here(l, format!("skynet.trash invalid param {}", type_name(l, 1))) },
     }
 }
 

@@ -85,7 +85,12 @@ const MD5_K: [u32; 64] = [
 ];
 
 /// The left rotations of each MD5 round, four per round.
-const MD5_S: [[u32; 4]; 4] = [[7, 12, 17, 22], [5, 9, 14, 20], [4, 11, 16, 23], [6, 10, 15, 21]];
+const MD5_S: [[u32; 4]; 4] = [
+    [7, 12, 17, 22],
+    [5, 9, 14, 20],
+    [4, 11, 16, 23],
+    [6, 10, 15, 21],
+];
 
 /// The 64 MD5 steps over one block of 16 words from the standard initial
 /// state, returning the working registers without adding the initial state
@@ -485,9 +490,7 @@ unsafe fn arg_des_key(l: State) -> [u8; 8] {
     match <[u8; 8]>::try_from(b) {
         Ok(k) => k,
         // SAFETY: as in arg8.
-        Err(_) => unsafe {
-            raise_here(l, format!("Invalid key size {}, need 8 bytes", b.len()))
-        },
+        Err(_) => unsafe { raise_here(l, format!("Invalid key size {}, need 8 bytes", b.len())) },
     }
 }
 
@@ -497,7 +500,12 @@ unsafe fn arg_des_key(l: State) -> [u8; 8] {
 /// `l` is a live state; may raise.
 unsafe fn arg_xy(l: State) -> ([u8; 8], [u8; 8]) {
     // SAFETY: a live state.
-    unsafe { (arg8(l, 1, "Invalid uint64 x"), arg8(l, 2, "Invalid uint64 y")) }
+    unsafe {
+        (
+            arg8(l, 1, "Invalid uint64 x"),
+            arg8(l, 2, "Invalid uint64 y"),
+        )
+    }
 }
 
 /// # Safety
@@ -867,9 +875,18 @@ mod tests {
     #[test]
     fn random_keys_are_never_all_zero() {
         assert_eq!(not_all_zero([0; 8]), [1, 0, 0, 0, 0, 0, 0, 0]);
-        assert_eq!(not_all_zero([3, 3, 0, 0, 0, 0, 0, 0]), [3, 3, 0, 0, 0, 0, 0, 0]);
-        assert_eq!(not_all_zero([2, 2, 0, 0, 0, 0, 0, 0]), [3, 2, 0, 0, 0, 0, 0, 0]);
-        assert_eq!(not_all_zero([1, 2, 0, 0, 0, 0, 0, 0]), [1, 2, 0, 0, 0, 0, 0, 0]);
+        assert_eq!(
+            not_all_zero([3, 3, 0, 0, 0, 0, 0, 0]),
+            [3, 3, 0, 0, 0, 0, 0, 0]
+        );
+        assert_eq!(
+            not_all_zero([2, 2, 0, 0, 0, 0, 0, 0]),
+            [3, 2, 0, 0, 0, 0, 0, 0]
+        );
+        assert_eq!(
+            not_all_zero([1, 2, 0, 0, 0, 0, 0, 0]),
+            [1, 2, 0, 0, 0, 0, 0, 0]
+        );
         for _ in 0..100 {
             assert_ne!(randomkey(), [0; 8]);
         }

@@ -419,9 +419,7 @@ unsafe extern "C-unwind" fn lunpack(l: State) -> c_int {
     // statement (the header is plain data).
     let header = unsafe {
         match (*sh.buffers.get()).get(p) {
-            Some(b) if sz >= 0 && sz as usize <= b.len() => {
-                event::decode_header(&b[..sz as usize])
-            }
+            Some(b) if sz >= 0 && sz as usize <= b.len() => event::decode_header(&b[..sz as usize]),
             _ => None,
         }
     };

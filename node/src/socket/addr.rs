@@ -155,7 +155,10 @@ mod tests {
         assert_eq!(v6, vec!["[::1]:53".parse::<SocketAddr>().unwrap()]);
         let e = resolve("no-such-host.invalid", 80).unwrap_err();
         assert!(!e.is_empty());
-        assert!(!e.starts_with("failed to lookup"), "gai_strerror's text alone: {e}");
+        assert!(
+            !e.starts_with("failed to lookup"),
+            "gai_strerror's text alone: {e}"
+        );
         assert_eq!(resolve("a\0b", 80).unwrap_err(), NO_NAME);
     }
 

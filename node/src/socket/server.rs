@@ -350,8 +350,7 @@ impl SocketServer {
 }
 
 fn resolve_one(host: &str, port: u16) -> io::Result<SocketAddr> {
-    let v = addr::resolve(host, port)
-        .map_err(|e| io::Error::new(io::ErrorKind::NotFound, e))?;
+    let v = addr::resolve(host, port).map_err(|e| io::Error::new(io::ErrorKind::NotFound, e))?;
     v.first()
         .copied()
         .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "no address"))
@@ -767,8 +766,7 @@ async fn connect_task(
     port: u16,
 ) {
     let id = slot.id;
-    let lookup =
-        tokio::task::spawn_blocking(move || addr::resolve(&host, port)).await;
+    let lookup = tokio::task::spawn_blocking(move || addr::resolve(&host, port)).await;
     let addrs = match lookup {
         Ok(Ok(a)) => a,
         Ok(Err(text)) => {
