@@ -1,9 +1,20 @@
 //! Thin helpers over the raw Lua C API (mlua's `ffi`), used by the native modules
 //! that must match skynet's C argument conventions and error texts exactly.
 //!
-//! Functions that raise Lua errors never return. Callers keep no value with a
-//! destructor alive across a call that may raise: errors unwind the Lua way
-//! (longjmp), not the Rust way.
+//! Functions that raise Lua errors never return.
+//!
+//! The rule for every native function: **no Rust value with a destructor is
+//! alive across a call that may raise.** A Lua error (`luaL_check*`,
+//! `luaL_error`, `lua_error`, [`raise`], and any API call that allocates or
+//! may run a metamethod) unwinds the Lua way, with a longjmp to the enclosing
+//! `pcall`, past the Rust frames in between; their destructors never run. A
+//! `String`, `Vec`, `Box` or `Arc` alive then leaks, and a lock guard or
+//! `RefCell` borrow stays taken for good. So: check and convert the arguments
+//! first, build Rust values after, and drop them (or give them to Lua as
+//! userdata with a `__gc`) before the next call that may raise. [`raise`] and
+//! [`raise_here`] take the message by value and drop it before the longjmp.
+//! `node/tests/lua_error_leaks.rs` calls every native function with wrong
+//! arguments and fails when Rust memory is left behind.
 
 pub use mlua::ffi::*;
 use std::ffi::{c_char, c_int, CStr};

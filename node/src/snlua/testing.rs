@@ -1,9 +1,11 @@
-//! A bare Lua state with this crate's seri functions (`packstring`, `unpack`,
-//! `pack`, `trash`, and skynet.core's `tostring` as `msgtostring`) as globals, for conformance tests that need no running node.
+//! Bare Lua states for tests that need no running node: [`SeriLua`] has this
+//! crate's seri functions (`packstring`, `unpack`, `pack`, `trash`, and
+//! skynet.core's `tostring` as `msgtostring`) as globals; [`NativeLua`] finds
+//! the native modules through `require`, as a service's state does.
 
 use super::lua::*;
 use super::{core, Shared};
-use std::ffi::{c_void, CString};
+use std::ffi::{c_void, CStr, CString};
 
 pub struct SeriLua {
     l: State,
@@ -40,18 +42,79 @@ impl SeriLua {
     /// Runs `code` (a chunk that returns one string) and returns that string, or
     /// the error message.
     pub fn eval(&self, code: &str) -> Result<Vec<u8>, String> {
+        eval_chunk(self.l, code)
+    }
+}
+
+/// A state with the standard libraries and the native modules found by
+/// `require` (skynet.core among them, bound to a service of handle 0). What
+/// needs a running kernel (sending, timers, sockets, logging) is not usable.
+pub struct NativeLua {
+    l: State,
+    _shared: Box<Shared>,
+}
+
+impl Default for NativeLua {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl NativeLua {
+    pub fn new() -> Self {
+        let shared = Shared::detached();
+        // SAFETY: a fresh state used only by this thread; `shared` is boxed
+        // and kept with the state, so the registry's pointer to it stays valid
+        // until the state is closed.
         unsafe {
-            let l = self.l;
-            lua_settop(l, 0);
-            let c = CString::new(code).map_err(|e| e.to_string())?;
-            if luaL_loadstring(l, c.as_ptr()) != LUA_OK {
-                return Err(pop_string(l));
-            }
-            if lua_pcall(l, 0, 1, 0) != LUA_OK {
-                return Err(pop_string(l));
-            }
-            Ok(to_bytes(l, -1).map(|b| b.to_vec()).unwrap_or_default())
+            let l = luaL_newstate();
+            luaL_openlibs(l);
+            lua_pushlightuserdata(l, &*shared as *const Shared as *mut c_void);
+            lua_setfield(l, LUA_REGISTRYINDEX, c"skynet_context".as_ptr());
+            super::install_native_modules(l);
+            NativeLua { l, _shared: shared }
         }
+    }
+
+    /// Sets the global `name` to the C function `f`, for test probes.
+    pub fn register(&self, name: &CStr, f: lua_CFunction) {
+        // SAFETY: the state is live; pushing a function and setting a global
+        // raise only on memory exhaustion, with nothing to drop here.
+        unsafe {
+            lua_pushcfunction(self.l, f);
+            lua_setglobal(self.l, name.as_ptr());
+        }
+    }
+
+    /// Runs `code` (a chunk that returns one string) and returns that string, or
+    /// the error message.
+    pub fn eval(&self, code: &str) -> Result<Vec<u8>, String> {
+        eval_chunk(self.l, code)
+    }
+}
+
+impl Drop for NativeLua {
+    fn drop(&mut self) {
+        // SAFETY: the state is live and is not used after this.
+        unsafe { lua_close(self.l) };
+    }
+}
+
+/// Loads and runs `code` in protected mode; the one string it returns, or the
+/// error message.
+fn eval_chunk(l: State, code: &str) -> Result<Vec<u8>, String> {
+    let c = CString::new(code).map_err(|e| e.to_string())?;
+    // SAFETY: `l` is a live state of the caller's; loading and the call are
+    // protected, so no error unwinds past `c`.
+    unsafe {
+        lua_settop(l, 0);
+        if luaL_loadstring(l, c.as_ptr()) != LUA_OK {
+            return Err(pop_string(l));
+        }
+        if lua_pcall(l, 0, 1, 0) != LUA_OK {
+            return Err(pop_string(l));
+        }
+        Ok(to_bytes(l, -1).map(|b| b.to_vec()).unwrap_or_default())
     }
 }
 
