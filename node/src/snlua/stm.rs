@@ -138,42 +138,77 @@ pub enum BlockSource {
 }
 
 /// Reads a block argument at `idx` (`lightuserdata, size` or a string),
-/// raising a Lua error named by `what` for anything else.
+/// raising a Lua error named by `what` for anything else. When it returns,
+/// no Lua code has run (it allocates nothing in Lua but the error it
+/// raises).
+///
+/// # Safety
+/// `l` is the state calling a native function of the service whose
+/// `Shared` is `sh`, on the service's thread, with no borrow of its buffers
+/// alive.
 pub unsafe fn block_source(l: State, sh: &Shared, idx: c_int, what: &str) -> BlockSource {
-    match lua_type(l, idx) {
+    // SAFETY: `l` is the calling state (contract); lua_type accepts any
+    // index.
+    match unsafe { lua_type(l, idx) } {
         LUA_TSTRING => {
-            let b = to_bytes(l, idx).unwrap_or(&[]);
+            // SAFETY: the value at `idx` is a string (no conversion); its
+            // bytes stay valid while it is on the stack, which Text says.
+            let b = unsafe { to_bytes(l, idx) }.unwrap_or(&[]);
             BlockSource::Text(b.as_ptr(), b.len())
         }
         LUA_TLIGHTUSERDATA => {
-            let p = lua_touserdata(l, idx) as usize;
-            let sz = luaL_checkinteger(l, idx + 1);
-            let own = p != 0 && (*sh.buffers.get()).get(p).is_some();
-            match block_at(sh, p, sz, what) {
-                Ok(_) if own => BlockSource::Own(p, sz as usize),
-                Ok(_) if sz == 0 => BlockSource::Empty,
-                Ok(_) => BlockSource::Shared(p, sz as usize),
-                Err(e) => raise_here(l, e),
+            // SAFETY: luaL_checkinteger raises with nothing to drop; the
+            // borrow of the buffers ends with its statement, so block_at's
+            // contract (the service's thread, no borrow alive) holds; its
+            // error text is moved into raise_here, which drops it before
+            // the longjmp.
+            unsafe {
+                let p = lua_touserdata(l, idx) as usize;
+                let sz = luaL_checkinteger(l, idx + 1);
+                let own = p != 0 && (*sh.buffers.get()).get(p).is_some();
+                match block_at(sh, p, sz, what) {
+                    Ok(_) if own => BlockSource::Own(p, sz as usize),
+                    Ok(_) if sz == 0 => BlockSource::Empty,
+                    Ok(_) => BlockSource::Shared(p, sz as usize),
+                    Err(e) => raise_here(l, e),
+                }
             }
         }
-        _ => raise_here(
-            l,
-            format!(
-                "{what}: need a string or a message pointer and size, got {}",
-                type_name(l, idx)
-            ),
-        ),
+        // SAFETY: nothing with a destructor is alive; the text is moved
+        // into raise_here.
+        _ => unsafe {
+            raise_here(
+                l,
+                format!(
+                    "{what}: need a string or a message pointer and size, got {}",
+                    type_name(l, idx)
+                ),
+            )
+        },
     }
 }
 
 /// Takes the block that `src` names as a shared block: an own block moves,
 /// a shared block of the same size is shared, other bytes are copied.
 /// Never raises.
+///
+/// # Safety
+/// `src` came from [`block_source`] in the current call of a native
+/// function of the service whose `Shared` is `sh`, on its thread, with no
+/// borrow of its buffers alive; a `Text` string is still on the stack.
 pub unsafe fn take_shared(sh: &Shared, src: BlockSource) -> Arc<SharedBlock> {
     match src {
-        BlockSource::Text(p, n) => SharedBlock::new(std::slice::from_raw_parts(p, n).to_vec()),
+        BlockSource::Text(p, n) => {
+            // SAFETY: the string's `n` bytes at `p` are valid while it is on
+            // the stack (contract).
+            let b = unsafe { std::slice::from_raw_parts(p, n) };
+            SharedBlock::new(b.to_vec())
+        }
         BlockSource::Own(p, n) => {
-            let mut v = (*sh.buffers.get()).take(p).unwrap_or_default();
+            // SAFETY: the service's thread, no other borrow of its buffers
+            // (contract); this one ends with the statement. A block trashed
+            // meanwhile by a finalizer is simply not there (empty).
+            let mut v = unsafe { (*sh.buffers.get()).take(p) }.unwrap_or_default();
             v.truncate(n);
             SharedBlock::new(v)
         }
@@ -205,192 +240,262 @@ struct ReaderBox {
 }
 
 /// `require "skynet.stm"`.
+///
+/// # Safety
+/// A Lua C function: `l` must be a live state whose registry holds the
+/// service's `skynet_context`.
 pub unsafe extern "C-unwind" fn open(l: State) -> c_int {
-    lua_getfield(l, LUA_REGISTRYINDEX, c"skynet_context".as_ptr());
-    let sh = lua_touserdata(l, -1);
-    lua_pop(l, 1);
-    if sh.is_null() {
-        raise_here(l, "Init skynet context first".to_string());
+    // SAFETY: `l` is live (contract); a tight sequence of Lua API calls on
+    // slots pushed here (the module table at -2 below each function, each
+    // metatable at -2 below its function), raising only with nothing to
+    // drop. `sh` is the registry's Shared, which outlives the state.
+    unsafe {
+        lua_getfield(l, LUA_REGISTRYINDEX, c"skynet_context".as_ptr());
+        let sh = lua_touserdata(l, -1);
+        lua_pop(l, 1);
+        if sh.is_null() {
+            raise_here(l, "Init skynet context first".to_string());
+        }
+        lua_createtable(l, 0, 4);
+        lua_pushcfunction(l, lcopy);
+        lua_setfield(l, -2, c"copy".as_ptr());
+        lua_pushcfunction(l, lnewcopy);
+        lua_setfield(l, -2, c"newcopy".as_ptr());
+        lua_pushcfunction(l, llive);
+        lua_setfield(l, -2, c"live".as_ptr());
+        lua_pushlightuserdata(l, sh);
+        lua_pushcclosure(l, lnew, 1);
+        lua_setfield(l, -2, c"new".as_ptr());
+
+        luaL_newmetatable(l, WRITER.as_ptr());
+        lua_pushcfunction(l, lwriter_gc);
+        lua_setfield(l, -2, c"__gc".as_ptr());
+        lua_pushlightuserdata(l, sh);
+        lua_pushcclosure(l, lupdate, 1);
+        lua_setfield(l, -2, c"__call".as_ptr());
+        lua_pop(l, 1);
+
+        luaL_newmetatable(l, READER.as_ptr());
+        lua_pushcfunction(l, lreader_gc);
+        lua_setfield(l, -2, c"__gc".as_ptr());
+        lua_pushcfunction(l, lread);
+        lua_setfield(l, -2, c"__call".as_ptr());
+        lua_pop(l, 1);
     }
-    lua_createtable(l, 0, 4);
-    lua_pushcfunction(l, lcopy);
-    lua_setfield(l, -2, c"copy".as_ptr());
-    lua_pushcfunction(l, lnewcopy);
-    lua_setfield(l, -2, c"newcopy".as_ptr());
-    lua_pushcfunction(l, llive);
-    lua_setfield(l, -2, c"live".as_ptr());
-    lua_pushlightuserdata(l, sh);
-    lua_pushcclosure(l, lnew, 1);
-    lua_setfield(l, -2, c"new".as_ptr());
-
-    luaL_newmetatable(l, WRITER.as_ptr());
-    lua_pushcfunction(l, lwriter_gc);
-    lua_setfield(l, -2, c"__gc".as_ptr());
-    lua_pushlightuserdata(l, sh);
-    lua_pushcclosure(l, lupdate, 1);
-    lua_setfield(l, -2, c"__call".as_ptr());
-    lua_pop(l, 1);
-
-    luaL_newmetatable(l, READER.as_ptr());
-    lua_pushcfunction(l, lreader_gc);
-    lua_setfield(l, -2, c"__gc".as_ptr());
-    lua_pushcfunction(l, lread);
-    lua_setfield(l, -2, c"__call".as_ptr());
-    lua_pop(l, 1);
     1
 }
 
+/// The service's `Shared`, upvalue 1 of `lnew` and `lupdate`.
+///
+/// # Safety
+/// `l` is the state calling one of those two (their upvalue is the
+/// registry's `skynet_context`, set by `open`, which outlives the state).
 #[inline]
 unsafe fn sh_upvalue<'a>(l: State) -> &'a Shared {
-    &*(lua_touserdata(l, lua_upvalueindex(1)) as *const Shared)
+    // SAFETY: as the contract says: upvalue 1 is a live Shared.
+    unsafe { &*(lua_touserdata(l, lua_upvalueindex(1)) as *const Shared) }
 }
 
 /// `stm.new(msg, sz | string)` -> writer.
 unsafe extern "C-unwind" fn lnew(l: State) -> c_int {
-    let sh = sh_upvalue(l);
-    let src = block_source(l, sh, 1, "stm.new");
-    let ud = lua_newuserdatauv(l, std::mem::size_of::<WriterBox>(), 0) as *mut WriterBox;
-    // SAFETY: the userdata was just made with room for a WriterBox.
-    ud.write(WriterBox { obj: ptr::null() });
-    luaL_setmetatable(l, WRITER.as_ptr());
-    // Nothing below raises: the block is taken over and held by the userdata.
-    let obj = StmObject::new(take_shared(sh, src));
-    (*ud).obj = Arc::into_raw(obj);
+    // SAFETY: Lua calls lnew with its upvalue (sh_upvalue's contract); the
+    // thread runs the service, and no borrow of its buffers is alive.
+    let src = unsafe { block_source(l, sh_upvalue(l), 1, "stm.new") };
+    // SAFETY: lua_newuserdatauv returns a fresh block of the size asked,
+    // aligned for pointers, initialized before the metatable (and __gc) is
+    // set; allocating may raise, with nothing to drop (`src` is plain
+    // data), and a GC step it runs leaves `src` usable: the string is an
+    // argument, a shared block is pinned, and an own block is looked up
+    // again by take_shared (one a finalizer took is not found). Nothing
+    // after the metatable raises: the block is taken over and held by the
+    // userdata, which is on the stack.
+    unsafe {
+        let sh = sh_upvalue(l);
+        let ud = lua_newuserdatauv(l, std::mem::size_of::<WriterBox>(), 0) as *mut WriterBox;
+        ud.write(WriterBox { obj: ptr::null() });
+        luaL_setmetatable(l, WRITER.as_ptr());
+        let obj = StmObject::new(take_shared(sh, src));
+        (*ud).obj = Arc::into_raw(obj);
+    }
     1
 }
 
 /// `writer(msg, sz | string)`: publishes a new version.
 unsafe extern "C-unwind" fn lupdate(l: State) -> c_int {
-    let sh = sh_upvalue(l);
-    let ud = luaL_checkudata(l, 1, WRITER.as_ptr()) as *mut WriterBox;
-    if (*ud).obj.is_null() {
-        raise_here(l, "stm writer: already released".to_string());
+    // SAFETY: Lua calls lupdate (__call) with its upvalue; luaL_checkudata
+    // gives the block only for our metatable, an initialized WriterBox (see
+    // lnew); the checks raise with nothing to drop. block_source runs no
+    // Lua code when it returns, so the box still holds the strong reference
+    // found above (only __gc clears it), and take_shared's contract holds.
+    unsafe {
+        let sh = sh_upvalue(l);
+        let ud = luaL_checkudata(l, 1, WRITER.as_ptr()) as *mut WriterBox;
+        if (*ud).obj.is_null() {
+            raise_here(l, "stm writer: already released".to_string());
+        }
+        let src = block_source(l, sh, 2, "stm update");
+        (*(*ud).obj).update(take_shared(sh, src));
     }
-    let src = block_source(l, sh, 2, "stm update");
-    // SAFETY: the box holds a strong reference until __gc clears it.
-    (*(*ud).obj).update(take_shared(sh, src));
     0
 }
 
 unsafe extern "C-unwind" fn lwriter_gc(l: State) -> c_int {
-    let ud = luaL_checkudata(l, 1, WRITER.as_ptr()) as *mut WriterBox;
-    let obj = std::mem::replace(&mut (*ud).obj, ptr::null());
-    if !obj.is_null() {
-        // SAFETY: `obj` came from Arc::into_raw and is released once (nulled above).
-        let obj = Arc::from_raw(obj);
-        obj.close();
+    // SAFETY: luaL_checkudata gives an initialized WriterBox (see lnew), or
+    // raises with nothing to drop. A non-null `obj` came from
+    // Arc::into_raw and is released once: it is nulled first.
+    unsafe {
+        let ud = luaL_checkudata(l, 1, WRITER.as_ptr()) as *mut WriterBox;
+        let obj = std::mem::replace(&mut (*ud).obj, ptr::null());
+        if !obj.is_null() {
+            let obj = Arc::from_raw(obj);
+            obj.close();
+        }
     }
     0
 }
 
 /// `stm.copy(writer)` -> lightuserdata: a reference for one reader.
 unsafe extern "C-unwind" fn lcopy(l: State) -> c_int {
-    let ud = luaL_checkudata(l, 1, WRITER.as_ptr()) as *mut WriterBox;
-    let obj = (*ud).obj;
-    if obj.is_null() {
-        raise_here(l, "stm.copy: the writer was released".to_string());
+    // SAFETY: luaL_checkudata gives an initialized WriterBox (see lnew), or
+    // raises with nothing to drop; a non-null `obj` is the box's strong
+    // reference (from Arc::into_raw), so a new one can be made and taken
+    // back; it is dropped before the push, which does not allocate.
+    unsafe {
+        let ud = luaL_checkudata(l, 1, WRITER.as_ptr()) as *mut WriterBox;
+        let obj = (*ud).obj;
+        if obj.is_null() {
+            raise_here(l, "stm.copy: the writer was released".to_string());
+        }
+        Arc::increment_strong_count(obj);
+        let obj = Arc::from_raw(obj);
+        let a = StmObject::grab(&obj);
+        drop(obj);
+        lua_pushlightuserdata(l, a as *mut c_void);
     }
-    // SAFETY: the box holds a strong reference, so a new one can be made.
-    Arc::increment_strong_count(obj);
-    let obj = Arc::from_raw(obj);
-    let a = StmObject::grab(&obj);
-    drop(obj);
-    lua_pushlightuserdata(l, a as *mut c_void);
     1
 }
 
 /// `stm.newcopy(ptr)` -> reader.
 unsafe extern "C-unwind" fn lnewcopy(l: State) -> c_int {
-    if lua_type(l, 1) != LUA_TLIGHTUSERDATA {
-        raise_here(
-            l,
-            format!(
-                "stm.newcopy: need an stm copy (lightuserdata), got {}",
-                type_name(l, 1)
-            ),
-        );
-    }
-    let a = lua_touserdata(l, 1) as usize;
-    let ud = lua_newuserdatauv(l, std::mem::size_of::<ReaderBox>(), 0) as *mut ReaderBox;
-    // SAFETY: the userdata was just made with room for a ReaderBox.
-    ud.write(ReaderBox {
-        obj: ptr::null(),
-        last: ptr::null(),
-    });
-    luaL_setmetatable(l, READER.as_ptr());
-    match StmObject::take_grab(a) {
-        Ok(obj) => {
-            (*ud).obj = Arc::into_raw(obj);
-            1
+    // SAFETY: `l` is the calling state; the error text is moved into
+    // raise_here. lua_newuserdatauv returns a fresh block of the size asked,
+    // aligned for pointers, initialized before the metatable (and __gc) is
+    // set; it and luaL_setmetatable raise only with nothing to drop. The
+    // grab taken is moved into the box at once; the error is static text.
+    unsafe {
+        if lua_type(l, 1) != LUA_TLIGHTUSERDATA {
+            raise_here(
+                l,
+                format!(
+                    "stm.newcopy: need an stm copy (lightuserdata), got {}",
+                    type_name(l, 1)
+                ),
+            );
         }
-        Err(e) => raise_here(l, format!("stm.newcopy: {e}")),
+        let a = lua_touserdata(l, 1) as usize;
+        let ud = lua_newuserdatauv(l, std::mem::size_of::<ReaderBox>(), 0) as *mut ReaderBox;
+        ud.write(ReaderBox {
+            obj: ptr::null(),
+            last: ptr::null(),
+        });
+        luaL_setmetatable(l, READER.as_ptr());
+        match StmObject::take_grab(a) {
+            Ok(obj) => {
+                (*ud).obj = Arc::into_raw(obj);
+                1
+            }
+            Err(e) => raise_here(l, format!("stm.newcopy: {e}")),
+        }
     }
 }
 
 unsafe extern "C-unwind" fn lreader_gc(l: State) -> c_int {
-    let ud = luaL_checkudata(l, 1, READER.as_ptr()) as *mut ReaderBox;
-    let obj = std::mem::replace(&mut (*ud).obj, ptr::null());
-    let last = std::mem::replace(&mut (*ud).last, ptr::null());
-    // SAFETY: both came from Arc::into_raw and are released once (nulled above).
-    if !last.is_null() {
-        drop(Arc::from_raw(last));
-    }
-    if !obj.is_null() {
-        drop(Arc::from_raw(obj));
+    // SAFETY: luaL_checkudata gives an initialized ReaderBox (see
+    // lnewcopy), or raises with nothing to drop. Non-null pointers came
+    // from Arc::into_raw and are released once: they are nulled first.
+    unsafe {
+        let ud = luaL_checkudata(l, 1, READER.as_ptr()) as *mut ReaderBox;
+        let obj = std::mem::replace(&mut (*ud).obj, ptr::null());
+        let last = std::mem::replace(&mut (*ud).last, ptr::null());
+        if !last.is_null() {
+            drop(Arc::from_raw(last));
+        }
+        if !obj.is_null() {
+            drop(Arc::from_raw(obj));
+        }
     }
     0
 }
 
 /// `reader(f [, ud])` -> false | true, f(msg, sz, ud)...
 unsafe extern "C-unwind" fn lread(l: State) -> c_int {
-    let ud = luaL_checkudata(l, 1, READER.as_ptr()) as *mut ReaderBox;
-    luaL_checktype(l, 2, LUA_TFUNCTION);
-    if (*ud).obj.is_null() {
-        raise_here(l, "stm reader: already released".to_string());
-    }
-    // SAFETY: the box holds a strong reference to the object.
-    let latest = (*(*ud).obj).latest();
-    let last = (*ud).last;
+    // SAFETY: luaL_checkudata gives an initialized ReaderBox (see
+    // lnewcopy); the checks raise with nothing to drop. No Lua code runs
+    // between the null check and the use, so `obj` is still the box's
+    // strong reference.
+    let (ud, latest) = unsafe {
+        let ud = luaL_checkudata(l, 1, READER.as_ptr()) as *mut ReaderBox;
+        luaL_checktype(l, 2, LUA_TFUNCTION);
+        if (*ud).obj.is_null() {
+            raise_here(l, "stm reader: already released".to_string());
+        }
+        (ud, (*(*ud).obj).latest())
+    };
+    // SAFETY: the box is the argument at 1, alive for the call; no Lua call
+    // since it was checked.
+    let last = unsafe { (*ud).last };
     let unchanged = match &latest {
         Some(v) => Arc::as_ptr(v) == last,
         None => last.is_null(),
     };
     if unchanged {
         drop(latest);
-        lua_pushboolean(l, 0);
+        // SAFETY: a push into the slots Lua gives a C function.
+        unsafe { lua_pushboolean(l, 0) };
         return 1;
     }
     if !last.is_null() {
-        // SAFETY: the box's reference to the version it read last.
-        drop(Arc::from_raw(last));
+        // SAFETY: the box's reference to the version it read last (from
+        // Arc::into_raw), released once: replaced just below.
+        drop(unsafe { Arc::from_raw(last) });
     }
     let (addr, size) = latest
         .as_ref()
         .map_or((0, 0), |v| (v.address(), v.bytes().len()));
     let have = latest.is_some();
-    (*ud).last = latest.map_or(ptr::null(), Arc::into_raw);
+    // SAFETY: as above, the box at 1; it takes the reference over.
+    unsafe { (*ud).last = latest.map_or(ptr::null(), Arc::into_raw) };
     if !have {
-        lua_pushboolean(l, 0);
+        // SAFETY: a push into the slots Lua gives a C function.
+        unsafe { lua_pushboolean(l, 0) };
         return 1;
     }
-    // No Rust value with a destructor is alive from here: the callback may
-    // raise. The reader stays at slot 1, so it (and the version it holds)
-    // cannot be collected while the callback runs.
-    lua_settop(l, 3);
-    lua_pushboolean(l, 1);
-    lua_pushvalue(l, 2);
-    lua_pushlightuserdata(l, addr as *mut c_void);
-    lua_pushinteger(l, size as lua_Integer);
-    lua_pushvalue(l, 3);
-    lua_call(l, 3, LUA_MULTRET);
-    lua_gettop(l) - 3
+    // SAFETY: no Rust value with a destructor is alive from here: the
+    // callback may raise. The stack is cut to 3 and 5 slots are pushed
+    // (within LUA_MINSTACK). The reader stays at slot 1, so it cannot be
+    // collected while the callback runs; should the callback read it again
+    // (dropping this version), `addr` is only a lightuserdata to Lua, which
+    // every reader of blocks looks up (block_at) before use.
+    unsafe {
+        lua_settop(l, 3);
+        lua_pushboolean(l, 1);
+        lua_pushvalue(l, 2);
+        lua_pushlightuserdata(l, addr as *mut c_void);
+        lua_pushinteger(l, size as lua_Integer);
+        lua_pushvalue(l, 3);
+        lua_call(l, 3, LUA_MULTRET);
+        lua_gettop(l) - 3
+    }
 }
 
 /// `stm.live()` -> stm objects, shared blocks alive in the process
 /// (a diagnostic for memory checks; not in skynet's module).
 unsafe extern "C-unwind" fn llive(l: State) -> c_int {
-    lua_pushinteger(l, StmObject::live_count() as lua_Integer);
-    lua_pushinteger(l, SharedBlock::live_count() as lua_Integer);
+    // SAFETY: pushes into the slots Lua gives a C function.
+    unsafe {
+        lua_pushinteger(l, StmObject::live_count() as lua_Integer);
+        lua_pushinteger(l, SharedBlock::live_count() as lua_Integer);
+    }
     2
 }
 
@@ -410,12 +515,16 @@ pub(crate) mod test_service {
     }
 
     unsafe extern "C-unwind" fn lptr(l: State) -> c_int {
-        lua_pushlightuserdata(l, luaL_checkinteger(l, 1) as usize as *mut c_void);
+        // SAFETY: Lua calls it with its live state; the check raises with
+        // nothing to drop.
+        unsafe { lua_pushlightuserdata(l, luaL_checkinteger(l, 1) as usize as *mut c_void) };
         1
     }
 
     unsafe extern "C-unwind" fn laddr(l: State) -> c_int {
-        lua_pushinteger(l, lua_touserdata(l, 1) as usize as lua_Integer);
+        // SAFETY: Lua calls it with its live state; lua_touserdata accepts
+        // any value (NULL for non-userdata).
+        unsafe { lua_pushinteger(l, lua_touserdata(l, 1) as usize as lua_Integer) };
         1
     }
 
