@@ -281,7 +281,11 @@ unsafe extern "C-unwind" fn lclose(l: State) -> c_int {
     let id = pointer_arg(l, 1, "multicast close") as u64;
     match close(id) {
         Ok(()) => 0,
-        Err(e) => raise_here(l, format!("multicast close: {e}")),
+        Err(e) => {
+            let msg = format!("multicast close: {e}");
+            drop(e);
+            raise_here(l, msg)
+        }
     }
 }
 
