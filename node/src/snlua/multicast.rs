@@ -160,8 +160,13 @@ pub fn live_count() -> usize {
 
 /// The package id in the first 8 bytes of the block `p` (a holder, or a
 /// delivery message) of the running service.
+///
+/// # Safety
+/// As for [`block_at`](super::block::block_at): the service's thread, no
+/// borrow of its buffers alive.
 unsafe fn id_at(sh: &Shared, p: usize, what: &str) -> Result<u64, String> {
-    let b = super::block::block_at(sh, p, HOLDER_SIZE as i64, what)?;
+    // SAFETY: block_at's contract is ours; the bytes are copied out at once.
+    let b = unsafe { super::block::block_at(sh, p, HOLDER_SIZE as i64, what) }?;
     Ok(u64::from_ne_bytes(
         b[..HOLDER_SIZE].try_into().unwrap_or_default(),
     ))
@@ -179,8 +184,14 @@ pub const FUNCS: &[(&std::ffi::CStr, lua_CFunction)] = &[
 ];
 
 /// `require "skynet.multicast.core"`.
+///
+/// # Safety
+/// A Lua C function: `l` must be a live state whose registry holds the
+/// service's `skynet_context`.
 pub unsafe extern "C-unwind" fn open(l: State) -> c_int {
-    open_bound(l, FUNCS)
+    // SAFETY: `l` is live (contract); open_bound raises if the registry has
+    // no `skynet_context`.
+    unsafe { open_bound(l, FUNCS) }
 }
 
 fn source_len(src: &BlockSource) -> usize {
@@ -192,57 +203,84 @@ fn source_len(src: &BlockSource) -> usize {
 
 /// pack / packremote: the message at 1 (`ptr, size` or a string) becomes a
 /// package -> holder, 8.
+///
+/// # Safety
+/// `l` is the state calling one of this module's functions (upvalue 1 is
+/// the service's `Shared`, set by `open_bound`), on the service's thread.
 unsafe fn pack_message(l: State, what: &str) -> c_int {
-    let sh = super::shared(l);
-    let src = block_source(l, sh, 1, what);
-    if source_len(&src) > u32::MAX as usize {
-        raise_here(l, "Size should be 32bit integer".to_string());
+    // SAFETY: upvalue 1 is the service's Shared, which outlives the state
+    // (contract); no borrow of its buffers is alive. The size check raises
+    // with nothing to drop (`src` is plain data). take_shared follows
+    // block_source with no Lua call between; the package keeps its holder,
+    // so the address pushed stays a live block after `holder` is dropped,
+    // and the pushes do not allocate.
+    unsafe {
+        let sh = super::shared(l);
+        let src = block_source(l, sh, 1, what);
+        if source_len(&src) > u32::MAX as usize {
+            raise_here(l, "Size should be 32bit integer".to_string());
+        }
+        let (_, holder) = new_package(take_shared(sh, src));
+        let a = holder.address();
+        drop(holder);
+        lua_pushlightuserdata(l, a as *mut c_void);
+        lua_pushinteger(l, HOLDER_SIZE as lua_Integer);
     }
-    let (_, holder) = new_package(take_shared(sh, src));
-    let a = holder.address();
-    drop(holder);
-    lua_pushlightuserdata(l, a as *mut c_void);
-    lua_pushinteger(l, HOLDER_SIZE as lua_Integer);
     2
 }
 
 unsafe extern "C-unwind" fn lpack(l: State) -> c_int {
-    pack_message(l, "multicast pack")
+    // SAFETY: Lua calls it as a function of this module (open_bound set its
+    // upvalue), on the service's thread.
+    unsafe { pack_message(l, "multicast pack") }
 }
 
 unsafe extern "C-unwind" fn lpackremote(l: State) -> c_int {
-    pack_message(l, "multicast packremote")
+    // SAFETY: as for lpack.
+    unsafe { pack_message(l, "multicast packremote") }
 }
 
 /// The lightuserdata at `idx`, or a Lua error naming `what`.
+///
+/// # Safety
+/// `l` is the calling state; nothing with a destructor is alive in the
+/// caller (this may raise).
 unsafe fn pointer_arg(l: State, idx: c_int, what: &str) -> usize {
-    if lua_type(l, idx) != LUA_TLIGHTUSERDATA {
-        raise_here(
-            l,
-            format!("{what}: need a lightuserdata, got {}", type_name(l, idx)),
-        );
+    // SAFETY: `l` is the calling state (contract); lua_type and
+    // lua_touserdata accept any index; the error text is moved into
+    // raise_here.
+    unsafe {
+        if lua_type(l, idx) != LUA_TLIGHTUSERDATA {
+            raise_here(
+                l,
+                format!("{what}: need a lightuserdata, got {}", type_name(l, idx)),
+            );
+        }
+        lua_touserdata(l, idx) as usize
     }
-    lua_touserdata(l, idx) as usize
 }
 
 /// `unpack(msg, 8)` -> package, data, size.
 unsafe extern "C-unwind" fn lunpack(l: State) -> c_int {
-    let sh = super::shared(l);
-    let sz = luaL_checkinteger(l, 2);
-    if sz != HOLDER_SIZE as i64 {
-        raise_here(l, format!("Invalid multicast package size {sz}"));
-    }
-    let id = if lua_type(l, 1) == LUA_TSTRING {
-        match to_bytes(l, 1).and_then(|b| <[u8; HOLDER_SIZE]>::try_from(b).ok()) {
-            Some(b) => Ok(u64::from_ne_bytes(b)),
-            None => Err("multicast unpack: need 8 bytes".to_string()),
+    // SAFETY: upvalue 1 is the service's Shared (open_bound); the argument
+    // checks raise before any Rust value with a destructor exists; a string
+    // argument's bytes are copied out while it is on the stack; id_at runs
+    // on the service's thread with no borrow of the buffers alive.
+    let id = unsafe {
+        let sh = super::shared(l);
+        let sz = luaL_checkinteger(l, 2);
+        if sz != HOLDER_SIZE as i64 {
+            raise_here(l, format!("Invalid multicast package size {sz}"));
         }
-    } else {
-        id_at(
-            sh,
-            pointer_arg(l, 1, "multicast unpack"),
-            "multicast unpack",
-        )
+        if lua_type(l, 1) == LUA_TSTRING {
+            match to_bytes(l, 1).and_then(|b| <[u8; HOLDER_SIZE]>::try_from(b).ok()) {
+                Some(b) => Ok(u64::from_ne_bytes(b)),
+                None => Err("multicast unpack: need 8 bytes".to_string()),
+            }
+        } else {
+            let p = pointer_arg(l, 1, "multicast unpack");
+            id_at(sh, p, "multicast unpack")
+        }
     };
     let found = match id {
         Ok(id) => payload(id)
@@ -252,39 +290,54 @@ unsafe extern "C-unwind" fn lunpack(l: State) -> c_int {
     };
     match found {
         Ok((id, (addr, size))) => {
-            lua_pushlightuserdata(l, id as usize as *mut c_void);
-            lua_pushlightuserdata(l, addr as *mut c_void);
-            lua_pushinteger(l, size as lua_Integer);
+            // SAFETY: three pushes into the slots Lua gives a C function;
+            // none allocates.
+            unsafe {
+                lua_pushlightuserdata(l, id as usize as *mut c_void);
+                lua_pushlightuserdata(l, addr as *mut c_void);
+                lua_pushinteger(l, size as lua_Integer);
+            }
             3
         }
-        Err(e) => raise_here(l, e),
+        // SAFETY: nothing with a destructor is alive (the text is moved).
+        Err(e) => unsafe { raise_here(l, e) },
     }
 }
 
 /// `bind(holder, n)` -> package.
 unsafe extern "C-unwind" fn lbind(l: State) -> c_int {
-    let sh = super::shared(l);
-    let p = pointer_arg(l, 1, "multicast bind");
-    let n = luaL_checkinteger(l, 2);
-    let r = id_at(sh, p, "multicast bind").and_then(|id| bind(id, n).map(|()| id));
+    // SAFETY: upvalue 1 is the service's Shared (open_bound); the argument
+    // checks raise with nothing to drop; id_at runs on the service's thread
+    // with no borrow of the buffers alive.
+    let r = unsafe {
+        let sh = super::shared(l);
+        let p = pointer_arg(l, 1, "multicast bind");
+        let n = luaL_checkinteger(l, 2);
+        id_at(sh, p, "multicast bind").and_then(|id| bind(id, n).map(|()| id))
+    };
     match r {
         Ok(id) => {
-            lua_pushlightuserdata(l, id as usize as *mut c_void);
+            // SAFETY: a push into the slots Lua gives a C function.
+            unsafe { lua_pushlightuserdata(l, id as usize as *mut c_void) };
             1
         }
-        Err(e) => raise_here(l, e),
+        // SAFETY: nothing with a destructor is alive (the text is moved).
+        Err(e) => unsafe { raise_here(l, e) },
     }
 }
 
 /// `close(package)`.
 unsafe extern "C-unwind" fn lclose(l: State) -> c_int {
-    let id = pointer_arg(l, 1, "multicast close") as u64;
+    // SAFETY: `l` is the calling state; nothing with a destructor is alive.
+    let id = unsafe { pointer_arg(l, 1, "multicast close") } as u64;
     match close(id) {
         Ok(()) => 0,
         Err(e) => {
             let msg = format!("multicast close: {e}");
             drop(e);
-            raise_here(l, msg)
+            // SAFETY: nothing with a destructor is alive (`e` is dropped,
+            // the text is moved).
+            unsafe { raise_here(l, msg) }
         }
     }
 }
@@ -292,36 +345,54 @@ unsafe extern "C-unwind" fn lclose(l: State) -> c_int {
 /// `remote(holder)` -> msg, size: the payload as a block of this service
 /// (to send on), the package released.
 unsafe extern "C-unwind" fn lremote(l: State) -> c_int {
-    let sh = super::shared(l);
-    let p = pointer_arg(l, 1, "multicast remote");
-    let r = id_at(sh, p, "multicast remote").and_then(|id| {
+    // SAFETY: upvalue 1 is the service's Shared (open_bound); the argument
+    // check raises with nothing to drop; id_at runs on the service's thread
+    // with no borrow of the buffers alive.
+    let (sh, id) = unsafe {
+        let sh = super::shared(l);
+        let p = pointer_arg(l, 1, "multicast remote");
+        (sh, id_at(sh, p, "multicast remote"))
+    };
+    let r = id.and_then(|id| {
         unbind_remote(id).map(|data| {
             let v = data.bytes().to_vec();
             let n = v.len();
-            ((*sh.buffers.get()).insert(v), n)
+            // SAFETY: the service's thread, and the only borrow of its
+            // buffers, ended with the statement; no Lua call meanwhile.
+            (unsafe { (*sh.buffers.get()).insert(v) }, n)
         })
     });
     match r {
         Ok((a, n)) => {
-            lua_pushlightuserdata(l, a as *mut c_void);
-            lua_pushinteger(l, n as lua_Integer);
+            // SAFETY: two pushes into the slots Lua gives a C function;
+            // neither allocates.
+            unsafe {
+                lua_pushlightuserdata(l, a as *mut c_void);
+                lua_pushinteger(l, n as lua_Integer);
+            }
             2
         }
-        Err(e) => raise_here(l, e),
+        // SAFETY: nothing with a destructor is alive (the text is moved).
+        Err(e) => unsafe { raise_here(l, e) },
     }
 }
 
 /// `nextid(id)`: the next channel id of the same harbor (+256, 31 bits).
 unsafe extern "C-unwind" fn lnextid(l: State) -> c_int {
-    let id = luaL_checkinteger(l, 1) as u32;
-    lua_pushinteger(l, (id.wrapping_add(256) & 0x7fff_ffff) as lua_Integer);
+    // SAFETY: Lua calls it with its live state; the check raises with
+    // nothing to drop.
+    unsafe {
+        let id = luaL_checkinteger(l, 1) as u32;
+        lua_pushinteger(l, (id.wrapping_add(256) & 0x7fff_ffff) as lua_Integer);
+    }
     1
 }
 
 /// `live()` -> packages alive in the process (a diagnostic for memory
 /// checks; not in skynet's module).
 unsafe extern "C-unwind" fn llive(l: State) -> c_int {
-    lua_pushinteger(l, live_count() as lua_Integer);
+    // SAFETY: a push into the slots Lua gives a C function.
+    unsafe { lua_pushinteger(l, live_count() as lua_Integer) };
     1
 }
 
