@@ -106,9 +106,11 @@ enum Arg<'a> {
     Num(lua_Number),
     Light(*mut c_void),
     Str(&'a [u8]),
-    /// A light C function, or (with its upvalue) a function of
-    /// `skynet.core` bound to the calling service.
-    Func(lua_CFunction, Option<*mut c_void>),
+    /// A light C function.
+    Func(lua_CFunction),
+    /// `skynet.unpack` of the calling service (its `Shared`), which the
+    /// chunk may call while it runs.
+    Unpack(*mut c_void),
 }
 
 /// What the matrix state runs (read by `build_in_state`).
@@ -231,11 +233,31 @@ impl Drop for Matrix {
     }
 }
 
+/// `skynet.unpack` of the calling service as the matrix state sees it:
+/// upvalue 1 is that service's `Shared` (core's lunpack reads it), upvalue
+/// 2 is true while the matrix is built. The chunk may keep the function (a
+/// global, a finalizer) beyond that, and the matrix state is closed, running
+/// its finalizers, on whichever thread drops it last, maybe after that
+/// service is gone: then it is an error instead of a use of its `Shared`.
+unsafe extern "C-unwind" fn lbuild_unpack(l: State) -> c_int {
+    if lua_toboolean(l, lua_upvalueindex(2)) == 0 {
+        raise_here(
+            l,
+            "skynet.unpack was passed to a sharetable chunk: it works only while the chunk runs"
+                .to_string(),
+        );
+    }
+    core::lunpack(l)
+}
+
 /// Runs in the matrix state, protected: opens the standard libraries, loads
 /// and calls the chunk with the job's arguments, shares its result.
 unsafe extern "C-unwind" fn build_in_state(l: State) -> c_int {
     let job = &*(lua_touserdata(l, 1) as *const Job);
     lua_settop(l, 0);
+    // Index 1: the lbuild_unpack closures made for the arguments, closed
+    // once the chunk returned.
+    lua_createtable(l, 0, 0);
     stdlibs::open(l);
     let status = match &job.file {
         Some(name) => luaL_loadfilex(l, name.as_ptr(), std::ptr::null()),
@@ -252,9 +274,10 @@ unsafe extern "C-unwind" fn build_in_state(l: State) -> c_int {
     }
     luaL_checkstack(
         l,
-        job.args.len() as c_int + 1,
+        job.args.len() as c_int + 2,
         c"too many arguments".as_ptr(),
     );
+    let mut bound = 0;
     for a in &job.args {
         match *a {
             Arg::Nil => lua_pushnil(l),
@@ -263,14 +286,24 @@ unsafe extern "C-unwind" fn build_in_state(l: State) -> c_int {
             Arg::Num(n) => lua_pushnumber(l, n),
             Arg::Light(p) => lua_pushlightuserdata(l, p),
             Arg::Str(s) => push_bytes(l, s),
-            Arg::Func(f, None) => lua_pushcfunction(l, f),
-            Arg::Func(f, Some(up)) => {
+            Arg::Func(f) => lua_pushcfunction(l, f),
+            Arg::Unpack(up) => {
                 lua_pushlightuserdata(l, up);
-                lua_pushcclosure(l, f, 1);
+                lua_pushboolean(l, 1);
+                lua_pushcclosure(l, lbuild_unpack, 2);
+                lua_pushvalue(l, -1);
+                bound += 1;
+                lua_rawseti(l, 1, bound);
             }
         }
     }
     lua_call(l, job.args.len() as c_int, 1);
+    for i in 1..=bound {
+        lua_rawgeti(l, 1, i);
+        lua_pushboolean(l, 0);
+        lua_setupvalue(l, -2, 2);
+        lua_pop(l, 1);
+    }
     lua_sharetable(l, -1);
     1
 }
@@ -294,14 +327,14 @@ unsafe fn matrix_args<'a>(l: State, top: c_int) -> Result<Vec<Arg<'a>>, String> 
             LUA_TLIGHTUSERDATA => Arg::Light(lua_touserdata(l, i)),
             LUA_TSTRING => Arg::Str(to_bytes(l, i).unwrap_or(&[])),
             LUA_TFUNCTION => match lua_tocfunction(l, i) {
-                Some(f) if lua_getupvalue(l, i, 1).is_null() => Arg::Func(f, None),
+                Some(f) if lua_getupvalue(l, i, 1).is_null() => Arg::Func(f),
                 Some(f) if f as *const () == core::lunpack as *const () => {
                     // skynet.unpack (the upvalue just pushed is the
                     // service's Shared): the chunk may call it while it
                     // runs, on this thread, for this service.
                     let up = lua_touserdata(l, -1);
                     lua_pop(l, 1);
-                    Arg::Func(f, Some(up))
+                    Arg::Unpack(up)
                 }
                 Some(_) => {
                     lua_pop(l, 1);
@@ -475,4 +508,44 @@ unsafe extern "C-unwind" fn lmatrices(l: State) -> c_int {
     lua_pushinteger(l, n as lua_Integer);
     lua_pushinteger(l, bytes as lua_Integer);
     2
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use parking_lot::Mutex;
+
+    static SEEN: Mutex<Vec<String>> = Mutex::new(Vec::new());
+
+    /// record(ok, msg): what a pcall in the matrix state gave.
+    unsafe extern "C-unwind" fn record(l: State) -> c_int {
+        // SAFETY: Lua calls it with its live state; to_bytes accepts any
+        // index and the bytes are copied at once.
+        let (ok, msg) = unsafe {
+            let msg = to_bytes(l, 2).map(|b| String::from_utf8_lossy(b).into_owned());
+            (lua_toboolean(l, 1) != 0, msg.unwrap_or_default())
+        };
+        SEEN.lock().push(format!("{ok} {msg}"));
+        0
+    }
+
+    #[test]
+    fn unpack_kept_by_the_chunk_is_refused_after_the_build() {
+        let sh = super::super::Shared::detached();
+        let up = &*sh as *const super::super::Shared as *mut c_void;
+        let chunk = b"local unpack, record = ...
+            record(pcall(unpack))
+            KEEP = setmetatable({}, { __gc = function() record(pcall(unpack)) end })
+            return { x = 1 }";
+        let m = Matrix::build(chunk, vec![Arg::Unpack(up), Arg::Func(record)]).unwrap();
+        assert_eq!(SEEN.lock().as_slice(), ["true "], "usable while built");
+        // The last holder goes: closing the matrix state runs the finalizer.
+        drop(m);
+        let seen = SEEN.lock();
+        assert_eq!(seen.len(), 2, "{seen:?}");
+        assert!(
+            seen[1].starts_with("false ") && seen[1].contains("only while the chunk runs"),
+            "{seen:?}"
+        );
+    }
 }
