@@ -1128,15 +1128,19 @@ const _: () = assert!(std::mem::align_of::<Node>() <= 8);
 const _: () = assert!(std::mem::align_of::<Ctrl>() <= 8);
 const _: () = assert!(std::mem::align_of::<Host>() <= 8);
 
-/// The node at stack index `idx`, if that is one.
+/// The node at stack index `idx`, if that is one: a userdata of a node's
+/// size with the node metatable (which only `new_proxy` sets), as
+/// luaL_checkudata tells its types. Any userdata can sit where a node is
+/// looked for (Lua code can build a table like a proxy's), and the bytes of
+/// other native userdata are not ours to read. Uses 2 stack slots.
 #[inline]
 unsafe fn as_node(l: State, idx: c_int) -> Option<*mut Node> {
-    if lua_rawlen(l, idx) as usize != std::mem::size_of::<Node>() {
+    if lua_rawlen(l, idx) as usize != std::mem::size_of::<Node>()
+        || !has_metatable(l, idx, &NODE_MT)
+    {
         return None;
     }
     let n = lua_touserdata(l, idx) as *mut Node;
-    // Pure Lua cannot write a userdata's bytes; the magic tells our nodes
-    // from other native userdata of the same size.
     (!n.is_null() && (*n).magic == NODE_MAGIC).then_some(n)
 }
 
@@ -1147,7 +1151,7 @@ unsafe fn try_node(l: State, p: c_int) -> Option<*mut Node> {
         return None;
     }
     let p = lua_absindex(l, p);
-    luaL_checkstack(l, 4, std::ptr::null());
+    luaL_checkstack(l, 6, std::ptr::null());
     lua_rawgetp(l, LUA_REGISTRYINDEX, key(&NODE_KEY));
     // A proxy keeps its node in its metatable.
     if lua_getmetatable(l, p) != 0 {
@@ -2371,6 +2375,37 @@ mod tests {
              return cur > 1, seen >= 1",
         );
         assert_eq!(r, "true true");
+    }
+
+    /// fake_node(): a plain userdata of a node's size whose bytes are a
+    /// node's magic and then zeros (as another native userdata might be).
+    unsafe extern "C-unwind" fn fake_node(l: State) -> c_int {
+        // SAFETY: Lua calls it with its live state; the userdata has the
+        // size asked, and every byte is written.
+        unsafe {
+            let n = std::mem::size_of::<Node>();
+            let p = lua_newuserdatauv(l, n, 0) as *mut u8;
+            std::ptr::write_bytes(p, 0, n);
+            std::ptr::copy_nonoverlapping(NODE_MAGIC.to_ne_bytes().as_ptr(), p, 8);
+        }
+        1
+    }
+
+    #[test]
+    fn other_userdata_under_the_node_field_is_no_proxy() {
+        let t = TestLua::new();
+        // SAFETY: the state is live and used by this thread only.
+        unsafe {
+            lua_pushcfunction(t.l, fake_node);
+            lua_setglobal(t.l, c"fake_node".as_ptr());
+        }
+        let field = "'\\xff<sharedata node>\\xff'";
+        let e = t.err(&format!(
+            "local f = setmetatable({{}}, {{ [{field}] = fake_node() }}) sd.flush(f)"
+        ));
+        assert_eq!(e, "flush: need a sharedata proxy, got table");
+        let e = t.err(&format!("sd.flush({{ [{field}] = fake_node() }})"));
+        assert_eq!(e, "flush: need a sharedata proxy, got table");
     }
 
     #[test]
