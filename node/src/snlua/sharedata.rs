@@ -1416,11 +1416,12 @@ unsafe fn ensure(l: State, sh: &Shared, n: c_int) {
 }
 
 /// The dotted path of the proxy whose node is at `n` (root name first), for
-/// messages.
+/// messages. Raises (out of stack) only before it has made any text: the
+/// stack is checked first for all the loop needs, try_node's check too.
 unsafe fn proxy_path(l: State, n: c_int) -> String {
-    let mut parts: Vec<String> = Vec::new();
     let top = lua_gettop(l);
-    luaL_checkstack(l, 6, std::ptr::null());
+    luaL_checkstack(l, 8, std::ptr::null());
+    let mut parts: Vec<String> = Vec::new();
     lua_pushvalue(l, n);
     for _ in 0..MAX_DEPTH + 1 {
         let cur = lua_gettop(l);
@@ -1458,10 +1459,11 @@ unsafe fn current<'a>(l: State, sh: &Shared, n: c_int) -> (&'a SdObject, u32) {
         // SAFETY: the node is on the stack and its version is only ever
         // replaced by moving it into the service's pins.
         Some(o) => (&*Arc::as_ptr(o), (*node).table),
-        None if (*node).orphan => raise_here(
-            l,
-            format!("The key [{}] doesn't exist after update", proxy_path(l, n)),
-        ),
+        None if (*node).orphan => {
+            // (A statement: the path is dropped before the raise.)
+            let msg = format!("The key [{}] doesn't exist after update", proxy_path(l, n));
+            raise_here(l, msg)
+        }
         None => raise_here(l, "sharedata proxy is released".to_string()),
     }
 }
@@ -1590,10 +1592,9 @@ unsafe extern "C-unwind" fn proxy_newindex(l: State) -> c_int {
         }
         _ => path.push_str(&format!("[{}]", type_name(l, 2))),
     }
-    raise_here(
-        l,
-        format!("attempt to modify read-only sharedata (key [{path}])"),
-    )
+    let msg = format!("attempt to modify read-only sharedata (key [{path}])");
+    drop(path);
+    raise_here(l, msg)
 }
 
 unsafe extern "C-unwind" fn proxy_len(l: State) -> c_int {
