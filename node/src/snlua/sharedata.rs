@@ -32,6 +32,20 @@
 //! forgets what they had read; a child whose key is no longer a table there
 //! is orphaned: reading it raises `The key [...] doesn't exist after
 //! update`, as in skynet.
+//!
+//! Safety. Every `l*` function (and the metatables' functions) is a Lua C
+//! function: Lua calls it with `l`, the running state, on the thread
+//! running the service, and its upvalue 1 is the service's [`Shared`] (set
+//! by `open_bound` and `open`), which outlives the state. Nothing with a
+//! destructor is alive across a call that may raise (a Lua error is a
+//! longjmp). Lua code may run inside any Lua call that allocates (a GC step
+//! runs finalizers, which may call these functions on the same proxy or
+//! box): an object is used across such a call only by a reference that
+//! lasts until the message ends, because it came from [`lookup`] (pinned),
+//! or from a node, whose versions are only ever replaced by moving them
+//! into the service's pins ([`keep`]). Nodes and boxes are reached through
+//! raw pointers into their userdata, which stays on the stack meanwhile;
+//! no Rust reference into one is used across a Lua call.
 
 use super::lua::*;
 use super::{shared, Shared};
@@ -438,12 +452,17 @@ fn to_u32(n: usize) -> Result<u32, BuildError> {
 }
 
 impl<'a> Builder<'a> {
+    /// # Safety
+    /// The value at `idx` is a string held (as a key or a value) by a table
+    /// being converted (see [`build`]).
     unsafe fn intern(&mut self, idx: c_int) -> Result<Span, BuildError> {
         let mut len = 0usize;
-        let p = lua_tolstring(self.l, idx, &mut len);
+        // SAFETY: a string (contract): nothing is converted or allocated.
+        let p = unsafe { lua_tolstring(self.l, idx, &mut len) };
         // SAFETY: the string is held by a table being converted, which is
-        // reachable from the argument for the whole build.
-        let b: &'a [u8] = std::slice::from_raw_parts(p as *const u8, len);
+        // reachable from the argument for the whole build, and no Lua code
+        // runs meanwhile.
+        let b: &'a [u8] = unsafe { std::slice::from_raw_parts(p as *const u8, len) };
         if let Some(s) = self.interned.get(b) {
             return Ok(*s);
         }
@@ -457,136 +476,154 @@ impl<'a> Builder<'a> {
         Ok(s)
     }
 
+    /// # Safety
+    /// `idx` is a slot of the state being converted (see [`build`]) holding a
+    /// value of a table being converted.
     unsafe fn value(&mut self, idx: c_int) -> Result<Value, BuildError> {
-        let l = self.l;
-        Ok(match lua_type(l, idx) {
-            LUA_TNIL => Value::Nil,
-            LUA_TBOOLEAN => Value::Bool(lua_toboolean(l, idx) != 0),
-            LUA_TNUMBER => {
-                if lua_isinteger(l, idx) != 0 {
-                    Value::Int(lua_tointegerx(l, idx, std::ptr::null_mut()))
-                } else {
-                    Value::Real(lua_tonumberx(l, idx, std::ptr::null_mut()))
-                }
-            }
-            LUA_TSTRING => Value::Str(self.intern(idx)?),
-            LUA_TTABLE => Value::Table(self.table(idx)?),
-            _ => {
-                return Err(BuildError::new(format!(
-                    "unsupported value type {}",
-                    type_name(l, idx)
-                )))
-            }
-        })
-    }
-
-    unsafe fn table(&mut self, idx: c_int) -> Result<u32, BuildError> {
-        let l = self.l;
-        let p = lua_topointer(l, idx) as usize;
-        if let Some(&t) = self.done.get(&p) {
-            return Ok(t);
-        }
-        if self.active.contains(&p) {
-            return Err(BuildError::new("a table contains itself".into()));
-        }
-        if self.active.len() >= MAX_DEPTH {
-            return Err(BuildError::new(format!(
-                "tables nested deeper than {MAX_DEPTH}"
-            )));
-        }
-        if lua_checkstack(l, 4) == 0 {
-            return Err(BuildError::new("out of Lua stack".into()));
-        }
-        self.active.insert(p);
-        let me = to_u32(self.tables.len())?;
-        self.tables.push(TableHdr::default());
-        let n = lua_rawlen(l, idx) as usize;
-        to_u32(n)?;
-        let mut array = Vec::with_capacity(n);
-        for i in 1..=n {
-            lua_rawgeti(l, idx, i as lua_Integer);
-            let v = self.value(lua_gettop(l));
-            lua_pop(l, 1);
-            array.push(v.map_err(|e| e.at(int_key_text(i as i64)))?);
-        }
-        let mut ents: Vec<Entry> = Vec::new();
-        lua_pushnil(l);
-        while lua_next(l, idx) != 0 {
-            let key = match lua_type(l, -2) {
-                LUA_TNUMBER if lua_isinteger(l, -2) != 0 => {
-                    let k = lua_tointegerx(l, -2, std::ptr::null_mut());
-                    if k >= 1 && k as u64 <= n as u64 {
-                        lua_pop(l, 1);
-                        continue;
-                    }
-                    Key::Int(k)
-                }
+        // SAFETY: reads of the slot `idx` of the state being converted (none
+        // converts, allocates or raises); a string or table is handed on, held by
+        // the table that `idx` was read from.
+        unsafe {
+            let l = self.l;
+            Ok(match lua_type(l, idx) {
+                LUA_TNIL => Value::Nil,
+                LUA_TBOOLEAN => Value::Bool(lua_toboolean(l, idx) != 0),
                 LUA_TNUMBER => {
-                    let f = lua_tonumberx(l, -2, std::ptr::null_mut());
-                    return Err(BuildError::new(format!(
-                        "invalid key {f} (keys must be integers or strings)"
-                    )));
+                    if lua_isinteger(l, idx) != 0 {
+                        Value::Int(lua_tointegerx(l, idx, std::ptr::null_mut()))
+                    } else {
+                        Value::Real(lua_tonumberx(l, idx, std::ptr::null_mut()))
+                    }
                 }
-                LUA_TSTRING => Key::Str(self.intern(-2)?),
+                LUA_TSTRING => Value::Str(self.intern(idx)?),
+                LUA_TTABLE => Value::Table(self.table(idx)?),
                 _ => {
                     return Err(BuildError::new(format!(
-                        "invalid key type {} (keys must be integers or strings)",
-                        type_name(l, -2)
+                        "unsupported value type {}",
+                        type_name(l, idx)
                     )))
                 }
-            };
-            let v = self.value(lua_gettop(l));
-            lua_pop(l, 1);
-            let value = v.map_err(|e| e.at(self.key_text(&key)))?;
-            let word = match key {
-                Key::Int(_) => 0,
-                Key::Str(s) => word_of(self.span_bytes(s)),
-            };
-            ents.push(Entry { key, word, value });
+            })
         }
-        let strings = &self.strings;
-        let text = |s: &Span| &strings[s.off as usize..(s.off + s.len) as usize];
-        ents.sort_by(|a, b| match (&a.key, &b.key) {
-            (Key::Int(x), Key::Int(y)) => x.cmp(y),
-            (Key::Int(_), Key::Str(_)) => std::cmp::Ordering::Less,
-            (Key::Str(_), Key::Int(_)) => std::cmp::Ordering::Greater,
-            (Key::Str(x), Key::Str(y)) => text(x).cmp(text(y)),
-        });
-        let mut hdr = TableHdr {
-            arr_off: to_u32(self.values.len())?,
-            arr_len: n as u32,
-            ent_off: to_u32(self.entries.len())?,
-            ent_len: to_u32(ents.len())?,
-            slot_off: to_u32(self.slots.len())?,
-            slot_mask: 0,
-        };
-        if ents.len() > LINEAR_MAX {
-            let cap = (ents.len() * 2).next_power_of_two();
-            let base = self.slots.len();
-            to_u32(base + cap)?;
-            self.slots.resize(base + cap, 0);
-            let mask = cap - 1;
-            for (i, e) in ents.iter().enumerate() {
-                let hash = match e.key {
-                    Key::Int(i) => hash_int(i),
-                    Key::Str(sp) => hash_bytes(self.span_bytes(sp)),
-                };
-                let mut s = hash as usize & mask;
-                while self.slots[base + s] != 0 {
-                    s = (s + 1) & mask;
-                }
-                self.slots[base + s] = i as u32 + 1;
+    }
+
+    /// # Safety
+    /// `idx` is an absolute index of a table of the state being converted (see
+    /// [`build`]).
+    unsafe fn table(&mut self, idx: c_int) -> Result<u32, BuildError> {
+        // SAFETY: raw reads only (lua_rawlen, lua_rawgeti, lua_next over a table
+        // whose keys are not written meanwhile) into the slots checked here for
+        // this level (lua_checkstack reports a failure instead of raising): none
+        // raises or runs Lua code, so the Rust values alive across them are safe.
+        // Values read are handed to value/intern, held by this table.
+        unsafe {
+            let l = self.l;
+            let p = lua_topointer(l, idx) as usize;
+            if let Some(&t) = self.done.get(&p) {
+                return Ok(t);
             }
-            hdr.slot_mask = mask as u32;
+            if self.active.contains(&p) {
+                return Err(BuildError::new("a table contains itself".into()));
+            }
+            if self.active.len() >= MAX_DEPTH {
+                return Err(BuildError::new(format!(
+                    "tables nested deeper than {MAX_DEPTH}"
+                )));
+            }
+            if lua_checkstack(l, 4) == 0 {
+                return Err(BuildError::new("out of Lua stack".into()));
+            }
+            self.active.insert(p);
+            let me = to_u32(self.tables.len())?;
+            self.tables.push(TableHdr::default());
+            let n = lua_rawlen(l, idx) as usize;
+            to_u32(n)?;
+            let mut array = Vec::with_capacity(n);
+            for i in 1..=n {
+                lua_rawgeti(l, idx, i as lua_Integer);
+                let v = self.value(lua_gettop(l));
+                lua_pop(l, 1);
+                array.push(v.map_err(|e| e.at(int_key_text(i as i64)))?);
+            }
+            let mut ents: Vec<Entry> = Vec::new();
+            lua_pushnil(l);
+            while lua_next(l, idx) != 0 {
+                let key = match lua_type(l, -2) {
+                    LUA_TNUMBER if lua_isinteger(l, -2) != 0 => {
+                        let k = lua_tointegerx(l, -2, std::ptr::null_mut());
+                        if k >= 1 && k as u64 <= n as u64 {
+                            lua_pop(l, 1);
+                            continue;
+                        }
+                        Key::Int(k)
+                    }
+                    LUA_TNUMBER => {
+                        let f = lua_tonumberx(l, -2, std::ptr::null_mut());
+                        return Err(BuildError::new(format!(
+                            "invalid key {f} (keys must be integers or strings)"
+                        )));
+                    }
+                    LUA_TSTRING => Key::Str(self.intern(-2)?),
+                    _ => {
+                        return Err(BuildError::new(format!(
+                            "invalid key type {} (keys must be integers or strings)",
+                            type_name(l, -2)
+                        )))
+                    }
+                };
+                let v = self.value(lua_gettop(l));
+                lua_pop(l, 1);
+                let value = v.map_err(|e| e.at(self.key_text(&key)))?;
+                let word = match key {
+                    Key::Int(_) => 0,
+                    Key::Str(s) => word_of(self.span_bytes(s)),
+                };
+                ents.push(Entry { key, word, value });
+            }
+            let strings = &self.strings;
+            let text = |s: &Span| &strings[s.off as usize..(s.off + s.len) as usize];
+            ents.sort_by(|a, b| match (&a.key, &b.key) {
+                (Key::Int(x), Key::Int(y)) => x.cmp(y),
+                (Key::Int(_), Key::Str(_)) => std::cmp::Ordering::Less,
+                (Key::Str(_), Key::Int(_)) => std::cmp::Ordering::Greater,
+                (Key::Str(x), Key::Str(y)) => text(x).cmp(text(y)),
+            });
+            let mut hdr = TableHdr {
+                arr_off: to_u32(self.values.len())?,
+                arr_len: n as u32,
+                ent_off: to_u32(self.entries.len())?,
+                ent_len: to_u32(ents.len())?,
+                slot_off: to_u32(self.slots.len())?,
+                slot_mask: 0,
+            };
+            if ents.len() > LINEAR_MAX {
+                let cap = (ents.len() * 2).next_power_of_two();
+                let base = self.slots.len();
+                to_u32(base + cap)?;
+                self.slots.resize(base + cap, 0);
+                let mask = cap - 1;
+                for (i, e) in ents.iter().enumerate() {
+                    let hash = match e.key {
+                        Key::Int(i) => hash_int(i),
+                        Key::Str(sp) => hash_bytes(self.span_bytes(sp)),
+                    };
+                    let mut s = hash as usize & mask;
+                    while self.slots[base + s] != 0 {
+                        s = (s + 1) & mask;
+                    }
+                    self.slots[base + s] = i as u32 + 1;
+                }
+                hdr.slot_mask = mask as u32;
+            }
+            to_u32(self.values.len() + array.len())?;
+            to_u32(self.entries.len() + ents.len())?;
+            self.values.extend_from_slice(&array);
+            self.entries.extend_from_slice(&ents);
+            self.tables[me as usize] = hdr;
+            self.active.remove(&p);
+            self.done.insert(p, me);
+            Ok(me)
         }
-        to_u32(self.values.len() + array.len())?;
-        to_u32(self.entries.len() + ents.len())?;
-        self.values.extend_from_slice(&array);
-        self.entries.extend_from_slice(&ents);
-        self.tables[me as usize] = hdr;
-        self.active.remove(&p);
-        self.done.insert(p, me);
-        Ok(me)
     }
 
     fn span_bytes(&self, s: Span) -> &[u8] {
@@ -604,31 +641,36 @@ impl<'a> Builder<'a> {
 /// Converts the Lua table at `idx` (raw: metatables are ignored).
 ///
 /// # Safety
-/// `idx` is a table of the live state `l`.
+/// `idx` is a table of the live state `l`, run by this thread.
 pub unsafe fn build(l: State, idx: c_int) -> Result<Tree, BuildError> {
-    let idx = lua_absindex(l, idx);
-    let top = lua_gettop(l);
-    let mut b = Builder {
-        l,
-        tables: Vec::new(),
-        values: Vec::new(),
-        entries: Vec::new(),
-        slots: Vec::new(),
-        strings: Vec::new(),
-        interned: HashMap::new(),
-        done: HashMap::new(),
-        active: HashSet::new(),
-    };
-    let r = b.table(idx);
-    lua_settop(l, top);
-    r?;
-    Ok(Tree {
-        tables: b.tables,
-        values: b.values,
-        entries: b.entries,
-        slots: b.slots,
-        strings: b.strings,
-    })
+    // SAFETY: `idx` is a table of the live state `l` (contract); the Builder
+    // makes only calls that neither raise nor run Lua code (see Builder), so
+    // its strings stay held, and the stack is put back as it was.
+    unsafe {
+        let idx = lua_absindex(l, idx);
+        let top = lua_gettop(l);
+        let mut b = Builder {
+            l,
+            tables: Vec::new(),
+            values: Vec::new(),
+            entries: Vec::new(),
+            slots: Vec::new(),
+            strings: Vec::new(),
+            interned: HashMap::new(),
+            done: HashMap::new(),
+            active: HashSet::new(),
+        };
+        let r = b.table(idx);
+        lua_settop(l, top);
+        r?;
+        Ok(Tree {
+            tables: b.tables,
+            values: b.values,
+            entries: b.entries,
+            slots: b.slots,
+            strings: b.strings,
+        })
+    }
 }
 
 impl SdObject {
@@ -672,26 +714,42 @@ impl SdObject {
 /// is made by [`SdObject::create`]).
 unsafe fn arc_of(obj: &SdObject) -> Arc<SdObject> {
     let p = obj as *const SdObject;
-    Arc::increment_strong_count(p);
-    Arc::from_raw(p)
+    // SAFETY: `p` is the pointer of a live Arc (contract): the count taken
+    // here is owned by the Arc returned.
+    unsafe {
+        Arc::increment_strong_count(p);
+        Arc::from_raw(p)
+    }
 }
 
 /// Keeps `obj` alive until the service's current message ends, instead of
 /// dropping it now: a native call up the stack may still read it.
+///
+/// # Safety
+/// Called on the thread running the service whose `Shared` is `sh`, with
+/// no other borrow of its `sd_pins` alive.
 unsafe fn keep(sh: &Shared, obj: Arc<SdObject>) {
-    let pins = &mut *sh.sd_pins.get();
+    // SAFETY: as the contract says; this borrow ends with the function,
+    // which makes no Lua call.
+    let pins = unsafe { &mut *sh.sd_pins.get() };
     if !pins.iter().any(|p| Arc::ptr_eq(p, &obj)) {
         pins.push(obj);
     }
 }
 
 /// The object and table named by the handle `h`, pinned in the service.
+///
+/// # Safety
+/// As for [`keep`]; the reference must not be used after the message ends
+/// ([`Shared::unpin_all`]).
 unsafe fn lookup(sh: &Shared, h: usize) -> Option<(&SdObject, u32)> {
     let (id, t) = split(h);
     if id == 0 {
         return None;
     }
-    let pins = &mut *sh.sd_pins.get();
+    // SAFETY: as for keep: the service's thread, no other borrow of its
+    // pins; this one ends before the function returns, with no Lua call.
+    let pins = unsafe { &mut *sh.sd_pins.get() };
     let p: *const SdObject = match pins.iter().rev().find(|o| o.id == id) {
         Some(o) => Arc::as_ptr(o),
         None => {
@@ -703,54 +761,88 @@ unsafe fn lookup(sh: &Shared, h: usize) -> Option<(&SdObject, u32)> {
     };
     // SAFETY: the Arc stays in `sd_pins` until the message ends, and the
     // object never moves or changes (but for its atomics).
-    let obj = &*p;
+    let obj = unsafe { &*p };
     ((t as usize) < obj.tables.len()).then_some((obj, t))
 }
 
 /// The handle argument at `idx`; raises a Lua error naming `what` for
-/// anything but a live object's handle.
+/// anything but a live object's handle. Runs no Lua code when it returns.
+///
+/// # Safety
+/// `l` is the calling state of the service whose `Shared` is `sh`, on its
+/// thread, with no borrow of its pins alive; nothing with a destructor is
+/// alive in the caller (this may raise). As for [`lookup`], the reference
+/// is not used after the message ends.
 unsafe fn check_handle<'a>(
     l: State,
     sh: &'a Shared,
     idx: c_int,
     what: &str,
 ) -> (&'a SdObject, u32) {
-    if lua_type(l, idx) != LUA_TLIGHTUSERDATA {
-        raise_here(
-            l,
-            format!("{what}: need a sharedata object, got {}", type_name(l, idx)),
-        );
-    }
-    let h = lua_touserdata(l, idx) as usize;
-    match lookup(sh, h) {
-        Some(x) => x,
-        None => raise_here(
-            l,
-            format!("{what}: invalid sharedata object {h:#x} (freed, or not a sharedata object)"),
-        ),
+    // SAFETY: `l` is the calling state; lua_type and lua_touserdata accept
+    // any index; the error texts are moved into raise_here; lookup's
+    // contract is ours.
+    unsafe {
+        if lua_type(l, idx) != LUA_TLIGHTUSERDATA {
+            raise_here(
+                l,
+                format!("{what}: need a sharedata object, got {}", type_name(l, idx)),
+            );
+        }
+        let h = lua_touserdata(l, idx) as usize;
+        match lookup(sh, h) {
+            Some(x) => x,
+            None => raise_here(
+                l,
+                format!(
+                    "{what}: invalid sharedata object {h:#x} (freed, or not a sharedata object)"
+                ),
+            ),
+        }
     }
 }
 
+/// # Safety
+/// `l` is a live state run by this thread, with a free slot.
 unsafe fn push_handle(l: State, obj: &SdObject, t: u32) {
-    lua_pushlightuserdata(l, obj.handle(t) as *mut c_void);
+    // SAFETY: as the contract says; the push does not allocate.
+    unsafe { lua_pushlightuserdata(l, obj.handle(t) as *mut c_void) };
 }
 
-/// Pushes a scalar value; a table as its handle.
+/// Pushes a scalar value; a table as its handle. May run Lua code (a
+/// string allocates).
+///
+/// # Safety
+/// `l` is a live state run by this thread, with a free slot; `v` is a
+/// value of `obj`.
 unsafe fn push_raw_value(l: State, obj: &SdObject, v: Value) {
-    match v {
-        Value::Nil => lua_pushnil(l),
-        Value::Bool(b) => lua_pushboolean(l, b as c_int),
-        Value::Int(i) => lua_pushinteger(l, i),
-        Value::Real(f) => lua_pushnumber(l, f),
-        Value::Str(s) => push_bytes(l, obj.str(s)),
-        Value::Table(t) => push_handle(l, obj, t),
+    // SAFETY: as the contract says; a string's bytes are copied by
+    // lua_pushlstring before the GC step that may follow, so `obj` need
+    // only live for the call, which its `&` guarantees.
+    unsafe {
+        match v {
+            Value::Nil => lua_pushnil(l),
+            Value::Bool(b) => lua_pushboolean(l, b as c_int),
+            Value::Int(i) => lua_pushinteger(l, i),
+            Value::Real(f) => lua_pushnumber(l, f),
+            Value::Str(s) => push_bytes(l, obj.str(s)),
+            Value::Table(t) => push_handle(l, obj, t),
+        }
     }
 }
 
+/// Pushes a key. May run Lua code (a string allocates).
+///
+/// # Safety
+/// `l` is a live state run by this thread, with a free slot.
 unsafe fn push_key(l: State, k: KeyOut<'_>) {
-    match k {
-        KeyOut::Int(i) => lua_pushinteger(l, i),
-        KeyOut::Str(s) => push_bytes(l, s),
+    // SAFETY: as the contract says; a string's bytes are copied before
+    // the GC step that may follow.
+    unsafe {
+        match k {
+            KeyOut::Int(i) => lua_pushinteger(l, i),
+            KeyOut::Str(s) => push_bytes(l, s),
+        }
     }
 }
 
@@ -773,6 +865,10 @@ extern "C-unwind" {
 /// A key argument the way a Lua table reads it: integers (and floats with
 /// an integral value) and strings; anything else names no entry. A string
 /// stays valid while it is on the stack.
+///
+/// # Safety
+/// `l` is a live state run by this thread; a string key is used only while
+/// the value at `idx` stays on the stack (`'a`).
 #[inline]
 unsafe fn table_key<'a>(l: State, idx: c_int) -> Option<KeyRef<'a>> {
     let mut v = Peek {
@@ -783,12 +879,15 @@ unsafe fn table_key<'a>(l: State, idx: c_int) -> Option<KeyRef<'a>> {
         p: std::ptr::null(),
         len: 0,
     };
-    lua_peek(l, idx, &mut v);
+    // SAFETY: lua_peek (vendored lapi.c) only describes the slot: no
+    // conversion, allocation or error.
+    unsafe { lua_peek(l, idx, &mut v) };
     match v.ty {
-        LUA_TSTRING => Some(KeyRef::Str(std::slice::from_raw_parts(
-            v.p as *const u8,
-            v.len,
-        ))),
+        // SAFETY: for a string, `p` and `len` are its bytes, valid while it
+        // is on the stack (contract).
+        LUA_TSTRING => Some(KeyRef::Str(unsafe {
+            std::slice::from_raw_parts(v.p as *const u8, v.len)
+        })),
         LUA_TNUMBER if v.isint != 0 => Some(KeyRef::Int(v.i)),
         LUA_TNUMBER => {
             let f = v.n;
@@ -823,14 +922,21 @@ fn key(k: &'static u8) -> *const c_void {
 }
 
 /// True if the userdata at `idx` has the metatable registered under `mt`.
+/// # Safety
+/// `l` is a live state run by this thread, with 2 free slots.
 unsafe fn has_metatable(l: State, idx: c_int, mt: &'static u8) -> bool {
-    if lua_type(l, idx) != LUA_TUSERDATA || lua_getmetatable(l, idx) == 0 {
-        return false;
+    // SAFETY: `l` is live (contract); lua_type and lua_getmetatable accept any
+    // index, and `idx` is used before the two slots pushed (popped again); no
+    // call allocates or raises.
+    unsafe {
+        if lua_type(l, idx) != LUA_TUSERDATA || lua_getmetatable(l, idx) == 0 {
+            return false;
+        }
+        lua_rawgetp(l, LUA_REGISTRYINDEX, key(mt));
+        let same = lua_rawequal(l, -1, -2) != 0;
+        lua_pop(l, 2);
+        same
     }
-    lua_rawgetp(l, LUA_REGISTRYINDEX, key(mt));
-    let same = lua_rawequal(l, -1, -2) != 0;
-    lua_pop(l, 2);
-    same
 }
 
 // ---------------------------------------------------------------------------
@@ -841,97 +947,153 @@ struct Host {
     objects: Option<HashMap<u32, Arc<SdObject>>>,
 }
 
-/// This state's host table (made on first use).
+/// This state's host table (made on first use). The pointer stays valid for
+/// the state's life: the registry holds the userdata.
+///
+/// # Safety
+/// `l` is the calling state, with 2 free slots, and nothing with a
+/// destructor is alive in the caller (making the host may raise, and may
+/// run Lua code).
 unsafe fn host(l: State) -> *mut Host {
-    if lua_rawgetp(l, LUA_REGISTRYINDEX, key(&HOST_KEY)) == LUA_TUSERDATA {
-        let p = lua_touserdata(l, -1) as *mut Host;
+    // SAFETY: `l` is live (contract). A userdata under HOST_KEY is a Host:
+    // only this function stores one there. A new one is a fresh block of
+    // the size asked (aligned for Host: see the asserts by Node), written
+    // before its metatable (with __gc) is set; the map is set after the
+    // Lua calls. (Should a finalizer run by the allocation make a host too,
+    // this one replaces it in the registry; that one's objects go with it.)
+    unsafe {
+        if lua_rawgetp(l, LUA_REGISTRYINDEX, key(&HOST_KEY)) == LUA_TUSERDATA {
+            let p = lua_touserdata(l, -1) as *mut Host;
+            lua_pop(l, 1);
+            return p;
+        }
         lua_pop(l, 1);
-        return p;
+        let p = lua_newuserdatauv(l, std::mem::size_of::<Host>(), 0) as *mut Host;
+        std::ptr::write(p, Host { objects: None });
+        lua_rawgetp(l, LUA_REGISTRYINDEX, key(&HOST_MT));
+        lua_setmetatable(l, -2);
+        lua_rawsetp(l, LUA_REGISTRYINDEX, key(&HOST_KEY));
+        (*p).objects = Some(HashMap::new());
+        p
     }
-    lua_pop(l, 1);
-    let p = lua_newuserdatauv(l, std::mem::size_of::<Host>(), 0) as *mut Host;
-    // SAFETY: fresh userdata memory, aligned for any Rust type Lua needs.
-    std::ptr::write(p, Host { objects: None });
-    lua_rawgetp(l, LUA_REGISTRYINDEX, key(&HOST_MT));
-    lua_setmetatable(l, -2);
-    lua_rawsetp(l, LUA_REGISTRYINDEX, key(&HOST_KEY));
-    (*p).objects = Some(HashMap::new());
-    p
 }
 
 unsafe extern "C-unwind" fn host_gc(l: State) -> c_int {
-    if has_metatable(l, 1, &HOST_MT) {
-        let p = lua_touserdata(l, 1) as *mut Host;
-        (*p).objects = None;
+    // SAFETY: a userdata with the host metatable is a Host (see host); its
+    // objects go now: natives that read one got it from lookup (pinned).
+    unsafe {
+        if has_metatable(l, 1, &HOST_MT) {
+            let p = lua_touserdata(l, 1) as *mut Host;
+            (*p).objects = None;
+        }
+        0
     }
-    0
 }
 
 /// `new(table)`: a new object; returns its root handle.
 unsafe extern "C-unwind" fn lnew(l: State) -> c_int {
-    luaL_checktype(l, 1, LUA_TTABLE);
-    let h = host(l);
-    let obj = match build(l, 1) {
+    // SAFETY: the check and host raise with nothing to drop; argument 1 is
+    // a table of this state for build.
+    let (h, obj) = unsafe {
+        luaL_checktype(l, 1, LUA_TTABLE);
+        let h = host(l);
+        (h, build(l, 1))
+    };
+    let obj = match obj {
         Ok(tree) => SdObject::create(tree),
         Err(e) => Err(format!("new: {e}")),
     };
     let obj = match obj {
         Ok(o) => o,
-        Err(e) => raise_here(l, e),
+        // SAFETY: nothing with a destructor is alive (the text is moved).
+        Err(e) => unsafe { raise_here(l, e) },
     };
     let handle = obj.handle(0);
-    if let Some(m) = (*h).objects.as_mut() {
+    // SAFETY: the host lives in the registry; no Lua call since host()
+    // (build runs no Lua code), and the borrow ends with the insert.
+    if let Some(m) = unsafe { (*h).objects.as_mut() } {
         m.insert(obj.id, obj);
     }
-    lua_pushlightuserdata(l, handle as *mut c_void);
+    // SAFETY: a push that does not allocate.
+    unsafe { lua_pushlightuserdata(l, handle as *mut c_void) };
     1
 }
 
 /// `delete(obj)`: the service lets go of an object it made.
 unsafe extern "C-unwind" fn ldelete(l: State) -> c_int {
-    let sh = shared(l);
-    let (obj, _) = check_handle(l, sh, 1, "delete");
-    let id = obj.id;
-    let h = host(l);
-    let held = (*h).objects.as_mut().and_then(|m| m.remove(&id));
+    // SAFETY: upvalue 1 is the service's Shared (module doc); check_handle
+    // and host raise with nothing to drop. The host lives in the registry,
+    // and its map is borrowed for the remove only, with no Lua call.
+    let (id, held) = unsafe {
+        let sh = shared(l);
+        let (obj, _) = check_handle(l, sh, 1, "delete");
+        let id = obj.id;
+        let h = host(l);
+        (id, (*h).objects.as_mut().and_then(|m| m.remove(&id)))
+    };
     match held {
         // Still pinned until the message ends; freed then if nobody reads it.
         Some(o) => drop(o),
-        None => raise_here(
-            l,
-            format!("delete: sharedata object {id} was not made by this service, or is deleted"),
-        ),
+        // SAFETY: nothing with a destructor is alive (`held` is None).
+        None => unsafe {
+            raise_here(
+                l,
+                format!(
+                    "delete: sharedata object {id} was not made by this service, or is deleted"
+                ),
+            )
+        },
     }
     0
 }
 
 unsafe extern "C-unwind" fn lmarkdirty(l: State) -> c_int {
-    let (obj, _) = check_handle(l, shared(l), 1, "markdirty");
-    obj.mark_dirty();
+    // SAFETY: upvalue 1 is the service's Shared (module doc); check_handle
+    // raises with nothing to drop; the push (if any) does not allocate.
+    unsafe {
+        let (obj, _) = check_handle(l, shared(l), 1, "markdirty");
+        obj.mark_dirty();
+    }
     0
 }
 
 unsafe extern "C-unwind" fn lisdirty(l: State) -> c_int {
-    let (obj, _) = check_handle(l, shared(l), 1, "isdirty");
-    lua_pushboolean(l, obj.is_dirty() as c_int);
+    // SAFETY: upvalue 1 is the service's Shared (module doc); check_handle
+    // raises with nothing to drop; the push (if any) does not allocate.
+    unsafe {
+        let (obj, _) = check_handle(l, shared(l), 1, "isdirty");
+        lua_pushboolean(l, obj.is_dirty() as c_int);
+    }
     1
 }
 
 unsafe extern "C-unwind" fn lgetref(l: State) -> c_int {
-    let (obj, _) = check_handle(l, shared(l), 1, "getref");
-    lua_pushinteger(l, obj.refs());
+    // SAFETY: upvalue 1 is the service's Shared (module doc); check_handle
+    // raises with nothing to drop; the push (if any) does not allocate.
+    unsafe {
+        let (obj, _) = check_handle(l, shared(l), 1, "getref");
+        lua_pushinteger(l, obj.refs());
+    }
     1
 }
 
 unsafe extern "C-unwind" fn lincref(l: State) -> c_int {
-    let (obj, _) = check_handle(l, shared(l), 1, "incref");
-    lua_pushinteger(l, obj.incref());
+    // SAFETY: upvalue 1 is the service's Shared (module doc); check_handle
+    // raises with nothing to drop; the push (if any) does not allocate.
+    unsafe {
+        let (obj, _) = check_handle(l, shared(l), 1, "incref");
+        lua_pushinteger(l, obj.incref());
+    }
     1
 }
 
 unsafe extern "C-unwind" fn ldecref(l: State) -> c_int {
-    let (obj, _) = check_handle(l, shared(l), 1, "decref");
-    lua_pushinteger(l, obj.decref());
+    // SAFETY: upvalue 1 is the service's Shared (module doc); check_handle
+    // raises with nothing to drop; the push (if any) does not allocate.
+    unsafe {
+        let (obj, _) = check_handle(l, shared(l), 1, "decref");
+        lua_pushinteger(l, obj.decref());
+    }
     1
 }
 
@@ -941,63 +1103,94 @@ unsafe extern "C-unwind" fn ldecref(l: State) -> c_int {
 /// The key argument of skynet's `index`/`nextkey`: integers, strings (and
 /// numbers as strings, as luaL_checklstring takes them). `None`: a float
 /// that is no integer.
+///
+/// # Safety
+/// `l` is the calling state; nothing with a destructor is alive in the
+/// caller (this may raise); a string key is used only while the argument
+/// is on the stack. Runs no Lua code when it returns: numbers are read
+/// here, so luaL_checklstring converts nothing.
 unsafe fn skynet_key<'a>(l: State, idx: c_int) -> Option<KeyRef<'a>> {
-    if lua_type(l, idx) == LUA_TNUMBER {
-        if lua_isinteger(l, idx) == 0 {
-            return None;
+    // SAFETY: `l` is the calling state; the number reads take the slot as
+    // it is; check_bytes gets no number, so it converts nothing (anything
+    // but a string raises, with nothing to drop).
+    unsafe {
+        if lua_type(l, idx) == LUA_TNUMBER {
+            if lua_isinteger(l, idx) == 0 {
+                return None;
+            }
+            return Some(KeyRef::Int(lua_tointegerx(l, idx, std::ptr::null_mut())));
         }
-        return Some(KeyRef::Int(lua_tointegerx(l, idx, std::ptr::null_mut())));
+        Some(KeyRef::Str(check_bytes(l, idx)))
     }
-    Some(KeyRef::Str(check_bytes(l, idx)))
 }
 
 unsafe extern "C-unwind" fn lindex(l: State) -> c_int {
-    let (obj, t) = check_handle(l, shared(l), 1, "index");
-    if lua_isnoneornil(l, 2) != 0 {
-        return 0;
-    }
-    let Some(k) = skynet_key(l, 2) else {
-        let f = lua_tonumberx(l, 2, std::ptr::null_mut());
-        raise_here(l, format!("Invalid key {f:.6}"));
-    };
-    match obj.get(t, k) {
-        Some(v) => {
-            push_raw_value(l, obj, v);
-            1
+    // SAFETY: upvalue 1 is the service's Shared (module doc); the checks
+    // raise with nothing to drop (no Lua code runs in them, so the key, a
+    // string argument, and the pinned object stay valid); push_raw_value
+    // gets a value of `obj` and the slot Lua gives a C function.
+    unsafe {
+        let (obj, t) = check_handle(l, shared(l), 1, "index");
+        if lua_isnoneornil(l, 2) != 0 {
+            return 0;
         }
-        None => 0,
+        let Some(k) = skynet_key(l, 2) else {
+            let f = lua_tonumberx(l, 2, std::ptr::null_mut());
+            raise_here(l, format!("Invalid key {f:.6}"));
+        };
+        match obj.get(t, k) {
+            Some(v) => {
+                push_raw_value(l, obj, v);
+                1
+            }
+            None => 0,
+        }
     }
 }
 
 unsafe extern "C-unwind" fn lnextkey(l: State) -> c_int {
-    let (obj, t) = check_handle(l, shared(l), 1, "nextkey");
-    let after = if lua_isnoneornil(l, 2) != 0 {
-        None
-    } else {
-        match skynet_key(l, 2) {
-            Some(k) => Some(k),
-            None => return 0,
+    // SAFETY: upvalue 1 is the service's Shared (module doc); the checks
+    // raise with nothing to drop and run no Lua code, so the key (a string
+    // argument) and the object (pinned) stay valid; the key pushed borrows the
+    // pinned object.
+    unsafe {
+        let (obj, t) = check_handle(l, shared(l), 1, "nextkey");
+        let after = if lua_isnoneornil(l, 2) != 0 {
+            None
+        } else {
+            match skynet_key(l, 2) {
+                Some(k) => Some(k),
+                None => return 0,
+            }
+        };
+        match obj.next_key(t, after) {
+            Some(k) => {
+                push_key(l, k);
+                1
+            }
+            None => 0,
         }
-    };
-    match obj.next_key(t, after) {
-        Some(k) => {
-            push_key(l, k);
-            1
-        }
-        None => 0,
     }
 }
 
 unsafe extern "C-unwind" fn llen(l: State) -> c_int {
-    let (obj, t) = check_handle(l, shared(l), 1, "len");
-    lua_pushinteger(l, obj.len(t) as lua_Integer);
-    1
+    // SAFETY: upvalue 1 is the service's Shared (module doc); check_handle
+    // raises with nothing to drop; the push does not allocate.
+    unsafe {
+        let (obj, t) = check_handle(l, shared(l), 1, "len");
+        lua_pushinteger(l, obj.len(t) as lua_Integer);
+        1
+    }
 }
 
 unsafe extern "C-unwind" fn lhashlen(l: State) -> c_int {
-    let (obj, t) = check_handle(l, shared(l), 1, "hashlen");
-    lua_pushinteger(l, obj.hash_len(t) as lua_Integer);
-    1
+    // SAFETY: upvalue 1 is the service's Shared (module doc); check_handle
+    // raises with nothing to drop; the push does not allocate.
+    unsafe {
+        let (obj, t) = check_handle(l, shared(l), 1, "hashlen");
+        lua_pushinteger(l, obj.hash_len(t) as lua_Integer);
+        1
+    }
 }
 
 /// skynet's box: holds one version for a reader (and counts in its refs);
@@ -1009,79 +1202,114 @@ struct Ctrl {
     update_handle: usize,
 }
 
+/// The box at `idx`, or a Lua error. The pointer stays valid while the box
+/// is on the stack.
+///
+/// # Safety
+/// `l` is the calling state; nothing with a destructor is alive in the
+/// caller (this may raise).
 unsafe fn check_ctrl(l: State, idx: c_int, what: &str) -> *mut Ctrl {
-    if !has_metatable(l, idx, &CTRL_MT) {
-        raise_here(
-            l,
-            format!("{what}: need a sharedata box, got {}", type_name(l, idx)),
-        );
+    // SAFETY: `l` is the calling state; has_metatable takes 2 of the slots Lua
+    // gives a C function; a userdata with the box metatable is a Ctrl (only lbox
+    // sets it, after writing one); the text is moved into raise_here.
+    unsafe {
+        if !has_metatable(l, idx, &CTRL_MT) {
+            raise_here(
+                l,
+                format!("{what}: need a sharedata box, got {}", type_name(l, idx)),
+            );
+        }
+        lua_touserdata(l, idx) as *mut Ctrl
     }
-    lua_touserdata(l, idx) as *mut Ctrl
 }
 
 unsafe extern "C-unwind" fn lbox(l: State) -> c_int {
-    let sh = shared(l);
-    let (obj, t) = check_handle(l, sh, 1, "box");
-    let c = lua_newuserdatauv(l, std::mem::size_of::<Ctrl>(), 1) as *mut Ctrl;
-    // SAFETY: fresh userdata memory; the Arcs are set once the metatable
-    // (whose __gc drops them) is in place.
-    std::ptr::write(
-        c,
-        Ctrl {
-            obj: None,
-            root: 0,
-            update: None,
-            update_handle: 0,
-        },
-    );
-    lua_rawgetp(l, LUA_REGISTRYINDEX, key(&CTRL_MT));
-    lua_setmetatable(l, -2);
-    obj.incref();
-    (*c).obj = Some(arc_of(obj));
-    (*c).root = obj.handle(t);
+    // SAFETY: upvalue 1 is the service's Shared (module doc); check_handle
+    // raises with nothing to drop, and `obj` is pinned, so it outlives the
+    // allocation (and any finalizer it runs) and is a live Arc for arc_of.
+    // lua_newuserdatauv returns a fresh block of the size asked, aligned
+    // for Ctrl (see the asserts by Node); the Arcs are set once the
+    // metatable (whose __gc drops them) is in place, after the last Lua
+    // call that may raise.
+    unsafe {
+        let sh = shared(l);
+        let (obj, t) = check_handle(l, sh, 1, "box");
+        let c = lua_newuserdatauv(l, std::mem::size_of::<Ctrl>(), 1) as *mut Ctrl;
+        std::ptr::write(
+            c,
+            Ctrl {
+                obj: None,
+                root: 0,
+                update: None,
+                update_handle: 0,
+            },
+        );
+        lua_rawgetp(l, LUA_REGISTRYINDEX, key(&CTRL_MT));
+        lua_setmetatable(l, -2);
+        obj.incref();
+        (*c).obj = Some(arc_of(obj));
+        (*c).root = obj.handle(t);
+    }
     1
 }
 
 unsafe extern "C-unwind" fn ctrl_gc(l: State) -> c_int {
-    if has_metatable(l, 1, &CTRL_MT) {
-        let c = lua_touserdata(l, 1) as *mut Ctrl;
-        if let Some(o) = (*c).obj.take() {
-            o.decref();
+    // SAFETY: has_metatable takes 2 of the slots Lua gives a C function; a
+    // userdata with the box metatable is a Ctrl (see check_ctrl). Its Arcs are
+    // dropped here: no native reads an object through a box (they look the
+    // handle up, pinned).
+    unsafe {
+        if has_metatable(l, 1, &CTRL_MT) {
+            let c = lua_touserdata(l, 1) as *mut Ctrl;
+            if let Some(o) = (*c).obj.take() {
+                o.decref();
+            }
+            (*c).update = None;
         }
-        (*c).update = None;
+        0
     }
-    0
 }
 
 unsafe extern "C-unwind" fn lneedupdate(l: State) -> c_int {
-    let c = check_ctrl(l, 1, "needupdate");
-    if (*c).update.is_none() {
-        return 0;
+    // SAFETY: check_ctrl raises with nothing to drop; the box stays at slot 1;
+    // the pushes take 2 of the slots Lua gives a C function.
+    unsafe {
+        let c = check_ctrl(l, 1, "needupdate");
+        if (*c).update.is_none() {
+            return 0;
+        }
+        lua_pushlightuserdata(l, (*c).update_handle as *mut c_void);
+        lua_getiuservalue(l, 1, 1);
+        2
     }
-    lua_pushlightuserdata(l, (*c).update_handle as *mut c_void);
-    lua_getiuservalue(l, 1, 1);
-    2
 }
 
 unsafe extern "C-unwind" fn lupdate(l: State) -> c_int {
-    let sh = shared(l);
-    let c = check_ctrl(l, 1, "update");
-    luaL_checktype(l, 2, LUA_TLIGHTUSERDATA);
-    luaL_checktype(l, 3, LUA_TTABLE);
-    let (obj, t) = check_handle(l, sh, 2, "update");
-    if (*c).obj.is_none() {
-        raise_here(l, "update: the box is released".to_string());
+    // SAFETY: upvalue 1 is the service's Shared (module doc); the checks raise
+    // with nothing to drop and run no Lua code, so the box (at slot 1, `c` from
+    // check_ctrl) is as checked, and `obj` is pinned (a live Arc for arc_of).
+    // Setting the user value neither allocates nor raises; the staged version
+    // replaced goes to the pins, as a node's.
+    unsafe {
+        let sh = shared(l);
+        let c = check_ctrl(l, 1, "update");
+        luaL_checktype(l, 2, LUA_TLIGHTUSERDATA);
+        luaL_checktype(l, 3, LUA_TTABLE);
+        let (obj, t) = check_handle(l, sh, 2, "update");
+        if (*c).obj.is_none() {
+            raise_here(l, "update: the box is released".to_string());
+        }
+        if obj.handle(t) == (*c).root {
+            raise_here(l, "You should update a new object".to_string());
+        }
+        lua_settop(l, 3);
+        lua_setiuservalue(l, 1, 1);
+        if let Some(old) = (*c).update.replace(arc_of(obj)) {
+            keep(sh, old);
+        }
+        (*c).update_handle = obj.handle(t);
+        0
     }
-    if obj.handle(t) == (*c).root {
-        raise_here(l, "You should update a new object".to_string());
-    }
-    lua_settop(l, 3);
-    lua_setiuservalue(l, 1, 1);
-    if let Some(old) = (*c).update.replace(arc_of(obj)) {
-        keep(sh, old);
-    }
-    (*c).update_handle = obj.handle(t);
-    0
 }
 
 // ---------------------------------------------------------------------------
@@ -1133,371 +1361,499 @@ const _: () = assert!(std::mem::align_of::<Host>() <= 8);
 /// luaL_checkudata tells its types. Any userdata can sit where a node is
 /// looked for (Lua code can build a table like a proxy's), and the bytes of
 /// other native userdata are not ours to read. Uses 2 stack slots.
+///
+/// # Safety
+/// `l` is a live state run by this thread, with 2 free slots.
 #[inline]
 unsafe fn as_node(l: State, idx: c_int) -> Option<*mut Node> {
-    if lua_rawlen(l, idx) as usize != std::mem::size_of::<Node>()
-        || !has_metatable(l, idx, &NODE_MT)
-    {
-        return None;
+    // SAFETY: lua_rawlen and has_metatable only read the slot; a userdata of
+    // a node's size with the node metatable is a Node that new_proxy wrote, so
+    // its first field is initialized.
+    unsafe {
+        if lua_rawlen(l, idx) as usize != std::mem::size_of::<Node>()
+            || !has_metatable(l, idx, &NODE_MT)
+        {
+            return None;
+        }
+        let n = lua_touserdata(l, idx) as *mut Node;
+        (!n.is_null() && (*n).magic == NODE_MAGIC).then_some(n)
     }
-    let n = lua_touserdata(l, idx) as *mut Node;
-    (!n.is_null() && (*n).magic == NODE_MAGIC).then_some(n)
 }
 
 /// Pushes the node of the proxy (or inner table) at `p` if it is one;
-/// returns it.
+/// returns it (valid while it is on the stack). Runs no Lua code.
+///
+/// # Safety
+/// `l` is the calling state; nothing with a destructor is alive in the
+/// caller unless 6 free slots are known to be there (the check raises only
+/// when the stack cannot grow).
 unsafe fn try_node(l: State, p: c_int) -> Option<*mut Node> {
-    if lua_type(l, p) != LUA_TTABLE {
-        return None;
-    }
-    let p = lua_absindex(l, p);
-    luaL_checkstack(l, 6, std::ptr::null());
-    lua_rawgetp(l, LUA_REGISTRYINDEX, key(&NODE_KEY));
-    // A proxy keeps its node in its metatable.
-    if lua_getmetatable(l, p) != 0 {
-        lua_pushvalue(l, -2);
-        if lua_rawget(l, -2) == LUA_TUSERDATA {
+    // SAFETY: raw reads (lua_rawgetp, lua_getmetatable, lua_rawget) into the
+    // 6 slots checked here, as_node taking 2 of them: none allocates, raises or
+    // runs Lua code; every path leaves the stack as it was, plus the node.
+    unsafe {
+        if lua_type(l, p) != LUA_TTABLE {
+            return None;
+        }
+        let p = lua_absindex(l, p);
+        luaL_checkstack(l, 6, std::ptr::null());
+        lua_rawgetp(l, LUA_REGISTRYINDEX, key(&NODE_KEY));
+        // A proxy keeps its node in its metatable.
+        if lua_getmetatable(l, p) != 0 {
+            lua_pushvalue(l, -2);
+            if lua_rawget(l, -2) == LUA_TUSERDATA {
+                if let Some(n) = as_node(l, -1) {
+                    lua_replace(l, -3);
+                    lua_pop(l, 1);
+                    return Some(n);
+                }
+            }
+            lua_pop(l, 2);
+        }
+        // An inner table keeps it raw.
+        if lua_rawget(l, p) == LUA_TUSERDATA {
             if let Some(n) = as_node(l, -1) {
-                lua_replace(l, -3);
-                lua_pop(l, 1);
                 return Some(n);
             }
         }
-        lua_pop(l, 2);
+        lua_pop(l, 1);
+        None
     }
-    // An inner table keeps it raw.
-    if lua_rawget(l, p) == LUA_TUSERDATA {
-        if let Some(n) = as_node(l, -1) {
-            return Some(n);
-        }
-    }
-    lua_pop(l, 1);
-    None
 }
 
 /// Pushes the node of the proxy at `p` (it stays on the stack, keeping the
 /// node alive for the call); raises for anything but a proxy.
+///
+/// # Safety
+/// `l` is the calling state; nothing with a destructor is alive in the
+/// caller.
 unsafe fn push_node(l: State, p: c_int, what: &str) -> *mut Node {
-    match try_node(l, p) {
-        Some(n) => n,
-        None => raise_here(
-            l,
-            format!("{what}: need a sharedata proxy, got {}", type_name(l, p)),
-        ),
+    // SAFETY: try_node's contract is ours; the text is moved into raise_here.
+    unsafe {
+        match try_node(l, p) {
+            Some(n) => n,
+            None => raise_here(
+                l,
+                format!("{what}: need a sharedata proxy, got {}", type_name(l, p)),
+            ),
+        }
     }
 }
 
 /// Creates a proxy and its node (no version yet); pushes both, the node on
-/// top.
+/// top. Allocates, so it may raise and run Lua code.
+///
+/// # Safety
+/// `l` is the calling state of a service that opened this module; nothing
+/// with a destructor is alive in the caller.
 unsafe fn new_proxy(l: State) -> *mut Node {
-    luaL_checkstack(l, 8, std::ptr::null());
-    lua_createtable(l, 0, 0);
-    let p = lua_gettop(l);
-    let n = lua_newuserdatauv(l, std::mem::size_of::<Node>(), NODE_UVS) as *mut Node;
-    // SAFETY: fresh userdata memory; the Arcs come after the metatable
-    // (whose __gc drops them) is set.
-    std::ptr::write(
-        n,
-        Node {
-            magic: NODE_MAGIC,
-            obj: None,
-            table: 0,
-            is_root: false,
-            orphan: false,
-            counted: false,
-            pending: None,
-            pending_table: 0,
-        },
-    );
-    lua_rawgetp(l, LUA_REGISTRYINDEX, key(&NODE_MT));
-    lua_setmetatable(l, p + 1);
-    // the inner table
-    lua_createtable(l, 0, 1);
-    let inner = p + 2;
-    lua_rawgetp(l, LUA_REGISTRYINDEX, key(&INNER_MT));
-    lua_setmetatable(l, inner);
-    lua_rawgetp(l, LUA_REGISTRYINDEX, key(&NODE_KEY));
-    lua_pushvalue(l, p + 1);
-    lua_rawset(l, inner);
-    lua_pushvalue(l, inner);
-    lua_setiuservalue(l, p + 1, UV_INNER);
-    lua_pushvalue(l, p);
-    lua_setiuservalue(l, p + 1, UV_SELF);
-    // the proxy's metatable: __index is the inner table; the rest come from
-    // the state's template
-    lua_createtable(l, 0, 5);
-    let mt = p + 3;
-    lua_pushvalue(l, inner);
-    lua_setfield(l, mt, c"__index".as_ptr());
-    lua_rawgetp(l, LUA_REGISTRYINDEX, key(&PROXY_MT));
-    for name in [c"__newindex", c"__len", c"__pairs"] {
-        lua_getfield(l, -1, name.as_ptr());
-        lua_setfield(l, mt, name.as_ptr());
+    // SAFETY: the 8 slots used are checked first; every index is a slot
+    // pushed here (p the proxy, p + 1 the node, p + 2 the inner table, p + 3
+    // its metatable) or a registry key holding what open made. The node is a
+    // fresh block of the size asked (aligned: see the asserts above), written
+    // before its metatable (whose __gc reads it) is set; its versions come
+    // later, from the caller. A finalizer run by an allocation finds nothing of
+    // ours half made, and nothing from Rust is alive; the node returned stays
+    // on the stack.
+    unsafe {
+        luaL_checkstack(l, 8, std::ptr::null());
+        lua_createtable(l, 0, 0);
+        let p = lua_gettop(l);
+        let n = lua_newuserdatauv(l, std::mem::size_of::<Node>(), NODE_UVS) as *mut Node;
+        std::ptr::write(
+            n,
+            Node {
+                magic: NODE_MAGIC,
+                obj: None,
+                table: 0,
+                is_root: false,
+                orphan: false,
+                counted: false,
+                pending: None,
+                pending_table: 0,
+            },
+        );
+        lua_rawgetp(l, LUA_REGISTRYINDEX, key(&NODE_MT));
+        lua_setmetatable(l, p + 1);
+        // the inner table
+        lua_createtable(l, 0, 1);
+        let inner = p + 2;
+        lua_rawgetp(l, LUA_REGISTRYINDEX, key(&INNER_MT));
+        lua_setmetatable(l, inner);
+        lua_rawgetp(l, LUA_REGISTRYINDEX, key(&NODE_KEY));
+        lua_pushvalue(l, p + 1);
+        lua_rawset(l, inner);
+        lua_pushvalue(l, inner);
+        lua_setiuservalue(l, p + 1, UV_INNER);
+        lua_pushvalue(l, p);
+        lua_setiuservalue(l, p + 1, UV_SELF);
+        // the proxy's metatable: __index is the inner table; the rest come from
+        // the state's template
+        lua_createtable(l, 0, 5);
+        let mt = p + 3;
+        lua_pushvalue(l, inner);
+        lua_setfield(l, mt, c"__index".as_ptr());
+        lua_rawgetp(l, LUA_REGISTRYINDEX, key(&PROXY_MT));
+        for name in [c"__newindex", c"__len", c"__pairs"] {
+            lua_getfield(l, -1, name.as_ptr());
+            lua_setfield(l, mt, name.as_ptr());
+        }
+        lua_pop(l, 1);
+        lua_rawgetp(l, LUA_REGISTRYINDEX, key(&NODE_KEY));
+        lua_pushvalue(l, p + 1);
+        lua_rawset(l, mt);
+        lua_setmetatable(l, p);
+        lua_settop(l, p + 1);
+        n
     }
-    lua_pop(l, 1);
-    lua_rawgetp(l, LUA_REGISTRYINDEX, key(&NODE_KEY));
-    lua_pushvalue(l, p + 1);
-    lua_rawset(l, mt);
-    lua_setmetatable(l, p);
-    lua_settop(l, p + 1);
-    n
 }
 
 unsafe extern "C-unwind" fn node_gc(l: State) -> c_int {
-    if lua_type(l, 1) == LUA_TUSERDATA
-        && lua_rawlen(l, 1) as usize == std::mem::size_of::<Node>()
-        && has_metatable(l, 1, &NODE_MT)
-    {
-        let n = lua_touserdata(l, 1) as *mut Node;
-        // Kept until the message ends rather than dropped: Lua code may call
-        // this __gc by hand, on a node that a native call is reading.
-        let sh = shared(l);
+    // SAFETY: a node-sized userdata with the node metatable is a Node (see
+    // as_node); upvalue 1 is the service's Shared (open sets it). Its versions
+    // go to the pins, not away: Lua code may call this __gc by hand, on a node
+    // a native call below is reading.
+    unsafe {
+        if lua_type(l, 1) == LUA_TUSERDATA
+            && lua_rawlen(l, 1) as usize == std::mem::size_of::<Node>()
+            && has_metatable(l, 1, &NODE_MT)
+        {
+            let n = lua_touserdata(l, 1) as *mut Node;
+            // Kept until the message ends rather than dropped: Lua code may call
+            // this __gc by hand, on a node that a native call is reading.
+            let sh = shared(l);
+            if let Some(o) = (*n).obj.take() {
+                if (*n).counted {
+                    o.decref();
+                }
+                keep(sh, o);
+            }
+            if let Some(o) = (*n).pending.take() {
+                o.decref();
+                keep(sh, o);
+            }
+            (*n).counted = false;
+        }
+        0
+    }
+}
+
+/// Drops the node's version (kept until the message ends) and marks it
+/// orphaned.
+///
+/// # Safety
+/// `n` is a node on the stack of the calling state of the service whose
+/// `Shared` is `sh` (keep's contract), not borrowed elsewhere.
+unsafe fn orphan(sh: &Shared, n: *mut Node) {
+    // SAFETY: as the contract says; no Lua call.
+    unsafe {
         if let Some(o) = (*n).obj.take() {
             if (*n).counted {
                 o.decref();
             }
             keep(sh, o);
         }
-        if let Some(o) = (*n).pending.take() {
-            o.decref();
-            keep(sh, o);
-        }
         (*n).counted = false;
+        (*n).orphan = true;
     }
-    0
-}
-
-/// Drops the node's version (kept until the message ends) and marks it
-/// orphaned.
-unsafe fn orphan(sh: &Shared, n: *mut Node) {
-    if let Some(o) = (*n).obj.take() {
-        if (*n).counted {
-            o.decref();
-        }
-        keep(sh, o);
-    }
-    (*n).counted = false;
-    (*n).orphan = true;
 }
 
 /// Points the node at table `t` of `obj`.
+///
+/// # Safety
+/// As for [`orphan`]; `obj` is the object of a live Arc.
 unsafe fn bind(sh: &Shared, n: *mut Node, obj: &SdObject, t: u32) {
-    if let Some(old) = (*n).obj.replace(arc_of(obj)) {
-        keep(sh, old);
+    // SAFETY: as the contract says; no Lua call.
+    unsafe {
+        if let Some(old) = (*n).obj.replace(arc_of(obj)) {
+            keep(sh, old);
+        }
+        (*n).table = t;
     }
-    (*n).table = t;
 }
 
 /// Root at stack index `n`: moves to the staged version and takes the cached
-/// children along.
+/// children along. Runs no Lua code.
+///
+/// # Safety
+/// `l` is the calling state of the service whose `Shared` is `sh`; `n` is
+/// the absolute index of a root node; nothing with a destructor is alive
+/// in the caller (walk's stack checks may raise).
 unsafe fn apply(l: State, sh: &Shared, n: c_int) {
-    let node = lua_touserdata(l, n) as *mut Node;
-    let Some(new) = (*node).pending.take() else {
-        return;
-    };
-    let t = (*node).pending_table;
-    let p = Arc::as_ptr(&new);
-    if let Some(old) = (*node).obj.replace(new) {
-        if (*node).counted {
-            old.decref();
+    // SAFETY: the userdata at `n` is a node (contract), on the stack; the
+    // staged Arc moves into it, the old version to the pins.
+    let (p, t) = unsafe {
+        let node = lua_touserdata(l, n) as *mut Node;
+        let Some(new) = (*node).pending.take() else {
+            return;
+        };
+        let t = (*node).pending_table;
+        let p = Arc::as_ptr(&new);
+        if let Some(old) = (*node).obj.replace(new) {
+            if (*node).counted {
+                old.decref();
+            }
+            keep(sh, old);
         }
-        keep(sh, old);
-    }
-    // The staged version was counted by proxyupdate.
-    (*node).counted = true;
-    (*node).table = t;
-    // SAFETY: the root node (on the stack) holds the version, and the walk
-    // runs no Lua code that could replace it.
-    walk(l, sh, n, Some(&*p), t);
+        // The staged version was counted by proxyupdate.
+        (*node).counted = true;
+        (*node).table = t;
+        (p, t)
+    };
+    // SAFETY: the root node (on the stack) holds the version, a live Arc,
+    // and the walk runs no Lua code that could replace it.
+    unsafe { walk(l, sh, n, Some(&*p), t) };
 }
 
 /// Forgets what the inner table of the node at `n` has read, rebinding
 /// the child proxies whose key is still a table in table `t` of `obj`
 /// (`obj` None: orphaning them all). Only raw reads of tables and writes of
 /// existing keys: no allocation, no Lua code.
+///
+/// # Safety
+/// As for [`apply`], `n` being the absolute index of any node; `obj` is
+/// the object of a live Arc that a node on the stack holds.
 unsafe fn walk(l: State, sh: &Shared, n: c_int, obj: Option<&SdObject>, t: u32) {
-    luaL_checkstack(l, 8, std::ptr::null());
-    lua_getiuservalue(l, n, UV_INNER);
-    let inner = lua_gettop(l);
-    lua_pushnil(l);
-    while lua_next(l, inner) != 0 {
-        let k = inner + 1;
-        let keep_entry = match lua_type(l, -1) {
-            // the node itself
-            LUA_TUSERDATA => true,
-            LUA_TTABLE => match try_node(l, inner + 2) {
-                Some(child) => {
-                    let cn = lua_gettop(l);
-                    let found = obj.and_then(|o| Some((o, table_key(l, k)?)));
-                    match found.and_then(|(o, key)| o.get(t, key).map(|v| (o, v))) {
-                        Some((o, Value::Table(i))) => {
-                            bind(sh, child, o, i);
-                            walk(l, sh, cn, Some(o), i);
-                            true
-                        }
-                        _ => {
-                            orphan(sh, child);
-                            walk(l, sh, cn, None, 0);
-                            false
+    // SAFETY: the 8 slots used are checked first (try_node checks its
+    // own); lua_next walks the inner table, whose keys are only set to nil
+    // meanwhile (allowed during a traversal; no allocation); each child is
+    // a node try_node pushed (at cn); table_key reads the key at k, on the
+    // stack while used; bind gets `o`, held as the contract says, and the
+    // recursion passes the same on. No Lua code runs, so no node changes
+    // under us.
+    unsafe {
+        luaL_checkstack(l, 8, std::ptr::null());
+        lua_getiuservalue(l, n, UV_INNER);
+        let inner = lua_gettop(l);
+        lua_pushnil(l);
+        while lua_next(l, inner) != 0 {
+            let k = inner + 1;
+            let keep_entry = match lua_type(l, -1) {
+                // the node itself
+                LUA_TUSERDATA => true,
+                LUA_TTABLE => match try_node(l, inner + 2) {
+                    Some(child) => {
+                        let cn = lua_gettop(l);
+                        let found = obj.and_then(|o| Some((o, table_key(l, k)?)));
+                        match found.and_then(|(o, key)| o.get(t, key).map(|v| (o, v))) {
+                            Some((o, Value::Table(i))) => {
+                                bind(sh, child, o, i);
+                                walk(l, sh, cn, Some(o), i);
+                                true
+                            }
+                            _ => {
+                                orphan(sh, child);
+                                walk(l, sh, cn, None, 0);
+                                false
+                            }
                         }
                     }
-                }
-                None => false,
-            },
-            _ => false,
-        };
-        if !keep_entry {
-            lua_pushvalue(l, k);
-            lua_pushnil(l);
-            lua_rawset(l, inner);
+                    None => false,
+                },
+                _ => false,
+            };
+            if !keep_entry {
+                lua_pushvalue(l, k);
+                lua_pushnil(l);
+                lua_rawset(l, inner);
+            }
+            lua_settop(l, k);
         }
-        lua_settop(l, k);
+        lua_settop(l, inner - 1);
     }
-    lua_settop(l, inner - 1);
 }
 
 /// Brings the proxy whose node is at `n` to the newest version that its
-/// root has received.
+/// root has received. Runs no Lua code.
+///
+/// # Safety
+/// As for [`walk`]: `n` is the absolute index of a node.
 unsafe fn ensure(l: State, sh: &Shared, n: c_int) {
-    let node = lua_touserdata(l, n) as *mut Node;
-    match &(*node).obj {
-        Some(o) if o.is_dirty() => {}
-        _ => return,
-    }
-    luaL_checkstack(l, 6, std::ptr::null());
-    let base = lua_gettop(l);
-    if lua_getiuservalue(l, n, UV_PARENT) != LUA_TTABLE {
-        lua_settop(l, base);
-        apply(l, sh, n);
-        return;
-    }
-    let parent = base + 1;
-    let Some(pnode) = try_node(l, parent) else {
-        lua_settop(l, base);
-        return;
-    };
-    let pn = lua_gettop(l);
-    ensure(l, sh, pn);
-    let same = match (&(*pnode).obj, &(*node).obj) {
-        (Some(a), Some(b)) => Arc::ptr_eq(a, b),
-        _ => false,
-    };
-    if !same {
-        // The parent moved on without this node (the walk did not reach
-        // it): look the key up again.
-        lua_getiuservalue(l, n, UV_KEY);
-        let kidx = lua_gettop(l);
-        let found = match &(*pnode).obj {
-            Some(po) => {
-                let po: &SdObject = po;
-                match table_key(l, kidx).and_then(|k| po.get((*pnode).table, k)) {
-                    Some(Value::Table(i)) => Some((po as *const SdObject, i)),
-                    _ => None,
+    // SAFETY: the node at `n` is on the stack (contract), and its parent node
+    // is pushed (at pn) before it is used, so both pointers stay valid; the 6
+    // slots used are checked first. apply, walk, bind and orphan run no Lua
+    // code, so the parent's version `po` (a live Arc it holds) is still there
+    // for bind and walk; setting an inner key to nil does not allocate.
+    unsafe {
+        let node = lua_touserdata(l, n) as *mut Node;
+        match &(*node).obj {
+            Some(o) if o.is_dirty() => {}
+            _ => return,
+        }
+        luaL_checkstack(l, 6, std::ptr::null());
+        let base = lua_gettop(l);
+        if lua_getiuservalue(l, n, UV_PARENT) != LUA_TTABLE {
+            lua_settop(l, base);
+            apply(l, sh, n);
+            return;
+        }
+        let parent = base + 1;
+        let Some(pnode) = try_node(l, parent) else {
+            lua_settop(l, base);
+            return;
+        };
+        let pn = lua_gettop(l);
+        ensure(l, sh, pn);
+        let same = match (&(*pnode).obj, &(*node).obj) {
+            (Some(a), Some(b)) => Arc::ptr_eq(a, b),
+            _ => false,
+        };
+        if !same {
+            // The parent moved on without this node (the walk did not reach
+            // it): look the key up again.
+            lua_getiuservalue(l, n, UV_KEY);
+            let kidx = lua_gettop(l);
+            let found = match &(*pnode).obj {
+                Some(po) => {
+                    let po: &SdObject = po;
+                    match table_key(l, kidx).and_then(|k| po.get((*pnode).table, k)) {
+                        Some(Value::Table(i)) => Some((po as *const SdObject, i)),
+                        _ => None,
+                    }
+                }
+                None => None,
+            };
+            match found {
+                Some((po, i)) => {
+                    bind(sh, node, &*po, i);
+                    walk(l, sh, n, Some(&*po), i);
+                }
+                None => {
+                    orphan(sh, node);
+                    walk(l, sh, n, None, 0);
+                    lua_getiuservalue(l, pn, UV_INNER);
+                    lua_pushvalue(l, kidx);
+                    lua_pushnil(l);
+                    lua_rawset(l, -3);
                 }
             }
-            None => None,
-        };
-        match found {
-            Some((po, i)) => {
-                bind(sh, node, &*po, i);
-                walk(l, sh, n, Some(&*po), i);
-            }
-            None => {
-                orphan(sh, node);
-                walk(l, sh, n, None, 0);
-                lua_getiuservalue(l, pn, UV_INNER);
-                lua_pushvalue(l, kidx);
-                lua_pushnil(l);
-                lua_rawset(l, -3);
-            }
         }
+        lua_settop(l, base);
     }
-    lua_settop(l, base);
 }
 
 /// The dotted path of the proxy whose node is at `n` (root name first), for
 /// messages. Raises (out of stack) only before it has made any text: the
 /// stack is checked first for all the loop needs, try_node's check too.
+///
+/// # Safety
+/// `l` is the calling state; `n` the index of a node; nothing with a
+/// destructor is alive in the caller.
 unsafe fn proxy_path(l: State, n: c_int) -> String {
-    let top = lua_gettop(l);
-    luaL_checkstack(l, 8, std::ptr::null());
-    let mut parts: Vec<String> = Vec::new();
-    lua_pushvalue(l, n);
-    for _ in 0..MAX_DEPTH + 1 {
-        let cur = lua_gettop(l);
-        lua_getiuservalue(l, cur, UV_KEY);
-        parts.push(match lua_type(l, -1) {
-            LUA_TSTRING => String::from_utf8_lossy(to_bytes(l, -1).unwrap_or(&[])).into_owned(),
-            LUA_TNUMBER => int_key_text(lua_tointegerx(l, -1, std::ptr::null_mut())),
-            _ => String::new(),
-        });
-        lua_pop(l, 1);
-        lua_getiuservalue(l, cur, UV_PARENT);
-        if try_node(l, -1).is_none() {
-            break;
+    // SAFETY: reads of user values into the slots checked first (so the
+    // checks inside the loop cannot raise while `parts` holds text); a string
+    // key converts nothing, an integer key reads as one; each parent is a node
+    // try_node pushed, replacing the one before at `cur`. No Lua code runs.
+    unsafe {
+        let top = lua_gettop(l);
+        luaL_checkstack(l, 8, std::ptr::null());
+        let mut parts: Vec<String> = Vec::new();
+        lua_pushvalue(l, n);
+        for _ in 0..MAX_DEPTH + 1 {
+            let cur = lua_gettop(l);
+            lua_getiuservalue(l, cur, UV_KEY);
+            parts.push(match lua_type(l, -1) {
+                LUA_TSTRING => String::from_utf8_lossy(to_bytes(l, -1).unwrap_or(&[])).into_owned(),
+                LUA_TNUMBER => int_key_text(lua_tointegerx(l, -1, std::ptr::null_mut())),
+                _ => String::new(),
+            });
+            lua_pop(l, 1);
+            lua_getiuservalue(l, cur, UV_PARENT);
+            if try_node(l, -1).is_none() {
+                break;
+            }
+            lua_replace(l, cur);
+            lua_settop(l, cur);
         }
-        lua_replace(l, cur);
-        lua_settop(l, cur);
-    }
-    lua_settop(l, top);
-    let mut s = String::new();
-    for k in parts.iter().rev() {
-        if !s.is_empty() && !k.starts_with('[') {
-            s.push('.');
+        lua_settop(l, top);
+        let mut s = String::new();
+        for k in parts.iter().rev() {
+            if !s.is_empty() && !k.starts_with('[') {
+                s.push('.');
+            }
+            s.push_str(k);
         }
-        s.push_str(k);
+        s
     }
-    s
 }
 
 /// The version and table the proxy whose node is at `n` reads now; raises
-/// for an orphaned or released proxy.
+/// for an orphaned or released proxy. The reference lasts until the
+/// message ends (module doc).
+///
+/// # Safety
+/// As for [`walk`]: `n` is the absolute index of a node; the reference is
+/// not used after the message ends.
 unsafe fn current<'a>(l: State, sh: &Shared, n: c_int) -> (&'a SdObject, u32) {
-    ensure(l, sh, n);
-    let node = lua_touserdata(l, n) as *mut Node;
-    match &(*node).obj {
-        // SAFETY: the node is on the stack and its version is only ever
-        // replaced by moving it into the service's pins.
-        Some(o) => (&*Arc::as_ptr(o), (*node).table),
-        None if (*node).orphan => {
-            // (A statement: the path is dropped before the raise.)
-            let msg = format!("The key [{}] doesn't exist after update", proxy_path(l, n));
-            raise_here(l, msg)
+    // SAFETY: ensure's contract is ours; the node at `n` is on the stack. The
+    // path is made (and dropped) in a statement before raise_here takes the
+    // text.
+    unsafe {
+        ensure(l, sh, n);
+        let node = lua_touserdata(l, n) as *mut Node;
+        match &(*node).obj {
+            // The node's version is only ever replaced by moving it into the
+            // service's pins: it lives until the message ends.
+            Some(o) => (&*Arc::as_ptr(o), (*node).table),
+            None if (*node).orphan => {
+                // (A statement: the path is dropped before the raise.)
+                let msg = format!("The key [{}] doesn't exist after update", proxy_path(l, n));
+                raise_here(l, msg)
+            }
+            None => raise_here(l, "sharedata proxy is released".to_string()),
         }
-        None => raise_here(l, "sharedata proxy is released".to_string()),
     }
 }
 
 /// Pushes the value of key `k` for the proxy whose inner table is at `i`
 /// and node `node` at `n` (all absolute); returns the number of results.
 /// Runs in closures whose upvalue 1 is the service's `Shared`.
+///
+/// # Safety
+/// `l` is the calling state of such a closure, with 4 free slots; `node` is
+/// the node at `n` (from as_node); `i` its inner table; nothing with a
+/// destructor is alive in the caller.
 #[inline]
 unsafe fn inner_get(l: State, i: c_int, n: c_int, node: *mut Node, k: c_int) -> c_int {
-    let (obj, t): (&SdObject, u32) = match &(*node).obj {
-        // SAFETY: as in `current`.
-        Some(o) if !o.is_dirty() => (&*Arc::as_ptr(o), (*node).table),
-        _ => current(l, shared(l), n),
+    // SAFETY: the node is on the stack at `n` (contract); its version lives
+    // until the message ends (module doc), as does current's; upvalue 1 is
+    // the service's Shared.
+    let (obj, t): (&SdObject, u32) = unsafe {
+        match &(*node).obj {
+            Some(o) if !o.is_dirty() => (&*Arc::as_ptr(o), (*node).table),
+            _ => current(l, shared(l), n),
+        }
     };
-    let Some(key) = table_key(l, k) else {
+    // SAFETY: the key at `k` stays on the stack while `key` is used (until
+    // the push below, or through child, which takes it as given).
+    let Some(key) = (unsafe { table_key(l, k) }) else {
         return 0;
     };
     match obj.get(t, key) {
         None | Some(Value::Nil) => 0,
-        Some(Value::Table(_)) => child(l, i, n, k, key),
+        // SAFETY: child's contract is ours.
+        Some(Value::Table(_)) => unsafe { child(l, i, n, k, key) },
         Some(v) => {
             let is_field = matches!(key, KeyRef::Str(b) if b == NODE_FIELD);
             let read_from = obj as *const SdObject;
-            // (May run finalizers, and they Lua code that moves the proxy.)
-            push_raw_value(l, obj, v);
-            let same = match &(*node).obj {
-                Some(o) => std::ptr::eq(Arc::as_ptr(o), read_from) && (*node).table == t,
-                None => false,
-            };
-            if same && !is_field {
-                // Remembered for the next read (a raw set runs no Lua code).
-                lua_pushvalue(l, k);
-                lua_pushvalue(l, -2);
-                lua_rawset(l, i);
+            // SAFETY: `v` is a value of `obj`, which outlives the push. (It
+            // may run finalizers, and they Lua code that moves the proxy.)
+            unsafe { push_raw_value(l, obj, v) };
+            // SAFETY: the node is still on the stack at `n`; it is read
+            // afresh, after the Lua code the push may have run. A raw set
+            // runs no Lua code (it may raise out of memory, with nothing to
+            // drop).
+            unsafe {
+                let same = match &(*node).obj {
+                    Some(o) => std::ptr::eq(Arc::as_ptr(o), read_from) && (*node).table == t,
+                    None => false,
+                };
+                if same && !is_field {
+                    // Remembered for the next read.
+                    lua_pushvalue(l, k);
+                    lua_pushvalue(l, -2);
+                    lua_rawset(l, i);
+                }
             }
             1
         }
@@ -1506,49 +1862,60 @@ unsafe fn inner_get(l: State, i: c_int, n: c_int, node: *mut Node, k: c_int) -> 
 
 /// Pushes the child proxy for key `k` of the proxy whose inner table is at
 /// `i` (node at `n`), from the inner table or new.
+///
+/// # Safety
+/// As for [`inner_get`]; `key` is the key at `k`, read by table_key.
 unsafe fn child(l: State, i: c_int, n: c_int, k: c_int, key: KeyRef<'_>) -> c_int {
-    luaL_checkstack(l, 8, std::ptr::null());
-    // The key as the data has it (2.0 reads as 2).
-    match key {
-        KeyRef::Int(v) => lua_pushinteger(l, v),
-        KeyRef::Str(_) => lua_pushvalue(l, k),
-    }
-    let kk = lua_gettop(l);
-    lua_pushvalue(l, kk);
-    if lua_rawget(l, i) == LUA_TTABLE {
-        return 1;
-    }
-    lua_pop(l, 1);
-    let sh = shared(l);
-    let c = new_proxy(l);
-    let cn = lua_gettop(l);
-    let cp = cn - 1;
-    lua_getiuservalue(l, n, UV_SELF);
-    lua_setiuservalue(l, cn, UV_PARENT);
-    lua_pushvalue(l, kk);
-    lua_setiuservalue(l, cn, UV_KEY);
-    lua_pushvalue(l, kk);
-    lua_pushvalue(l, cp);
-    lua_rawset(l, i);
-    // The allocations above may have run finalizers, and they Lua code that
-    // updated the tree: read the parent's state again.
-    let (obj, t) = current(l, sh, n);
-    match table_key(l, kk).and_then(|key| obj.get(t, key)) {
-        Some(Value::Table(ti)) => {
-            bind(sh, c, obj, ti);
-            lua_pushvalue(l, cp);
-            1
+    // SAFETY: the 8 slots used (beyond new_proxy's and current's own) are
+    // checked first; `key` is used only before new_proxy, which may run Lua
+    // code; the key is read again from kk after it. The new node `c` stays
+    // on the stack (cn); the parent's state is read again by current, whose
+    // version, a live Arc until the message ends, bind gets. Nothing with a
+    // destructor is alive across the calls that may raise.
+    unsafe {
+        luaL_checkstack(l, 8, std::ptr::null());
+        // The key as the data has it (2.0 reads as 2).
+        match key {
+            KeyRef::Int(v) => lua_pushinteger(l, v),
+            KeyRef::Str(_) => lua_pushvalue(l, k),
         }
-        other => {
-            lua_pushvalue(l, kk);
-            lua_pushnil(l);
-            lua_rawset(l, i);
-            match other {
-                Some(v) => {
-                    push_raw_value(l, obj, v);
-                    1
+        let kk = lua_gettop(l);
+        lua_pushvalue(l, kk);
+        if lua_rawget(l, i) == LUA_TTABLE {
+            return 1;
+        }
+        lua_pop(l, 1);
+        let sh = shared(l);
+        let c = new_proxy(l);
+        let cn = lua_gettop(l);
+        let cp = cn - 1;
+        lua_getiuservalue(l, n, UV_SELF);
+        lua_setiuservalue(l, cn, UV_PARENT);
+        lua_pushvalue(l, kk);
+        lua_setiuservalue(l, cn, UV_KEY);
+        lua_pushvalue(l, kk);
+        lua_pushvalue(l, cp);
+        lua_rawset(l, i);
+        // The allocations above may have run finalizers, and they Lua code that
+        // updated the tree: read the parent's state again.
+        let (obj, t) = current(l, sh, n);
+        match table_key(l, kk).and_then(|key| obj.get(t, key)) {
+            Some(Value::Table(ti)) => {
+                bind(sh, c, obj, ti);
+                lua_pushvalue(l, cp);
+                1
+            }
+            other => {
+                lua_pushvalue(l, kk);
+                lua_pushnil(l);
+                lua_rawset(l, i);
+                match other {
+                    Some(v) => {
+                        push_raw_value(l, obj, v);
+                        1
+                    }
+                    None => 0,
                 }
-                None => 0,
             }
         }
     }
@@ -1556,221 +1923,302 @@ unsafe fn child(l: State, i: c_int, n: c_int, k: c_int, key: KeyRef<'_>) -> c_in
 
 /// `__index` of inner tables; upvalue 2 is the string [`NODE_FIELD`].
 unsafe extern "C-unwind" fn inner_index(l: State) -> c_int {
-    // (Lua calls __index with exactly the table and the key.)
-    lua_pushvalue(l, lua_upvalueindex(2));
-    let node = if lua_gettop(l) == 3
-        && lua_type(l, 1) == LUA_TTABLE
-        && lua_rawget(l, 1) == LUA_TUSERDATA
-    {
-        as_node(l, 3)
-    } else {
-        None
-    };
-    match node {
-        Some(node) => inner_get(l, 1, 3, node, 2),
-        None => raise_here(
-            l,
-            format!("sharedata: need a sharedata proxy, got {}", type_name(l, 1)),
-        ),
+    // SAFETY: upvalue 2 is NODE_FIELD's string (open); with exactly two
+    // arguments, slot 3 is the raw value under it in the table at 1, a node
+    // only if as_node says so; inner_get then gets that node at 3, the inner
+    // table at 1 and the key at 2, within the slots Lua gives a C function.
+    // The error text is moved into raise_here.
+    unsafe {
+        // (Lua calls __index with exactly the table and the key.)
+        lua_pushvalue(l, lua_upvalueindex(2));
+        let node = if lua_gettop(l) == 3
+            && lua_type(l, 1) == LUA_TTABLE
+            && lua_rawget(l, 1) == LUA_TUSERDATA
+        {
+            as_node(l, 3)
+        } else {
+            None
+        };
+        match node {
+            Some(node) => inner_get(l, 1, 3, node, 2),
+            None => raise_here(
+                l,
+                format!("sharedata: need a sharedata proxy, got {}", type_name(l, 1)),
+            ),
+        }
     }
 }
 
 unsafe extern "C-unwind" fn proxy_newindex(l: State) -> c_int {
-    let mut path = match try_node(l, 1) {
-        Some(_) => proxy_path(l, lua_gettop(l)),
-        None => String::new(),
+    // SAFETY: try_node and proxy_path raise (out of stack) only before any
+    // text exists; the node try_node found is at the top for proxy_path.
+    let mut path = unsafe {
+        match try_node(l, 1) {
+            Some(_) => proxy_path(l, lua_gettop(l)),
+            None => String::new(),
+        }
     };
-    match lua_type(l, 2) {
-        LUA_TSTRING => {
-            if !path.is_empty() {
-                path.push('.');
+    // SAFETY: reads of argument 2 that neither convert, allocate nor raise
+    // (a string as it is, an integer as one).
+    unsafe {
+        match lua_type(l, 2) {
+            LUA_TSTRING => {
+                if !path.is_empty() {
+                    path.push('.');
+                }
+                path.push_str(&String::from_utf8_lossy(to_bytes(l, 2).unwrap_or(&[])));
             }
-            path.push_str(&String::from_utf8_lossy(to_bytes(l, 2).unwrap_or(&[])));
+            LUA_TNUMBER if lua_isinteger(l, 2) != 0 => {
+                path.push_str(&int_key_text(lua_tointegerx(l, 2, std::ptr::null_mut())))
+            }
+            _ => path.push_str(&format!("[{}]", type_name(l, 2))),
         }
-        LUA_TNUMBER if lua_isinteger(l, 2) != 0 => {
-            path.push_str(&int_key_text(lua_tointegerx(l, 2, std::ptr::null_mut())))
-        }
-        _ => path.push_str(&format!("[{}]", type_name(l, 2))),
     }
     let msg = format!("attempt to modify read-only sharedata (key [{path}])");
     drop(path);
-    raise_here(l, msg)
+    // SAFETY: nothing with a destructor is alive (the text is moved).
+    unsafe { raise_here(l, msg) }
 }
 
 unsafe extern "C-unwind" fn proxy_len(l: State) -> c_int {
-    let sh = shared(l);
-    push_node(l, 1, "sharedata");
-    let (obj, t) = current(l, sh, lua_gettop(l));
-    lua_pushinteger(l, obj.len(t) as lua_Integer);
-    1
+    // SAFETY: upvalue 1 is the service's Shared (open); push_node leaves the
+    // node on the top for current; the version is valid until the message ends;
+    // the push does not allocate.
+    unsafe {
+        let sh = shared(l);
+        push_node(l, 1, "sharedata");
+        let (obj, t) = current(l, sh, lua_gettop(l));
+        lua_pushinteger(l, obj.len(t) as lua_Integer);
+        1
+    }
 }
 
 unsafe extern "C-unwind" fn proxy_next(l: State) -> c_int {
-    let sh = shared(l);
-    lua_settop(l, 2);
-    let node = push_node(l, 1, "sharedata");
-    let (obj, t) = current(l, sh, 3);
-    let after = if lua_isnil(l, 2) != 0 {
-        None
-    } else {
-        match table_key(l, 2) {
-            Some(k) => Some(k),
-            None => return 0,
-        }
-    };
-    match obj.next_key(t, after) {
-        None => 0,
-        Some(k) => {
-            lua_getiuservalue(l, 3, UV_INNER);
-            push_key(l, k);
-            let kidx = lua_gettop(l);
-            if inner_get(l, 4, 3, node, kidx) == 0 {
-                lua_pushnil(l);
+    // SAFETY: upvalue 1 is the service's Shared (open); the stack is cut to 2
+    // so the node push_node finds is at 3, the inner table at 4, the key at 5
+    // (5 slots, and inner_get's 4, within the slots Lua gives a C function).
+    // The version from current lives until the message ends, so the key
+    // next_key borrows from it stays valid through push_key; `after` borrows
+    // argument 2, on the stack. Nothing with a destructor is alive.
+    unsafe {
+        let sh = shared(l);
+        lua_settop(l, 2);
+        let node = push_node(l, 1, "sharedata");
+        let (obj, t) = current(l, sh, 3);
+        let after = if lua_isnil(l, 2) != 0 {
+            None
+        } else {
+            match table_key(l, 2) {
+                Some(k) => Some(k),
+                None => return 0,
             }
-            lua_pushvalue(l, kidx);
-            lua_insert(l, -2);
-            2
+        };
+        match obj.next_key(t, after) {
+            None => 0,
+            Some(k) => {
+                lua_getiuservalue(l, 3, UV_INNER);
+                push_key(l, k);
+                let kidx = lua_gettop(l);
+                if inner_get(l, 4, 3, node, kidx) == 0 {
+                    lua_pushnil(l);
+                }
+                lua_pushvalue(l, kidx);
+                lua_insert(l, -2);
+                2
+            }
         }
     }
 }
 
 unsafe extern "C-unwind" fn proxy_pairs(l: State) -> c_int {
-    lua_pushvalue(l, lua_upvalueindex(2));
-    lua_pushvalue(l, 1);
-    lua_pushnil(l);
-    3
+    // SAFETY: three pushes into the slots Lua gives a C function; upvalue 2
+    // is proxy_next (open).
+    unsafe {
+        lua_pushvalue(l, lua_upvalueindex(2));
+        lua_pushvalue(l, 1);
+        lua_pushnil(l);
+        3
+    }
 }
 
 /// `proxy(obj [, name])`: a root proxy reading `obj`.
 unsafe extern "C-unwind" fn lproxy(l: State) -> c_int {
-    let sh = shared(l);
-    check_handle(l, sh, 1, "proxy");
-    let named = lua_isnoneornil(l, 2) == 0;
-    if named {
-        luaL_checktype(l, 2, LUA_TSTRING);
+    // SAFETY: upvalue 1 is the service's Shared (module doc); the checks and
+    // new_proxy raise with nothing to drop. The handle is looked up again after
+    // new_proxy (its allocations may have run finalizers): the object is pinned
+    // (a live Arc for bind), and the node is on the top until popped, leaving
+    // the proxy.
+    unsafe {
+        let sh = shared(l);
+        check_handle(l, sh, 1, "proxy");
+        let named = lua_isnoneornil(l, 2) == 0;
+        if named {
+            luaL_checktype(l, 2, LUA_TSTRING);
+        }
+        let node = new_proxy(l);
+        let n = lua_gettop(l);
+        if named {
+            lua_pushvalue(l, 2);
+            lua_setiuservalue(l, n, UV_KEY);
+        }
+        (*node).is_root = true;
+        // Looked up again: the allocations may have run finalizers (the pin
+        // keeps the object; the lookup is in the service's pins).
+        let (obj, t) = check_handle(l, sh, 1, "proxy");
+        obj.incref();
+        (*node).counted = true;
+        bind(sh, node, obj, t);
+        lua_pop(l, 1);
+        1
     }
-    let node = new_proxy(l);
-    let n = lua_gettop(l);
-    if named {
-        lua_pushvalue(l, 2);
-        lua_setiuservalue(l, n, UV_KEY);
-    }
-    (*node).is_root = true;
-    // Looked up again: the allocations may have run finalizers (the pin
-    // keeps the object; the lookup is in the service's pins).
-    let (obj, t) = check_handle(l, sh, 1, "proxy");
-    obj.incref();
-    (*node).counted = true;
-    bind(sh, node, obj, t);
-    lua_pop(l, 1);
-    1
 }
 
 /// `proxyupdate(root, obj)`: moves the root proxy, and the children it has
 /// made, to the newer version `obj` (skynet stages it for the next read;
 /// nothing reads between the two in a service, so this is the same).
 unsafe extern "C-unwind" fn lproxyupdate(l: State) -> c_int {
-    let sh = shared(l);
-    let node = push_node(l, 1, "proxyupdate");
-    let n = lua_gettop(l);
-    if !(*node).is_root {
-        raise_here(l, "proxyupdate: need a root proxy".to_string());
+    // SAFETY: upvalue 1 is the service's Shared (module doc); the node
+    // push_node finds stays at `n`; the checks raise with nothing to drop (`cur`
+    // borrows the node, and none of them runs Lua code); `obj` is pinned, a live
+    // Arc for arc_of; the staged version replaced goes to the pins; apply gets
+    // a root node at `n`.
+    unsafe {
+        let sh = shared(l);
+        let node = push_node(l, 1, "proxyupdate");
+        let n = lua_gettop(l);
+        if !(*node).is_root {
+            raise_here(l, "proxyupdate: need a root proxy".to_string());
+        }
+        let (obj, t) = check_handle(l, sh, 2, "proxyupdate");
+        let Some(cur) = &(*node).obj else {
+            raise_here(l, "proxyupdate: the proxy is released".to_string());
+        };
+        if cur.id == obj.id {
+            raise_here(l, "You should update a new object".to_string());
+        }
+        if !cur.is_dirty() {
+            raise_here(l, "Only dirty object can be update".to_string());
+        }
+        obj.incref();
+        if let Some(old) = (*node).pending.replace(arc_of(obj)) {
+            old.decref();
+            keep(sh, old);
+        }
+        (*node).pending_table = t;
+        apply(l, sh, n);
+        0
     }
-    let (obj, t) = check_handle(l, sh, 2, "proxyupdate");
-    let Some(cur) = &(*node).obj else {
-        raise_here(l, "proxyupdate: the proxy is released".to_string());
-    };
-    if cur.id == obj.id {
-        raise_here(l, "You should update a new object".to_string());
-    }
-    if !cur.is_dirty() {
-        raise_here(l, "Only dirty object can be update".to_string());
-    }
-    obj.incref();
-    if let Some(old) = (*node).pending.replace(arc_of(obj)) {
-        old.decref();
-        keep(sh, old);
-    }
-    (*node).pending_table = t;
-    apply(l, sh, n);
-    0
 }
 
 /// `flush(proxy)`: moves the proxy's tree to its newest staged version now.
 unsafe extern "C-unwind" fn lflush(l: State) -> c_int {
-    let sh = shared(l);
-    push_node(l, 1, "flush");
-    ensure(l, sh, lua_gettop(l));
-    0
+    // SAFETY: upvalue 1 is the service's Shared (module doc); push_node leaves
+    // the node on the top for ensure.
+    unsafe {
+        let sh = shared(l);
+        push_node(l, 1, "flush");
+        ensure(l, sh, lua_gettop(l));
+        0
+    }
 }
 
 /// `object(proxy)`: the handle the proxy reads now (nil once orphaned).
 unsafe extern "C-unwind" fn lobject(l: State) -> c_int {
-    let sh = shared(l);
-    let node = push_node(l, 1, "object");
-    ensure(l, sh, lua_gettop(l));
-    match &(*node).obj {
-        Some(o) => push_handle(l, o, (*node).table),
-        None => lua_pushnil(l),
+    // SAFETY: upvalue 1 is the service's Shared (module doc); push_node leaves
+    // the node on the top for ensure, and on the stack for the read after it;
+    // the push does not allocate.
+    unsafe {
+        let sh = shared(l);
+        let node = push_node(l, 1, "object");
+        ensure(l, sh, lua_gettop(l));
+        match &(*node).obj {
+            Some(o) => push_handle(l, o, (*node).table),
+            None => lua_pushnil(l),
+        }
+        1
     }
-    1
 }
 
-/// Pushes a plain Lua copy of table `t`.
+/// Pushes a plain Lua copy of table `t`. Allocates: may raise and run Lua
+/// code.
+///
+/// # Safety
+/// `l` is the calling state; `obj` lives until the message ends (pinned);
+/// nothing with a destructor is alive in the caller.
 unsafe fn push_copy(l: State, obj: &SdObject, t: u32) {
-    luaL_checkstack(l, 4, std::ptr::null());
-    let h = *obj.hdr(t);
-    lua_createtable(l, h.arr_len as c_int, h.ent_len as c_int);
-    for (i, v) in obj.array(&h).iter().enumerate() {
-        if *v != Value::Nil {
-            push_copy_value(l, obj, *v);
-            lua_rawseti(l, -2, i as lua_Integer + 1);
+    // SAFETY: 4 slots are checked per level (depth at most MAX_DEPTH: build
+    // refuses more); the table being filled is fresh and has no metatable, at
+    // -2 (rawseti) or -3 (rawset). Finalizers run by the allocations cannot
+    // free `obj` (contract), so the header copy and the slices of its parts
+    // stay valid; only those borrows are alive across the raises.
+    unsafe {
+        luaL_checkstack(l, 4, std::ptr::null());
+        let h = *obj.hdr(t);
+        lua_createtable(l, h.arr_len as c_int, h.ent_len as c_int);
+        for (i, v) in obj.array(&h).iter().enumerate() {
+            if *v != Value::Nil {
+                push_copy_value(l, obj, *v);
+                lua_rawseti(l, -2, i as lua_Integer + 1);
+            }
+        }
+        for e in obj.ents(&h) {
+            push_key(l, obj.key_out(&e.key));
+            push_copy_value(l, obj, e.value);
+            lua_rawset(l, -3);
         }
     }
-    for e in obj.ents(&h) {
-        push_key(l, obj.key_out(&e.key));
-        push_copy_value(l, obj, e.value);
-        lua_rawset(l, -3);
-    }
 }
 
+/// # Safety
+/// As for [`push_copy`]; `v` is a value of `obj`.
 unsafe fn push_copy_value(l: State, obj: &SdObject, v: Value) {
-    match v {
-        Value::Table(t) => push_copy(l, obj, t),
-        v => push_raw_value(l, obj, v),
+    // SAFETY: push_copy's (and push_raw_value's) contract is ours.
+    unsafe {
+        match v {
+            Value::Table(t) => push_copy(l, obj, t),
+            v => push_raw_value(l, obj, v),
+        }
     }
 }
 
 /// `copy(obj, k1, k2, ...)`: a plain Lua copy of the value at the path
 /// (nil where the path leads nowhere).
 unsafe extern "C-unwind" fn lcopy(l: State) -> c_int {
-    let sh = shared(l);
-    // The object is pinned: it outlives every allocation below.
-    let (obj, mut t) = check_handle(l, sh, 1, "copy");
-    let top = lua_gettop(l);
-    for i in 2..=top {
-        let v = table_key(l, i).and_then(|k| obj.get(t, k));
-        match v {
-            Some(Value::Table(s)) => t = s,
-            Some(v) if i == top => {
-                push_raw_value(l, obj, v);
-                return 1;
-            }
-            _ => {
-                lua_pushnil(l);
-                return 1;
+    // SAFETY: upvalue 1 is the service's Shared (module doc); check_handle
+    // raises with nothing to drop; the object is pinned, so it outlives every
+    // allocation below; the path keys are arguments, on the stack while read.
+    unsafe {
+        let sh = shared(l);
+        // The object is pinned: it outlives every allocation below.
+        let (obj, mut t) = check_handle(l, sh, 1, "copy");
+        let top = lua_gettop(l);
+        for i in 2..=top {
+            let v = table_key(l, i).and_then(|k| obj.get(t, k));
+            match v {
+                Some(Value::Table(s)) => t = s,
+                Some(v) if i == top => {
+                    push_raw_value(l, obj, v);
+                    return 1;
+                }
+                _ => {
+                    lua_pushnil(l);
+                    return 1;
+                }
             }
         }
+        push_copy(l, obj, t);
+        1
     }
-    push_copy(l, obj, t);
-    1
 }
 
 /// `stat()`: the sharedata objects alive in the process, and their bytes.
 unsafe extern "C-unwind" fn lstat(l: State) -> c_int {
     let (n, bytes) = live_stats();
-    lua_pushinteger(l, n as lua_Integer);
-    lua_pushinteger(l, bytes as lua_Integer);
+    // SAFETY: pushes into the slots Lua gives a C function.
+    unsafe {
+        lua_pushinteger(l, n as lua_Integer);
+        lua_pushinteger(l, bytes as lua_Integer);
+    }
     2
 }
 
@@ -1804,65 +2252,84 @@ pub const FUNCS: &[(&CStr, lua_CFunction)] = &[
 ];
 
 /// Registers a metatable with a `__gc` under `mt` (once per state).
+///
+/// # Safety
+/// `l` is a live state run by this thread, with 3 free slots; nothing with
+/// a destructor is alive in the caller.
 unsafe fn gc_metatable(l: State, mt: &'static u8, gc: lua_CFunction) {
-    if lua_rawgetp(l, LUA_REGISTRYINDEX, key(mt)) == LUA_TTABLE {
+    // SAFETY: as the contract says: a tight sequence on slots pushed here.
+    unsafe {
+        if lua_rawgetp(l, LUA_REGISTRYINDEX, key(mt)) == LUA_TTABLE {
+            lua_pop(l, 1);
+            return;
+        }
         lua_pop(l, 1);
-        return;
+        lua_createtable(l, 0, 1);
+        lua_pushcfunction(l, gc);
+        lua_setfield(l, -2, c"__gc".as_ptr());
+        lua_rawsetp(l, LUA_REGISTRYINDEX, key(mt));
     }
-    lua_pop(l, 1);
-    lua_createtable(l, 0, 1);
-    lua_pushcfunction(l, gc);
-    lua_setfield(l, -2, c"__gc".as_ptr());
-    lua_rawsetp(l, LUA_REGISTRYINDEX, key(mt));
 }
 
 /// `require "skynet.sharedata.core"`.
+///
+/// # Safety
+/// A Lua C function: `l` must be a live state whose registry holds the
+/// service's `skynet_context`.
 pub unsafe extern "C-unwind" fn open(l: State) -> c_int {
-    open_bound(l, FUNCS);
-    gc_metatable(l, &HOST_MT, host_gc);
-    gc_metatable(l, &CTRL_MT, ctrl_gc);
-    if lua_rawgetp(l, LUA_REGISTRYINDEX, key(&NODE_MT)) != LUA_TTABLE {
-        lua_createtable(l, 0, 1);
-        lua_getfield(l, LUA_REGISTRYINDEX, c"skynet_context".as_ptr());
-        lua_pushcclosure(l, node_gc, 1);
-        lua_setfield(l, -2, c"__gc".as_ptr());
-        lua_rawsetp(l, LUA_REGISTRYINDEX, key(&NODE_MT));
-    }
-    lua_pop(l, 1);
-    if lua_rawgetp(l, LUA_REGISTRYINDEX, key(&PROXY_MT)) != LUA_TTABLE {
-        lua_pop(l, 1);
-        lua_getfield(l, LUA_REGISTRYINDEX, c"skynet_context".as_ptr());
-        let sh = lua_touserdata(l, -1);
-        lua_pop(l, 1);
-        push_bytes(l, NODE_FIELD);
-        lua_rawsetp(l, LUA_REGISTRYINDEX, key(&NODE_KEY));
-        // inner tables
-        lua_createtable(l, 0, 1);
-        lua_pushlightuserdata(l, sh);
-        lua_rawgetp(l, LUA_REGISTRYINDEX, key(&NODE_KEY));
-        lua_pushcclosure(l, inner_index, 2);
-        lua_setfield(l, -2, c"__index".as_ptr());
-        lua_rawsetp(l, LUA_REGISTRYINDEX, key(&INNER_MT));
-        // proxies
-        lua_createtable(l, 0, 3);
-        for (name, f) in [
-            (c"__newindex", proxy_newindex as lua_CFunction),
-            (c"__len", proxy_len),
-        ] {
-            lua_pushlightuserdata(l, sh);
-            lua_pushcclosure(l, f, 1);
-            lua_setfield(l, -2, name.as_ptr());
+    // SAFETY: `l` is live (contract); open_bound raises if the registry has
+    // no `skynet_context`, which is then the service's Shared, outliving the
+    // state, for every closure made here. A tight sequence of Lua API calls on
+    // slots pushed here (the module table stays at the bottom, each metatable
+    // at -2 below what is set in it), within the slots Lua gives a C function;
+    // raises have nothing to drop.
+    unsafe {
+        open_bound(l, FUNCS);
+        gc_metatable(l, &HOST_MT, host_gc);
+        gc_metatable(l, &CTRL_MT, ctrl_gc);
+        if lua_rawgetp(l, LUA_REGISTRYINDEX, key(&NODE_MT)) != LUA_TTABLE {
+            lua_createtable(l, 0, 1);
+            lua_getfield(l, LUA_REGISTRYINDEX, c"skynet_context".as_ptr());
+            lua_pushcclosure(l, node_gc, 1);
+            lua_setfield(l, -2, c"__gc".as_ptr());
+            lua_rawsetp(l, LUA_REGISTRYINDEX, key(&NODE_MT));
         }
-        lua_pushlightuserdata(l, sh);
-        lua_pushlightuserdata(l, sh);
-        lua_pushcclosure(l, proxy_next, 1);
-        lua_pushcclosure(l, proxy_pairs, 2);
-        lua_setfield(l, -2, c"__pairs".as_ptr());
-        lua_rawsetp(l, LUA_REGISTRYINDEX, key(&PROXY_MT));
-    } else {
         lua_pop(l, 1);
+        if lua_rawgetp(l, LUA_REGISTRYINDEX, key(&PROXY_MT)) != LUA_TTABLE {
+            lua_pop(l, 1);
+            lua_getfield(l, LUA_REGISTRYINDEX, c"skynet_context".as_ptr());
+            let sh = lua_touserdata(l, -1);
+            lua_pop(l, 1);
+            push_bytes(l, NODE_FIELD);
+            lua_rawsetp(l, LUA_REGISTRYINDEX, key(&NODE_KEY));
+            // inner tables
+            lua_createtable(l, 0, 1);
+            lua_pushlightuserdata(l, sh);
+            lua_rawgetp(l, LUA_REGISTRYINDEX, key(&NODE_KEY));
+            lua_pushcclosure(l, inner_index, 2);
+            lua_setfield(l, -2, c"__index".as_ptr());
+            lua_rawsetp(l, LUA_REGISTRYINDEX, key(&INNER_MT));
+            // proxies
+            lua_createtable(l, 0, 3);
+            for (name, f) in [
+                (c"__newindex", proxy_newindex as lua_CFunction),
+                (c"__len", proxy_len),
+            ] {
+                lua_pushlightuserdata(l, sh);
+                lua_pushcclosure(l, f, 1);
+                lua_setfield(l, -2, name.as_ptr());
+            }
+            lua_pushlightuserdata(l, sh);
+            lua_pushlightuserdata(l, sh);
+            lua_pushcclosure(l, proxy_next, 1);
+            lua_pushcclosure(l, proxy_pairs, 2);
+            lua_setfield(l, -2, c"__pairs".as_ptr());
+            lua_rawsetp(l, LUA_REGISTRYINDEX, key(&PROXY_MT));
+        } else {
+            lua_pop(l, 1);
+        }
+        1
     }
-    1
 }
 
 #[cfg(test)]
@@ -1881,6 +2348,8 @@ mod tests {
     impl TestLua {
         fn new() -> Self {
             let sh = Shared::detached();
+            // SAFETY: a fresh state used by this thread only; `sh` outlives
+            // it (the state is closed in Drop, before `sh` is freed).
             unsafe {
                 let l = luaL_newstate();
                 luaL_openlibs(l);
@@ -1902,6 +2371,9 @@ mod tests {
 
         /// Runs `code`; its results joined by spaces, or the error.
         fn run(&self, code: &str) -> Result<String, String> {
+            // SAFETY: the state is live and used by this thread only; the
+            // code runs protected. (A result whose __tostring raised would
+            // be an unprotected error, which aborts; no test makes one.)
             unsafe {
                 let l = self.l;
                 lua_settop(l, 0);
@@ -1930,6 +2402,7 @@ mod tests {
 
         /// Ends the "message": lets go of the objects pinned so far.
         fn end_message(&self) {
+            // SAFETY: between runs no native call reads a pinned object.
             unsafe { self.sh.unpin_all() }
         }
 
@@ -1956,12 +2429,16 @@ mod tests {
 
     impl Drop for TestLua {
         fn drop(&mut self) {
+            // SAFETY: the state is closed once, before `sh` goes.
             unsafe { lua_close(self.l) };
         }
     }
 
     /// Builds an object from the table `code` evaluates to.
     fn object(t: &TestLua, code: &str) -> Result<Arc<SdObject>, String> {
+        // SAFETY: the state is live and used by this thread only; the code
+        // runs protected and every test's code evaluates to a table, which
+        // build reads at -1.
         unsafe {
             t.run("return nil").unwrap();
             let c = CString::new(format!("return {code}")).unwrap();
