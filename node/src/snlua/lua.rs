@@ -18,6 +18,7 @@
 
 pub use mlua::ffi::*;
 use std::ffi::{c_char, c_int, CStr};
+use std::mem::ManuallyDrop;
 
 pub type State = *mut lua_State;
 
@@ -66,16 +67,20 @@ pub unsafe fn type_name(l: State, idx: c_int) -> &'static str {
 
 /// Raises a Lua error with `msg` (no position prefix, like `lua_error`).
 pub unsafe fn raise(l: State, msg: String) -> ! {
+    // An out-of-memory error in the push must not skip a destructor: the
+    // message is a ManuallyDrop until Lua holds its copy.
+    let mut msg = ManuallyDrop::new(msg);
     push_str(l, &msg);
-    drop(msg);
+    ManuallyDrop::drop(&mut msg);
     lua_error(l)
 }
 
 /// Raises a Lua error with the current position prefixed (like `luaL_error`).
 pub unsafe fn raise_here(l: State, msg: String) -> ! {
+    let mut msg = ManuallyDrop::new(msg);
     luaL_where(l, 1);
     push_str(l, &msg);
-    drop(msg);
+    ManuallyDrop::drop(&mut msg);
     lua_concat(l, 2);
     lua_error(l)
 }
