@@ -50,11 +50,16 @@ use buffers::Buffers;
 use lua::*;
 use std::cell::{Cell, UnsafeCell};
 use std::ffi::{c_int, c_void, CString};
+use std::mem::ManuallyDrop;
 use std::sync::atomic::{AtomicI32, AtomicPtr, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 /// Registry key of the message callback.
 pub static CALLBACK_KEY: u8 = 0;
+
+/// `Runtime::active` while `signal` sets the hook on the thread it read: no
+/// lua_State lives at address 1.
+const HOOKING: State = std::ptr::without_provenance_mut(1);
 
 /// First `Memory warning` threshold.
 pub const MEMORY_WARNING_REPORT: usize = 32 * 1024 * 1024;
@@ -96,7 +101,7 @@ impl Runtime {
 
     /// A coroutine starts running; returns the previous active thread.
     pub(crate) fn enter(&self, co: State) -> State {
-        let prev = self.active.swap(co, Ordering::AcqRel);
+        let prev = self.set_active(co);
         if self.trap.load(Ordering::Acquire) != 0 {
             unsafe { lua_sethook(co, Some(signal_hook), LUA_MASKCOUNT, 1) };
         }
@@ -104,7 +109,25 @@ impl Runtime {
     }
 
     pub(crate) fn leave(&self, prev: State) {
-        self.active.store(prev, Ordering::Release);
+        self.set_active(prev);
+    }
+
+    /// Makes `l` the active thread (null: none, the state is closing);
+    /// returns the one before. Waits while `signal` holds the slot, so the
+    /// thread it is hooking stays the active one, alive, until it is done.
+    fn set_active(&self, l: State) -> State {
+        loop {
+            let cur = self.active.load(Ordering::Acquire);
+            if cur != HOOKING
+                && self
+                    .active
+                    .compare_exchange_weak(cur, l, Ordering::AcqRel, Ordering::Acquire)
+                    .is_ok()
+            {
+                return cur;
+            }
+            std::hint::spin_loop();
+        }
     }
 
     pub fn memory(&self) -> usize {
@@ -122,11 +145,20 @@ impl Runtime {
                 .compare_exchange(0, 1, Ordering::AcqRel, Ordering::Acquire)
                 .is_ok()
             {
-                let active = self.active.load(Ordering::Acquire);
+                // Hold the slot (HOOKING) while hooking: the service thread
+                // cannot switch away from, let alone free, the thread read.
+                let active = loop {
+                    let cur = self.active.swap(HOOKING, Ordering::AcqRel);
+                    if cur != HOOKING {
+                        break cur;
+                    }
+                    std::hint::spin_loop();
+                };
                 if !active.is_null() {
                     // lua_sethook may be called from another thread (see the manual).
                     unsafe { lua_sethook(active, Some(signal_hook), LUA_MASKCOUNT, 1) };
                 }
+                self.active.store(active, Ordering::Release);
                 let _ = self
                     .trap
                     .compare_exchange(1, -1, Ordering::AcqRel, Ordering::Acquire);
@@ -486,9 +518,14 @@ unsafe fn top_string(l: State) -> String {
 unsafe extern "C-unwind" fn traceback(l: State) -> c_int {
     match to_bytes(l, 1) {
         Some(msg) => {
-            let c = CString::new(msg.iter().copied().filter(|b| *b != 0).collect::<Vec<u8>>())
-                .unwrap_or_default();
+            // luaL_traceback may raise (out of memory): the copy is a
+            // ManuallyDrop so the longjmp skips no destructor (it leaks).
+            let mut c = ManuallyDrop::new(
+                CString::new(msg.iter().copied().filter(|b| *b != 0).collect::<Vec<u8>>())
+                    .unwrap_or_default(),
+            );
             luaL_traceback(l, l, c.as_ptr(), 1);
+            ManuallyDrop::drop(&mut c);
         }
         None => push_str(l, "(no error message)"),
     }
@@ -592,6 +629,11 @@ impl Service for Snlua {
 impl Drop for Snlua {
     fn drop(&mut self) {
         if !self.state.is_null() {
+            // The signal handler (kept by the context) must not hook the
+            // state once it is freed.
+            if let Some(rt) = &self.runtime {
+                rt.set_active(std::ptr::null_mut());
+            }
             unsafe { lua_close(self.state) };
             self.state = std::ptr::null_mut();
         }
