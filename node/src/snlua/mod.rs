@@ -103,6 +103,9 @@ impl Runtime {
     pub(crate) fn enter(&self, co: State) -> State {
         let prev = self.set_active(co);
         if self.trap.load(Ordering::Acquire) != 0 {
+            // SAFETY: `co` is the thread this service thread is about to
+            // resume, alive (the resumer holds it); signal_hook reads the
+            // allocator's ud, which is this Runtime for every state of ours.
             unsafe { lua_sethook(co, Some(signal_hook), LUA_MASKCOUNT, 1) };
         }
         prev
@@ -155,7 +158,12 @@ impl Runtime {
                     std::hint::spin_loop();
                 };
                 if !active.is_null() {
-                    // lua_sethook may be called from another thread (see the manual).
+                    // SAFETY: while the slot holds HOOKING the service thread
+                    // cannot leave `active` (set_active waits), so it is a
+                    // live thread of this state, which Drop only closes after
+                    // clearing the slot. lua_sethook is Lua's entry for
+                    // setting a hook asynchronously (ldebug.c), as skynet's
+                    // snlua uses it.
                     unsafe { lua_sethook(active, Some(signal_hook), LUA_MASKCOUNT, 1) };
                 }
                 self.active.store(active, Ordering::Release);
@@ -172,24 +180,42 @@ impl Runtime {
     }
 }
 
+/// The count hook `signal` sets: raises "signal 0" in the running code.
+///
+/// # Safety
+/// Called by Lua as a hook of a state made by `Snlua::launch`.
 unsafe extern "C-unwind" fn signal_hook(l: State, _ar: *mut lua_Debug) {
     let mut ud: *mut c_void = std::ptr::null_mut();
-    lua_getallocf(l, &mut ud);
-    lua_sethook(l, None, 0, 0);
-    let rt = &*(ud as *const Runtime);
+    // SAFETY: `l` is the running thread Lua called the hook with; clearing
+    // its own hook from inside it is allowed.
+    unsafe {
+        lua_getallocf(l, &mut ud);
+        lua_sethook(l, None, 0, 0);
+    }
+    // SAFETY: the allocator's ud of our states is the Runtime, which the
+    // Snlua keeps alive until after lua_close.
+    let rt = unsafe { &*(ud as *const Runtime) };
     if rt.trap.load(Ordering::Acquire) != 0 {
         rt.trap.store(0, Ordering::Release);
-        raise_here(l, "signal 0".to_string());
+        // SAFETY: a count hook may raise; nothing with a destructor is alive.
+        unsafe { raise_here(l, "signal 0".to_string()) };
     }
 }
 
+/// The `lua_Alloc` of every service state.
+///
+/// # Safety
+/// Called by Lua on the thread running the state, `ud` its Runtime, `ptr` a
+/// block this function returned for `osize` bytes (or null).
 unsafe extern "C" fn allocator(
     ud: *mut c_void,
     ptr: *mut c_void,
     osize: usize,
     nsize: usize,
 ) -> *mut c_void {
-    let rt = &*(ud as *const Runtime);
+    // SAFETY: `ud` is the Runtime given to lua_newstate, alive until after
+    // lua_close (Snlua keeps it).
+    let rt = unsafe { &*(ud as *const Runtime) };
     let old = if ptr.is_null() { 0 } else { osize };
     // Only the thread running the service allocates for its state, so the
     // counter is read and written without a locked instruction; other threads
@@ -197,8 +223,14 @@ unsafe extern "C" fn allocator(
     let mem = rt.mem.load(Ordering::Relaxed);
     if nsize == 0 {
         if !ptr.is_null() {
-            if !rt.arena.give(ptr, osize) && !rt.cache.keep(ptr, osize) {
-                libc::free(ptr);
+            // SAFETY: Lua frees `ptr`, a block of `osize` from us, and only
+            // this thread allocates for the state. A block that is not the
+            // arena's came from malloc/realloc at request_size of its size
+            // (fresh_block, realloc below, or kept in the same class).
+            let kept = unsafe { rt.arena.give(ptr, osize) || rt.cache.keep(ptr, osize) };
+            if !kept {
+                // SAFETY: neither took it: a block from malloc/realloc.
+                unsafe { libc::free(ptr) };
             }
             rt.mem.store(mem - old, Ordering::Relaxed);
         }
@@ -210,22 +242,31 @@ unsafe extern "C" fn allocator(
         return std::ptr::null_mut();
     }
     let p = if ptr.is_null() {
-        fresh_block(rt, nsize)
+        // SAFETY: only this thread allocates for the state.
+        unsafe { fresh_block(rt, nsize) }
     } else if rt.arena.owns(ptr, osize) {
         if Arena::same_class(osize, nsize) {
             ptr
         } else {
-            let q = fresh_block(rt, nsize);
+            // SAFETY: as above.
+            let q = unsafe { fresh_block(rt, nsize) };
             if !q.is_null() {
-                std::ptr::copy_nonoverlapping(ptr as *const u8, q as *mut u8, osize.min(nsize));
-                rt.arena.give_owned(ptr, osize);
+                // SAFETY: `ptr` holds `osize` bytes and `q` at least
+                // `nsize`, distinct blocks; `ptr` is the arena's (checked),
+                // unused once copied (Lua takes `q` instead).
+                unsafe {
+                    std::ptr::copy_nonoverlapping(ptr as *const u8, q as *mut u8, osize.min(nsize));
+                    rt.arena.give_owned(ptr, osize);
+                }
             }
             q
         }
     } else if BlockCache::same_class(osize, nsize) {
         ptr
     } else {
-        libc::realloc(ptr, request_size(nsize))
+        // SAFETY: `ptr` is not the arena's, so it came from malloc/realloc
+        // (see the free above); on failure it stays valid, as Lua expects.
+        unsafe { libc::realloc(ptr, request_size(nsize)) }
     };
     if p.is_null() {
         return p;
@@ -246,17 +287,23 @@ unsafe extern "C" fn allocator(
 /// message's block cache or malloc. Small blocks are asked of malloc at
 /// their class size, so the cache can hand any freed one to a later request
 /// of the same class.
+///
+/// # Safety
+/// Only the thread running the state calls it.
 #[inline]
 unsafe fn fresh_block(rt: &Runtime, n: usize) -> *mut c_void {
-    let p = rt.arena.take(n);
+    // SAFETY: no other thread uses the arena or the cache (contract).
+    let p = unsafe { rt.arena.take(n) };
     if !p.is_null() {
         return p;
     }
-    let p = rt.cache.take(n);
+    // SAFETY: as above.
+    let p = unsafe { rt.cache.take(n) };
     if !p.is_null() {
         return p;
     }
-    libc::malloc(request_size(n))
+    // SAFETY: malloc has no precondition.
+    unsafe { libc::malloc(request_size(n)) }
 }
 
 /// What the native functions of one service reach through their upvalue.
@@ -298,10 +345,12 @@ impl Shared {
     /// Only the thread running the service calls it, and the bytes must not
     /// be used after [`Shared::unpin_all`].
     pub unsafe fn pin(&self, b: Arc<block::SharedBlock>) -> &[u8] {
-        let pins = &mut *self.pins.get();
+        // SAFETY: only the service's thread reaches `pins` (contract), and
+        // no other borrow of it is alive.
+        let pins = unsafe { &mut *self.pins.get() };
         // SAFETY: the Arc is kept in `pins` until unpin_all, and a
         // SharedBlock's bytes never move or change.
-        let bytes = std::slice::from_raw_parts(b.bytes().as_ptr(), b.bytes().len());
+        let bytes = unsafe { std::slice::from_raw_parts(b.bytes().as_ptr(), b.bytes().len()) };
         // A loop reading one block many times in a message pins it once.
         if !pins.last().is_some_and(|last| Arc::ptr_eq(last, &b)) {
             pins.push(b);
@@ -315,8 +364,12 @@ impl Shared {
     /// Called by the thread running the service, once no bytes that
     /// [`Shared::pin`] returned are in use (between messages).
     pub unsafe fn unpin_all(&self) {
-        (*self.pins.get()).clear();
-        (*self.sd_pins.get()).clear();
+        // SAFETY: only the service's thread reaches the pins, and nothing
+        // borrows them or their bytes now (contract).
+        unsafe {
+            (*self.pins.get()).clear();
+            (*self.sd_pins.get()).clear();
+        }
     }
 
     /// A `Shared` bound to no running service (handle 0), for states that only
@@ -330,9 +383,15 @@ impl Shared {
 }
 
 /// The `Shared` of the function being run (upvalue 1).
+///
+/// # Safety
+/// `l` is the state a C function made by `open_bound` (or
+/// `testing::SeriLua`) was called with; the `Shared` outlives the state.
 #[inline]
 pub unsafe fn shared<'a>(l: State) -> &'a Shared {
-    &*(lua_touserdata(l, lua_upvalueindex(1)) as *const Shared)
+    // SAFETY: upvalue 1 of such a function is the light userdata of the
+    // service's Shared (contract), boxed and alive until after lua_close.
+    unsafe { &*(lua_touserdata(l, lua_upvalueindex(1)) as *const Shared) }
 }
 
 pub struct Snlua {
@@ -342,7 +401,9 @@ pub struct Snlua {
     args: String,
 }
 
-// The Lua state is only ever touched by the one worker dispatching this service.
+// SAFETY: the Lua state is only ever touched by the one worker dispatching
+// this service (the kernel runs a service on one thread at a time), and the
+// Shared/Runtime it points into move with it.
 unsafe impl Send for Snlua {}
 
 impl Default for Snlua {
@@ -365,6 +426,8 @@ impl Snlua {
     fn launch(&mut self, ctx: &Arc<Context>) -> Result<(), String> {
         let k = kernel();
         let runtime = Arc::new(Runtime::new(ctx.handle(), MEMORY_WARNING_REPORT));
+        // SAFETY: the allocator's ud is the Runtime, which `self` keeps until
+        // after lua_close (Drop); the seed is any number.
         let l = unsafe {
             lua_newstate(
                 allocator,
@@ -391,6 +454,12 @@ impl Snlua {
         let lua_service = env("luaservice", "./service/?.lua");
         let preload = k.getenv("preload");
         let loader = env("lualoader", "./lualib/loader.lua");
+        // SAFETY: `l` is the new state, used by this thread only. Outside a
+        // protected call a Lua error aborts the process (no panic function
+        // is set), so no longjmp crosses the Strings alive here; the loader
+        // and the main chunk run protected (codecache::load, lua_pcall).
+        // `sh_ptr` is the boxed Shared in `self`, alive until after
+        // lua_close.
         unsafe {
             lua_gc(l, LUA_GCSTOP);
             lua_pushboolean(l, 1);
@@ -453,7 +522,13 @@ impl Snlua {
             return;
         };
         let sz = msg.data.len();
+        // SAFETY: this thread runs the service; no other borrow of its
+        // buffers is alive.
         let ptr = unsafe { (*sh.buffers.get()).set_current(msg.data) };
+        // SAFETY: `l` is the service's state, used by this thread only. The
+        // calls before lua_pcall are unprotected (an error would abort, not
+        // longjmp); the callback runs protected with `traceback` as handler.
+        // The buffers are borrowed again only when no Lua code runs.
         let r = unsafe {
             lua_settop(l, 0);
             lua_pushcfunction(l, traceback);
@@ -483,6 +558,8 @@ impl Snlua {
                 },
             )
         };
+        // SAFETY: as above; the Lua call is over, so no other borrow of the
+        // buffers is alive.
         unsafe {
             lua_settop(l, 0);
             (*sh.buffers.get()).finish_current(sh.forward.get());
@@ -509,14 +586,29 @@ impl Snlua {
     }
 }
 
+/// The error object on the top of the stack as text.
+///
+/// # Safety
+/// `l` is a live state with a value on the top, outside a protected call
+/// (an error in the conversion aborts rather than longjmps).
 unsafe fn top_string(l: State) -> String {
-    to_bytes(l, -1)
-        .map(|b| String::from_utf8_lossy(b).into_owned())
-        .unwrap_or_else(|| format!("(error object is a {} value)", type_name(l, -1)))
+    // SAFETY: the top is a valid index (contract); the bytes are copied
+    // while the value stays on the stack.
+    unsafe {
+        to_bytes(l, -1)
+            .map(|b| String::from_utf8_lossy(b).into_owned())
+            .unwrap_or_else(|| format!("(error object is a {} value)", type_name(l, -1)))
+    }
 }
 
+/// The message handler of the callback's pcall.
+///
+/// # Safety
+/// Called by Lua as a message handler (a C function, argument 1 the error).
 unsafe extern "C-unwind" fn traceback(l: State) -> c_int {
-    match to_bytes(l, 1) {
+    // SAFETY: `l` is the calling state, index 1 its argument; the slice is
+    // used while the argument is on the stack.
+    match unsafe { to_bytes(l, 1) } {
         Some(msg) => {
             // luaL_traceback may raise (out of memory): the copy is a
             // ManuallyDrop so the longjmp skips no destructor (it leaks).
@@ -524,10 +616,16 @@ unsafe extern "C-unwind" fn traceback(l: State) -> c_int {
                 CString::new(msg.iter().copied().filter(|b| *b != 0).collect::<Vec<u8>>())
                     .unwrap_or_default(),
             );
-            luaL_traceback(l, l, c.as_ptr(), 1);
-            ManuallyDrop::drop(&mut c);
+            // SAFETY: `c` is NUL-terminated and outlives the call (Lua
+            // copies it); if the call raises only the ManuallyDrop leaks.
+            unsafe {
+                luaL_traceback(l, l, c.as_ptr(), 1);
+                ManuallyDrop::drop(&mut c);
+            }
         }
-        None => push_str(l, "(no error message)"),
+        // SAFETY: a C function has free slots; nothing with a destructor is
+        // alive if the push raises.
+        None => unsafe { push_str(l, "(no error message)") },
     }
     1
 }
@@ -554,38 +652,56 @@ const NATIVE_MODULES: &[(&[u8], lua_CFunction)] = &[
 /// cache. (A table of loaders in `package.preload` would be built again in
 /// every new state, and makes the state bigger.) Finding no native module
 /// adds nothing to `require`'s "not found" message.
+///
+/// # Safety
+/// Called by Lua as a searcher (a C function) in a service state.
 unsafe extern "C-unwind" fn searcher(l: State) -> c_int {
-    let name = check_bytes(l, 1);
+    // SAFETY: `l` is the calling state; the check raises with nothing to
+    // drop; the name is used while argument 1 is on the stack.
+    let name = unsafe { check_bytes(l, 1) };
     match NATIVE_MODULES.iter().find(|(n, _)| *n == name) {
         Some((_, open)) => {
-            lua_pushcfunction(l, *open);
-            lua_pushstring(l, c":native:".as_ptr());
+            // SAFETY: two pushes into a C function's free slots.
+            unsafe {
+                lua_pushcfunction(l, *open);
+                lua_pushstring(l, c":native:".as_ptr());
+            }
             2
         }
-        None => codecache::searcher(l),
+        // SAFETY: the same call, handed on with its contract.
+        None => unsafe { codecache::searcher(l) },
     }
 }
 
 /// Installs the searcher of native modules and Lua files, and swaps in the
 /// profiling resume/wrap and the code cache.
+///
+/// # Safety
+/// `l` is a live state with the standard libraries open and room on the
+/// stack, outside a protected call (launch).
 unsafe fn install_native_modules(l: State) {
-    lua_getglobal(l, c"package".as_ptr());
-    lua_getfield(l, -1, c"searchers".as_ptr());
-    lua_pushcfunction(l, searcher);
-    lua_rawseti(l, -2, 2);
-    lua_pop(l, 2);
-    lua_pushcfunction(l, codecache::lloadfile);
-    lua_setglobal(l, c"loadfile".as_ptr());
-    // skynet.profile replaces coroutine.resume / coroutine.wrap
-    luaL_requiref(l, c"skynet.profile".as_ptr(), profile::open, 0);
-    lua_getglobal(l, c"coroutine".as_ptr());
-    lua_getfield(l, -2, c"resume".as_ptr());
-    lua_setfield(l, -2, c"resume".as_ptr());
-    lua_getfield(l, -2, c"wrap".as_ptr());
-    lua_setfield(l, -2, c"wrap".as_ptr());
-    lua_pop(l, 2);
-    luaL_requiref(l, c"skynet.codecache".as_ptr(), codecache::open, 0);
-    lua_pop(l, 1);
+    // SAFETY: `l` is live (contract) with `package.searchers` and
+    // `coroutine` from the standard libraries; every push is popped again,
+    // and nothing with a destructor is alive if a call raises.
+    unsafe {
+        lua_getglobal(l, c"package".as_ptr());
+        lua_getfield(l, -1, c"searchers".as_ptr());
+        lua_pushcfunction(l, searcher);
+        lua_rawseti(l, -2, 2);
+        lua_pop(l, 2);
+        lua_pushcfunction(l, codecache::lloadfile);
+        lua_setglobal(l, c"loadfile".as_ptr());
+        // skynet.profile replaces coroutine.resume / coroutine.wrap
+        luaL_requiref(l, c"skynet.profile".as_ptr(), profile::open, 0);
+        lua_getglobal(l, c"coroutine".as_ptr());
+        lua_getfield(l, -2, c"resume".as_ptr());
+        lua_setfield(l, -2, c"resume".as_ptr());
+        lua_getfield(l, -2, c"wrap".as_ptr());
+        lua_setfield(l, -2, c"wrap".as_ptr());
+        lua_pop(l, 2);
+        luaL_requiref(l, c"skynet.codecache".as_ptr(), codecache::open, 0);
+        lua_pop(l, 1);
+    }
 }
 
 impl Service for Snlua {
@@ -634,6 +750,8 @@ impl Drop for Snlua {
             if let Some(rt) = &self.runtime {
                 rt.set_active(std::ptr::null_mut());
             }
+            // SAFETY: the state is ours, not running (Drop has `&mut self`),
+            // and closed once; Shared and Runtime outlive the call.
             unsafe { lua_close(self.state) };
             self.state = std::ptr::null_mut();
         }

@@ -21,6 +21,11 @@ impl Default for SeriLua {
 impl SeriLua {
     pub fn new() -> Self {
         let shared = Shared::detached();
+        // SAFETY: a new state used by this thread only; outside a protected
+        // call a Lua error goes to luaL_newstate's panic function and aborts,
+        // never longjmps. The light userdata is the boxed Shared, which the
+        // SeriLua keeps until after lua_close (Drop), as `core`'s functions
+        // require of their upvalue.
         unsafe {
             let l = luaL_newstate();
             luaL_openlibs(l);
@@ -104,8 +109,10 @@ impl Drop for NativeLua {
 /// error message.
 fn eval_chunk(l: State, code: &str) -> Result<Vec<u8>, String> {
     let c = CString::new(code).map_err(|e| e.to_string())?;
-    // SAFETY: `l` is a live state of the caller's; loading and the call are
-    // protected, so no error unwinds past `c`.
+    // SAFETY: `l` is a live state of the caller's, used by this thread only
+    // and not running now. Loading and the call are protected; the other
+    // calls abort on an error rather than longjmp past `c`. The result is
+    // copied while on the stack.
     unsafe {
         lua_settop(l, 0);
         if luaL_loadstring(l, c.as_ptr()) != LUA_OK {
@@ -118,16 +125,26 @@ fn eval_chunk(l: State, code: &str) -> Result<Vec<u8>, String> {
     }
 }
 
+/// Pops the value on the top as text (empty if not a string or number).
+///
+/// # Safety
+/// `l` is a live state with a value on the top, outside a protected call.
 unsafe fn pop_string(l: State) -> String {
-    let s = to_bytes(l, -1)
-        .map(|b| String::from_utf8_lossy(b).into_owned())
-        .unwrap_or_default();
-    lua_pop(l, 1);
-    s
+    // SAFETY: the top is a valid index (contract); the bytes are copied
+    // before the pop.
+    unsafe {
+        let s = to_bytes(l, -1)
+            .map(|b| String::from_utf8_lossy(b).into_owned())
+            .unwrap_or_default();
+        lua_pop(l, 1);
+        s
+    }
 }
 
 impl Drop for SeriLua {
     fn drop(&mut self) {
+        // SAFETY: the state is ours, closed once, before the Shared its
+        // functions point at is dropped (fields drop after this).
         unsafe { lua_close(self.l) };
     }
 }
