@@ -24,6 +24,7 @@ use super::lua::*;
 use parking_lot::Mutex;
 use std::collections::HashMap;
 use std::ffi::{c_char, c_int, c_void, CString};
+use std::mem::ManuallyDrop;
 use std::sync::LazyLock;
 
 /// (module name, package.path) -> the file `require` found for it.
@@ -182,12 +183,14 @@ unsafe extern "C-unwind" fn lmode(l: State) -> c_int {
         push_str(l, MODES[mode(l)]);
         return 1;
     }
-    let want = check_str(l, 1);
-    let Some(m) = MODES.iter().position(|x| *x == want) else {
-        raise_here(
-            l,
-            format!("bad argument #1 to 'mode' (invalid option '{want}')"),
+    // A slice of argument 1, not a Cow: nothing to drop if a call raises.
+    let want = check_bytes(l, 1);
+    let Some(m) = MODES.iter().position(|x| x.as_bytes() == want) else {
+        let msg = format!(
+            "bad argument #1 to 'mode' (invalid option '{}')",
+            String::from_utf8_lossy(want)
         );
+        raise_here(l, msg);
     };
     lua_pushinteger(l, m as lua_Integer);
     lua_setfield(l, LUA_REGISTRYINDEX, MODE_KEY.as_ptr());
@@ -243,14 +246,21 @@ pub unsafe fn load(l: State, filename: &[u8]) -> c_int {
             );
         }
     }
-    let Ok(path) = CString::new(filename) else {
+    // luaL_loadfilex and lua_dump may raise (out of memory): what is alive
+    // across them is a ManuallyDrop, which a longjmp only leaks.
+    if filename.contains(&0) {
         push_str(l, "file name contains a zero byte");
         return LUA_ERRFILE;
-    };
+    }
+    // Cannot fail: there is no zero byte.
+    let mut path = ManuallyDrop::new(CString::new(filename).unwrap_or_default());
     let status = luaL_loadfilex(l, path.as_ptr(), c"t".as_ptr());
+    ManuallyDrop::drop(&mut path);
     if status == LUA_OK && m == 2 {
-        let mut code: Vec<u8> = Vec::new();
-        if lua_dump(l, dump_writer, &mut code as *mut Vec<u8> as *mut c_void, 0) == 0 {
+        let mut code = ManuallyDrop::new(Vec::<u8>::new());
+        let dumped = lua_dump(l, dump_writer, &mut *code as *mut Vec<u8> as *mut c_void, 0);
+        let code = ManuallyDrop::into_inner(code);
+        if dumped == 0 {
             let code = leak_aligned(&code);
             let proto = share(code, &chunk_name(filename));
             let epoch = lua_sharedepoch();
@@ -271,9 +281,11 @@ fn chunk_name(filename: &[u8]) -> CString {
 
 /// `loadfile(filename [, mode [, env]])` through the cache.
 pub unsafe extern "C-unwind" fn lloadfile(l: State) -> c_int {
-    let name = check_bytes(l, 1).to_vec();
+    // The name is read from argument 1, which stays on the stack: no Vec is
+    // alive across the raising calls in `load`.
+    let name = check_bytes(l, 1);
     let has_env = lua_type(l, 3) != LUA_TNONE;
-    let status = load(l, &name);
+    let status = load(l, name);
     if status != LUA_OK {
         lua_pushnil(l);
         lua_insert(l, -2);
@@ -290,58 +302,64 @@ pub unsafe extern "C-unwind" fn lloadfile(l: State) -> c_int {
 
 /// A replacement for Lua's file searcher (`package.searchers[2]`) that loads
 /// through the cache.
+///
+/// The module name, `package.path` and the file found stay on the Lua stack
+/// (slots 1, 3 and 4) and are read there: no Rust value with a destructor is
+/// alive across `searchpath` (Lua code) or the loading, which may raise.
 pub unsafe extern "C-unwind" fn searcher(l: State) -> c_int {
-    let name = check_bytes(l, 1).to_vec();
-    lua_getglobal(l, c"package".as_ptr());
-    lua_getfield(l, -1, c"path".as_ptr());
+    let name = check_bytes(l, 1);
+    lua_getglobal(l, c"package".as_ptr()); // 2
+    lua_getfield(l, -1, c"path".as_ptr()); // 3
     if lua_type(l, -1) != LUA_TSTRING {
         raise_here(l, "'package.path' must be a string".to_string());
     }
-    let path = to_bytes(l, -1).unwrap_or(&[]).to_vec();
-    lua_pop(l, 1);
+    let path = to_bytes(l, 3).unwrap_or(&[]);
     // Where a module was found is cached with its code, saving the file probes
     // of package.searchpath for every new service.
-    let key = (name.clone(), path.clone());
     let known = if mode(l) != 0 {
-        RESOLVED.lock().get(&key).cloned()
+        RESOLVED
+            .lock()
+            .get(&(name.to_vec(), path.to_vec()))
+            .cloned()
     } else {
         None
     };
-    let file = match known {
-        Some(f) => f,
+    match known {
+        Some(f) => {
+            let f = ManuallyDrop::new(f);
+            push_bytes(l, &f); // 4
+            drop(ManuallyDrop::into_inner(f));
+        }
         None => {
-            lua_getfield(l, -1, c"searchpath".as_ptr());
-            push_bytes(l, &name);
-            push_bytes(l, &path);
+            lua_getfield(l, 2, c"searchpath".as_ptr());
+            lua_pushvalue(l, 1);
+            lua_pushvalue(l, 3);
             lua_call(l, 2, 2);
             if lua_isnil(l, -2) != 0 {
                 return 1; // the "no file ..." text
             }
-            lua_pop(l, 1);
-            let f = to_bytes(l, -1).unwrap_or(&[]).to_vec();
-            lua_pop(l, 1);
+            lua_pop(l, 1); // the file at 4
+            let found = to_bytes(l, 4).unwrap_or(&[]);
             if mode(l) == 2 {
-                RESOLVED.lock().insert(key, f.clone());
+                RESOLVED
+                    .lock()
+                    .insert((name.to_vec(), path.to_vec()), found.to_vec());
             }
-            f
         }
-    };
-    if load(l, &file) == LUA_OK {
-        push_bytes(l, &file);
+    }
+    let file = to_bytes(l, 4).unwrap_or(&[]);
+    if load(l, file) == LUA_OK {
+        lua_pushvalue(l, 4);
         2
     } else {
-        let err = to_bytes(l, -1)
-            .map(|b| String::from_utf8_lossy(b).into_owned())
-            .unwrap_or_default();
-        raise_here(
-            l,
-            format!(
-                "error loading module '{}' from file '{}':\n\t{}",
-                String::from_utf8_lossy(&name),
-                String::from_utf8_lossy(&file),
-                err
-            ),
-        )
+        let err = to_bytes(l, -1).unwrap_or(&[]);
+        let msg = format!(
+            "error loading module '{}' from file '{}':\n\t{}",
+            String::from_utf8_lossy(name),
+            String::from_utf8_lossy(file),
+            String::from_utf8_lossy(err)
+        );
+        raise_here(l, msg)
     }
 }
 
