@@ -25,13 +25,14 @@
 
 use super::block::bytes_arg;
 use super::lua::*;
-use super::shared;
+use super::{shared, Shared};
 use parking_lot::Mutex;
 use skynet_proto::sproto::{
     self, DecodeError, DecodeVisitor, EncodeError, EncodeSource, Field, Kind, Part, Schema, Type,
     Value, MAX_DEPTH, MAX_SIZE,
 };
 use std::ffi::{c_int, c_void, CStr};
+use std::mem::ManuallyDrop;
 use std::sync::Arc;
 
 /// Number of process-wide schema slots (`saveproto`/`loadproto`).
@@ -211,7 +212,11 @@ unsafe fn type_arg<'a>(l: State, idx: c_int) -> Option<(&'a Schema, usize)> {
 /// Pushes the type object of type `index`. The sproto object at `owner`
 /// caches them in its user value, so one sproto object gives one object per
 /// type (as skynet's pointers are).
-unsafe fn push_type(l: State, owner: c_int, schema: &Arc<Schema>, index: usize) {
+///
+/// The schema is read from the owner only once nothing more can run Lua
+/// code: an allocation may run a finalizer, which may `deleteproto` the
+/// owner (the new type is then a deleted one, an error on first use).
+unsafe fn push_type(l: State, owner: c_int, index: usize) {
     lua_getiuservalue(l, owner, 1);
     if lua_rawgeti(l, -1, index as lua_Integer + 1) == LUA_TUSERDATA {
         lua_remove(l, -2);
@@ -230,7 +235,9 @@ unsafe fn push_type(l: State, owner: c_int, schema: &Arc<Schema>, index: usize) 
     lua_setmetatable(l, -2);
     lua_getiuservalue(l, owner, 2);
     lua_setiuservalue(l, -2, 1);
-    (*p).schema = Some(schema.clone());
+    (*p).schema = (*(lua_touserdata(l, owner) as *const SprotoUd))
+        .schema
+        .clone();
     lua_pushvalue(l, -1);
     lua_rawseti(l, -3, index as lua_Integer + 1);
     lua_remove(l, -2);
@@ -309,11 +316,13 @@ unsafe extern "C-unwind" fn ldumpproto(l: State) -> c_int {
 }
 
 unsafe extern "C-unwind" fn lquerytype(l: State) -> c_int {
-    let schema = sproto_arg(l, 1, c"Need a sproto object");
+    // The name first: converting a number may run a finalizer, which may
+    // delete the schema a reference would point into.
     let name = check_bytes(l, 2);
+    let schema = sproto_arg(l, 1, c"Need a sproto object");
     match schema.type_index(name) {
         Some(i) => {
-            push_type(l, 1, schema, i);
+            push_type(l, 1, i);
             1
         }
         None => 0,
@@ -329,8 +338,11 @@ unsafe extern "C-unwind" fn lprotocol(l: State) -> c_int {
         let Some(p) = schema.protocol_by_tag(tag) else {
             return 0;
         };
+        let types = (p.request, p.response, p.confirm);
+        // Copies the name before any collection step could run a finalizer
+        // (which may delete the schema): `p` is not used after it.
         push_str(l, p.name());
-        p
+        types
     } else {
         let Some(name) = (if lua_type(l, 2) == LUA_TSTRING {
             to_bytes(l, 2)
@@ -343,15 +355,16 @@ unsafe extern "C-unwind" fn lprotocol(l: State) -> c_int {
             return 0;
         };
         lua_pushinteger(l, lua_Integer::from(p.tag));
-        p
+        (p.request, p.response, p.confirm)
     };
-    match p.request {
-        Some(t) => push_type(l, 1, schema, t),
+    let (request, response, confirm) = p;
+    match request {
+        Some(t) => push_type(l, 1, t),
         None => lua_pushnil(l),
     }
-    match p.response {
-        Some(t) => push_type(l, 1, schema, t),
-        None if p.confirm => lua_pushlightuserdata(l, std::ptr::null_mut()),
+    match response {
+        Some(t) => push_type(l, 1, t),
+        None if confirm => lua_pushlightuserdata(l, std::ptr::null_mut()),
         None => lua_pushnil(l),
     }
     3
@@ -707,10 +720,13 @@ unsafe extern "C-unwind" fn encode_protected(l: State) -> c_int {
     // indices, and error texts go to the workspace before returning.
     let schema = &*(lua_touserdata(l, 1) as *const Schema);
     let index = lua_tointegerx(l, 2, std::ptr::null_mut()) as usize;
-    let ws = &mut *(lua_touserdata(l, 4) as *mut Workspace);
+    // Only this encode's buffer is borrowed across the Lua code it runs:
+    // a nested encode reads `busy` and a nested pack takes `pack`, fields
+    // no reference here covers.
+    let ws = lua_touserdata(l, 4) as *mut Workspace;
     let t = lua_type(l, 3);
     if t != LUA_TTABLE && (t != LUA_TUSERDATA || lua_getmetatable(l, 3) == 0) {
-        ws.err = Some(format!(
+        (*ws).err = Some(format!(
             "bad argument #2 to 'encode' (table expected, got {})",
             type_name(l, 3)
         ));
@@ -729,18 +745,19 @@ unsafe extern "C-unwind" fn encode_protected(l: State) -> c_int {
         room: 0,
     };
     src.structs[0] = 5;
-    ws.buf.clear();
-    match sproto::encode(schema, index, &mut src, &mut ws.buf) {
+    let buf = &mut (*ws).buf;
+    buf.clear();
+    match sproto::encode(schema, index, &mut src, buf) {
         Ok(()) => {
-            push_bytes(l, &ws.buf);
+            push_bytes(l, buf);
             1
         }
         Err(EncodeFailure::Limit(e)) => {
-            ws.err = Some(e.to_string());
+            (*ws).err = Some(e.to_string());
             0
         }
         Err(EncodeFailure::Msg(m)) => {
-            ws.err = Some(m);
+            (*ws).err = Some(m);
             0
         }
     }
@@ -1038,7 +1055,17 @@ unsafe extern "C-unwind" fn ldecode(l: State) -> c_int {
         return 0;
     };
     let sh = shared(l);
-    let data = bytes_arg(l, sh, 2, "sproto.decode");
+    // Decoding runs Lua code (allocations may run finalizers; a given
+    // result table may have __newindex), which may trash a message block
+    // being read: one of the service's own blocks is lent for the decode.
+    let mut loan = 0;
+    let data = match lent_block(l, sh, 2) {
+        Some((p, bytes)) => {
+            loan = p;
+            bytes
+        }
+        None => bytes_arg(l, sh, 2, "sproto.decode"),
+    };
     if lua_type(l, -1) != LUA_TTABLE {
         lua_newtable(l);
     }
@@ -1055,7 +1082,11 @@ unsafe extern "C-unwind" fn ldecode(l: State) -> c_int {
         key: 0,
         key_tag: -1,
     };
-    match sproto::decode(schema, index, data, &mut sink) {
+    let r = sproto::decode(schema, index, data, &mut sink);
+    if loan != 0 {
+        (*sh.buffers.get()).end_loan(loan);
+    }
+    match r {
         Ok(used) => {
             lua_settop(l, result);
             lua_pushinteger(l, used as lua_Integer);
@@ -1064,6 +1095,23 @@ unsafe extern "C-unwind" fn ldecode(l: State) -> c_int {
         Err(DecodeFailure::Decode(e)) => raise_here(l, e.to_string()),
         Err(DecodeFailure::Msg(m)) => raise_here(l, m),
     }
+}
+
+/// The service's own block named by the lightuserdata at `idx` (size at
+/// `idx + 1`), lent until [`Buffers::end_loan`](super::buffers::Buffers::end_loan)
+/// or the end of the message, with its address; None for anything else
+/// (which `bytes_arg` then takes or refuses).
+unsafe fn lent_block<'a>(l: State, sh: &Shared, idx: c_int) -> Option<(usize, &'a [u8])> {
+    if lua_type(l, idx) != LUA_TLIGHTUSERDATA {
+        return None;
+    }
+    let p = lua_touserdata(l, idx) as usize;
+    let sz = luaL_checkinteger(l, idx + 1);
+    if p == 0 || sz <= 0 {
+        return None;
+    }
+    let (ptr, n) = (*sh.buffers.get()).lend(p, sz as usize)?;
+    Some((p, std::slice::from_raw_parts(ptr, n)))
 }
 
 /// default(type): a table with every field's default value.
@@ -1114,29 +1162,38 @@ unsafe extern "C-unwind" fn lpack(l: State) -> c_int {
     if sproto::pack::packed_bound(src.len()) > MAX_SIZE {
         raise_here(l, EncodeError::TooLarge.to_string());
     }
-    // SAFETY: the pack buffer is used by pack/unpack only, which run no Lua
-    // code between filling it and pushing the result.
-    let ws = &mut *(lua_touserdata(l, lua_upvalueindex(UP_WORKSPACE)) as *mut Workspace);
-    ws.pack.clear();
-    sproto::pack(src, &mut ws.pack);
-    push_bytes(l, &ws.pack);
+    let ws = lua_touserdata(l, lua_upvalueindex(UP_WORKSPACE)) as *mut Workspace;
+    // The buffer is taken out for the call: the push may run a finalizer
+    // that packs too (it gets an empty buffer). A raise (out of memory)
+    // leaks it: a ManuallyDrop.
+    let mut buf = ManuallyDrop::new(std::mem::take(&mut (*ws).pack));
+    buf.clear();
+    sproto::pack(src, &mut buf);
+    push_bytes(l, &buf);
+    (*ws).pack = ManuallyDrop::into_inner(buf);
     1
 }
 
 /// unpack(string or pointer+size): the unpacked string.
 unsafe extern "C-unwind" fn lunpack(l: State) -> c_int {
     let src = bytes_arg(l, shared(l), 1, "sproto.unpack");
-    // SAFETY: as in lpack.
-    let ws = &mut *(lua_touserdata(l, lua_upvalueindex(UP_WORKSPACE)) as *mut Workspace);
-    ws.pack.clear();
-    if let Err(e) = sproto::unpack(src, &mut ws.pack) {
-        ws.pack.clear();
-        raise_here(l, e.to_string());
+    let ws = lua_touserdata(l, lua_upvalueindex(UP_WORKSPACE)) as *mut Workspace;
+    // As in lpack; the buffer is given back before an unpack error is
+    // raised.
+    let mut buf = ManuallyDrop::new(std::mem::take(&mut (*ws).pack));
+    buf.clear();
+    if let Err(e) = sproto::unpack(src, &mut buf) {
+        let msg = e.to_string();
+        buf.clear();
+        (*ws).pack = ManuallyDrop::into_inner(buf);
+        raise_here(l, msg);
     }
-    push_bytes(l, &ws.pack);
-    if ws.pack.capacity() > KEEP_CAPACITY {
-        ws.pack = Vec::new();
+    push_bytes(l, &buf);
+    let mut buf = ManuallyDrop::into_inner(buf);
+    if buf.capacity() > KEEP_CAPACITY {
+        buf = Vec::new();
     }
+    (*ws).pack = buf;
     1
 }
 
