@@ -17,8 +17,20 @@
 //! `__pairs`) and so raise errors or call `encode` again. The encode buffer
 //! belongs to the module (upvalue 2); an encode runs under `lua_pcall` so that
 //! the buffer is released whatever happens, and a nested encode (from a
-//! metamethod) gets a buffer of its own. Decoding only creates tables and
-//! needs no buffer.
+//! metamethod) gets a buffer of its own. Decoding creates tables and needs
+//! no buffer, but runs Lua code too (allocations may run finalizers, and a
+//! result table given to `decode` may have `__newindex`), so a message block
+//! it reads is lent for the call.
+//!
+//! Soundness: a Lua error may longjmp out of `sproto::encode`/`decode` and
+//! the sources and sinks here; none of their frames holds a value with a
+//! destructor (only references, integers and stack indices; our own errors
+//! are returned as values and raised once nothing is left to drop). No
+//! reference into a sproto object's schema is used after a call that may run
+//! Lua code, which could `deleteproto` it; a type object's schema is only
+//! taken by its `__gc`, so it stays valid while the type is on the stack.
+//! The metatables here are set only on blocks of their Rust type; like any C
+//! library, this does not defend against the debug library moving them.
 //!
 //! `sprotoparser.core.parse(text [, name])` compiles schema text natively
 //! (skynet's parser needs lpeg).
@@ -91,122 +103,180 @@ const FUNCS: &[(&CStr, lua_CFunction)] = &[
 ];
 
 unsafe extern "C-unwind" fn gc_sproto(l: State) -> c_int {
-    let p = lua_touserdata(l, 1) as *mut SprotoUd;
-    if !p.is_null() {
-        // SAFETY: the metatable is only set on SprotoUd blocks; taking the
-        // Arc leaves a valid (deleted) object behind.
-        drop((*p).schema.take());
+    // SAFETY: the __gc of SPROTO_MT, which is set only on SprotoUd blocks: a
+    // non-null argument is one (a full userdata's block); taking the
+    // Arc leaves a valid, deleted object behind.
+    unsafe {
+        let p = lua_touserdata(l, 1) as *mut SprotoUd;
+        if !p.is_null() {
+            drop((*p).schema.take());
+        }
+        0
     }
-    0
 }
 
 unsafe extern "C-unwind" fn gc_type(l: State) -> c_int {
-    let p = lua_touserdata(l, 1) as *mut TypeUd;
-    if !p.is_null() {
-        // SAFETY: as in gc_sproto, for TypeUd blocks.
-        drop((*p).schema.take());
+    // SAFETY: the __gc of TYPE_MT, set only on TypeUd blocks; as in gc_sproto.
+    unsafe {
+        let p = lua_touserdata(l, 1) as *mut TypeUd;
+        if !p.is_null() {
+            drop((*p).schema.take());
+        }
+        0
     }
-    0
 }
 
 unsafe extern "C-unwind" fn gc_workspace(l: State) -> c_int {
-    let p = lua_touserdata(l, 1) as *mut Workspace;
-    if !p.is_null() {
-        // SAFETY: a Workspace block; the buffers are replaced by empty ones
-        // (no allocation), so a second call finds nothing to free.
-        let ws = &mut *p;
-        ws.buf = Vec::new();
-        ws.pack = Vec::new();
-        ws.err = None;
+    // SAFETY: the __gc of WORKSPACE_MT, set only on Workspace blocks; the
+    // buffers are replaced by empty ones (no allocation), so a second
+    // call finds nothing to free.
+    unsafe {
+        let p = lua_touserdata(l, 1) as *mut Workspace;
+        if !p.is_null() {
+            let ws = &mut *p;
+            ws.buf = Vec::new();
+            ws.pack = Vec::new();
+            ws.err = None;
+        }
+        0
     }
-    0
 }
 
 /// Pushes the metatable `name` (created on first use) with `__gc = gc`.
+///
+/// # Safety
+/// `l` is a live state with three free slots.
 unsafe fn push_metatable(l: State, name: &CStr, gc: lua_CFunction) {
-    if luaL_newmetatable(l, name.as_ptr()) != 0 {
-        lua_pushcfunction(l, gc);
-        lua_setfield(l, -2, c"__gc".as_ptr());
-        push_str(l, "sproto");
-        lua_setfield(l, -2, c"__metatable".as_ptr());
+    // SAFETY: `l` is live with free slots (contract); the metatable is left on
+    // the top; nothing here has a destructor if a call raises.
+    unsafe {
+        if luaL_newmetatable(l, name.as_ptr()) != 0 {
+            lua_pushcfunction(l, gc);
+            lua_setfield(l, -2, c"__gc".as_ptr());
+            push_str(l, "sproto");
+            lua_setfield(l, -2, c"__metatable".as_ptr());
+        }
     }
 }
 
 /// Pushes a new Workspace userdata.
+///
+/// # Safety
+/// `l` is a live state with four free slots.
 unsafe fn push_workspace(l: State) -> *mut Workspace {
-    let p = lua_newuserdatauv(l, std::mem::size_of::<Workspace>(), 0) as *mut Workspace;
-    // SAFETY: a fresh block of the right size; Lua aligns userdata for any
-    // C type, which covers Vec and Option.
-    p.write(Workspace {
-        buf: Vec::with_capacity(2048),
-        pack: Vec::new(),
-        busy: false,
-        err: None,
-    });
-    push_metatable(l, WORKSPACE_MT, gc_workspace);
-    lua_setmetatable(l, -2);
-    p
+    // SAFETY: lua_newuserdatauv returns a fresh block of the size asked,
+    // aligned by Lua for any C type (which covers Vec and Option); it
+    // is written before anything else can raise. A raise before the
+    // metatable is set leaks the buffers (no __gc), which is sound.
+    unsafe {
+        let p = lua_newuserdatauv(l, std::mem::size_of::<Workspace>(), 0) as *mut Workspace;
+        p.write(Workspace {
+            buf: Vec::with_capacity(2048),
+            pack: Vec::new(),
+            busy: false,
+            err: None,
+        });
+        push_metatable(l, WORKSPACE_MT, gc_workspace);
+        lua_setmetatable(l, -2);
+        p
+    }
 }
 
 /// `require "sproto.core"`.
 pub unsafe extern "C-unwind" fn open(l: State) -> c_int {
-    lua_getfield(l, LUA_REGISTRYINDEX, c"skynet_context".as_ptr());
-    let sh = lua_touserdata(l, -1);
-    lua_pop(l, 1);
-    if sh.is_null() {
-        raise_here(l, "Init skynet context first".to_string());
+    // SAFETY: `l` is live with LUA_MINSTACK free slots (contract), enough for
+    // the table and the four upvalues, which set_funcs pops; the raise
+    // has nothing to drop.
+    unsafe {
+        lua_getfield(l, LUA_REGISTRYINDEX, c"skynet_context".as_ptr());
+        let sh = lua_touserdata(l, -1);
+        lua_pop(l, 1);
+        if sh.is_null() {
+            raise_here(l, "Init skynet context first".to_string());
+        }
+        lua_createtable(l, 0, FUNCS.len() as c_int);
+        lua_pushlightuserdata(l, sh);
+        push_workspace(l);
+        push_metatable(l, TYPE_MT, gc_type);
+        push_metatable(l, SPROTO_MT, gc_sproto);
+        set_funcs(l, FUNCS, 4);
+        1
     }
-    lua_createtable(l, 0, FUNCS.len() as c_int);
-    lua_pushlightuserdata(l, sh);
-    push_workspace(l);
-    push_metatable(l, TYPE_MT, gc_type);
-    push_metatable(l, SPROTO_MT, gc_sproto);
-    set_funcs(l, FUNCS, 4);
-    1
 }
 
+/// # Safety
+/// `l` is the state of a Lua C function call with nothing with a destructor
+/// alive in its frames.
 unsafe fn arg_error(l: State, arg: c_int, msg: &CStr) -> ! {
-    luaL_argerror(l, arg, msg.as_ptr());
-    unreachable!("luaL_argerror returns only by raising")
+    // SAFETY: luaL_argerror raises (it never returns); nothing with a
+    // destructor is alive in the callers (their contract).
+    unsafe {
+        luaL_argerror(l, arg, msg.as_ptr());
+        unreachable!("luaL_argerror returns only by raising")
+    }
 }
 
 /// True if the value at `idx` is a full userdata with the metatable in upvalue `up`.
+///
+/// # Safety
+/// Called from a function of `sproto.core` (upvalues as in `open`), `idx` an
+/// acceptable index.
 unsafe fn has_metatable(l: State, idx: c_int, up: c_int) -> bool {
-    if lua_type(l, idx) != LUA_TUSERDATA || lua_getmetatable(l, idx) == 0 {
-        return false;
+    // SAFETY: `idx` is acceptable (contract); a metatable pushed here is
+    // popped; upvalue `up` exists in this module's functions.
+    unsafe {
+        if lua_type(l, idx) != LUA_TUSERDATA || lua_getmetatable(l, idx) == 0 {
+            return false;
+        }
+        let same = lua_rawequal(l, -1, lua_upvalueindex(up)) != 0;
+        lua_pop(l, 1);
+        same
     }
-    let same = lua_rawequal(l, -1, lua_upvalueindex(up)) != 0;
-    lua_pop(l, 1);
-    same
 }
 
 /// The schema of the sproto object at `idx`, or an argument error.
+///
+/// # Safety
+/// As [`has_metatable`]. The reference is valid until the object's schema is
+/// taken (`deleteproto`, which Lua code run by an allocation's finalizer may
+/// call): the caller uses it before any Lua call that may allocate.
 unsafe fn sproto_arg<'a>(l: State, idx: c_int, msg: &CStr) -> &'a Arc<Schema> {
-    if has_metatable(l, idx, UP_SPROTO_MT) {
-        // SAFETY: the metatable is set only on SprotoUd blocks, and the
-        // block lives while it is on the stack.
-        if let Some(s) = &(*(lua_touserdata(l, idx) as *const SprotoUd)).schema {
-            return s;
+    // SAFETY: the metatable check makes the value at `idx` a SprotoUd block
+    // (only ours carry SPROTO_MT), alive while on the stack; arg_error
+    // raises with nothing to drop.
+    unsafe {
+        if has_metatable(l, idx, UP_SPROTO_MT) {
+            if let Some(s) = &(*(lua_touserdata(l, idx) as *const SprotoUd)).schema {
+                return s;
+            }
         }
+        arg_error(l, idx, msg)
     }
-    arg_error(l, idx, msg)
 }
 
 /// The type at `idx`: `None` for nil or NULL ("response nil").
+///
+/// # Safety
+/// As [`has_metatable`]; the value at `idx` stays on the stack while the result
+/// is used.
 unsafe fn type_arg<'a>(l: State, idx: c_int) -> Option<(&'a Schema, usize)> {
-    match lua_type(l, idx) {
-        LUA_TNIL | LUA_TNONE => return None,
-        LUA_TLIGHTUSERDATA if lua_touserdata(l, idx).is_null() => return None,
-        _ => {}
-    }
-    if has_metatable(l, idx, UP_TYPE_MT) {
-        // SAFETY: as in sproto_arg, for TypeUd blocks.
-        let t = &*(lua_touserdata(l, idx) as *const TypeUd);
-        if let Some(s) = &t.schema {
-            return Some((s, t.index));
+    // SAFETY: as in sproto_arg, for TypeUd blocks; their schema is taken only
+    // by __gc, which cannot run while the type is on the stack, so the
+    // reference stays valid for the whole call.
+    unsafe {
+        match lua_type(l, idx) {
+            LUA_TNIL | LUA_TNONE => return None,
+            LUA_TLIGHTUSERDATA if lua_touserdata(l, idx).is_null() => return None,
+            _ => {}
         }
+        if has_metatable(l, idx, UP_TYPE_MT) {
+            let t = &*(lua_touserdata(l, idx) as *const TypeUd);
+            if let Some(s) = &t.schema {
+                return Some((s, t.index));
+            }
+        }
+        arg_error(l, idx, c"Need a sproto_type object")
     }
-    arg_error(l, idx, c"Need a sproto_type object")
 }
 
 /// Pushes the type object of type `index`. The sproto object at `owner`
@@ -216,195 +286,267 @@ unsafe fn type_arg<'a>(l: State, idx: c_int) -> Option<(&'a Schema, usize)> {
 /// The schema is read from the owner only once nothing more can run Lua
 /// code: an allocation may run a finalizer, which may `deleteproto` the
 /// owner (the new type is then a deleted one, an error on first use).
+///
+/// # Safety
+/// Called from a function of `sproto.core` with a sproto object at `owner`,
+/// with four free slots.
 unsafe fn push_type(l: State, owner: c_int, index: usize) {
-    lua_getiuservalue(l, owner, 1);
-    if lua_rawgeti(l, -1, index as lua_Integer + 1) == LUA_TUSERDATA {
+    // SAFETY: `owner` is a SprotoUd (checked by the caller) with its cache
+    // table as user value 1 and the name table as 2; the new block is
+    // written (with no schema) before anything may raise, and its
+    // schema is read from the owner after the last call that could run
+    // a finalizer; each push is consumed, leaving the type on the top.
+    unsafe {
+        lua_getiuservalue(l, owner, 1);
+        if lua_rawgeti(l, -1, index as lua_Integer + 1) == LUA_TUSERDATA {
+            lua_remove(l, -2);
+            return;
+        }
+        lua_pop(l, 1);
+        let p = lua_newuserdatauv(l, std::mem::size_of::<TypeUd>(), 1) as *mut TypeUd;
+        // A fresh block of the right size (see push_workspace), valid (with
+        // no schema) before anything may raise; its reference to the schema
+        // comes last, once its metatable's __gc would drop it.
+        p.write(TypeUd {
+            schema: None,
+            index,
+        });
+        lua_pushvalue(l, lua_upvalueindex(UP_TYPE_MT));
+        lua_setmetatable(l, -2);
+        lua_getiuservalue(l, owner, 2);
+        lua_setiuservalue(l, -2, 1);
+        (*p).schema = (*(lua_touserdata(l, owner) as *const SprotoUd))
+            .schema
+            .clone();
+        lua_pushvalue(l, -1);
+        lua_rawseti(l, -3, index as lua_Integer + 1);
         lua_remove(l, -2);
-        return;
     }
-    lua_pop(l, 1);
-    let p = lua_newuserdatauv(l, std::mem::size_of::<TypeUd>(), 1) as *mut TypeUd;
-    // SAFETY: a fresh block of the right size (see push_workspace); it is
-    // valid (with no schema) before anything that may raise, and takes its
-    // reference to the schema only once nothing can.
-    p.write(TypeUd {
-        schema: None,
-        index,
-    });
-    lua_pushvalue(l, lua_upvalueindex(UP_TYPE_MT));
-    lua_setmetatable(l, -2);
-    lua_getiuservalue(l, owner, 2);
-    lua_setiuservalue(l, -2, 1);
-    (*p).schema = (*(lua_touserdata(l, owner) as *const SprotoUd))
-        .schema
-        .clone();
-    lua_pushvalue(l, -1);
-    lua_rawseti(l, -3, index as lua_Integer + 1);
-    lua_remove(l, -2);
 }
 
 /// Pushes a sproto object with no schema yet (the caller sets it once
 /// nothing more can raise, then calls [`attach_names`]).
+///
+/// # Safety
+/// Called from a function of `sproto.core`, with three free slots.
 unsafe fn push_sproto(l: State) -> *mut SprotoUd {
-    let p = lua_newuserdatauv(l, std::mem::size_of::<SprotoUd>(), 2) as *mut SprotoUd;
-    // SAFETY: a fresh block of the right size (see push_workspace).
-    p.write(SprotoUd { schema: None });
-    lua_pushvalue(l, lua_upvalueindex(UP_SPROTO_MT));
-    lua_setmetatable(l, -2);
-    lua_newtable(l);
-    lua_setiuservalue(l, -2, 1);
-    p
+    // SAFETY: the new block is written before anything may raise (see
+    // push_workspace); the metatable comes from upvalue 4, and the
+    // cache table becomes user value 1.
+    unsafe {
+        let p = lua_newuserdatauv(l, std::mem::size_of::<SprotoUd>(), 2) as *mut SprotoUd;
+        p.write(SprotoUd { schema: None });
+        lua_pushvalue(l, lua_upvalueindex(UP_SPROTO_MT));
+        lua_setmetatable(l, -2);
+        lua_newtable(l);
+        lua_setiuservalue(l, -2, 1);
+        p
+    }
 }
 
 /// Gives the sproto object on the top of the stack its second user value:
 /// the field names of the schema as Lua strings, by [`Field::id`]. Encode
 /// and decode index tables with them instead of interning names per field.
+///
+/// # Safety
+/// The sproto object on the top owns (or outlives) `schema`; two free slots.
 unsafe fn attach_names(l: State, schema: &Schema) {
-    lua_createtable(l, clamp(schema.nfields), 0);
-    for t in &schema.types {
-        for f in &t.fields {
-            push_str(l, f.name());
-            lua_rawseti(l, -2, lua_Integer::from(f.id) + 1);
+    // SAFETY: the sproto object is on the top (contract); the table is pushed,
+    // filled and popped as user value 2; `schema` is the caller's (not
+    // reachable by the Lua code an allocation may run).
+    unsafe {
+        lua_createtable(l, clamp(schema.nfields), 0);
+        for t in &schema.types {
+            for f in &t.fields {
+                push_str(l, f.name());
+                lua_rawseti(l, -2, lua_Integer::from(f.id) + 1);
+            }
         }
+        lua_setiuservalue(l, -2, 2);
     }
-    lua_setiuservalue(l, -2, 2);
 }
 
 /// newproto(bin): a sproto object, or nil and the reason.
 unsafe extern "C-unwind" fn lnewproto(l: State) -> c_int {
-    let bin = check_bytes(l, 1);
-    let ud = push_sproto(l);
-    match Schema::from_binary(bin) {
-        Ok(s) => {
-            // SAFETY: the object just pushed, which owns the schema from
-            // here on (the names are made from its copy).
-            (*ud).schema = Some(Arc::new(s));
-            if let Some(s) = &(*ud).schema {
-                attach_names(l, s);
+    // SAFETY: called by Lua as a function of this module. `bin` borrows
+    // argument 1 (on the stack throughout); the object is pushed with
+    // no schema, then owns the new one before any call that may raise;
+    // attach_names gets the object's own schema, which no Lua code can
+    // reach yet; the error text is a ManuallyDrop while the push may
+    // raise.
+    unsafe {
+        let bin = check_bytes(l, 1);
+        let ud = push_sproto(l);
+        match Schema::from_binary(bin) {
+            Ok(s) => {
+                // The object just pushed, which owns the schema from
+                // here on (the names are made from its copy).
+                (*ud).schema = Some(Arc::new(s));
+                if let Some(s) = &(*ud).schema {
+                    attach_names(l, s);
+                }
+                1
             }
-            1
-        }
-        Err(e) => {
-            // Kept from the destructor-skipping unwind of a memory error.
-            let msg = std::mem::ManuallyDrop::new(e.to_string());
-            drop(e);
-            lua_pushnil(l);
-            push_str(l, &msg);
-            drop(std::mem::ManuallyDrop::into_inner(msg));
-            2
+            Err(e) => {
+                // Kept from the destructor-skipping unwind of a memory error.
+                let msg = std::mem::ManuallyDrop::new(e.to_string());
+                drop(e);
+                lua_pushnil(l);
+                push_str(l, &msg);
+                drop(std::mem::ManuallyDrop::into_inner(msg));
+                2
+            }
         }
     }
 }
 
 unsafe extern "C-unwind" fn ldeleteproto(l: State) -> c_int {
-    if !has_metatable(l, 1, UP_SPROTO_MT) {
-        arg_error(l, 1, c"Need a sproto object");
+    // SAFETY: called by Lua as a function of this module; the metatable check
+    // makes argument 1 a SprotoUd block, on the stack; the raise has
+    // nothing to drop.
+    unsafe {
+        if !has_metatable(l, 1, UP_SPROTO_MT) {
+            arg_error(l, 1, c"Need a sproto object");
+        }
+        let schema = (*(lua_touserdata(l, 1) as *mut SprotoUd)).schema.take();
+        drop(schema);
+        0
     }
-    // SAFETY: a SprotoUd block (checked by metatable) on the stack.
-    let schema = (*(lua_touserdata(l, 1) as *mut SprotoUd)).schema.take();
-    drop(schema);
-    0
 }
 
 unsafe extern "C-unwind" fn ldumpproto(l: State) -> c_int {
-    let text = sproto_arg(l, 1, c"Need a sproto_type object").dump();
-    use std::io::Write;
-    let mut out = std::io::stdout().lock();
-    let _ = out.write_all(text.as_bytes());
-    let _ = out.flush();
-    0
+    // SAFETY: called by Lua as a function of this module; the schema reference
+    // is used (dump) before any Lua call.
+    unsafe {
+        let text = sproto_arg(l, 1, c"Need a sproto_type object").dump();
+        use std::io::Write;
+        let mut out = std::io::stdout().lock();
+        let _ = out.write_all(text.as_bytes());
+        let _ = out.flush();
+        0
+    }
 }
 
 unsafe extern "C-unwind" fn lquerytype(l: State) -> c_int {
-    // The name first: converting a number may run a finalizer, which may
-    // delete the schema a reference would point into.
-    let name = check_bytes(l, 2);
-    let schema = sproto_arg(l, 1, c"Need a sproto object");
-    match schema.type_index(name) {
-        Some(i) => {
-            push_type(l, 1, i);
-            1
+    // SAFETY: called by Lua as a function of this module. The name is checked
+    // first (a conversion may run a finalizer); the schema reference is
+    // used before push_type, which reads it again from the object
+    // itself.
+    unsafe {
+        // The name first: converting a number may run a finalizer, which may
+        // delete the schema a reference would point into.
+        let name = check_bytes(l, 2);
+        let schema = sproto_arg(l, 1, c"Need a sproto object");
+        match schema.type_index(name) {
+            Some(i) => {
+                push_type(l, 1, i);
+                1
+            }
+            None => 0,
         }
-        None => 0,
     }
 }
 
 /// protocol(sp, name or tag): tag or name, request type, response type
 /// (NULL for `response nil`); nothing for an unknown protocol.
 unsafe extern "C-unwind" fn lprotocol(l: State) -> c_int {
-    let schema = sproto_arg(l, 1, c"Need a sproto_type object");
-    let p = if lua_type(l, 2) == LUA_TNUMBER {
-        let tag = lua_tointegerx(l, 2, std::ptr::null_mut());
-        let Some(p) = schema.protocol_by_tag(tag) else {
-            return 0;
-        };
-        let types = (p.request, p.response, p.confirm);
-        // Copies the name before any collection step could run a finalizer
-        // (which may delete the schema): `p` is not used after it.
-        push_str(l, p.name());
-        types
-    } else {
-        let Some(name) = (if lua_type(l, 2) == LUA_TSTRING {
-            to_bytes(l, 2)
+    // SAFETY: called by Lua as a function of this module. The schema reference
+    // and `p` are only used before the first call that may allocate
+    // (push_str copies the name first); after that only plain copies
+    // are used, and push_type reads the schema from the object. Raises
+    // have nothing to drop.
+    unsafe {
+        let schema = sproto_arg(l, 1, c"Need a sproto_type object");
+        let p = if lua_type(l, 2) == LUA_TNUMBER {
+            let tag = lua_tointegerx(l, 2, std::ptr::null_mut());
+            let Some(p) = schema.protocol_by_tag(tag) else {
+                return 0;
+            };
+            let types = (p.request, p.response, p.confirm);
+            // Copies the name before any collection step could run a finalizer
+            // (which may delete the schema): `p` is not used after it.
+            push_str(l, p.name());
+            types
         } else {
-            None
-        }) else {
-            arg_error(l, 2, c"Should be number or string")
+            let Some(name) = (if lua_type(l, 2) == LUA_TSTRING {
+                to_bytes(l, 2)
+            } else {
+                None
+            }) else {
+                arg_error(l, 2, c"Should be number or string")
+            };
+            let Some(p) = schema.protocol_by_name(name) else {
+                return 0;
+            };
+            lua_pushinteger(l, lua_Integer::from(p.tag));
+            (p.request, p.response, p.confirm)
         };
-        let Some(p) = schema.protocol_by_name(name) else {
-            return 0;
-        };
-        lua_pushinteger(l, lua_Integer::from(p.tag));
-        (p.request, p.response, p.confirm)
-    };
-    let (request, response, confirm) = p;
-    match request {
-        Some(t) => push_type(l, 1, t),
-        None => lua_pushnil(l),
+        let (request, response, confirm) = p;
+        match request {
+            Some(t) => push_type(l, 1, t),
+            None => lua_pushnil(l),
+        }
+        match response {
+            Some(t) => push_type(l, 1, t),
+            None if confirm => lua_pushlightuserdata(l, std::ptr::null_mut()),
+            None => lua_pushnil(l),
+        }
+        3
     }
-    match response {
-        Some(t) => push_type(l, 1, t),
-        None if confirm => lua_pushlightuserdata(l, std::ptr::null_mut()),
-        None => lua_pushnil(l),
-    }
-    3
 }
 
+/// # Safety
+/// Called from a function of `sproto.core`; nothing with a destructor is alive
+/// in the caller.
 unsafe fn slot_arg(l: State, idx: c_int) -> usize {
-    let i = luaL_optinteger(l, idx, 0);
-    if !(0..MAX_GLOBAL_SPROTO as lua_Integer).contains(&i) {
-        raise_here(l, format!("Invalid global slot index {i}"));
+    // SAFETY: luaL_optinteger and the raise have nothing to drop (contract).
+    unsafe {
+        let i = luaL_optinteger(l, idx, 0);
+        if !(0..MAX_GLOBAL_SPROTO as lua_Integer).contains(&i) {
+            raise_here(l, format!("Invalid global slot index {i}"));
+        }
+        i as usize
     }
-    i as usize
 }
 
 /// saveproto(sp [, slot]): shares the schema with every service (nil clears).
 unsafe extern "C-unwind" fn lsaveproto(l: State) -> c_int {
-    let slot = slot_arg(l, 2);
-    let schema = if lua_isnil(l, 1) != 0 {
-        None
-    } else {
-        Some(sproto_arg(l, 1, c"Need a sproto object").clone())
-    };
-    let old = std::mem::replace(&mut *GLOBAL_SPROTO[slot].lock(), schema);
-    drop(old);
-    0
+    // SAFETY: called by Lua as a function of this module; the schema is cloned
+    // right after the check (no Lua call between); the slot's lock is
+    // held only for the replace, no Lua call.
+    unsafe {
+        let slot = slot_arg(l, 2);
+        let schema = if lua_isnil(l, 1) != 0 {
+            None
+        } else {
+            Some(sproto_arg(l, 1, c"Need a sproto object").clone())
+        };
+        let old = std::mem::replace(&mut *GLOBAL_SPROTO[slot].lock(), schema);
+        drop(old);
+        0
+    }
 }
 
 unsafe extern "C-unwind" fn lloadproto(l: State) -> c_int {
-    let slot = slot_arg(l, 1);
-    if GLOBAL_SPROTO[slot].lock().is_none() {
-        raise_here(l, format!("nil sproto at index {slot}"));
+    // SAFETY: called by Lua as a function of this module. The guard in the `if`
+    // condition is dropped before the raise (a temporary of the
+    // condition); the object is pushed, then owns its reference, and
+    // attach_names gets a schema no Lua code can reach yet.
+    unsafe {
+        let slot = slot_arg(l, 1);
+        if GLOBAL_SPROTO[slot].lock().is_none() {
+            raise_here(l, format!("nil sproto at index {slot}"));
+        }
+        let ud = push_sproto(l);
+        // The object just pushed, which owns its reference from here
+        // on. (A slot emptied meanwhile leaves a deleted object, an error on
+        // first use.)
+        (*ud).schema = GLOBAL_SPROTO[slot].lock().clone();
+        if let Some(s) = &(*ud).schema {
+            attach_names(l, s);
+        }
+        1
     }
-    let ud = push_sproto(l);
-    // SAFETY: the object just pushed, which owns its reference from here
-    // on. (A slot emptied meanwhile leaves a deleted object, an error on
-    // first use.)
-    (*ud).schema = GLOBAL_SPROTO[slot].lock().clone();
-    if let Some(s) = &(*ud).schema {
-        attach_names(l, s);
-    }
-    1
 }
 
 // ---- encode ---------------------------------------------------------------
@@ -464,21 +606,31 @@ impl LuaSource {
     /// Makes sure 8 more slots can be pushed.
     #[inline]
     unsafe fn reserve(&mut self) {
-        let top = lua_gettop(self.l);
-        if top + 8 > self.room {
-            luaL_checkstack(self.l, 40, std::ptr::null());
-            self.room = top + 40;
+        // SAFETY: `l` is the encode's state; the check raises only with plain
+        // data and references alive (see the module doc).
+        unsafe {
+            let top = lua_gettop(self.l);
+            if top + 8 > self.room {
+                luaL_checkstack(self.l, 40, std::ptr::null());
+                self.room = top + 40;
+            }
         }
     }
 }
 
+/// # Safety
+/// The current value is on the top of `l`'s stack.
 unsafe fn type_mismatch(l: State, ty: &Type, f: &Field, index: usize, want: &str) -> EncodeFailure {
-    EncodeFailure::Msg(format!(
-        "{}.{}[{index}] is not {want} (Is a {})",
-        ty.name(),
-        f.name(),
-        type_name(l, -1)
-    ))
+    // SAFETY: the current value is on the top (contract); the message is built,
+    // nothing raised.
+    unsafe {
+        EncodeFailure::Msg(format!(
+            "{}.{}[{index}] is not {want} (Is a {})",
+            ty.name(),
+            f.name(),
+            type_name(l, -1)
+        ))
+    }
 }
 
 impl EncodeSource for LuaSource {
@@ -713,91 +865,103 @@ impl EncodeSource for LuaSource {
 /// The protected part of `encode`: arguments schema (lightuserdata), type
 /// index, table, workspace, field names.
 unsafe extern "C-unwind" fn encode_protected(l: State) -> c_int {
-    // SAFETY (all of this function): lencode passes a schema that the type
-    // object on its stack keeps alive, and a workspace marked busy for this
-    // call only. Nothing here owns a value with a destructor while Lua may
-    // raise: the buffer belongs to the workspace, the source holds stack
-    // indices, and error texts go to the workspace before returning.
-    let schema = &*(lua_touserdata(l, 1) as *const Schema);
-    let index = lua_tointegerx(l, 2, std::ptr::null_mut()) as usize;
-    // Only this encode's buffer is borrowed across the Lua code it runs:
-    // a nested encode reads `busy` and a nested pack takes `pack`, fields
-    // no reference here covers.
-    let ws = lua_touserdata(l, 4) as *mut Workspace;
-    let t = lua_type(l, 3);
-    if t != LUA_TTABLE && (t != LUA_TUSERDATA || lua_getmetatable(l, 3) == 0) {
-        (*ws).err = Some(format!(
-            "bad argument #2 to 'encode' (table expected, got {})",
-            type_name(l, 3)
-        ));
-        return 0;
-    }
-    // The table goes on the top, above the workspace and the names.
-    lua_settop(l, 5);
-    lua_rotate(l, 3, -1);
-    let mut src = LuaSource {
-        l,
-        names: 4,
-        structs: [0; MAX_DEPTH + 2],
-        nstructs: 1,
-        arrays: [NO_ARRAY; MAX_DEPTH + 2],
-        narrays: 0,
-        room: 0,
-    };
-    src.structs[0] = 5;
-    let buf = &mut (*ws).buf;
-    buf.clear();
-    match sproto::encode(schema, index, &mut src, buf) {
-        Ok(()) => {
-            push_bytes(l, buf);
-            1
+    // SAFETY: lencode passes a schema that the type object on its stack
+    // keeps alive, and a workspace marked busy for this call only. Nothing
+    // here owns a value with a destructor while Lua may raise: the buffer
+    // belongs to the workspace, the source holds stack indices, and error
+    // texts go to the workspace before returning. Only the buffer is
+    // borrowed across the Lua code the encode runs (see below).
+    unsafe {
+        let schema = &*(lua_touserdata(l, 1) as *const Schema);
+        let index = lua_tointegerx(l, 2, std::ptr::null_mut()) as usize;
+        // Only this encode's buffer is borrowed across the Lua code it runs:
+        // a nested encode reads `busy` and a nested pack takes `pack`, fields
+        // no reference here covers.
+        let ws = lua_touserdata(l, 4) as *mut Workspace;
+        let t = lua_type(l, 3);
+        if t != LUA_TTABLE && (t != LUA_TUSERDATA || lua_getmetatable(l, 3) == 0) {
+            (*ws).err = Some(format!(
+                "bad argument #2 to 'encode' (table expected, got {})",
+                type_name(l, 3)
+            ));
+            return 0;
         }
-        Err(EncodeFailure::Limit(e)) => {
-            (*ws).err = Some(e.to_string());
-            0
-        }
-        Err(EncodeFailure::Msg(m)) => {
-            (*ws).err = Some(m);
-            0
+        // The table goes on the top, above the workspace and the names.
+        lua_settop(l, 5);
+        lua_rotate(l, 3, -1);
+        let mut src = LuaSource {
+            l,
+            names: 4,
+            structs: [0; MAX_DEPTH + 2],
+            nstructs: 1,
+            arrays: [NO_ARRAY; MAX_DEPTH + 2],
+            narrays: 0,
+            room: 0,
+        };
+        src.structs[0] = 5;
+        let buf = &mut (*ws).buf;
+        buf.clear();
+        match sproto::encode(schema, index, &mut src, buf) {
+            Ok(()) => {
+                push_bytes(l, buf);
+                1
+            }
+            Err(EncodeFailure::Limit(e)) => {
+                (*ws).err = Some(e.to_string());
+                0
+            }
+            Err(EncodeFailure::Msg(m)) => {
+                (*ws).err = Some(m);
+                0
+            }
         }
     }
 }
 
 /// encode(type, table): the encoded string; encode(nil or NULL, nil) is "".
 unsafe extern "C-unwind" fn lencode(l: State) -> c_int {
-    let Some((schema, index)) = type_arg(l, 1) else {
-        luaL_checktype(l, 2, LUA_TNIL);
-        push_str(l, "");
-        return 1;
-    };
-    lua_settop(l, 2);
-    let mut ws = lua_touserdata(l, lua_upvalueindex(UP_WORKSPACE)) as *mut Workspace;
-    // SAFETY: upvalue 2 is this module's Workspace; a nested encode (from a
-    // metamethod of the outer one) makes its own, kept on the stack. The
-    // schema lives in the type object at index 1 for the whole call.
-    if (*ws).busy {
-        ws = push_workspace(l);
+    // SAFETY: called by Lua as a function of this module. `schema` lives in the
+    // type object at index 1 for the whole call; `ws` is upvalue 2's
+    // Workspace or one pushed here (kept on the stack), used through
+    // the raw pointer only, never across a call that runs Lua code with
+    // a reference; the pcall contains every error of the encode, and
+    // the raises after it have nothing to drop (the error text is moved
+    // in).
+    unsafe {
+        let Some((schema, index)) = type_arg(l, 1) else {
+            luaL_checktype(l, 2, LUA_TNIL);
+            push_str(l, "");
+            return 1;
+        };
+        lua_settop(l, 2);
+        let mut ws = lua_touserdata(l, lua_upvalueindex(UP_WORKSPACE)) as *mut Workspace;
+        // Upvalue 2 is this module's Workspace; a nested encode (from a
+        // metamethod of the outer one) makes its own, kept on the stack. The
+        // schema lives in the type object at index 1 for the whole call.
+        if (*ws).busy {
+            ws = push_workspace(l);
+        }
+        (*ws).busy = true;
+        (*ws).err = None;
+        lua_pushcfunction(l, encode_protected);
+        lua_pushlightuserdata(l, schema as *const Schema as *mut c_void);
+        lua_pushinteger(l, index as lua_Integer);
+        lua_pushvalue(l, 2);
+        lua_pushlightuserdata(l, ws as *mut c_void);
+        lua_getiuservalue(l, 1, 1);
+        let r = lua_pcall(l, 5, 1, 0);
+        (*ws).busy = false;
+        if (*ws).buf.capacity() > KEEP_CAPACITY {
+            (*ws).buf = Vec::with_capacity(2048);
+        }
+        if r != LUA_OK {
+            lua_error(l);
+        }
+        if let Some(msg) = (*ws).err.take() {
+            raise_here(l, msg);
+        }
+        1
     }
-    (*ws).busy = true;
-    (*ws).err = None;
-    lua_pushcfunction(l, encode_protected);
-    lua_pushlightuserdata(l, schema as *const Schema as *mut c_void);
-    lua_pushinteger(l, index as lua_Integer);
-    lua_pushvalue(l, 2);
-    lua_pushlightuserdata(l, ws as *mut c_void);
-    lua_getiuservalue(l, 1, 1);
-    let r = lua_pcall(l, 5, 1, 0);
-    (*ws).busy = false;
-    if (*ws).buf.capacity() > KEEP_CAPACITY {
-        (*ws).buf = Vec::with_capacity(2048);
-    }
-    if r != LUA_OK {
-        lua_error(l);
-    }
-    if let Some(msg) = (*ws).err.take() {
-        raise_here(l, msg);
-    }
-    1
 }
 
 // ---- decode ---------------------------------------------------------------
@@ -853,39 +1017,53 @@ impl LuaSink {
     }
 
     /// Stores the value on the top of the stack as field `f` of the current struct.
+    /// # Safety
+    /// Called by the decoder with a value on the top of `l`'s stack.
     #[inline]
     unsafe fn store(&mut self, f: &Field) {
-        let l = self.l;
-        match self.frames[self.n - 1] {
-            Frame::Table { t, key, key_tag } => {
-                if key_tag == i32::from(f.tag) && !f.array {
-                    lua_pushvalue(l, -1);
-                    lua_replace(l, key);
+        // SAFETY: the frames name live slots of this state (LuaSink), with room
+        // checked by begin_array/begin_struct; a value is on the top;
+        // lua_settable may run a given table's __newindex, whose errors
+        // cross only plain data (module doc).
+        unsafe {
+            let l = self.l;
+            match self.frames[self.n - 1] {
+                Frame::Table { t, key, key_tag } => {
+                    if key_tag == i32::from(f.tag) && !f.array {
+                        lua_pushvalue(l, -1);
+                        lua_replace(l, key);
+                    }
+                    lua_rawgeti(l, self.names, lua_Integer::from(f.id) + 1);
+                    lua_insert(l, -2);
+                    lua_settable(l, t);
                 }
-                lua_rawgeti(l, self.names, lua_Integer::from(f.id) + 1);
-                lua_insert(l, -2);
-                lua_settable(l, t);
-            }
-            Frame::Entry { k, v, ktag, vtag } => {
-                if f.tag == ktag {
-                    lua_replace(l, k);
-                } else if f.tag == vtag {
-                    lua_replace(l, v);
-                } else {
-                    lua_pop(l, 1);
+                Frame::Entry { k, v, ktag, vtag } => {
+                    if f.tag == ktag {
+                        lua_replace(l, k);
+                    } else if f.tag == vtag {
+                        lua_replace(l, v);
+                    } else {
+                        lua_pop(l, 1);
+                    }
                 }
+                Frame::Array { .. } => lua_pop(l, 1),
             }
-            Frame::Array { .. } => lua_pop(l, 1),
         }
     }
 
+    /// # Safety
+    /// `self.l` has a free slot; `v`'s bytes are valid.
     #[inline]
     unsafe fn push_value(&self, v: Value<'_>) {
-        match v {
-            Value::Integer(i) => lua_pushinteger(self.l, i),
-            Value::Real(r) => lua_pushnumber(self.l, r),
-            Value::Boolean(b) => lua_pushboolean(self.l, c_int::from(b)),
-            Value::Bytes(b) => push_bytes(self.l, b),
+        // SAFETY: one push into a slot the frame's check reserved; `b` is
+        // copied by Lua.
+        unsafe {
+            match v {
+                Value::Integer(i) => lua_pushinteger(self.l, i),
+                Value::Real(r) => lua_pushnumber(self.l, r),
+                Value::Boolean(b) => lua_pushboolean(self.l, c_int::from(b)),
+                Value::Bytes(b) => push_bytes(self.l, b),
+            }
         }
     }
 
@@ -1051,49 +1229,57 @@ impl DecodeVisitor for LuaSink {
 /// decode(type, string or pointer+size [, table]): the table and the number
 /// of bytes used; nothing for a nil type.
 unsafe extern "C-unwind" fn ldecode(l: State) -> c_int {
-    let Some((schema, index)) = type_arg(l, 1) else {
-        return 0;
-    };
-    let sh = shared(l);
-    // Decoding runs Lua code (allocations may run finalizers; a given
-    // result table may have __newindex), which may trash a message block
-    // being read: one of the service's own blocks is lent for the decode.
-    let mut loan = 0;
-    let data = match lent_block(l, sh, 2) {
-        Some((p, bytes)) => {
-            loan = p;
-            bytes
+    // SAFETY: called by Lua as a function of this module. `schema` lives in the
+    // type object at index 1; `data` is a string argument on the stack,
+    // a lent own block, or a pinned shared block, so it stays valid
+    // while the decode runs Lua code; the decode's own errors are
+    // returned and raised after the loan ends (DecodeError has no
+    // destructor, the message is moved in).
+    unsafe {
+        let Some((schema, index)) = type_arg(l, 1) else {
+            return 0;
+        };
+        let sh = shared(l);
+        // Decoding runs Lua code (allocations may run finalizers; a given
+        // result table may have __newindex), which may trash a message block
+        // being read: one of the service's own blocks is lent for the decode.
+        let mut loan = 0;
+        let data = match lent_block(l, sh, 2) {
+            Some((p, bytes)) => {
+                loan = p;
+                bytes
+            }
+            None => bytes_arg(l, sh, 2, "sproto.decode"),
+        };
+        if lua_type(l, -1) != LUA_TTABLE {
+            lua_newtable(l);
         }
-        None => bytes_arg(l, sh, 2, "sproto.decode"),
-    };
-    if lua_type(l, -1) != LUA_TTABLE {
-        lua_newtable(l);
-    }
-    let result = lua_gettop(l);
-    lua_getiuservalue(l, 1, 1);
-    let mut sink = LuaSink {
-        l,
-        names: result + 1,
-        frames: [Frame::Array { a: 0 }; 2 * MAX_DEPTH + 4],
-        n: 1,
-    };
-    sink.frames[0] = Frame::Table {
-        t: result,
-        key: 0,
-        key_tag: -1,
-    };
-    let r = sproto::decode(schema, index, data, &mut sink);
-    if loan != 0 {
-        (*sh.buffers.get()).end_loan(loan);
-    }
-    match r {
-        Ok(used) => {
-            lua_settop(l, result);
-            lua_pushinteger(l, used as lua_Integer);
-            2
+        let result = lua_gettop(l);
+        lua_getiuservalue(l, 1, 1);
+        let mut sink = LuaSink {
+            l,
+            names: result + 1,
+            frames: [Frame::Array { a: 0 }; 2 * MAX_DEPTH + 4],
+            n: 1,
+        };
+        sink.frames[0] = Frame::Table {
+            t: result,
+            key: 0,
+            key_tag: -1,
+        };
+        let r = sproto::decode(schema, index, data, &mut sink);
+        if loan != 0 {
+            (*sh.buffers.get()).end_loan(loan);
         }
-        Err(DecodeFailure::Decode(e)) => raise_here(l, e.to_string()),
-        Err(DecodeFailure::Msg(m)) => raise_here(l, m),
+        match r {
+            Ok(used) => {
+                lua_settop(l, result);
+                lua_pushinteger(l, used as lua_Integer);
+                2
+            }
+            Err(DecodeFailure::Decode(e)) => raise_here(l, e.to_string()),
+            Err(DecodeFailure::Msg(m)) => raise_here(l, m),
+        }
     }
 }
 
@@ -1101,54 +1287,77 @@ unsafe extern "C-unwind" fn ldecode(l: State) -> c_int {
 /// `idx + 1`), lent until [`Buffers::end_loan`](super::buffers::Buffers::end_loan)
 /// or the end of the message, with its address; None for anything else
 /// (which `bytes_arg` then takes or refuses).
+///
+/// # Safety
+/// Called from a function of `sproto.core` (upvalue 1 is `sh`), on the
+/// service's thread with no borrow of its buffers alive; the caller ends the
+/// loan.
 unsafe fn lent_block<'a>(l: State, sh: &Shared, idx: c_int) -> Option<(usize, &'a [u8])> {
-    if lua_type(l, idx) != LUA_TLIGHTUSERDATA {
-        return None;
+    // SAFETY: `idx` and `idx + 1` are argument slots (contract); the check
+    // raises with nothing to drop; the buffers are borrowed for the
+    // statement only; a lent block's bytes stay valid and unchanged
+    // until end_loan or the end of the message.
+    unsafe {
+        if lua_type(l, idx) != LUA_TLIGHTUSERDATA {
+            return None;
+        }
+        let p = lua_touserdata(l, idx) as usize;
+        let sz = luaL_checkinteger(l, idx + 1);
+        if p == 0 || sz <= 0 {
+            return None;
+        }
+        let (ptr, n) = (*sh.buffers.get()).lend(p, sz as usize)?;
+        Some((p, std::slice::from_raw_parts(ptr, n)))
     }
-    let p = lua_touserdata(l, idx) as usize;
-    let sz = luaL_checkinteger(l, idx + 1);
-    if p == 0 || sz <= 0 {
-        return None;
-    }
-    let (ptr, n) = (*sh.buffers.get()).lend(p, sz as usize)?;
-    Some((p, std::slice::from_raw_parts(ptr, n)))
 }
 
 /// default(type): a table with every field's default value.
 unsafe extern "C-unwind" fn ldefault(l: State) -> c_int {
-    let Some((schema, index)) = type_arg(l, 1) else {
-        arg_error(l, 1, c"Need a sproto_type object")
-    };
-    let ty = &schema.types[index];
-    lua_createtable(l, 0, clamp(ty.fields.len()));
-    for f in &ty.fields {
-        push_str(l, f.name());
-        if f.array {
-            lua_createtable(l, 0, 1);
-            push_default(l, schema, f, true);
-            lua_setfield(l, -2, c"__array".as_ptr());
-        } else {
-            push_default(l, schema, f, false);
+    // SAFETY: called by Lua as a function of this module; `schema` lives in the
+    // type object at index 1 (type_arg), so it stays valid while the
+    // pushes run finalizers; `index` is the type's own; each pair is
+    // rawset into the new table on the top.
+    unsafe {
+        let Some((schema, index)) = type_arg(l, 1) else {
+            arg_error(l, 1, c"Need a sproto_type object")
+        };
+        let ty = &schema.types[index];
+        lua_createtable(l, 0, clamp(ty.fields.len()));
+        for f in &ty.fields {
+            push_str(l, f.name());
+            if f.array {
+                lua_createtable(l, 0, 1);
+                push_default(l, schema, f, true);
+                lua_setfield(l, -2, c"__array".as_ptr());
+            } else {
+                push_default(l, schema, f, false);
+            }
+            lua_rawset(l, -3);
         }
-        lua_rawset(l, -3);
+        1
     }
-    1
 }
 
+/// # Safety
+/// `l` has three free slots.
 unsafe fn push_default(l: State, schema: &Schema, f: &Field, in_array: bool) {
-    match f.kind {
-        Kind::Integer => lua_pushinteger(l, 0),
-        Kind::Decimal { .. } | Kind::Double => lua_pushnumber(l, 0.0),
-        Kind::Boolean => lua_pushboolean(l, 0),
-        Kind::String | Kind::Binary => push_str(l, ""),
-        Kind::Struct(i) => {
-            let name = schema.types[i].name();
-            if in_array {
-                push_str(l, name);
-            } else {
-                lua_createtable(l, 0, 1);
-                push_str(l, name);
-                lua_setfield(l, -2, c"__type".as_ptr());
+    // SAFETY: pushes one value (and builds one small table) into free slots
+    // (contract); names are copied by Lua.
+    unsafe {
+        match f.kind {
+            Kind::Integer => lua_pushinteger(l, 0),
+            Kind::Decimal { .. } | Kind::Double => lua_pushnumber(l, 0.0),
+            Kind::Boolean => lua_pushboolean(l, 0),
+            Kind::String | Kind::Binary => push_str(l, ""),
+            Kind::Struct(i) => {
+                let name = schema.types[i].name();
+                if in_array {
+                    push_str(l, name);
+                } else {
+                    lua_createtable(l, 0, 1);
+                    push_str(l, name);
+                    lua_setfield(l, -2, c"__type".as_ptr());
+                }
             }
         }
     }
@@ -1158,74 +1367,94 @@ unsafe fn push_default(l: State, schema: &Schema, f: &Field, in_array: bool) {
 
 /// pack(string or pointer+size): the 0-packed string.
 unsafe extern "C-unwind" fn lpack(l: State) -> c_int {
-    let src = bytes_arg(l, shared(l), 1, "sproto.pack");
-    if sproto::pack::packed_bound(src.len()) > MAX_SIZE {
-        raise_here(l, EncodeError::TooLarge.to_string());
+    // SAFETY: called by Lua as a function of this module; `src` is read only
+    // before the push; the workspace is upvalue 2's, whose buffer is
+    // taken out (a ManuallyDrop) so a finalizer run by the push cannot
+    // reach it.
+    unsafe {
+        let src = bytes_arg(l, shared(l), 1, "sproto.pack");
+        if sproto::pack::packed_bound(src.len()) > MAX_SIZE {
+            raise_here(l, EncodeError::TooLarge.to_string());
+        }
+        let ws = lua_touserdata(l, lua_upvalueindex(UP_WORKSPACE)) as *mut Workspace;
+        // The buffer is taken out for the call: the push may run a finalizer
+        // that packs too (it gets an empty buffer). A raise (out of memory)
+        // leaks it: a ManuallyDrop.
+        let mut buf = ManuallyDrop::new(std::mem::take(&mut (*ws).pack));
+        buf.clear();
+        sproto::pack(src, &mut buf);
+        push_bytes(l, &buf);
+        (*ws).pack = ManuallyDrop::into_inner(buf);
+        1
     }
-    let ws = lua_touserdata(l, lua_upvalueindex(UP_WORKSPACE)) as *mut Workspace;
-    // The buffer is taken out for the call: the push may run a finalizer
-    // that packs too (it gets an empty buffer). A raise (out of memory)
-    // leaks it: a ManuallyDrop.
-    let mut buf = ManuallyDrop::new(std::mem::take(&mut (*ws).pack));
-    buf.clear();
-    sproto::pack(src, &mut buf);
-    push_bytes(l, &buf);
-    (*ws).pack = ManuallyDrop::into_inner(buf);
-    1
 }
 
 /// unpack(string or pointer+size): the unpacked string.
 unsafe extern "C-unwind" fn lunpack(l: State) -> c_int {
-    let src = bytes_arg(l, shared(l), 1, "sproto.unpack");
-    let ws = lua_touserdata(l, lua_upvalueindex(UP_WORKSPACE)) as *mut Workspace;
-    // As in lpack; the buffer is given back before an unpack error is
-    // raised.
-    let mut buf = ManuallyDrop::new(std::mem::take(&mut (*ws).pack));
-    buf.clear();
-    if let Err(e) = sproto::unpack(src, &mut buf) {
-        let msg = e.to_string();
+    // SAFETY: as in lpack; the buffer is given back before the raise, which
+    // then has nothing to drop (the message is moved in).
+    unsafe {
+        let src = bytes_arg(l, shared(l), 1, "sproto.unpack");
+        let ws = lua_touserdata(l, lua_upvalueindex(UP_WORKSPACE)) as *mut Workspace;
+        // As in lpack; the buffer is given back before an unpack error is
+        // raised.
+        let mut buf = ManuallyDrop::new(std::mem::take(&mut (*ws).pack));
         buf.clear();
-        (*ws).pack = ManuallyDrop::into_inner(buf);
-        raise_here(l, msg);
+        if let Err(e) = sproto::unpack(src, &mut buf) {
+            let msg = e.to_string();
+            buf.clear();
+            (*ws).pack = ManuallyDrop::into_inner(buf);
+            raise_here(l, msg);
+        }
+        push_bytes(l, &buf);
+        let mut buf = ManuallyDrop::into_inner(buf);
+        if buf.capacity() > KEEP_CAPACITY {
+            buf = Vec::new();
+        }
+        (*ws).pack = buf;
+        1
     }
-    push_bytes(l, &buf);
-    let mut buf = ManuallyDrop::into_inner(buf);
-    if buf.capacity() > KEEP_CAPACITY {
-        buf = Vec::new();
-    }
-    (*ws).pack = buf;
-    1
 }
 
 // ---- sprotoparser.core ----------------------------------------------------
 
 /// `require "sprotoparser.core"`: `parse(text [, name])`.
 pub unsafe extern "C-unwind" fn open_parser(l: State) -> c_int {
-    lua_createtable(l, 0, 1);
-    set_funcs(l, &[(c"parse", lparse)], 0);
-    1
+    // SAFETY: `l` is live with free slots; set_funcs with no upvalues.
+    unsafe {
+        lua_createtable(l, 0, 1);
+        set_funcs(l, &[(c"parse", lparse)], 0);
+        1
+    }
 }
 
 /// parse(text [, name]): the compiled schema; raises the error (with the
 /// line) for a bad schema.
 unsafe extern "C-unwind" fn lparse(l: State) -> c_int {
-    let text = check_bytes(l, 1);
-    let name = if lua_isnoneornil(l, 2) != 0 {
-        "=text".into()
-    } else {
-        check_str(l, 2)
-    };
-    let r = sproto::parse(text, &name);
-    drop(name);
-    match r {
-        Ok(bin) => {
-            // Kept from the destructor-skipping unwind of a memory error.
-            let bin = std::mem::ManuallyDrop::new(bin);
-            push_bytes(l, &bin);
-            drop(std::mem::ManuallyDrop::into_inner(bin));
-            1
+    // SAFETY: called by Lua as a function of this module; `text` borrows
+    // argument 1; the name Cow is dropped before anything may raise,
+    // the compiled bytes are a ManuallyDrop across the push, and the
+    // error's message is moved into raise (ParseError's other field is
+    // an integer).
+    unsafe {
+        let text = check_bytes(l, 1);
+        let name = if lua_isnoneornil(l, 2) != 0 {
+            "=text".into()
+        } else {
+            check_str(l, 2)
+        };
+        let r = sproto::parse(text, &name);
+        drop(name);
+        match r {
+            Ok(bin) => {
+                // Kept from the destructor-skipping unwind of a memory error.
+                let bin = std::mem::ManuallyDrop::new(bin);
+                push_bytes(l, &bin);
+                drop(std::mem::ManuallyDrop::into_inner(bin));
+                1
+            }
+            Err(e) => raise(l, e.message),
         }
-        Err(e) => raise(l, e.message),
     }
 }
 
