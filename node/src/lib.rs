@@ -24,6 +24,9 @@
 //! - `tracelog`: `tracing` events (embedded master) into the skynet log.
 //! - `start`: node start-up.
 
+#![deny(clippy::undocumented_unsafe_blocks)]
+#![deny(unsafe_op_in_unsafe_fn)]
+
 pub(crate) mod address;
 pub mod cli;
 pub(crate) mod cluster;

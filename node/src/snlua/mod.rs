@@ -14,10 +14,9 @@
 //! passes 32 MiB (then 64, 128 ...), and the limit set by `skynet.memlimit`
 //! makes allocations fail with "not enough memory" while the state survives.
 
-// Every unsafe function here takes a raw `lua_State` that must be a live state
-// of this service, used by the one thread dispatching it; that is the whole
-// safety contract, so it is stated once instead of on each function.
-#![allow(clippy::missing_safety_doc)]
+// Every unsafe function in snlua takes a raw `lua_State` that must be a live
+// state of this service, used by the one thread dispatching it; where that is
+// the whole safety contract it is stated here once, not on each function.
 
 pub(crate) mod arena;
 pub(crate) mod block;
