@@ -28,6 +28,7 @@ pub(crate) mod crypt;
 pub mod lua;
 pub(crate) mod md5core;
 pub(crate) mod multicast;
+pub(crate) mod netpack;
 pub(crate) mod profile;
 pub(crate) mod seri;
 pub(crate) mod sharedata;
@@ -645,6 +646,7 @@ const NATIVE_MODULES: &[(&[u8], lua_CFunction)] = &[
     (b"skynet.crypt", crypt::open),
     (b"client.crypt", crypt::open),
     (b"md5.core", md5core::open),
+    (b"skynet.netpack", netpack::open),
 ];
 
 /// `package.searchers[2]`: a native module, else a Lua file through the code
