@@ -18,6 +18,7 @@
 //! - `logger`: the `logger` service.
 //! - `harbor`: global names and remote routing (`harbor` module).
 //! - `cluster`: multi-node harbors (`cslave`, `cmaster` modules).
+//! - `gate`: the native `gate` module (skynet's C gate).
 //! - [`snlua`]: the Lua service module (`snlua`) and its native Lua modules.
 //! - `rt`: the tokio I/O threads (sockets, harbor, embedded master).
 //! - `socket`: the socket layer behind `skynet.socketdriver`.
@@ -34,6 +35,7 @@ pub(crate) mod command;
 pub(crate) mod config;
 pub(crate) mod context;
 pub(crate) mod env;
+pub(crate) mod gate;
 pub(crate) mod handle;
 pub(crate) mod harbor;
 pub(crate) mod kernel;
@@ -63,6 +65,7 @@ pub(crate) fn register_builtin_modules(k: &kernel::Kernel) {
     );
     k.register_module("cslave", Arc::new(|| Box::new(cluster::Slave::default())));
     k.register_module("cmaster", Arc::new(|| Box::new(cluster::CMaster)));
+    k.register_module("gate", Arc::new(|| Box::new(gate::Gate::default())));
     k.on_undeliverable(
         message::ptype::MULTICAST,
         snlua::multicast::release_undelivered,
