@@ -391,3 +391,36 @@ fn lua_gate() {
 fn native_gate() {
     run_all("native");
 }
+
+/// snax.msgserver: test/t_msgserver.lua logs a user in by command and
+/// speaks the protocol to test/t_msgsrv.lua over loopback.
+#[test]
+fn msgserver() {
+    let run = common::Node::new("t_msgserver").timeout(Duration::from_secs(30)).run();
+    let t = "t_msgserver";
+    let out = run.dump();
+    assert!(!run.has("t_msgserver: TIMEOUT"), "{out}");
+    run.said_exactly(
+        t,
+        &[
+            "subid 1",
+            "handshake 200 OK",
+            "answer alice:hello#1 ok=1 session=1",
+            "answer  ok=0 session=2",
+            "reconnect 200 OK",
+            "cached alice:hello#1 ok=1 session=1",
+            "after reconnect alice:slow#3 ok=1 session=3",
+            "answer alice:again#4 ok=1 session=4",
+            "old index 403 Index Expired",
+            "closed nil",
+            "bad hmac 401 Unauthorized",
+            "unknown 404 User Not Found",
+            "garbage 400 Bad Request",
+            "after kick EOF",
+            "done",
+        ],
+    );
+    run.expect("t_msgsrv: registered sample");
+    run.expect("handler raised on purpose");
+    run.expect("t_msgsrv: afk ");
+}
