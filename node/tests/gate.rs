@@ -396,7 +396,9 @@ fn native_gate() {
 /// speaks the protocol to test/t_msgsrv.lua over loopback.
 #[test]
 fn msgserver() {
-    let run = common::Node::new("t_msgserver").timeout(Duration::from_secs(30)).run();
+    let run = common::Node::new("t_msgserver")
+        .timeout(Duration::from_secs(30))
+        .run();
     let t = "t_msgserver";
     let out = run.dump();
     assert!(!run.has("t_msgserver: TIMEOUT"), "{out}");

@@ -10,12 +10,17 @@
 //! - `skynet-bench libs`: the libraries (sproto, sharedata, ...): one node
 //!   per `bench/bench_lib_*.lua`, which prints its figures and aborts.
 //!
+//! - `skynet-bench gate [lua|native]`: 10,000 clients through our Lua gate
+//!   and our native gate (bench/bench_gate.lua; see `bench_gate`).
+//!
 //! Build with `cargo build --release` and run `target/release/skynet-bench`.
 //!
 //! The nodes log to files (config `logger`) that this program reads every
 //! 50 ms, rather than to pipes: a reader woken for every log line (one per
 //! `newservice`, say) competed for the machine's two cores with the node it
 //! measured.
+
+mod bench_gate;
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -391,11 +396,12 @@ fn main() {
         "timer" => timer(&root, &dir),
         "cluster" => cluster(&root, &dir),
         "libs" => libs(&root, &dir),
+        "gate" => bench_gate::run(&root, &dir),
         "all" => single(&root, &dir)
             .max(cluster(&root, &dir))
             .max(libs(&root, &dir)),
         other => {
-            eprintln!("usage: skynet-bench [single|timer|cluster|libs|all] (got {other})");
+            eprintln!("usage: skynet-bench [single|timer|cluster|libs|gate|all] (got {other})");
             2
         }
     };
