@@ -1,7 +1,8 @@
 -- Gate benchmark node (driven by `skynet-bench gate`, which is the clients):
 -- a watchdog in front of our Lua gate (service/gate.lua) or our native gate
--- (config gate_kind = "lua" | "native"), forwarding every client to one of
+-- (config gate_kind = "lua" | "native", gate_port), forwarding every client to one of
 -- two echo agents, which write each frame straight back to its socket.
+-- It runs on C skynet too (its own gate.lua and C gate), for comparison.
 local skynet = require "skynet"
 require "skynet.manager"
 local driver = require "skynet.socketdriver"
@@ -24,6 +25,7 @@ if mode == "agent" then
 end
 
 local kind = skynet.getenv "gate_kind" or "lua"
+local port = tonumber(skynet.getenv "gate_port" or "0")
 local max = 20000
 
 skynet.register_protocol {
@@ -36,14 +38,13 @@ skynet.register_protocol {
 skynet.start(function()
 	local agents = { skynet.newservice("bench_gate", "agent"), skynet.newservice("bench_gate", "agent") }
 	local n = 0
-	local gate, port
+	local gate
 	local function pick()
 		n = n + 1
 		return agents[n % #agents + 1]
 	end
 	if kind == "native" then
-		gate = skynet.launch("gate", string.format("S :%08x 127.0.0.1:0 0 %d", skynet.self(), max))
-		port = tonumber(skynet.call(gate, "text", "address"):match(":(%d+)$"))
+		gate = skynet.launch("gate", string.format("S :%08x 127.0.0.1:%d 0 %d", skynet.self(), port, max))
 		skynet.dispatch("text", function(_, _, text)
 			local fd, ev = text:match("^(%d+) (%a+)")
 			if ev == "open" then
@@ -59,7 +60,7 @@ skynet.start(function()
 			end
 		end)
 		port = select(2, skynet.call(gate, "lua", "open", {
-			address = "127.0.0.1", port = 0, maxclient = max + 1, nodelay = true, backlog = 1024,
+			address = "127.0.0.1", port = port, maxclient = max + 1, nodelay = true, backlog = 1024,
 		}))
 	end
 	skynet.error(string.format("bench_gate: port %d", port))

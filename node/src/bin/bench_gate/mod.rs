@@ -3,9 +3,12 @@
 //! native gate. Figures: the node's RSS per idle connection, and echo
 //! round trips per second (client -> gate -> agent -> client) with every
 //! client keeping a few frames in flight.
+//!
+//! `SKYNET_C=/path/to/skynet` (a built C skynet tree) adds the same runs on
+//! C skynet with its own Lua gate and C gate, for comparison.
 
-use super::{logged_config, print_figure, sibling, spawn};
-use std::path::Path;
+use super::{free_port, logged_config, print_figure, sibling, spawn, LogTail};
+use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -112,15 +115,55 @@ async fn echo_load(clients: Vec<TcpStream>) -> (u64, Duration) {
     (count.load(Ordering::Relaxed), start.elapsed())
 }
 
-fn one(root: &Path, dir: &Path, kind: &str) -> i32 {
-    let node = sibling("skynet-node");
-    let (cfg, mut log) = logged_config(
-        dir,
-        &format!("gate-{kind}"),
-        root,
-        "bench_gate",
-        &format!("harbor = 0\ngate_kind = \"{kind}\"\n"),
-    );
+/// A config for C skynet at `c` running our bench/bench_gate.lua.
+fn c_config(dir: &Path, root: &Path, c: &Path, name: &str, extra: &str) -> (PathBuf, LogTail) {
+    let log = dir.join(format!("{name}.log"));
+    let path = dir.join(name);
+    let c = c.display();
+    std::fs::write(
+        &path,
+        format!(
+            "root = \"{c}/\"\nthread = 2\nharbor = 0\nstart = \"bench_gate\"\n\
+             bootstrap = \"snlua bootstrap\"\n\
+             luaservice = root..\"service/?.lua;{}/bench/?.lua\"\n\
+             lualoader = root..\"lualib/loader.lua\"\n\
+             lua_path = root..\"lualib/?.lua;\"..root..\"lualib/?/init.lua\"\n\
+             lua_cpath = root..\"luaclib/?.so\"\ncpath = root..\"cservice/?.so\"\n\
+             logger = \"{}\"\n{extra}",
+            root.display(),
+            log.display()
+        ),
+    )
+    .expect("write config");
+    (path, LogTail::new(log))
+}
+
+/// `kind` is "lua" or "native"; `c` a C skynet tree to run instead of ours.
+fn one(root: &Path, dir: &Path, kind: &str, c: Option<&Path>) -> i32 {
+    let gate_port = free_port();
+    let extra = format!("gate_kind = \"{kind}\"\ngate_port = {gate_port}\n");
+    let label = if c.is_some() {
+        format!("c_{kind}")
+    } else {
+        kind.to_string()
+    };
+    let (node, cfg, mut log) = match c {
+        Some(c) => {
+            let (cfg, log) = c_config(dir, root, c, &format!("gate-{label}"), &extra);
+            (c.join("skynet"), cfg, log)
+        }
+        None => {
+            let (cfg, log) = logged_config(
+                dir,
+                &format!("gate-{label}"),
+                root,
+                "bench_gate",
+                &format!("harbor = 0\n{extra}"),
+            );
+            (sibling("skynet-node"), cfg, log)
+        }
+    };
+    let kind = label.as_str();
     let mut child = spawn(&node, &[cfg.to_str().unwrap()], Stdio::null());
     let start = Instant::now();
     let port = loop {
@@ -195,5 +238,13 @@ pub fn run(root: &Path, dir: &Path) -> i32 {
         None => vec!["lua".into(), "native".into()],
     };
     println!("{:<28} {:>14} {:>12}  what", "figure", "measured", "target");
-    kinds.iter().map(|k| one(root, dir, k)).max().unwrap_or(0)
+    let c = std::env::var_os("SKYNET_C").map(PathBuf::from);
+    let mut status = 0;
+    for k in &kinds {
+        status = status.max(one(root, dir, k, None));
+        if let Some(c) = &c {
+            status = status.max(one(root, dir, k, Some(c)));
+        }
+    }
+    status
 }
