@@ -116,6 +116,13 @@ impl Gate {
         true
     }
 
+    /// Closes a client for `why`, with a log line naming it.
+    fn drop_client(&mut self, fd: i32, why: &str) {
+        let remote = self.conns.get(&fd).map(|c| c.remote.as_str()).unwrap_or("");
+        self.log(&format!("gate: close fd {fd} ({remote}): {why}"));
+        self.finish(fd, false, true);
+    }
+
     fn forward(&self, fd: i32, agent: u32, client: u32, packet: Vec<u8>) {
         let k = kernel();
         if self.broker != 0 {
@@ -180,15 +187,10 @@ impl Gate {
             self.forward(fd, agent, client, p);
         }
         if let Some(size) = bad {
-            let remote = self
-                .conns
-                .get(&fd)
-                .map(|c| c.remote.clone())
-                .unwrap_or_default();
-            self.log(&format!(
-                "gate: close fd {fd} ({remote}): packet of {size} bytes announced, over the limit of {max}"
-            ));
-            self.finish(fd, false, true);
+            self.drop_client(
+                fd,
+                &format!("packet of {size} bytes announced, over the limit of {max}"),
+            );
         }
     }
 
@@ -241,15 +243,11 @@ impl Gate {
                 if h.id == self.listen_id {
                     self.log(&format!("gate: accept error: {}", text()));
                 } else {
-                    if let Some(c) = self.conns.get(&h.id) {
-                        self.log(&format!(
-                            "gate: close fd {} ({}): {}",
-                            h.id,
-                            c.remote,
-                            text()
-                        ));
+                    if self.conns.contains_key(&h.id) {
+                        self.drop_client(h.id, &text());
+                    } else {
+                        self.finish(h.id, false, true);
                     }
-                    self.finish(h.id, false, true);
                 }
             }
             kind::ACCEPT => {
@@ -358,17 +356,12 @@ impl Gate {
                 })
                 .map(|(fd, _)| *fd)
                 .collect();
+            let why = format!(
+                "a packet unfinished for more than {:.2}s (slow sender)",
+                self.timeout as f64 / 100.0
+            );
             for fd in slow {
-                let remote = self
-                    .conns
-                    .get(&fd)
-                    .map(|c| c.remote.clone())
-                    .unwrap_or_default();
-                self.log(&format!(
-                    "gate: close fd {fd} ({remote}): a packet unfinished for more than {:.2}s (slow sender)",
-                    self.timeout as f64 / 100.0
-                ));
-                self.finish(fd, false, true);
+                self.drop_client(fd, &why);
             }
         }
         let due: Vec<i32> = self

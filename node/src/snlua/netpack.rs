@@ -228,7 +228,7 @@ pub unsafe extern "C-unwind" fn open(l: State) -> c_int {
 unsafe extern "C-unwind" fn queue_gc(l: State) -> c_int {
     // SAFETY: Lua calls __gc with the object at index 1; luaL_testudata
     // gives its block only for our metatable, which holds an initialized
-    // Framer (lnewqueue writes one before setting the metatable); a fresh
+    // Framer (queue_arg writes one before setting the metatable); a fresh
     // one is left should the object be resurrected.
     unsafe {
         let p = luaL_testudata(l, 1, QUEUE_META.as_ptr()) as *mut Framer;
