@@ -426,3 +426,25 @@ fn msgserver() {
     run.expect("handler raised on purpose");
     run.expect("t_msgsrv: afk ");
 }
+
+/// skynet.netpack's Lua API against netpack.tsv, and its edge cases.
+#[test]
+fn netpack_api() {
+    let dir = vectors_dir().canonicalize().expect("vectors directory");
+    let run = common::Node::new("t_netpack")
+        .config("vectors", &format!("{:?}", dir.display().to_string()))
+        .timeout(Duration::from_secs(20))
+        .run();
+    run.said_exactly(
+        "t_netpack",
+        &[
+            "vectors 7 of 7",
+            "65536 false Invalid size (too long) of data : 65536",
+            "tostring twice false",
+            "tostring nil \"\"",
+            "pop nil 0",
+            "filter garbage false",
+            "done",
+        ],
+    );
+}
