@@ -159,6 +159,17 @@ skynet.start(function()
 			say("FAIL odd text %q", text)
 		end
 	end)
+	if kind == "native" then
+		for _, args in ipairs {
+			"S :0",
+			string.format("X :%08x 127.0.0.1:0 0 10", skynet.self()),
+			string.format("S :%08x 127.0.0.1:0 0 0", skynet.self()),
+			"S .nobody 127.0.0.1:0 0 10",
+			string.format("S :%08x 127.0.0.1:0 0 10 lots", skynet.self()),
+		} do
+			say("bad launch %s", tostring((skynet.launch("gate", args))))
+		end
+	end
 	local _, port = launch_gate(1000, 65535)
 	local _, small = launch_gate(2, 65535)
 	local _, strict = launch_gate(1000, 4096)

@@ -380,6 +380,19 @@ fn run_all(kind: &str) {
     for l in logs {
         run.expect(l);
     }
+    if kind == "native" {
+        let bad = run.said("t_gate").iter().filter(|l| *l == "bad launch nil").count();
+        assert_eq!(bad, 5, "{out}");
+        for l in [
+            "Invalid gate parm S :0",
+            "Invalid data header style",
+            "Need max connection",
+            "Invalid watchdog .nobody",
+            "Invalid gate maxpacket lots",
+        ] {
+            run.expect(l);
+        }
+    }
 }
 
 #[test]
