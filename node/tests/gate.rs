@@ -339,12 +339,43 @@ fn bad_input(port: u16) {
     assert_eq!(count_becomes(port, 0), 0, "bad clients still counted");
 }
 
+/// 200 clients come and go at once: a third reset their connection, a
+/// third close it, a third are kicked. Every one's close reaches the
+/// watchdog.
+fn churn(port: u16) {
+    let handles: Vec<_> = (0..200u32)
+        .map(|i| {
+            std::thread::spawn(move || {
+                let mut c = Client::connect(port);
+                assert_eq!(c.ask(b"hi"), echo_of(b"hi"));
+                match i % 3 {
+                    0 => {
+                        let s = socket2::SockRef::from(&c.s);
+                        s.set_linger(Some(Duration::ZERO)).unwrap();
+                        drop(c); // RST
+                    }
+                    1 => drop(c),
+                    _ => {
+                        c.send(b"kick");
+                        assert!(c.closed_within(Duration::from_secs(5)));
+                    }
+                }
+            })
+        })
+        .collect();
+    for h in handles {
+        h.join().unwrap();
+    }
+    assert_eq!(count_becomes(port, 0), 0, "a close event was lost");
+}
+
 fn run_all(kind: &str) {
     let (p, port, small, strict) = start(kind);
     let result = std::panic::catch_unwind(|| {
         stream_vectors(port);
         many_clients(port);
         watchdog_contract(port);
+        churn(port);
         half_close(port);
         maxclient(small);
         bad_input(strict);
@@ -381,7 +412,11 @@ fn run_all(kind: &str) {
         run.expect(l);
     }
     if kind == "native" {
-        let bad = run.said("t_gate").iter().filter(|l| *l == "bad launch nil").count();
+        let bad = run
+            .said("t_gate")
+            .iter()
+            .filter(|l| *l == "bad launch nil")
+            .count();
         assert_eq!(bad, 5, "{out}");
         for l in [
             "Invalid gate parm S :0",
