@@ -22,6 +22,7 @@ pub(crate) mod arena;
 pub(crate) mod block;
 pub(crate) mod blockcache;
 pub(crate) mod buffers;
+pub(crate) mod cluster;
 pub mod codecache;
 pub(crate) mod core;
 pub(crate) mod crypt;
@@ -647,6 +648,7 @@ const NATIVE_MODULES: &[(&[u8], lua_CFunction)] = &[
     (b"client.crypt", crypt::open),
     (b"md5.core", md5core::open),
     (b"skynet.netpack", netpack::open),
+    (b"skynet.cluster.core", cluster::open),
 ];
 
 /// `package.searchers[2]`: a native module, else a Lua file through the code
