@@ -307,6 +307,21 @@ local function extra()
 	bad = { pcall(cluster.packresponse, 1, true, nil, 3) }
 	log("null with size", bad[1], strip(bad[2]))
 
+	-- across services: a block handed to the peer, which packs it, and
+	-- packets the peer unpacks from the message it is dispatching
+	local peer = skynet.newservice("t_cluster_core_peer")
+	skynet.register_protocol { name = "client", id = skynet.PTYPE_CLIENT }
+	for _, n in ipairs { 10, 70000 } do
+		local text = string.rep("y", n)
+		local nexts, packets = skynet.call(peer, "lua", "req", "@far", skynet.pack("hand", text))
+		for _, pk in ipairs(packets) do
+			skynet.rawsend(peer, "client", pk:sub(3))
+		end
+		local g = skynet.call(peer, "lua", "got")
+		local a = g[1] and g[1].args or {}
+		log("handed", n, nexts, #packets, #g, g[1] and g[1].addr, g[1] and g[1].session, a[1], a[2] == text)
+	end
+
 	local name = cluster.nodename()
 	log("nodename", name:match("%d+$") ~= nil, name:find("[%s\128-\255]") == nil)
 	log("isname", cluster.isname("@x"), cluster.isname("x"), cluster.isname(1))

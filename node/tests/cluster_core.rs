@@ -45,6 +45,8 @@ fn cluster_core_matches_skynet() {
         "malformed: Invalid req package. size == 0",
         "bad size false unpackrequest: invalid size 5 (the block has 2 bytes)",
         "null with size false packresponse: null pointer with size 3",
+        "handed 10 2 1 1 @far 1 hand true",
+        "handed 70000 2 4 1 @far 1 hand true",
         "nodename true true",
         "isname true nil",
         "done",
