@@ -96,15 +96,29 @@ impl std::fmt::Debug for Head {
 }
 
 impl Head {
-    /// Starts a head whose packet carries `body_len` bytes after the size.
-    fn new(body_len: usize, kind: u8) -> Head {
+    /// Starts the head of a packet of `body_len` bytes after the size.
+    fn sized(body_len: usize) -> Head {
         debug_assert!(body_len <= u16::MAX as usize);
         let mut h = Head {
             bytes: [0; HEAD_MAX],
-            len: 3,
+            len: 2,
         };
         h.bytes[..2].copy_from_slice(&(body_len as u16).to_be_bytes());
-        h.bytes[2] = kind;
+        h
+    }
+
+    /// A request head: size, then the type byte.
+    fn request(body_len: usize, kind: u8) -> Head {
+        let mut h = Head::sized(body_len);
+        h.put(&[kind]);
+        h
+    }
+
+    /// A reply head: size, session, then the type byte.
+    fn reply(body_len: usize, session: u32, kind: u8) -> Head {
+        let mut h = Head::sized(body_len);
+        h.u32(session);
+        h.put(&[kind]);
         h
     }
 
@@ -131,17 +145,13 @@ pub struct Packet<'a> {
 
 impl Packet<'_> {
     /// Bytes on the wire.
-    pub fn len(&self) -> usize {
+    pub fn wire_len(&self) -> usize {
         self.head.len + self.body.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
     }
 
     /// The packet as one owned buffer.
     pub fn to_vec(&self) -> Vec<u8> {
-        let mut v = Vec::with_capacity(self.len());
+        let mut v = Vec::with_capacity(self.wire_len());
         v.extend_from_slice(self.head.as_bytes());
         v.extend_from_slice(self.body);
         v
@@ -156,9 +166,8 @@ pub struct Pieces<'a> {
     session: u32,
     kind_more: u8,
     kind_last: u8,
-    /// Whether the type byte comes before the session (requests) or after
-    /// it (replies).
-    kind_first: bool,
+    /// Request pieces put the type byte before the session, replies after.
+    request: bool,
     done: bool,
 }
 
@@ -177,16 +186,13 @@ impl<'a> Iterator for Pieces<'a> {
             self.done = true;
             (std::mem::take(&mut self.rest), self.kind_last)
         };
-        let mut head;
-        if self.kind_first {
-            head = Head::new(5 + chunk.len(), kind);
-            head.u32(self.session);
+        let head = if self.request {
+            let mut h = Head::request(5 + chunk.len(), kind);
+            h.u32(self.session);
+            h
         } else {
-            head = Head::new(5 + chunk.len(), 0);
-            head.len = 2;
-            head.u32(self.session);
-            head.put(&[kind]);
-        }
+            Head::reply(5 + chunk.len(), self.session, kind)
+        };
         Some(Packet { head, body: chunk })
     }
 
@@ -226,9 +232,9 @@ pub fn request<'a>(
     let mut head = match target {
         Target::Id(addr) => {
             let mut h = if single {
-                Head::new(9 + msg.len(), 0)
+                Head::request(9 + msg.len(), 0)
             } else {
-                Head::new(13, if push { 0x41 } else { 0x01 })
+                Head::request(13, if push { 0x41 } else { 0x01 })
             };
             h.u32(addr);
             h
@@ -238,9 +244,9 @@ pub fn request<'a>(
                 return Err(EncodeError::NameLength(name.len()));
             }
             let mut h = if single {
-                Head::new(6 + name.len() + msg.len(), 0x80)
+                Head::request(6 + name.len() + msg.len(), 0x80)
             } else {
-                Head::new(10 + name.len(), if push { 0xc1 } else { 0x81 })
+                Head::request(10 + name.len(), if push { 0xc1 } else { 0x81 })
             };
             h.put(&[name.len() as u8]);
             h.put(name);
@@ -262,7 +268,7 @@ pub fn request<'a>(
             session,
             kind_more: 2,
             kind_last: 3,
-            kind_first: true,
+            request: true,
             done: false,
         }),
     })
@@ -285,7 +291,7 @@ pub fn trace(tag: &[u8]) -> Result<Packet<'_>, EncodeError> {
         return Err(EncodeError::TagTooLong(tag.len()));
     }
     Ok(Packet {
-        head: Head::new(1 + tag.len(), 4),
+        head: Head::request(1 + tag.len(), 4),
         body: tag,
     })
 }
@@ -306,11 +312,10 @@ pub fn response(session: u32, ok: bool, msg: &[u8]) -> Result<ResponsePackets<'_
     fn single(session: u32, kind: u8, body: &[u8]) -> Packet<'_> {
         // The begin packet's body is its 4-byte total, put in the head.
         let len = if kind == 2 { 9 } else { 5 + body.len() };
-        let mut head = Head::new(len, 0);
-        head.len = 2;
-        head.u32(session);
-        head.put(&[kind]);
-        Packet { head, body }
+        Packet {
+            head: Head::reply(len, session, kind),
+            body,
+        }
     }
     if !ok {
         return Ok(ResponsePackets::Single(single(
@@ -334,7 +339,7 @@ pub fn response(session: u32, ok: bool, msg: &[u8]) -> Result<ResponsePackets<'_
             session,
             kind_more: 3,
             kind_last: 4,
-            kind_first: false,
+            request: false,
             done: false,
         },
     })
@@ -590,7 +595,7 @@ mod tests {
             let p = request(Target::Name(b"@x"), 3, &msg, false).unwrap();
             let Some(pieces) = p.pieces else {
                 assert_eq!(n, 0);
-                assert_eq!(p.first.len(), 2 + 6 + 2 + len);
+                assert_eq!(p.first.wire_len(), 2 + 6 + 2 + len);
                 continue;
             };
             assert_eq!(pieces.len(), n, "len {len}");
@@ -632,9 +637,9 @@ mod tests {
             EncodeError::NameLength(0)
         );
         let max = request(Target::Name(&long[..255]), 1, &[1; PART - 1], false).unwrap();
-        assert_eq!(max.first.len(), 2 + 6 + 255 + PART - 1);
+        assert_eq!(max.first.wire_len(), 2 + 6 + 255 + PART - 1);
         assert_eq!(trace(b"").unwrap().to_vec(), hex("0001 04"));
-        assert_eq!(trace(&[0; MAX_TAG]).unwrap().len(), MAX_TAG + 3);
+        assert_eq!(trace(&[0; MAX_TAG]).unwrap().wire_len(), MAX_TAG + 3);
         assert_eq!(
             trace(&[0; MAX_TAG + 1]).unwrap_err(),
             EncodeError::TagTooLong(MAX_TAG + 1)
@@ -644,7 +649,7 @@ mod tests {
     #[test]
     fn replies_split_above_part_and_errors_are_cut() {
         let ok = response(9, true, &[1; PART]).unwrap();
-        assert!(matches!(ok, ResponsePackets::Single(p) if p.len() == PART + 7));
+        assert!(matches!(ok, ResponsePackets::Single(p) if p.wire_len() == PART + 7));
         let msg: Vec<u8> = (0..PART * 2 + 3).map(|i| (i * 7) as u8).collect();
         let ResponsePackets::Multi { begin, pieces } = response(9, true, &msg).unwrap() else {
             panic!("multipart")
@@ -671,7 +676,7 @@ mod tests {
         let ResponsePackets::Single(e) = response(1, false, &msg).unwrap() else {
             panic!("errors are single")
         };
-        assert_eq!(e.len(), PART + 7);
+        assert_eq!(e.wire_len(), PART + 7);
         assert_eq!(&e.head.as_bytes()[..7], &hex("8005 01000000 00")[..]);
     }
 

@@ -207,7 +207,7 @@ unsafe fn message_arg(l: State, sh: &Shared, idx: c_int, what: &str, null_other:
 /// # Safety
 /// `l` is a live state; the packet's body stays valid across Lua calls.
 unsafe fn push_packet(l: State, pkt: &Packet<'_>) {
-    let n = pkt.len();
+    let n = pkt.wire_len();
     let head = pkt.head.as_bytes();
     let mut b = std::mem::MaybeUninit::<luaL_Buffer>::uninit();
     // SAFETY: luaL_buffinitsize initialises `b` with room for n bytes; we
