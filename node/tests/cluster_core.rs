@@ -23,7 +23,7 @@ fn cluster_core_matches_skynet() {
         .count();
     let node = Node::new("t_cluster_core")
         .config("cluster_vectors", &format!("\"{}\"", vectors.display()));
-    let r = live::run_to_done(&node, Duration::from_secs(60));
+    let r = live::run_to_done(&node, Duration::from_secs(120));
     let t = "t_cluster_core";
     let out = r.dump();
     assert!(!r.has("t_cluster_core: MISMATCH"), "{out}");
