@@ -9,6 +9,15 @@
 //!   harbor 2 calls and sends to a service on harbor 1 (bench/bench_cluster_*.lua).
 //! - `skynet-bench libs`: the libraries (sproto, sharedata, ...): one node
 //!   per `bench/bench_lib_*.lua`, which prints its figures and aborts.
+//! - `skynet-bench socket`: `skynet.socket` over loopback. A node runs an echo
+//!   server (bench/bench_socket_echo.lua) and Lua clients (bench/bench_socket.lua:
+//!   64-byte echo round trips, sequential and on 16 connections, and bulk
+//!   echo); then this program's own client threads (`outside_*` figures) measure
+//!   the same server. `SKYNET_BENCH_NODE` names another `skynet-node` binary
+//!   (a baseline build, say); `SKYNET_BENCH_SOCKET=outside` skips the Lua
+//!   clients.
+//! - `skynet-bench socket-client HOST:PORT`: only the outside client, against
+//!   any echo server (C skynet running bench/bench_socket.lua, say).
 //!
 //! - `skynet-bench gate [lua|native]`: 10,000 clients through our Lua gate
 //!   and our native gate (bench/bench_gate.lua; see `bench_gate`).
@@ -22,10 +31,11 @@
 
 mod bench_gate;
 
-use std::io::Read;
+use std::io::{Read, Write};
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// 1.5 times the hold-out scheduling rate of commit 2b0cc6d (the heap timer)
 /// measured on the 2-core development machine (k timeouts/s).
@@ -386,6 +396,188 @@ fn libs(root: &Path, dir: &Path) -> i32 {
     status
 }
 
+/// The node binary: `SKYNET_BENCH_NODE` or the sibling `skynet-node`.
+fn node_binary() -> PathBuf {
+    std::env::var_os("SKYNET_BENCH_NODE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| sibling("skynet-node"))
+}
+
+fn socket(root: &Path, dir: &Path) -> i32 {
+    let node = node_binary();
+    let only = std::env::var("SKYNET_BENCH_SOCKET").unwrap_or_default();
+    let (cfg, mut log) = logged_config(
+        dir,
+        "socket",
+        root,
+        "bench_socket",
+        &format!("harbor = 0\nbench_socket_only = \"{only}\"\n"),
+    );
+    println!("skynet-bench socket: {} (thread = 2)", node.display());
+    println!("{:<28} {:>14} {:>12}  what", "figure", "measured", "target");
+    let mut child = spawn(&node, &[cfg.to_str().unwrap()], Stdio::null());
+    let start = Instant::now();
+    let mut port = None;
+    while port.is_none() && start.elapsed() < Duration::from_secs(600) {
+        for line in log.lines() {
+            print_figure(&line);
+            if let Some(p) = line.split("BENCH socket_echo_port ").nth(1) {
+                port = p
+                    .split_whitespace()
+                    .next()
+                    .and_then(|p| p.parse::<u16>().ok());
+            }
+        }
+        if !matches!(child.try_wait(), Ok(None)) {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let status = match port {
+        Some(p) => outside_client(&format!("127.0.0.1:{p}")),
+        None => {
+            eprintln!("skynet-bench: the echo server did not report its port");
+            1
+        }
+    };
+    let _ = child.kill();
+    let _ = child.wait();
+    status
+}
+
+/// `n` 64-byte round trips on `s`, one in flight.
+fn echo_loop(s: &mut TcpStream, n: usize) -> std::io::Result<()> {
+    let msg = [b'x'; 64];
+    let mut back = [0u8; 64];
+    for _ in 0..n {
+        s.write_all(&msg)?;
+        s.read_exact(&mut back)?;
+    }
+    Ok(())
+}
+
+fn echo_conn(addr: &str) -> std::io::Result<TcpStream> {
+    let s = TcpStream::connect(addr)?;
+    s.set_nodelay(true)?;
+    s.set_read_timeout(Some(Duration::from_secs(30)))?;
+    Ok(s)
+}
+
+/// The median of `k` runs of `run` (and the best beside it), as BENCH lines.
+fn outside_rounds(
+    name: &str,
+    unit: &str,
+    k: usize,
+    mut run: impl FnMut() -> std::io::Result<f64>,
+) -> std::io::Result<()> {
+    let mut got = Vec::with_capacity(k);
+    for _ in 0..k {
+        got.push(run()?);
+    }
+    got.sort_by(f64::total_cmp);
+    print_figure(&format!("BENCH {name} {} {unit}", got[(k - 1) / 2]));
+    print_figure(&format!("BENCH {name}_best {} {unit}", got[k - 1]));
+    Ok(())
+}
+
+/// Client threads of this program against the echo server at `addr`: the
+/// same three measurements as bench_socket.lua.
+fn outside_client(addr: &str) -> i32 {
+    match outside_figures(addr) {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("skynet-bench: outside client to {addr}: {e}");
+            1
+        }
+    }
+}
+
+fn outside_figures(addr: &str) -> std::io::Result<()> {
+    const SEQ: usize = 30_000;
+    const CONNS: usize = 16;
+    const PER: usize = 4_000;
+    let mut s = echo_conn(addr)?;
+    echo_loop(&mut s, 1000)?;
+    outside_rounds("outside_echo_sequential", "rt/s", 3, || {
+        let t0 = Instant::now();
+        echo_loop(&mut s, SEQ)?;
+        Ok(SEQ as f64 / t0.elapsed().as_secs_f64())
+    })?;
+    drop(s);
+    let mut conns = (0..CONNS)
+        .map(|_| echo_conn(addr))
+        .collect::<std::io::Result<Vec<_>>>()?;
+    outside_rounds(
+        &format!("outside_echo_concurrent_{CONNS}"),
+        "rt/s",
+        3,
+        || {
+            let t0 = Instant::now();
+            std::thread::scope(|sc| {
+                let runs: Vec<_> = conns
+                    .iter_mut()
+                    .map(|c| sc.spawn(move || echo_loop(c, PER)))
+                    .collect();
+                runs.into_iter()
+                    .try_for_each(|r| r.join().expect("client thread"))
+            })?;
+            Ok((CONNS * PER) as f64 / t0.elapsed().as_secs_f64())
+        },
+    )?;
+    drop(conns);
+    outside_rounds("outside_bulk_echo", "MiB/s", 3, || bulk_echo(addr))
+}
+
+/// 256 MiB written in 64 KiB blocks by one thread, at most 512 KiB in
+/// flight (so the server's write queue stays short, as in bench_socket.lua),
+/// and read back by another: MiB/s of payload each way.
+fn bulk_echo(addr: &str) -> std::io::Result<f64> {
+    use std::sync::{Arc, Condvar, Mutex};
+    const TOTAL: usize = 256 << 20;
+    const CHUNK: usize = 64 << 10;
+    const WINDOW: usize = 512 << 10;
+    let s = echo_conn(addr)?;
+    let mut r = s.try_clone()?;
+    let mut w = s;
+    // bytes read back so far, and the writer's wake-up
+    let got = Arc::new((Mutex::new(0usize), Condvar::new()));
+    let t0 = Instant::now();
+    let writer = {
+        let got = got.clone();
+        std::thread::spawn(move || -> std::io::Result<TcpStream> {
+            let block = vec![b'b'; CHUNK];
+            let mut sent = 0;
+            while sent < TOTAL {
+                let (lock, cv) = &*got;
+                let mut g = lock.lock().expect("bulk counter");
+                while sent - *g >= WINDOW {
+                    g = cv.wait(g).expect("bulk counter");
+                }
+                drop(g);
+                w.write_all(&block)?;
+                sent += CHUNK;
+            }
+            Ok(w)
+        })
+    };
+    let mut buf = vec![0u8; CHUNK];
+    let mut n_got = 0;
+    while n_got < TOTAL {
+        match r.read(&mut buf)? {
+            0 => return Err(std::io::Error::other("echo server closed during bulk")),
+            n => {
+                n_got += n;
+                let (lock, cv) = &*got;
+                *lock.lock().expect("bulk counter") = n_got;
+                cv.notify_one();
+            }
+        }
+    }
+    let dt = t0.elapsed().as_secs_f64();
+    writer.join().expect("writer thread")?;
+    Ok(TOTAL as f64 / dt / (1024.0 * 1024.0))
+}
+
 fn main() {
     let mode = std::env::args().nth(1).unwrap_or_else(|| "single".into());
     let root = skynet_node::cli::find_root(None);
@@ -397,11 +589,21 @@ fn main() {
         "cluster" => cluster(&root, &dir),
         "libs" => libs(&root, &dir),
         "gate" => bench_gate::run(&root, &dir),
+        "socket" => socket(&root, &dir),
+        "socket-client" => match std::env::args().nth(2) {
+            Some(addr) => outside_client(&addr),
+            None => {
+                eprintln!("usage: skynet-bench socket-client HOST:PORT");
+                2
+            }
+        },
         "all" => single(&root, &dir)
             .max(cluster(&root, &dir))
             .max(libs(&root, &dir)),
         other => {
-            eprintln!("usage: skynet-bench [single|timer|cluster|libs|gate|all] (got {other})");
+            eprintln!(
+                "usage: skynet-bench [single|timer|cluster|libs|gate|socket|socket-client ADDR|all] (got {other})"
+            );
             2
         }
     };
