@@ -16,8 +16,9 @@
 //!   the same server. `SKYNET_BENCH_NODE` names another `skynet-node` binary
 //!   (a baseline build, say); `SKYNET_BENCH_SOCKET=outside` skips the Lua
 //!   clients.
-//! - `skynet-bench socket-client HOST:PORT`: only the outside client, against
-//!   any echo server (C skynet running bench/bench_socket.lua, say).
+//! - `skynet-bench socket-client HOST:PORT [sequential|concurrent|bulk]`: only
+//!   the outside client (all three figures, or the one named), against any
+//!   echo server (C skynet running bench/bench_socket.lua, say).
 //!
 //! - `skynet-bench gate [lua|native]`: 10,000 clients through our Lua gate
 //!   and our native gate (bench/bench_gate.lua; see `bench_gate`).
@@ -434,7 +435,7 @@ fn socket(root: &Path, dir: &Path) -> i32 {
         std::thread::sleep(Duration::from_millis(50));
     }
     let status = match port {
-        Some(p) => outside_client(&format!("127.0.0.1:{p}")),
+        Some(p) => outside_client(&format!("127.0.0.1:{p}"), None),
         None => {
             eprintln!("skynet-bench: the echo server did not report its port");
             1
@@ -482,8 +483,8 @@ fn outside_rounds(
 
 /// Client threads of this program against the echo server at `addr`: the
 /// same three measurements as bench_socket.lua.
-fn outside_client(addr: &str) -> i32 {
-    match outside_figures(addr) {
+fn outside_client(addr: &str, only: Option<&str>) -> i32 {
+    match outside_figures(addr, only) {
         Ok(()) => 0,
         Err(e) => {
             eprintln!("skynet-bench: outside client to {addr}: {e}");
@@ -492,40 +493,46 @@ fn outside_client(addr: &str) -> i32 {
     }
 }
 
-fn outside_figures(addr: &str) -> std::io::Result<()> {
+fn outside_figures(addr: &str, only: Option<&str>) -> std::io::Result<()> {
     const SEQ: usize = 30_000;
     const CONNS: usize = 16;
     const PER: usize = 4_000;
-    let mut s = echo_conn(addr)?;
-    echo_loop(&mut s, 1000)?;
-    outside_rounds("outside_echo_sequential", "rt/s", 3, || {
-        let t0 = Instant::now();
-        echo_loop(&mut s, SEQ)?;
-        Ok(SEQ as f64 / t0.elapsed().as_secs_f64())
-    })?;
-    drop(s);
-    let mut conns = (0..CONNS)
+    let wanted = |what: &str| only.is_none_or(|o| o == what);
+    if wanted("sequential") {
+        let mut s = echo_conn(addr)?;
+        echo_loop(&mut s, 1000)?;
+        outside_rounds("outside_echo_sequential", "rt/s", 3, || {
+            let t0 = Instant::now();
+            echo_loop(&mut s, SEQ)?;
+            Ok(SEQ as f64 / t0.elapsed().as_secs_f64())
+        })?;
+    }
+    if wanted("concurrent") {
+        outside_concurrent(addr, CONNS, PER)?;
+    }
+    if wanted("bulk") {
+        outside_rounds("outside_bulk_echo", "MiB/s", 3, || bulk_echo(addr))?;
+    }
+    Ok(())
+}
+
+fn outside_concurrent(addr: &str, conns: usize, per: usize) -> std::io::Result<()> {
+    let mut conns = (0..conns)
         .map(|_| echo_conn(addr))
         .collect::<std::io::Result<Vec<_>>>()?;
-    outside_rounds(
-        &format!("outside_echo_concurrent_{CONNS}"),
-        "rt/s",
-        3,
-        || {
-            let t0 = Instant::now();
-            std::thread::scope(|sc| {
-                let runs: Vec<_> = conns
-                    .iter_mut()
-                    .map(|c| sc.spawn(move || echo_loop(c, PER)))
-                    .collect();
-                runs.into_iter()
-                    .try_for_each(|r| r.join().expect("client thread"))
-            })?;
-            Ok((CONNS * PER) as f64 / t0.elapsed().as_secs_f64())
-        },
-    )?;
-    drop(conns);
-    outside_rounds("outside_bulk_echo", "MiB/s", 3, || bulk_echo(addr))
+    let n = conns.len();
+    outside_rounds(&format!("outside_echo_concurrent_{n}"), "rt/s", 3, || {
+        let t0 = Instant::now();
+        std::thread::scope(|sc| {
+            let runs: Vec<_> = conns
+                .iter_mut()
+                .map(|c| sc.spawn(move || echo_loop(c, per)))
+                .collect();
+            runs.into_iter()
+                .try_for_each(|r| r.join().expect("client thread"))
+        })?;
+        Ok((n * per) as f64 / t0.elapsed().as_secs_f64())
+    })
 }
 
 /// 256 MiB written in 64 KiB blocks by one thread, at most 512 KiB in
@@ -591,7 +598,7 @@ fn main() {
         "gate" => bench_gate::run(&root, &dir),
         "socket" => socket(&root, &dir),
         "socket-client" => match std::env::args().nth(2) {
-            Some(addr) => outside_client(&addr),
+            Some(addr) => outside_client(&addr, std::env::args().nth(3).as_deref()),
             None => {
                 eprintln!("usage: skynet-bench socket-client HOST:PORT");
                 2

@@ -9,6 +9,18 @@
 //! ids are handed out there, listening and UDP sockets are created there (so
 //! their errors reach the caller at once, as in skynet), and commands are
 //! queued to the socket's task.
+//!
+//! Writes to a TCP connection are the exception: while its task has nothing
+//! queued to write, the caller writes to the socket itself (non-blocking), as
+//! skynet does, instead of waking the socket thread for every write. One side
+//! owns the write direction at a time, decided under the slot's [`Gate`]
+//! lock: a caller writes only while the task does not own it, and queues
+//! (under the same lock) otherwise; the task takes it with the first queued
+//! write and gives it back only with its queues empty and nothing left in its
+//! command channel. So writes never interleave, and each caller's writes keep
+//! their order. What the socket takes only in part leaves its rest queued
+//! (high priority, as when the task writes in part), and a write that fails
+//! is handed to the task, which reports the error.
 
 use super::addr;
 use super::event::{self, kind, TRAILER};
@@ -20,6 +32,7 @@ use std::net::{Shutdown, SocketAddr};
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, AtomicU64, AtomicU8, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
+use tokio::io::Interest;
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
 
@@ -76,6 +89,11 @@ enum Cmd {
         high: bool,
         to: Option<SocketAddr>,
     },
+    /// What a caller's direct write left: `data[pos..]`, first in line.
+    Rest {
+        data: Vec<u8>,
+        pos: usize,
+    },
     Close {
         requester: u32,
         shutdown: bool,
@@ -90,10 +108,21 @@ enum Cmd {
     },
 }
 
+/// Who writes to a TCP connection (see the module doc).
+struct Gate {
+    /// The connection, once it is connected and until its task ends; the
+    /// task holds the other reference.
+    stream: Option<Arc<TcpStream>>,
+    /// The task owns the write direction: it has writes queued or in its
+    /// channel, or writing has stopped for good.
+    task_owns: bool,
+}
+
 /// The part of a socket visible from every thread.
 struct Slot {
     id: i32,
     tx: UnboundedSender<Cmd>,
+    gate: Mutex<Gate>,
     /// Set by close/shutdown: sends fail from then on.
     closing: AtomicBool,
     kind: AtomicU8,
@@ -237,20 +266,60 @@ impl SocketServer {
         }
     }
 
-    /// Queues `data` (high or low priority). False if the socket is unknown or
-    /// closing.
+    /// Sends `data` (high or low priority): written now when the socket's
+    /// task has nothing queued, else queued behind what it has. False if the
+    /// socket is unknown or closing.
     pub fn send(&self, id: i32, data: Vec<u8>, high: bool) -> bool {
-        match self.inner.slot(id) {
-            Some(slot) if !slot.closing.load(Ordering::Acquire) => slot
-                .tx
-                .send(Cmd::Send {
+        let Some(slot) = self.inner.slot(id) else {
+            return false;
+        };
+        if slot.closing.load(Ordering::Acquire) {
+            return false;
+        }
+        let mut gate = slot.gate.lock();
+        let direct = match &gate.stream {
+            Some(stream) if !gate.task_owns => stream,
+            _ => {
+                gate.task_owns = true;
+                let cmd = Cmd::Send {
                     data,
                     high,
                     to: None,
-                })
-                .is_ok(),
-            _ => false,
+                };
+                return slot.tx.send(cmd).is_ok();
+            }
+        };
+        if data.is_empty() {
+            return true;
         }
+        let mut pos = 0;
+        while pos < data.len() {
+            match direct.try_write(&data[pos..]) {
+                Ok(0) => break,
+                Ok(n) => pos += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                // no room (or stale readiness), or an error the task will
+                // meet again and report
+                Err(_) => break,
+            }
+        }
+        if pos > 0 {
+            self.inner.wrote(&slot, pos);
+        }
+        if pos == data.len() {
+            return true;
+        }
+        gate.task_owns = true;
+        let cmd = if pos == 0 {
+            Cmd::Send {
+                data,
+                high,
+                to: None,
+            }
+        } else {
+            Cmd::Rest { data, pos }
+        };
+        slot.tx.send(cmd).is_ok()
     }
 
     /// A UDP socket, bound to `host:port` when a host is given.
@@ -379,6 +448,10 @@ impl Inner {
         let slot = Arc::new(Slot {
             id,
             tx,
+            gate: Mutex::new(Gate {
+                stream: None,
+                task_owns: false,
+            }),
             closing: AtomicBool::new(false),
             kind: AtomicU8::new(kind as u8),
             owner: AtomicU32::new(owner),
@@ -415,6 +488,12 @@ impl Inner {
 
     fn now_cs(&self) -> u64 {
         (self.epoch.elapsed().as_millis() / 10) as u64
+    }
+
+    /// `n` bytes of `slot` went out.
+    fn wrote(&self, slot: &Slot, n: usize) {
+        slot.write.fetch_add(n as u64, Ordering::Relaxed);
+        slot.wtime.store(self.now_cs(), Ordering::Relaxed);
     }
 
     /// The socket is gone: unregister it, then answer what was still queued
@@ -454,8 +533,12 @@ struct WBuf {
 struct Conn {
     srv: Arc<Inner>,
     slot: Arc<Slot>,
-    stream: TcpStream,
+    /// Shared with the slot's [`Gate`] for callers' direct writes.
+    stream: Arc<TcpStream>,
     owner: u32,
+    /// This task owns the write direction (mirrors `Gate::task_owns`, which
+    /// only the gate's lock holder changes).
+    owns_write: bool,
     /// Accepted but not started yet.
     pending_start: bool,
     reading: bool,
@@ -488,11 +571,19 @@ impl Conn {
         owner: u32,
         accepted: bool,
     ) -> Conn {
+        let stream = Arc::new(stream);
+        {
+            // Writes queued before the connection existed go first.
+            let mut gate = slot.gate.lock();
+            gate.stream = Some(stream.clone());
+            gate.task_owns = true;
+        }
         Conn {
             srv,
             slot,
             stream,
             owner,
+            owns_write: true,
             pending_start: accepted,
             reading: !accepted,
             read_closed: false,
@@ -515,8 +606,32 @@ impl Conn {
         !self.high.is_empty() || !self.low.is_empty()
     }
 
+    /// Hands the write direction back to callers when nothing is queued here
+    /// or on the way (checked under the gate's lock, which callers hold while
+    /// queueing).
+    fn release_write(&mut self, rx: &UnboundedReceiver<Cmd>) {
+        if !self.owns_write || self.queued() || !rx.is_empty() {
+            return;
+        }
+        let mut gate = self.slot.gate.lock();
+        if rx.is_empty() {
+            gate.task_owns = false;
+            self.owns_write = false;
+        }
+    }
+
+    /// Writing has stopped for good (closing, failed, or the task ends):
+    /// callers queue from now on, and the socket is this task's alone.
+    fn stop_direct(&mut self) {
+        let mut gate = self.slot.gate.lock();
+        gate.stream = None;
+        gate.task_owns = true;
+        self.owns_write = true;
+    }
+
     async fn run(mut self, mut rx: UnboundedReceiver<Cmd>) {
         loop {
+            self.release_write(&rx);
             let want_read =
                 self.reading && !self.pending_start && !self.read_closed && !self.broken;
             let want_write = self.queued() && !self.write_closed && !self.broken;
@@ -538,6 +653,7 @@ impl Conn {
                 break;
             }
         }
+        self.stop_direct();
         let srv = self.srv.clone();
         let slot = self.slot.clone();
         drop(self);
@@ -550,7 +666,17 @@ impl Conn {
 
     fn command(&mut self, c: Cmd) -> Flow {
         match c {
-            Cmd::Send { data, high, .. } => self.send(data, high),
+            Cmd::Send { data, high, .. } => {
+                self.owns_write = true;
+                self.send(data, high)
+            }
+            Cmd::Rest { data, pos } => {
+                self.owns_write = true;
+                if !(self.closing || self.write_closed || self.broken) {
+                    self.enqueue(WBuf { data, pos }, true);
+                }
+                Flow::Go
+            }
             Cmd::Close {
                 requester,
                 shutdown,
@@ -563,6 +689,7 @@ impl Conn {
                     return Flow::Done;
                 }
                 self.closing = true;
+                self.stop_direct();
                 if !self.read_closed {
                     self.read_closed = true;
                     let _ = socket2::SockRef::from(&self.stream).shutdown(Shutdown::Read);
@@ -620,14 +747,19 @@ impl Conn {
                 }
             }
         }
-        let left = data.len() - pos;
         // A partly written block goes to the high queue whatever its priority.
-        if high || pos > 0 {
-            self.high.push_back(WBuf { data, pos });
+        self.enqueue(WBuf { data, pos }, high || pos > 0);
+        Flow::Go
+    }
+
+    /// Queues what is left of `b`; warns when the queue grows past a threshold.
+    fn enqueue(&mut self, b: WBuf, high: bool) {
+        self.wb_size += b.data.len() - b.pos;
+        if high {
+            self.high.push_back(b);
         } else {
-            self.low.push_back(WBuf { data, pos });
+            self.low.push_back(b);
         }
-        self.wb_size += left;
         self.slot
             .wbuffer
             .store(self.wb_size as u64, Ordering::Relaxed);
@@ -641,12 +773,10 @@ impl Conn {
             let kb = self.wb_size.div_ceil(1024);
             self.emit(kind::WARNING, kb.min(i32::MAX as usize) as i32, "");
         }
-        Flow::Go
     }
 
     fn wrote(&self, n: usize) {
-        self.slot.write.fetch_add(n as u64, Ordering::Relaxed);
-        self.slot.wtime.store(self.srv.now_cs(), Ordering::Relaxed);
+        self.srv.wrote(&self.slot, n);
     }
 
     /// Writes queued data: the high queue first; a partly written low block is
@@ -668,8 +798,7 @@ impl Conn {
                     self.slot
                         .wbuffer
                         .store(self.wb_size as u64, Ordering::Relaxed);
-                    self.slot.write.fetch_add(n as u64, Ordering::Relaxed);
-                    self.slot.wtime.store(self.srv.now_cs(), Ordering::Relaxed);
+                    self.srv.wrote(&self.slot, n);
                     if done {
                         queue.pop_front();
                     } else if from_low {
@@ -697,6 +826,7 @@ impl Conn {
             return Flow::Done;
         }
         self.write_closed = true;
+        self.stop_direct();
         self.high.clear();
         self.low.clear();
         self.wb_size = 0;
@@ -708,6 +838,7 @@ impl Conn {
 
     fn read_failed(&mut self, e: io::Error) -> Flow {
         self.broken = true;
+        self.stop_direct();
         self.emit(kind::ERROR, 0, &addr::os_error_text(&e));
         Flow::Go
     }
@@ -715,10 +846,21 @@ impl Conn {
     fn on_readable(&mut self) -> Flow {
         let size = self.read_size;
         let mut buf: Vec<u8> = Vec::with_capacity(size + TRAILER);
-        let r = {
+        // A read shorter than asked emptied the socket: readiness is cleared
+        // now (by answering WouldBlock to try_io) rather than by one more
+        // read that would find nothing. Data that comes later raises it again.
+        let mut short = None;
+        let r = self.stream.try_io(Interest::READABLE, || {
             let mut lim = (&mut buf).limit(size);
-            self.stream.try_read_buf(&mut lim)
-        };
+            match self.stream.try_read_buf(&mut lim) {
+                Ok(n) if n > 0 && n < size => {
+                    short = Some(n);
+                    Err(io::ErrorKind::WouldBlock.into())
+                }
+                r => r,
+            }
+        });
+        let r = short.map_or(r, Ok);
         match r {
             Ok(0) => {
                 if self.write_closed {
@@ -871,7 +1013,7 @@ async fn listen_task(
                     break;
                 }
                 Cmd::Send { .. } => eprintln!("socket-server: write to listen fd {id}."),
-                Cmd::NoDelay | Cmd::UdpConnect { .. } => {}
+                Cmd::NoDelay | Cmd::UdpConnect { .. } | Cmd::Rest { .. } => {}
             },
             W::Accept(Ok((stream, peer))) => {
                 addr::set_keepalive(&stream);
@@ -1037,7 +1179,7 @@ async fn bind_task(
                     reading = true;
                 }
                 Cmd::Pause => reading = false,
-                Cmd::NoDelay | Cmd::UdpConnect { .. } => {}
+                Cmd::NoDelay | Cmd::UdpConnect { .. } | Cmd::Rest { .. } => {}
             },
             W::Data(Some(Ok(v))) if !v.is_empty() => {
                 let n = v.len();
@@ -1146,7 +1288,7 @@ async fn udp_task(
                     srv.emit_text(owner, kind::CONNECT, id, 0, "transfer");
                 }
                 Cmd::Pause => reading = false,
-                Cmd::NoDelay => {}
+                Cmd::NoDelay | Cmd::Rest { .. } => {}
             },
             W::Write => {
                 while let Some((data, to)) = queue.front() {
