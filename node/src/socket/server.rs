@@ -276,9 +276,13 @@ impl SocketServer {
         if slot.closing.load(Ordering::Acquire) {
             return false;
         }
+        // A service with more messages waiting is in a burst (a bulk
+        // transfer, say): its writes go to the socket thread, which copies
+        // them out while the worker runs on.
+        let burst = crate::scheduler::more_queued();
         let mut gate = slot.gate.lock();
         let direct = match &gate.stream {
-            Some(stream) if !gate.task_owns => stream,
+            Some(stream) if !gate.task_owns && !burst => stream,
             _ => {
                 gate.task_owns = true;
                 let cmd = Cmd::Send {
