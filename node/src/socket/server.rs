@@ -46,6 +46,9 @@ pub const WARNING_SIZE: usize = 1024 * 1024;
 pub const MIN_READ_BUFFER: usize = 64;
 /// Upper bound of the adaptive read size.
 pub const MAX_READ_BUFFER: usize = 1024 * 1024;
+/// A write up to this size is made by the caller while the socket's task
+/// has nothing queued, even when the calling service is busy (see `send`).
+pub const DIRECT_SMALL: usize = 4096;
 /// Largest UDP datagram.
 pub const MAX_UDP_PACKAGE: usize = 65535;
 /// At most this many live sockets (skynet's 2^16 slots).
@@ -276,10 +279,11 @@ impl SocketServer {
         if slot.closing.load(Ordering::Acquire) {
             return false;
         }
-        // A service with more messages waiting is in a burst (a bulk
-        // transfer, say): its writes go to the socket thread, which copies
-        // them out while the worker runs on.
-        let burst = crate::scheduler::more_queued();
+        // A big write from a service with more messages waiting is likely
+        // one of a bulk transfer: it goes to the socket thread, which copies
+        // it out while the worker runs on. Small writes go at once whatever
+        // follows (the hand-off would cost more than the copy).
+        let burst = data.len() > DIRECT_SMALL && crate::scheduler::more_queued();
         let mut gate = slot.gate.lock();
         let direct = match &gate.stream {
             Some(stream) if !gate.task_owns && !burst => stream,
