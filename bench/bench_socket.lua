@@ -115,10 +115,19 @@ end
 skynet.start(function()
 	local echo = skynet.newservice("bench_socket_echo")
 	local port = skynet.call(echo, "lua", "port")
+	-- bench_socket_only: "outside" (no Lua clients), or one of "sequential",
+	-- "concurrent", "bulk"; all three when unset or empty.
 	local only = skynet.getenv "bench_socket_only"
-	if only ~= "outside" then
+	local function wanted(what)
+		return only == nil or only == "" or only == what
+	end
+	if wanted "sequential" then
 		bench_sequential(port, 30000)
+	end
+	if wanted "concurrent" then
 		bench_concurrent(port, 16, 4000)
+	end
+	if wanted "bulk" then
 		bench_bulk(port, 256 * 1024 * 1024, 64 * 1024, 512 * 1024)
 	end
 	skynet.error(string.format("BENCH socket_echo_port %d port", port))

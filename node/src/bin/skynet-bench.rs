@@ -14,8 +14,8 @@
 //!   64-byte echo round trips, sequential and on 16 connections, and bulk
 //!   echo); then this program's own client threads (`outside_*` figures) measure
 //!   the same server. `SKYNET_BENCH_NODE` names another `skynet-node` binary
-//!   (a baseline build, say); `SKYNET_BENCH_SOCKET=outside` skips the Lua
-//!   clients.
+//!   (a baseline build, say); `SKYNET_BENCH_SOCKET` = `outside` skips the
+//!   Lua clients, `sequential`, `concurrent` or `bulk` runs only that one.
 //! - `skynet-bench socket-client HOST:PORT [sequential|concurrent|bulk]`: only
 //!   the outside client (all three figures, or the one named), against any
 //!   echo server (C skynet running bench/bench_socket.lua, say).
