@@ -114,6 +114,18 @@ const TARGETS: &[(&str, &str, f64, bool)] = &[
         true,
     ),
     (
+        "socket_echo_sequential",
+        "64-byte skynet.socket echo round trips, one in flight (2x 7098f35's 15 k)",
+        30_000.0,
+        true,
+    ),
+    (
+        "socket_bulk_echo",
+        "bulk echo through skynet.socket, each way (7098f35: 562-648)",
+        562.0,
+        true,
+    ),
+    (
         "cluster_call_sequential",
         "cross-node sequential calls",
         50_000.0,
