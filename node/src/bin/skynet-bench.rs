@@ -430,15 +430,12 @@ fn socket(root: &Path, dir: &Path) -> i32 {
     println!("{:<28} {:>14} {:>12}  what", "figure", "measured", "target");
     let mut child = spawn(&node, &[cfg.to_str().unwrap()], Stdio::null());
     let start = Instant::now();
-    let mut port = None;
+    let mut port: Option<u16> = None;
     while port.is_none() && start.elapsed() < Duration::from_secs(600) {
         for line in log.lines() {
-            print_figure(&line);
-            if let Some(p) = line.split("BENCH socket_echo_port ").nth(1) {
-                port = p
-                    .split_whitespace()
-                    .next()
-                    .and_then(|p| p.parse::<u16>().ok());
+            match line.split("BENCH socket_echo_port ").nth(1) {
+                Some(p) => port = p.split_whitespace().next().and_then(|p| p.parse().ok()),
+                None => print_figure(&line),
             }
         }
         if !matches!(child.try_wait(), Ok(None)) {
