@@ -20,6 +20,8 @@
 //!   the outside client (all three figures, or the one named), against any
 //!   echo server (C skynet running bench/bench_socket.lua, say).
 //!
+//! - `skynet-bench socketchannel`: skynet.socketchannel round trips (order and
+//!   session mode) to an echo service in the same node (bench/bench_socketchannel.lua).
 //! - `skynet-bench gate [lua|native]`: 10,000 clients through our Lua gate
 //!   and our native gate (bench/bench_gate.lua; see `bench_gate`).
 //!
@@ -594,6 +596,16 @@ fn bulk_echo(addr: &str) -> std::io::Result<f64> {
     Ok(TOTAL as f64 / dt / (1024.0 * 1024.0))
 }
 
+fn socketchannel(root: &Path, dir: &Path) -> i32 {
+    let node = sibling("skynet-node");
+    let (cfg, log) = logged_config(dir, "sc", root, "bench_socketchannel", "harbor = 0\n");
+    println!(
+        "skynet-bench socketchannel: {} (thread = 2)",
+        node.display()
+    );
+    report(spawn(&node, &[cfg.to_str().unwrap()], Stdio::null()), log)
+}
+
 fn main() {
     let mode = std::env::args().nth(1).unwrap_or_else(|| "single".into());
     let root = skynet_node::cli::find_root(None);
@@ -613,12 +625,14 @@ fn main() {
                 2
             }
         },
+        "socketchannel" => socketchannel(&root, &dir),
         "all" => single(&root, &dir)
             .max(cluster(&root, &dir))
-            .max(libs(&root, &dir)),
+            .max(libs(&root, &dir))
+            .max(socketchannel(&root, &dir)),
         other => {
             eprintln!(
-                "usage: skynet-bench [single|timer|cluster|libs|gate|socket|socket-client ADDR|all] (got {other})"
+                "usage: skynet-bench [single|timer|cluster|libs|gate|socket|socketchannel|socket-client ADDR|all] (got {other})"
             );
             2
         }
