@@ -28,6 +28,7 @@ pub(crate) mod core;
 pub(crate) mod crypt;
 pub mod lua;
 pub(crate) mod md5core;
+pub(crate) mod memory;
 pub(crate) mod multicast;
 pub(crate) mod netpack;
 pub(crate) mod profile;
@@ -72,6 +73,8 @@ pub struct Runtime {
     /// Shared strings when the state was created (see `codecache`).
     pub(crate) shared_epoch: u32,
     mem: AtomicUsize,
+    /// Live allocation blocks of the state (`skynet.memory.block`).
+    blocks: AtomicUsize,
     mem_report: AtomicUsize,
     mem_limit: AtomicUsize,
     /// 0: no trap; 1: being set; -1: set (a signal 0 is pending).
@@ -91,6 +94,7 @@ impl Runtime {
             handle,
             shared_epoch: codecache::shared_epoch(),
             mem: AtomicUsize::new(0),
+            blocks: AtomicUsize::new(0),
             mem_report: AtomicUsize::new(mem_report),
             mem_limit: AtomicUsize::new(0),
             trap: AtomicI32::new(0),
@@ -234,6 +238,8 @@ unsafe extern "C" fn allocator(
                 unsafe { libc::free(ptr) };
             }
             rt.mem.store(mem - old, Ordering::Relaxed);
+            let blocks = rt.blocks.load(Ordering::Relaxed);
+            rt.blocks.store(blocks.wrapping_sub(1), Ordering::Relaxed);
         }
         return std::ptr::null_mut();
     }
@@ -273,6 +279,10 @@ unsafe extern "C" fn allocator(
         return p;
     }
     rt.mem.store(new_mem, Ordering::Relaxed);
+    if ptr.is_null() {
+        let blocks = rt.blocks.load(Ordering::Relaxed);
+        rt.blocks.store(blocks + 1, Ordering::Relaxed);
+    }
     let report = rt.mem_report.load(Ordering::Relaxed);
     if new_mem > report {
         rt.mem_report.store(report * 2, Ordering::Relaxed);
@@ -440,6 +450,7 @@ impl Snlua {
             return Err("lua_newstate failed".into());
         }
         runtime.active.store(l, Ordering::Release);
+        memory::register(&runtime);
         self.state = l;
         let shared = Box::new(Shared::new(ctx.clone(), runtime.clone()));
         let sh_ptr = &*shared as *const Shared as *mut c_void;
@@ -649,6 +660,7 @@ const NATIVE_MODULES: &[(&[u8], lua_CFunction)] = &[
     (b"md5.core", md5core::open),
     (b"skynet.netpack", netpack::open),
     (b"skynet.cluster.core", cluster::open),
+    (b"skynet.memory", memory::open),
 ];
 
 /// `package.searchers[2]`: a native module, else a Lua file through the code
