@@ -115,6 +115,16 @@ impl Live {
     }
 }
 
+/// A test that panics before `finish` must not leave its node running.
+impl Drop for Live {
+    fn drop(&mut self) {
+        if self.err.is_some() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
 /// Writes the node's config to a fresh directory and returns its path.
 pub fn write_config(text: &str, tag: &str) -> String {
     use std::sync::atomic::{AtomicU64, Ordering};
