@@ -70,6 +70,8 @@ local function order_server(srv, fd)
 			end
 		elseif cmd == "ERR" then
 			socket.write(fd, "ERR " .. arg .. "\n")
+		elseif cmd == "TWICE" then
+			socket.write(fd, arg .. " 1\n" .. arg .. " 2\n")
 		elseif cmd == "DIE" then
 			skynet.sleep(tonumber(arg) or 0)
 			break
@@ -95,6 +97,12 @@ local function session_server(srv, fd)
 			socket.write(fd, s .. " + a\n" .. s .. " + b\n" .. s .. " . c\n")
 		elseif delay == "ERR" then
 			socket.write(fd, s .. " ! " .. text .. "\n")
+		elseif delay == "PUSH" then
+			-- an answer under another session, nobody asked for yet
+			skynet.fork(function()
+				skynet.sleep(5)
+				socket.write(fd, (tonumber(s) + 1000) .. " . pushed " .. text .. "\n")
+			end)
 		elseif delay == "STRAY" then
 			socket.write(fd, "999 . stray\n" .. s .. " . " .. text .. "\n")
 		else
@@ -182,6 +190,8 @@ function cases.order()
 	end)
 	log("order bad frame", ok, err)
 	log("order after bad frame", c:request("ECHO fresh\n", readline))
+	-- response(): an answer read without a request of its own
+	log("order twice", c:request("TWICE t\n", readline), c:response(readline))
 	c:close()
 	srv.stop()
 end
@@ -203,6 +213,8 @@ function cases.session()
 	log("session multi", table.concat(c:request("4 MULTI\n", 4), ","))
 	log("session refused", pcall(c.request, c, "5 ERR no way\n", 5))
 	log("session stray", c:request("6 STRAY ok\n", 6))
+	c:request("7 PUSH p\n")
+	log("session push", c:response(1007))
 	c:close()
 	srv.stop()
 end
@@ -285,6 +297,13 @@ function cases.backup()
 		backup = { "127.0.0.1", { host = "127.0.0.1", port = srv.port } },
 	}
 	log("backup", c:request("WHO\n", readline))
+	-- changebackup: the main host (now the first backup) goes away
+	local other = serve(order_server, nil, { name = "other" })
+	c:changebackup { { host = "127.0.0.1", port = other.port } }
+	srv.stop()
+	skynet.sleep(5)	-- the channel sees the close
+	log("changebackup", c:request("WHO\n", readline))
+	other.stop()
 	c:close()
 	-- all hosts down: connect(true) raises, having tried each once
 	srv.stop()

@@ -24,12 +24,14 @@ fn socketchannel_modes_failures_and_reconnect() {
             "order after no-response next",
             "order bad frame false bad frame junk",
             "order after bad frame fresh",
+            "order twice t 1 t 2",
             // session mode: answers out of order, each to its own caller
             "session one two three",
             "session finish order two,three,one",
             "session multi a,b,c",
             "session refused false no way",
             "session stray ok",
+            "session push pushed p",
             // the peer dies with requests in flight: errors at once
             "inflight order warmup up",
             "inflight order socket_error socket_error true",
@@ -42,6 +44,7 @@ fn socketchannel_modes_failures_and_reconnect() {
             "auth bad false true",
             "auth good a b",
             "backup backup",
+            "changebackup other",
             "backup all down false true",
             "restart before one",
             "restart while down false true",
