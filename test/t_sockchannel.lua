@@ -334,6 +334,20 @@ function cases.restart()
 	srv.stop()
 end
 
+-- close() ends a connect() that keeps retrying a host that is down.
+function cases.close_connecting()
+	local gone = serve(order_server)
+	gone.stop()
+	local c = sc.channel { host = "127.0.0.1", port = gone.port }
+	local r = together(function()
+		return c:connect()
+	end, function()
+		skynet.sleep(20)
+		c:close()
+	end)
+	log("close while connecting", r[1].ok, tostring(r[1].r):match("is closed") ~= nil, r[1].t < 300)
+end
+
 function cases.changehost()
 	local a = serve(order_server, nil, { name = "A" })
 	local b = serve(order_server, nil, { name = "B" })
@@ -395,7 +409,9 @@ function cases.overload()
 	srv.stop()
 end
 
-local order = { "order", "session", "inflight", "auth", "backup", "restart", "changehost", "overload" }
+local order = {
+	"order", "session", "inflight", "auth", "backup", "restart", "close_connecting", "changehost", "overload",
+}
 
 skynet.start(function()
 	skynet.timeout(3000, function()

@@ -304,8 +304,14 @@ local connect_once
 
 -- Tries addr, then the backups in turn, until one connects and passes auth.
 local function try_addresses(self, addr, rest)
-	while true do
+	while not self.closed do
 		local fd, err = socket.open(addr.host, addr.port)
+		if self.closed then	-- close() while connecting
+			if fd then
+				socket.close(fd)
+			end
+			return false, "channel closed"
+		end
 		if fd then
 			self.host, self.port = addr.host, addr.port
 			if self.nodelay then
@@ -352,6 +358,7 @@ local function try_addresses(self, addr, rest)
 		end
 		skynet.error("socket: connect to backup host", addr.host, addr.port)
 	end
+	return false, "channel closed"	-- close() during auth
 end
 
 function connect_once(self)
@@ -366,7 +373,7 @@ function connect_once(self)
 end
 
 -- Connects; unless `once`, keeps trying with a growing pause (0, 1, ... 10 s,
--- then 11 s and again from 0) until it connects or the channel is closed.
+-- then 11 s and again from 1 s) until it connects or the channel is closed.
 local function try_connect(self, once)
 	local t = 0
 	while not self.closed do

@@ -50,6 +50,7 @@ fn socketchannel_modes_failures_and_reconnect() {
             "restart while down false true",
             "restart reconnected true",
             "restart after three",
+            "close while connecting false true true",
             "changehost A",
             "changehost B",
             "overload on true",
