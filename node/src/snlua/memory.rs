@@ -23,10 +23,20 @@ static LIVE: Mutex<BTreeMap<u32, Weak<Runtime>>> = Mutex::new(BTreeMap::new());
 /// Counts `rt` from now on (called once per service, at launch).
 pub(crate) fn register(rt: &Arc<Runtime>) {
     let mut live = LIVE.lock().unwrap_or_else(|e| e.into_inner());
-    // Services that have gone since the last look are dropped here too, so
-    // the map stays as big as the number of live services.
-    live.retain(|_, w| w.strong_count() > 0);
     live.insert(rt.handle, Arc::downgrade(rt));
+}
+
+/// Stops counting `rt` (its state is closed). The entry goes only if it is
+/// still `rt`'s: a handle is never reused while its service lives, but this
+/// keeps a late drop from removing a newer service of the same handle.
+pub(crate) fn unregister(rt: &Arc<Runtime>) {
+    let mut live = LIVE.lock().unwrap_or_else(|e| e.into_inner());
+    if live
+        .get(&rt.handle)
+        .is_some_and(|w| std::ptr::eq(w.as_ptr(), Arc::as_ptr(rt)))
+    {
+        live.remove(&rt.handle);
+    }
 }
 
 /// (handle, bytes, blocks) of every live service, in handle order.
@@ -210,6 +220,9 @@ mod tests {
         );
         drop(b);
         assert_eq!(mine(&snapshot()), vec![(0x7f00_0001, 1000, 7)]);
+        unregister(&a);
+        assert_eq!(mine(&snapshot()), vec![]);
+        register(&a);
         let lines = dump_lines();
         assert!(lines.contains(&":7f000001 -> 0kb 1000b".to_string()));
         assert!(

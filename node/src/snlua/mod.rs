@@ -771,6 +771,7 @@ impl Drop for Snlua {
             self.state = std::ptr::null_mut();
         }
         if let Some(rt) = &self.runtime {
+            memory::unregister(rt);
             // SAFETY: the state is closed; nothing else reaches the cache or
             // the arena, and no block of either is in use.
             unsafe {
