@@ -74,6 +74,15 @@ function cases.basic()
 	local t = db:exec()
 	log("exec", join(t))
 	log("ping", db:ping())
+	-- 500000 arguments through table.unpack, as skynet's testredis2 does
+	local wide = {}
+	for i = 1, 250000 do
+		wide[2 * i - 1] = "f" .. i
+		wide[2 * i] = i
+	end
+	log("wide hmset", db:hmset("wide", table.unpack(wide)), db:hlen "wide", db:hget("wide", "f250000"))
+	table.insert(wide, 1, "wide2")
+	log("wide hmset list", db:hmset(wide), db:hlen "wide2")
 	db:disconnect()
 end
 

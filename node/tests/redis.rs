@@ -183,6 +183,8 @@ fn redis_client_against_real_server() {
             "empty array table 0",
             "exec v,43",
             "ping PONG",
+            "wide hmset OK 250000 250000",
+            "wide hmset list OK 250000",
             "error incr ERR value is not an integer or out of range",
             "error unknown ERR unknown command 'NOSUCHCOMMAND', with args beginning with: 'x' ",
             "error wrongtype WRONGTYPE Operation against a key holding the wrong kind of value",

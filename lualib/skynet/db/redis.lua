@@ -126,44 +126,54 @@ end
 
 ---------------------------------------------------------------- requests
 
--- Appends one RESP array (a command and its arguments) to `out`.
+-- Appends argument i (0 is the command) as a RESP bulk string to `out`.
+local function append_bulk(out, v, i, cmd)
+	if v == nil then
+		error(format("redis: argument %d of %s is nil", i, tostring(cmd)), 0)
+	end
+	v = tostring(v)
+	local k = #out
+	out[k + 1] = "$" .. #v .. "\r\n"
+	out[k + 2] = v
+	out[k + 3] = "\r\n"
+end
+
+-- Appends one RESP array (the list `parts`: a command and its arguments).
 local function append_command(out, parts, n)
 	out[#out + 1] = "*" .. n .. "\r\n"
+	local cmd = parts[1]
 	for i = 1, n do
-		local v = parts[i]
-		if v == nil then
-			error(format("redis: argument %d of %s is nil", i - 1, tostring(parts[1])), 3)
-		end
-		v = tostring(v)
-		out[#out + 1] = "$" .. #v .. "\r\n"
-		out[#out + 1] = v
-		out[#out + 1] = "\r\n"
+		append_bulk(out, parts[i], i - 1, cmd)
 	end
 	return out
 end
 
 -- The request for CMD with the arguments of list `args` (args.n if set).
 local function compose(cmd, args)
-	local parts = { cmd }
-	local n = 1
+	local n = 0
 	if args ~= nil then
-		local count = args.n or #args
-		for i = 1, count do
-			parts[i + 1] = args[i]
-		end
-		n = count + 1
+		n = args.n or #args
 	end
-	return concat(append_command({}, parts, n))
+	local out = { "*" .. (n + 1) .. "\r\n" }
+	append_bulk(out, cmd, 0, cmd)
+	for i = 1, n do
+		append_bulk(out, args[i], i, cmd)
+	end
+	return concat(out)
 end
 
--- Method arguments: none, one table (the list), or the values themselves.
-local function arglist(v, ...)
-	if v == nil and select("#", ...) == 0 then
+-- Method arguments (a Lua 5.5 vararg table): none, one table (the list), or
+-- the values themselves. `...args` keeps the arguments off the Lua stack:
+-- passing `...` on would copy them there a second time, and
+-- hmset(key, table.unpack(500000 values)) must fit in LUAI_MAXSTACK.
+local function arglist(args)
+	local n = args.n
+	if n == 0 then
 		return nil
-	elseif type(v) == "table" and select("#", ...) == 0 then
-		return v
+	elseif n == 1 and type(args[1]) == "table" then
+		return args[1]
 	end
-	return table.pack(v, ...)
+	return args
 end
 
 local function login(conf)
@@ -207,8 +217,8 @@ function command:disconnect()
 	setmetatable(self, nil)
 end
 
-function command:exists(...)
-	return self[1]:request(compose("EXISTS", arglist(...)), read_boolean)
+function command:exists(...args)
+	return self[1]:request(compose("EXISTS", arglist(args)), read_boolean)
 end
 
 function command:sismember(key, value)
@@ -254,8 +264,8 @@ end
 setmetatable(command, {
 	__index = function(t, name)
 		local cmd = upper(name)
-		local f = function(self, ...)
-			return self[1]:request(compose(cmd, arglist(...)), read_response)
+		local f = function(self, ...args)
+			return self[1]:request(compose(cmd, arglist(args)), read_response)
 		end
 		t[name] = f
 		return f
