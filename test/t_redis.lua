@@ -229,6 +229,8 @@ function cases.malformed()
 		{ string.rep("*1\r\n", 300) .. ":1\r\n" },
 		{ "$10\r\nabc", close = true },
 		{ "*3\r\n:1\r\n", close = true },
+		{ "*-2\r\n" },
+		{ "*-1\r\n" },
 	}
 	local id, _, port = socket.listen(HOST, 0)
 	local next_case = 0

@@ -225,6 +225,8 @@ fn redis_client_against_real_server() {
             "malformed 10 false redis: malformed reply: arrays nested deeper than 128 (\"*1\") true",
             "malformed 11 false [Error: socket] true",
             "malformed 12 false [Error: socket] true",
+            "malformed 13 false redis: malformed reply: negative array length (\"*-2\") true",
+            "malformed 14 true nil true",
             "kill warmup PONG",
             "kill blocked",
             "kill all failed true false false false",

@@ -51,6 +51,17 @@ local function integer_of(text, line)
 	return n
 end
 
+-- A bulk or array length: nil for -1 (RESP2's null), other negatives refused.
+local function length_of(text, line, what)
+	local n = integer_of(text, line)
+	if n >= 0 then
+		return n
+	elseif n ~= -1 then
+		malformed("negative " .. what .. " length", line)
+	end
+	return nil
+end
+
 local read_reply
 
 local function read_array(sock, n, line, depth)
@@ -82,11 +93,8 @@ function read_reply(sock, depth)
 	elseif kind == 58 then	-- ':' integer
 		return true, integer_of(rest, line)
 	elseif kind == 36 then	-- '$' bulk string
-		local len = integer_of(rest, line)
-		if len < 0 then
-			if len ~= -1 then
-				malformed("negative bulk length", line)
-			end
+		local len = length_of(rest, line, "bulk")
+		if len == nil then
 			return true, nil
 		elseif len > MAX_BULK then
 			malformed("bulk length over 512 MB", line)
@@ -97,11 +105,8 @@ function read_reply(sock, depth)
 		end
 		return true, sub(data, 1, -3)
 	elseif kind == 42 then	-- '*' array
-		local n = integer_of(rest, line)
-		if n < 0 then
-			if n ~= -1 then
-				malformed("negative array length", line)
-			end
+		local n = length_of(rest, line, "array")
+		if n == nil then
 			return true, nil
 		end
 		return read_array(sock, n, line, depth or 0)
