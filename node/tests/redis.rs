@@ -156,13 +156,14 @@ fn redis_client_against_real_server() {
         .config("redis_auth_port", &auth_port.to_string())
         .timeout(Duration::from_secs(60))
         .run();
-    assert!(
-        killer.join().unwrap(),
-        "the BLPOP never blocked on the server"
-    );
     let tag = "t_redis";
     assert!(!run.has("t_redis: FAIL"), "{}", run.dump());
     assert!(!run.has("t_redis: TIMEOUT"), "{}", run.dump());
+    assert!(
+        killer.join().unwrap(),
+        "the BLPOP never blocked on the server:\n{}",
+        run.dump()
+    );
     run.says_in_order(
         tag,
         &[
