@@ -17,4 +17,13 @@ elif [ "${CI:-}" = "true" ]; then
 else
     echo "test.sh: no Docker engine: the container tests will be skipped" >&2
 fi
+# The redis test starts its own redis-server processes (loopback, data in a
+# temporary folder); it needs the binary, from the system's packages.
+if ! command -v redis-server >/dev/null; then
+    sudo=""
+    [ "$(id -u)" = 0 ] || sudo="sudo"
+    $sudo env DEBIAN_FRONTEND=noninteractive apt-get update -qq &&
+        $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server ||
+        echo "test.sh: could not install redis-server: the redis test will fail in CI, skip elsewhere" >&2
+fi
 cargo test --workspace --locked
