@@ -17,13 +17,19 @@ elif [ "${CI:-}" = "true" ]; then
 else
     echo "test.sh: no Docker engine: the container tests will be skipped" >&2
 fi
-# The redis test starts its own redis-server processes (loopback, data in a
-# temporary folder); it needs the binary, from the system's packages.
-if ! command -v redis-server >/dev/null; then
+# The redis and mysql tests start their own servers (loopback, data in a
+# temporary folder); they need the programs, from the system's packages.
+# need PROGRAM PACKAGE TEST installs PACKAGE unless PROGRAM is there.
+need() {
+    if command -v "$1" >/dev/null || [ -x "/usr/sbin/$1" ]; then
+        return 0
+    fi
     sudo=""
     [ "$(id -u)" = 0 ] || sudo="sudo"
     $sudo env DEBIAN_FRONTEND=noninteractive apt-get update -qq &&
-        $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server ||
-        echo "test.sh: could not install redis-server: the redis test will fail in CI, skip elsewhere" >&2
-fi
+        $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$2" ||
+        echo "test.sh: could not install $2: the $3 test will fail in CI, skip elsewhere" >&2
+}
+need redis-server redis-server redis
+need mariadbd mariadb-server mysql
 cargo test --workspace --locked
