@@ -72,6 +72,7 @@ function cases.types()
 	log("string", row.s, row.b == "a\0b'c\\\n\"", #row.b)
 	log("null", row.n, row.dt, row.dc, row.ti, row.tm, row.dd)
 	log("unsigned", row.u, math.type(row.u))
+	log("quote", mysql.quote_sql_str "a\0z\26'\"\\\t\r\n\b")
 	log("rows", #db:query "SELECT id FROM t", #db:query "SELECT id FROM t WHERE id > 99")
 	db:set_compact_arrays(true)
 	row = db:query("SELECT id, n, s FROM t WHERE id = 1")[1]
@@ -127,6 +128,8 @@ function cases.prepared()
 	log("stmt_reset", db:stmt_reset(sel).badresult)
 	r = db:prepare "SELEC ?"
 	log("prepare bad", r.badresult, r.errno, r.sqlstate)
+	ok, err = pcall(db.execute, db, r, 1)
+	log("execute bad stmt", ok, errtext(err):match "^[^\n]*needs a statement from prepare: prepare failed" ~= nil)
 	db:query "DROP PROCEDURE IF EXISTS two"
 	db:query "CREATE PROCEDURE two() BEGIN SELECT 1 AS one; SELECT 2 AS two; END"
 	local call = db:prepare "CALL two()"

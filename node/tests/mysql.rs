@@ -197,7 +197,7 @@ fn mysql_client_against_real_server() {
         "the SLEEP never showed in the process list:\n{}",
         run.dump()
     );
-    run.says_in_order(tag, &[
+    run.said_exactly(tag, &[
             "server MariaDB",
             "on_connect hello",
             "ping table 0 2",
@@ -211,6 +211,7 @@ fn mysql_client_against_real_server() {
             "string hé true 8",
             "null nil 2024-02-29 13:14:15 12.34 -5 -01:02:03 2024-01-02",
             "unsigned 1.8446744073709552e+19 float",
+            r#"quote 'a\0z\Z\'\"\\\t\r\n\b'"#,
             "rows 3 0",
             "compact 1 nil hé",
             "multi true 3 1 2 x 1 nil",
@@ -233,6 +234,7 @@ fn mysql_client_against_real_server() {
             "binary insert 1 4",
             "stmt_reset nil",
             "prepare bad true 1064 42000",
+            "execute bad stmt false true",
             "procedure true true 3 1 2 0",
             "big nil nil 17600000 true",
             "big text nil 17600000 true",

@@ -633,6 +633,10 @@ local function bind(v)
 end
 
 function mysql.execute(self, stmt, ...)
+	if type(stmt) ~= "table" or not stmt.prepare_id then
+		local why = type(stmt) == "table" and stmt.err and ": prepare failed: " .. stmt.err or ""
+		error("mysql: execute needs a statement from prepare" .. why, 2)
+	end
 	local n = select("#", ...)
 	if n ~= stmt.param_count then
 		error(format("mysql: statement takes %d parameters, got %d", stmt.param_count, n), 2)
@@ -682,7 +686,7 @@ local escapes = {
 }
 
 function mysql.quote_sql_str(s)
-	return "'" .. gsub(s, "[%z\b\n\r\t\26\\'\"]", escapes) .. "'"
+	return "'" .. gsub(s, "[\0\b\n\r\t\26\\'\"]", escapes) .. "'"
 end
 
 return mysql
