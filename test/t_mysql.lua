@@ -184,6 +184,30 @@ local function token(password, scramble)
 	end))
 end
 
+local function hex(s)
+	return (s:gsub(".", function(c)
+		return string.format("%02x", c:byte())
+	end))
+end
+
+-- The module's SHA-256 checked on FIPS 180-2 examples, then used to check tokens.
+local sha256 = mysql._sha256
+local function sha2_token(password, scramble)
+	local s1 = sha256(password)
+	local s2 = sha256(sha256(s1) .. scramble)
+	return (s1:gsub("()(.)", function(i, c)
+		return string.char(c:byte() ~ s2:byte(i))
+	end))
+end
+
+function cases.sha256()
+	log("sha256 empty", hex(sha256 ""))
+	log("sha256 abc", hex(sha256 "abc"))
+	log("sha256 two blocks", hex(sha256 "abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq"))
+	log("sha256 55/56/64", hex(sha256(string.rep("a", 55))):sub(1, 8), hex(sha256(string.rep("a", 56))):sub(1, 8),
+		hex(sha256(string.rep("a", 64))):sub(1, 8))
+end
+
 local function read_packet(fd)
 	local head = socket.read(fd, 4)
 	if not head then
@@ -215,7 +239,26 @@ function cases.fake()
 		function(fd) -- switch to a plugin we do not speak
 			socket.write(fd, greeting "mysql_native_password")
 			read_packet(fd)
+			socket.write(fd, packet(2, "\xfeclient_ed25519\0" .. switched .. "\0"))
+		end,
+		function(fd) -- caching_sha2_password, fast path
+			socket.write(fd, greeting "caching_sha2_password")
+			local login = read_packet(fd)
+			local _, tok, pos = string.unpack("z s1", login, 33)
+			local _, after_db = string.unpack("z", login, pos)
+			seen.sha2_plugin = string.unpack("z", login, after_db)
+			seen.sha2 = tok == sha2_token("pw", SCRAMBLE)
+			socket.write(fd, packet(2, "\1\3") .. packet(3, OK))
+			read_packet(fd)
+			socket.write(fd, packet(1, OK))
+		end,
+		function(fd) -- caching_sha2_password after a switch, then full auth asked
+			socket.write(fd, greeting "mysql_native_password")
+			read_packet(fd)
 			socket.write(fd, packet(2, "\xfecaching_sha2_password\0" .. switched .. "\0"))
+			local tok = read_packet(fd)
+			seen.sha2_switch = tok == sha2_token("pw", switched)
+			socket.write(fd, packet(4, "\1\4"))
 		end,
 		function(fd) -- a greeting of another protocol version
 			socket.write(fd, packet(0, "\9old\0"))
@@ -245,7 +288,12 @@ function cases.fake()
 	log("fake query", seen.query:byte(1), seen.query:sub(2), r.affected_rows)
 	db:disconnect()
 	local ok, err = pcall(mysql.connect, o)
-	log("fake sha2", ok, errtext(err))
+	log("fake plugin", ok, errtext(err))
+	db = mysql.connect(o)
+	log("fake sha2", seen.sha2_plugin, seen.sha2, db:query("SELECT 1").server_status)
+	db:disconnect()
+	ok, err = pcall(mysql.connect, o)
+	log("fake sha2 full", ok, errtext(err), seen.sha2_switch)
 	ok, err = pcall(mysql.connect, o)
 	log("fake version", ok, errtext(err))
 	for _, name in ipairs { "fake truncated", "fake dies" } do
@@ -297,7 +345,7 @@ function cases.kill()
 	db:disconnect()
 end
 
-local order = { "connect", "types", "multi", "errors", "prepared", "big", "fake", "kill" }
+local order = { "sha256", "connect", "types", "multi", "errors", "prepared", "big", "fake", "kill" }
 
 skynet.start(function()
 	skynet.timeout(6000, function()

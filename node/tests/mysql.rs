@@ -12,6 +12,7 @@ use std::net::{TcpListener, TcpStream};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -171,9 +172,11 @@ fn mysql_client_against_real_server() {
     let victim = server.child.clone();
     let port = server.port;
     let client = t.client.clone();
+    let ended = Arc::new(AtomicBool::new(false));
+    let node_ended = ended.clone();
     let killer = std::thread::spawn(move || {
         let deadline = Instant::now() + Duration::from_secs(90);
-        while Instant::now() < deadline {
+        while Instant::now() < deadline && !node_ended.load(Ordering::SeqCst) {
             if sleep_running(&client, port) {
                 let mut c = victim.lock().unwrap();
                 c.kill().unwrap();
@@ -189,6 +192,7 @@ fn mysql_client_against_real_server() {
         .config("mysql_port", &server.port.to_string())
         .timeout(Duration::from_secs(90))
         .run();
+    ended.store(true, Ordering::SeqCst);
     let tag = "t_mysql";
     assert!(!run.has("t_mysql: FAIL"), "{}", run.dump());
     assert!(!run.has("t_mysql: TIMEOUT"), "{}", run.dump());
@@ -197,12 +201,18 @@ fn mysql_client_against_real_server() {
         "the SLEEP never showed in the process list:\n{}",
         run.dump()
     );
-    run.said_exactly(tag, &[
+    run.said_exactly(
+        tag,
+        &[
+            "sha256 empty e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",
+            "sha256 abc ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad",
+            "sha256 two blocks 248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1",
+            "sha256 55/56/64 9f4390f8 b35439a4 ffe054fe",
             "server MariaDB",
             "on_connect hello",
             "ping table 0 2",
             "wrong password false [Error: socket]",
-            "bad charset false mysql: unknown charset \"klingon\"",
+            r#"bad charset false mysql: unknown charset "klingon""#,
             "create 0 nil",
             "insert 1 1",
             "insert2 2 2 Records: 2  Duplicates: 0  Warnings: 0",
@@ -240,7 +250,9 @@ fn mysql_client_against_real_server() {
             "big text nil 17600000 true",
             "fake switch me true mysql_native_password true 3",
             "fake query 3 SELECT 1 0",
-            "fake sha2 false [Error: socket]",
+            "fake plugin false [Error: socket]",
+            "fake sha2 caching_sha2_password true 2",
+            "fake sha2 full false [Error: socket] true",
             "fake version false [Error: socket]",
             "fake truncated false mysql: bad packet: string of 5 bytes past the end of a 3-byte packet true",
             "fake dies false [Error: socket] true",
@@ -254,5 +266,6 @@ fn mysql_client_against_real_server() {
     );
     // a login refused by the server is logged with its errno and sqlstate
     run.expect("errno:1045, msg:Access denied for user 'sk'@'127.0.0.1' (using password: YES),sqlstate:28000");
-    run.expect("socket: auth failed mysql: server wants auth plugin caching_sha2_password");
+    run.expect("socket: auth failed mysql: server wants auth plugin client_ed25519");
+    run.expect("socket: auth failed mysql: caching_sha2_password wants full authentication");
 }

@@ -21,8 +21,9 @@
 -- marks the array itself). A packet that does not parse raises an error
 -- naming the problem and drops the connection (the stream cannot be trusted
 -- after it); a connection lost with requests in flight fails them at once
--- (socketchannel). Login understands mysql_native_password, also when the
--- server asks to switch to it; other plugins fail the connect with a message.
+-- (socketchannel). Login speaks mysql_native_password and the fast path of
+-- caching_sha2_password (also after an auth switch); its full path (needs
+-- TLS or RSA) and other plugins fail the connect with a message.
 
 local socketchannel = require "skynet.socketchannel"
 local crypt = require "skynet.crypt"
@@ -460,6 +461,79 @@ local function scramble_token(password, scramble)
 	return concat(out)
 end
 
+-- SHA-256 (FIPS 180-4), for caching_sha2_password; login-time only, so
+-- plain Lua is fast enough.
+local K256 = {
+	0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4, 0xab1c5ed5,
+	0xd807aa98, 0x12835b01, 0x243185be, 0x550c7dc3, 0x72be5d74, 0x80deb1fe, 0x9bdc06a7, 0xc19bf174,
+	0xe49b69c1, 0xefbe4786, 0x0fc19dc6, 0x240ca1cc, 0x2de92c6f, 0x4a7484aa, 0x5cb0a9dc, 0x76f988da,
+	0x983e5152, 0xa831c66d, 0xb00327c8, 0xbf597fc7, 0xc6e00bf3, 0xd5a79147, 0x06ca6351, 0x14292967,
+	0x27b70a85, 0x2e1b2138, 0x4d2c6dfc, 0x53380d13, 0x650a7354, 0x766a0abb, 0x81c2c92e, 0x92722c85,
+	0xa2bfe8a1, 0xa81a664b, 0xc24b8b70, 0xc76c51a3, 0xd192e819, 0xd6990624, 0xf40e3585, 0x106aa070,
+	0x19a4c116, 0x1e376c08, 0x2748774c, 0x34b0bcb5, 0x391c0cb3, 0x4ed8aa4a, 0x5b9cca4f, 0x682e6ff3,
+	0x748f82ee, 0x78a5636f, 0x84c87814, 0x8cc70208, 0x90befffa, 0xa4506ceb, 0xbef9a3f7, 0xc67178f2,
+}
+
+local function sha256(msg)
+	local M = 0xffffffff
+	local function ror(x, n)
+		return ((x >> n) | (x << (32 - n))) & M
+	end
+	local h = { 0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a, 0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19 }
+	local ml = #msg
+	msg = msg .. "\x80" .. rep("\0", (55 - ml) % 64) .. pack(">I8", ml * 8)
+	local w = {}
+	for chunk = 1, #msg, 64 do
+		for i = 1, 16 do
+			w[i] = unpack(">I4", msg, chunk + (i - 1) * 4)
+		end
+		for i = 17, 64 do
+			local a, b = w[i - 15], w[i - 2]
+			local s0 = ror(a, 7) ~ ror(a, 18) ~ (a >> 3)
+			local s1 = ror(b, 17) ~ ror(b, 19) ~ (b >> 10)
+			w[i] = (w[i - 16] + s0 + w[i - 7] + s1) & M
+		end
+		local a, b, c, d, e, f, g, hh = h[1], h[2], h[3], h[4], h[5], h[6], h[7], h[8]
+		for i = 1, 64 do
+			local t1 = hh + (ror(e, 6) ~ ror(e, 11) ~ ror(e, 25)) + ((e & f) ~ (~e & g)) + K256[i] + w[i]
+			local t2 = (ror(a, 2) ~ ror(a, 13) ~ ror(a, 22)) + ((a & b) ~ (a & c) ~ (b & c))
+			hh, g, f, e, d, c, b, a = g, f, e, (d + t1) & M, c, b, a, (t1 + t2) & M
+		end
+		h[1], h[2], h[3], h[4] = (h[1] + a) & M, (h[2] + b) & M, (h[3] + c) & M, (h[4] + d) & M
+		h[5], h[6], h[7], h[8] = (h[5] + e) & M, (h[6] + f) & M, (h[7] + g) & M, (h[8] + hh) & M
+	end
+	return pack(">I4I4I4I4I4I4I4I4", table.unpack(h))
+end
+mysql._sha256 = sha256 -- for the tests
+
+local function xor(a, b)
+	local out = {}
+	for i = 1, #a do
+		out[i] = char(byte(a, i) ~ byte(b, i))
+	end
+	return concat(out)
+end
+
+local SHA2 = "caching_sha2_password"
+
+-- caching_sha2_password's fast path: SHA256(p) xor SHA256(SHA256(SHA256(p)) .. nonce).
+local function sha2_token(password, scramble)
+	if password == "" then
+		return ""
+	end
+	local s1 = sha256(password)
+	return xor(s1, sha256(sha256(s1) .. scramble))
+end
+
+local function token_for(plugin, password, scramble)
+	if plugin == NATIVE then
+		return scramble_token(password, scramble)
+	elseif plugin == SHA2 then
+		return sha2_token(password, scramble)
+	end
+	error(format("mysql: server wants auth plugin %s, only %s and %s are supported", plugin, NATIVE, SHA2), 0)
+end
+
 local function read_greeting(sock)
 	local p = read_packet(sock)
 	if byte(p) == 0xff then
@@ -511,6 +585,11 @@ local function read_auth_reply(sock)
 			data = sub(data, 1, -2)
 		end
 		return true, { switch = plugin, scramble = data, seq = seq }
+	elseif first == 0x01 and p == "\1\3" then
+		return true, { fast = true } -- caching_sha2 fast auth done: OK follows
+	elseif first == 0x01 and p == "\1\4" then
+		return false, "mysql: caching_sha2_password wants full authentication (password not cached"
+			.. " on the server), which needs TLS or RSA: not supported"
 	end
 	return false, format("mysql: auth method needs more steps (packet 0x%02x), not supported", first)
 end
@@ -523,18 +602,24 @@ local function login(self, opts, charset)
 		self._server_capabilities = g.caps
 		self._server_lang = g.lang
 		self._server_status = g.status
-		local token = g.plugin == NATIVE and scramble_token(password, g.scramble) or ""
+		-- answer in the server's plugin if we speak it, else in ours (it may switch)
+		local plugin = g.plugin == SHA2 and SHA2 or NATIVE
+		local token = token_for(plugin, password, g.scramble)
 		local req = pack("<I4I4Bc23zs1zz", CLIENT_FLAGS, self._max_packet_size, charset, rep("\0", 23), user,
-			token, database, NATIVE)
+			token, database, plugin)
 		local reply = channel:request(frame(req, 1), read_auth_reply)
 		if reply.switch then
-			if reply.switch ~= NATIVE then
-				error(format("mysql: server wants auth plugin %s, only %s is supported", reply.switch, NATIVE), 0)
-			end
-			reply = channel:request(frame(scramble_token(password, reply.scramble), reply.seq), read_auth_reply)
-			if not reply.ok then
+			token = token_for(reply.switch, password, reply.scramble)
+			reply = channel:request(frame(token, reply.seq), read_auth_reply)
+			if reply.switch then
 				error("mysql: server asked for a second auth switch", 0)
 			end
+		end
+		if reply.fast then
+			reply = channel:response(read_auth_reply)
+		end
+		if not reply.ok then
+			error("mysql: login not ended by an OK packet", 0)
 		end
 		if opts.on_connect then
 			opts.on_connect(self)
