@@ -17,7 +17,7 @@
 //! arguments and fails when Rust memory is left behind.
 
 pub use mlua::ffi::*;
-use std::ffi::{c_char, c_int, CStr};
+use std::ffi::{c_char, c_int, c_void, CStr};
 use std::mem::ManuallyDrop;
 
 pub type State = *mut lua_State;
@@ -163,16 +163,14 @@ pub unsafe fn set_funcs(l: State, funcs: &[(&CStr, lua_CFunction)], nup: c_int) 
     }
 }
 
-/// Opens a native module whose functions close over the service's `Shared`
-/// (read from the registry field `skynet_context`), like skynet's modules that
-/// need the context.
+/// The service's `Shared` pointer that snlua keeps in the registry as
+/// `skynet_context`; raises "Init skynet context first" when it is missing.
 ///
 /// # Safety
-/// `l` must be the live state of a Lua C function call (a `require` opener).
-pub unsafe fn open_bound(l: State, funcs: &[(&CStr, lua_CFunction)]) -> c_int {
-    // SAFETY: `l` is live with LUA_MINSTACK free slots (contract); the
-    // registry field is read and popped; the error is raised with nothing to
-    // drop; the table then gets the light userdata as the one upvalue.
+/// `l` must be the live state of a Lua C function call.
+pub unsafe fn skynet_context(l: State) -> *mut c_void {
+    // SAFETY: `l` is live with LUA_MINSTACK free slots (contract); the field
+    // is read and popped, and the raise has nothing to drop.
     unsafe {
         lua_getfield(l, LUA_REGISTRYINDEX, c"skynet_context".as_ptr());
         let sh = lua_touserdata(l, -1);
@@ -180,6 +178,22 @@ pub unsafe fn open_bound(l: State, funcs: &[(&CStr, lua_CFunction)]) -> c_int {
         if sh.is_null() {
             raise_here(l, "Init skynet context first".to_string());
         }
+        sh
+    }
+}
+
+/// Opens a native module whose functions close over the service's `Shared`
+/// (read from the registry field `skynet_context`), like skynet's modules that
+/// need the context.
+///
+/// # Safety
+/// `l` must be the live state of a Lua C function call (a `require` opener).
+pub unsafe fn open_bound(l: State, funcs: &[(&CStr, lua_CFunction)]) -> c_int {
+    // SAFETY: `l` is live with LUA_MINSTACK free slots (contract);
+    // skynet_context raises with nothing to drop; the table then gets the
+    // light userdata as the one upvalue.
+    unsafe {
+        let sh = skynet_context(l);
         lua_createtable(l, 0, funcs.len() as c_int);
         lua_pushlightuserdata(l, sh);
         set_funcs(l, funcs, 1);

@@ -188,12 +188,7 @@ pub unsafe extern "C-unwind" fn open(l: State) -> c_int {
     // the table and the four upvalues, which set_funcs pops; the raise
     // has nothing to drop.
     unsafe {
-        lua_getfield(l, LUA_REGISTRYINDEX, c"skynet_context".as_ptr());
-        let sh = lua_touserdata(l, -1);
-        lua_pop(l, 1);
-        if sh.is_null() {
-            raise_here(l, "Init skynet context first".to_string());
-        }
+        let sh = skynet_context(l);
         lua_createtable(l, 0, FUNCS.len() as c_int);
         lua_pushlightuserdata(l, sh);
         push_workspace(l);

@@ -250,12 +250,7 @@ pub unsafe extern "C-unwind" fn open(l: State) -> c_int {
     // metatable at -2 below its function), raising only with nothing to
     // drop. `sh` is the registry's Shared, which outlives the state.
     unsafe {
-        lua_getfield(l, LUA_REGISTRYINDEX, c"skynet_context".as_ptr());
-        let sh = lua_touserdata(l, -1);
-        lua_pop(l, 1);
-        if sh.is_null() {
-            raise_here(l, "Init skynet context first".to_string());
-        }
+        let sh = skynet_context(l);
         lua_createtable(l, 0, 4);
         lua_pushcfunction(l, lcopy);
         lua_setfield(l, -2, c"copy".as_ptr());
