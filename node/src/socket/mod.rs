@@ -7,6 +7,7 @@
 //! - [`server`]: the thread, the per-socket tasks and the calls services make.
 //! - [`event`]: the event payload.
 //! - [`buffer`]: the read buffer behind `socketdriver.buffer()`.
+//! - [`queue`]: a socket's command queue (empty ones hold no memory).
 //! - [`addr`]: name resolution, listening/UDP socket creation, UDP address blobs.
 //!
 //! The node's server starts lazily, on the first socket call ([`global`]).
@@ -14,6 +15,7 @@
 pub mod addr;
 pub mod buffer;
 pub mod event;
+pub mod queue;
 pub mod server;
 
 #[cfg(test)]

@@ -24,6 +24,7 @@
 
 use super::addr;
 use super::event::{self, kind, TRAILER};
+use super::queue::Queue;
 use bytes::BufMut;
 use parking_lot::Mutex;
 use std::collections::{HashMap, VecDeque};
@@ -34,7 +35,6 @@ use std::sync::Arc;
 use std::time::Instant;
 use tokio::io::Interest;
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
-use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
 
 /// Where events go: `(owner handle, encoded event)`.
 pub type Sink = Arc<dyn Fn(u32, Vec<u8>) + Send + Sync>;
@@ -124,7 +124,8 @@ struct Gate {
 /// The part of a socket visible from every thread.
 struct Slot {
     id: i32,
-    tx: UnboundedSender<Cmd>,
+    /// Commands to the socket's task, in order.
+    cmds: Queue<Cmd>,
     gate: Mutex<Gate>,
     /// Set by close/shutdown: sends fail from then on.
     closing: AtomicBool,
@@ -185,7 +186,7 @@ impl SocketServer {
     /// Connects to `host:port` asynchronously; CONNECT or ERROR follows.
     /// Returns the new id, or -1 when no id is free.
     pub fn connect(&self, owner: u32, host: &str, port: u16) -> i32 {
-        let Some((slot, rx)) = self.inner.reserve(Kind::Tcp, owner) else {
+        let Some(slot) = self.inner.reserve(Kind::Tcp, owner) else {
             return -1;
         };
         let id = slot.id;
@@ -193,7 +194,7 @@ impl SocketServer {
         let host = host.to_string();
         self.inner
             .rt
-            .spawn(connect_task(inner, slot, rx, owner, host, port));
+            .spawn(connect_task(inner, slot, owner, host, port));
         id
     }
 
@@ -201,7 +202,7 @@ impl SocketServer {
     /// (ud = port, data = address) follows. It accepts only after `start`.
     pub fn listen(&self, owner: u32, host: &str, port: u16, backlog: i32) -> io::Result<i32> {
         let l = addr::listen_socket(host, port, backlog)?;
-        let Some((slot, rx)) = self.inner.reserve(Kind::Listen, owner) else {
+        let Some(slot) = self.inner.reserve(Kind::Listen, owner) else {
             return Err(io::Error::other("reach skynet socket number limit"));
         };
         let id = slot.id;
@@ -210,20 +211,20 @@ impl SocketServer {
         }
         self.inner
             .rt
-            .spawn(listen_task(self.inner.clone(), slot, rx, owner, l));
+            .spawn(listen_task(self.inner.clone(), slot, owner, l));
         Ok(id)
     }
 
     /// Binds an OS file descriptor (stdin is 0); it is read at once. The fd is
     /// never closed by the server.
     pub fn bind(&self, owner: u32, fd: i32) -> i32 {
-        let Some((slot, rx)) = self.inner.reserve(Kind::Bind, owner) else {
+        let Some(slot) = self.inner.reserve(Kind::Bind, owner) else {
             return -1;
         };
         let id = slot.id;
         self.inner
             .rt
-            .spawn(bind_task(self.inner.clone(), slot, rx, owner, fd));
+            .spawn(bind_task(self.inner.clone(), slot, owner, fd));
         id
     }
 
@@ -262,7 +263,7 @@ impl SocketServer {
     fn close_request(&self, owner: u32, id: i32, shutdown: bool) {
         if let Some(slot) = self.inner.slot(id) {
             slot.closing.store(true, Ordering::Release);
-            let _ = slot.tx.send(Cmd::Close {
+            let _ = slot.cmds.send(Cmd::Close {
                 requester: owner,
                 shutdown,
             });
@@ -294,7 +295,7 @@ impl SocketServer {
                     high,
                     to: None,
                 };
-                return slot.tx.send(cmd).is_ok();
+                return slot.cmds.send(cmd).is_ok();
             }
         };
         if data.is_empty() {
@@ -327,7 +328,7 @@ impl SocketServer {
         } else {
             Cmd::Rest { data, pos }
         };
-        slot.tx.send(cmd).is_ok()
+        slot.cmds.send(cmd).is_ok()
     }
 
     /// A UDP socket, bound to `host:port` when a host is given.
@@ -365,7 +366,7 @@ impl SocketServer {
         sock: std::net::UdpSocket,
         to: Option<SocketAddr>,
     ) -> io::Result<i32> {
-        let Some((slot, rx)) = self.inner.reserve(Kind::Udp, owner) else {
+        let Some(slot) = self.inner.reserve(Kind::Udp, owner) else {
             return Err(io::Error::other("reach skynet socket number limit"));
         };
         let id = slot.id;
@@ -374,7 +375,7 @@ impl SocketServer {
         }
         self.inner
             .rt
-            .spawn(udp_task(self.inner.clone(), slot, rx, owner, sock, to));
+            .spawn(udp_task(self.inner.clone(), slot, owner, sock, to));
         Ok(id)
     }
 
@@ -393,7 +394,7 @@ impl SocketServer {
         };
         match self.inner.slot(id) {
             Some(slot) if !slot.closing.load(Ordering::Acquire) => slot
-                .tx
+                .cmds
                 .send(Cmd::Send {
                     data,
                     high: true,
@@ -436,7 +437,7 @@ fn resolve_one(host: &str, port: u16) -> io::Result<SocketAddr> {
 impl Inner {
     /// Allocates an id (positive, increasing, wrapping, skipping live ids) and
     /// registers its slot.
-    fn reserve(&self, kind: Kind, owner: u32) -> Option<(Arc<Slot>, UnboundedReceiver<Cmd>)> {
+    fn reserve(&self, kind: Kind, owner: u32) -> Option<Arc<Slot>> {
         let mut slots = self.slots.lock();
         if slots.len() >= MAX_SOCKET {
             return None;
@@ -452,10 +453,9 @@ impl Inner {
                 break id;
             }
         };
-        let (tx, rx) = unbounded_channel();
         let slot = Arc::new(Slot {
             id,
-            tx,
+            cmds: Queue::new(),
             gate: Mutex::new(Gate {
                 stream: None,
                 task_owns: false,
@@ -471,7 +471,7 @@ impl Inner {
             name: Mutex::new(String::new()),
         });
         slots.insert(id, slot.clone());
-        Some((slot, rx))
+        Some(slot)
     }
 
     fn slot(&self, id: i32) -> Option<Arc<Slot>> {
@@ -481,7 +481,7 @@ impl Inner {
     /// Queues a command; gives it back if the socket is gone.
     fn command(&self, id: i32, cmd: Cmd) -> Result<(), Cmd> {
         match self.slot(id) {
-            Some(slot) => slot.tx.send(cmd).map_err(|e| e.0),
+            Some(slot) => slot.cmds.send(cmd),
             None => Err(cmd),
         }
     }
@@ -506,7 +506,7 @@ impl Inner {
 
     /// The socket is gone: unregister it, then answer what was still queued
     /// (a `start` learns the socket is invalid; the rest is dropped).
-    fn release(&self, slot: &Slot, rx: &mut UnboundedReceiver<Cmd>) {
+    fn release(&self, slot: &Slot) {
         {
             let mut slots = self.slots.lock();
             if slots
@@ -516,8 +516,7 @@ impl Inner {
                 slots.remove(&slot.id);
             }
         }
-        rx.close();
-        while let Ok(cmd) = rx.try_recv() {
+        for cmd in slot.cmds.close() {
             if let Cmd::Start { requester } = cmd {
                 self.emit_text(requester, kind::ERROR, slot.id, 0, "invalid socket");
             }
@@ -617,12 +616,12 @@ impl Conn {
     /// Hands the write direction back to callers when nothing is queued here
     /// or on the way (checked under the gate's lock, which callers hold while
     /// queueing).
-    fn release_write(&mut self, rx: &UnboundedReceiver<Cmd>) {
-        if !self.owns_write || self.queued() || !rx.is_empty() {
+    fn release_write(&mut self) {
+        if !self.owns_write || self.queued() || !self.slot.cmds.is_empty() {
             return;
         }
         let mut gate = self.slot.gate.lock();
-        if rx.is_empty() {
+        if self.slot.cmds.is_empty() {
             gate.task_owns = false;
             self.owns_write = false;
         }
@@ -637,15 +636,15 @@ impl Conn {
         self.owns_write = true;
     }
 
-    async fn run(mut self, mut rx: UnboundedReceiver<Cmd>) {
+    async fn run(mut self) {
         loop {
-            self.release_write(&rx);
+            self.release_write();
             let want_read =
                 self.reading && !self.pending_start && !self.read_closed && !self.broken;
             let want_write = self.queued() && !self.write_closed && !self.broken;
             let wake = tokio::select! {
                 biased;
-                c = rx.recv() => Wake::Cmd(c),
+                c = self.slot.cmds.recv() => Wake::Cmd(c),
                 r = self.stream.writable(), if want_write => Wake::Write(r),
                 r = self.stream.readable(), if want_read => Wake::Read(r),
             };
@@ -665,7 +664,7 @@ impl Conn {
         let srv = self.srv.clone();
         let slot = self.slot.clone();
         drop(self);
-        srv.release(&slot, &mut rx);
+        srv.release(&slot);
     }
 
     fn emit(&self, k: u8, ud: i32, text: &str) {
@@ -907,26 +906,19 @@ impl Conn {
     }
 }
 
-async fn connect_task(
-    srv: Arc<Inner>,
-    slot: Arc<Slot>,
-    mut rx: UnboundedReceiver<Cmd>,
-    owner: u32,
-    host: String,
-    port: u16,
-) {
+async fn connect_task(srv: Arc<Inner>, slot: Arc<Slot>, owner: u32, host: String, port: u16) {
     let id = slot.id;
     let lookup = tokio::task::spawn_blocking(move || addr::resolve(&host, port)).await;
     let addrs = match lookup {
         Ok(Ok(a)) => a,
         Ok(Err(text)) => {
             srv.emit_text(owner, kind::ERROR, id, 0, &text);
-            srv.release(&slot, &mut rx);
+            srv.release(&slot);
             return;
         }
         Err(e) => {
             srv.emit_text(owner, kind::ERROR, id, 0, &e.to_string());
-            srv.release(&slot, &mut rx);
+            srv.release(&slot);
             return;
         }
     };
@@ -943,7 +935,7 @@ async fn connect_task(
     }
     let Some(stream) = stream else {
         srv.emit_text(owner, kind::ERROR, id, 0, &addr::os_error_text(&last));
-        srv.release(&slot, &mut rx);
+        srv.release(&slot);
         return;
     };
     addr::set_keepalive(&stream);
@@ -956,22 +948,16 @@ async fn connect_task(
         .map(|a| a.to_string())
         .unwrap_or_default();
     srv.emit_text(owner, kind::CONNECT, id, 0, &peer);
-    Conn::new(srv, slot, stream, owner, false).run(rx).await
+    Conn::new(srv, slot, stream, owner, false).run().await
 }
 
-async fn listen_task(
-    srv: Arc<Inner>,
-    slot: Arc<Slot>,
-    mut rx: UnboundedReceiver<Cmd>,
-    mut owner: u32,
-    l: std::net::TcpListener,
-) {
+async fn listen_task(srv: Arc<Inner>, slot: Arc<Slot>, mut owner: u32, l: std::net::TcpListener) {
     let id = slot.id;
     let listener = match TcpListener::from_std(l) {
         Ok(l) => l,
         Err(e) => {
             srv.emit_text(owner, kind::ERROR, id, 0, &addr::os_error_text(&e));
-            srv.release(&slot, &mut rx);
+            srv.release(&slot);
             return;
         }
     };
@@ -987,7 +973,7 @@ async fn listen_task(
         }
         Err(e) => {
             srv.emit_text(owner, kind::ERROR, id, 0, &addr::os_error_text(&e));
-            srv.release(&slot, &mut rx);
+            srv.release(&slot);
             return;
         }
     }
@@ -1000,7 +986,7 @@ async fn listen_task(
         }
         let w = tokio::select! {
             biased;
-            c = rx.recv() => W::Cmd(c),
+            c = slot.cmds.recv() => W::Cmd(c),
             a = listener.accept(), if accepting => W::Accept(a),
         };
         match w {
@@ -1025,13 +1011,13 @@ async fn listen_task(
             },
             W::Accept(Ok((stream, peer))) => {
                 addr::set_keepalive(&stream);
-                let Some((nslot, nrx)) = srv.reserve(Kind::Tcp, owner) else {
+                let Some(nslot) = srv.reserve(Kind::Tcp, owner) else {
                     drop(stream);
                     continue;
                 };
                 let nid = nslot.id;
                 *nslot.name.lock() = peer.to_string();
-                tokio::spawn(Conn::new(srv.clone(), nslot, stream, owner, true).run(nrx));
+                tokio::spawn(Conn::new(srv.clone(), nslot, stream, owner, true).run());
                 slot.read.fetch_add(1, Ordering::Relaxed);
                 slot.rtime.store(srv.now_cs(), Ordering::Relaxed);
                 srv.emit_text(
@@ -1051,7 +1037,7 @@ async fn listen_task(
         }
     }
     drop(listener);
-    srv.release(&slot, &mut rx);
+    srv.release(&slot);
 }
 
 /// Blocking reader of a bound fd: sends each read (empty = end of file).
@@ -1123,13 +1109,7 @@ fn bound_writer(fd: i32, rx: std::sync::mpsc::Receiver<Vec<u8>>) {
     }
 }
 
-async fn bind_task(
-    srv: Arc<Inner>,
-    slot: Arc<Slot>,
-    mut rx: UnboundedReceiver<Cmd>,
-    mut owner: u32,
-    fd: i32,
-) {
+async fn bind_task(srv: Arc<Inner>, slot: Arc<Slot>, mut owner: u32, fd: i32) {
     let id = slot.id;
     *slot.name.lock() = format!("fd {fd}");
     let (dtx, mut drx) = tokio::sync::mpsc::channel(1);
@@ -1138,7 +1118,7 @@ async fn bind_task(
         .spawn(move || bound_reader(fd, dtx));
     if let Err(e) = reader {
         srv.emit_text(owner, kind::ERROR, id, 0, &e.to_string());
-        srv.release(&slot, &mut rx);
+        srv.release(&slot);
         return;
     }
     srv.emit_text(owner, kind::CONNECT, id, 0, "binding");
@@ -1152,7 +1132,7 @@ async fn bind_task(
         }
         let w = tokio::select! {
             biased;
-            c = rx.recv() => W::Cmd(c),
+            c = slot.cmds.recv() => W::Cmd(c),
             d = drx.recv(), if reading && !read_closed => W::Data(d),
         };
         match w {
@@ -1207,13 +1187,12 @@ async fn bind_task(
     }
     // The reader thread notices on its next read; the fd stays open.
     drop(drx);
-    srv.release(&slot, &mut rx);
+    srv.release(&slot);
 }
 
 async fn udp_task(
     srv: Arc<Inner>,
     slot: Arc<Slot>,
-    mut rx: UnboundedReceiver<Cmd>,
     mut owner: u32,
     sock: std::net::UdpSocket,
     mut default_to: Option<SocketAddr>,
@@ -1223,7 +1202,7 @@ async fn udp_task(
         Ok(s) => s,
         Err(e) => {
             srv.emit_text(owner, kind::ERROR, id, 0, &addr::os_error_text(&e));
-            srv.release(&slot, &mut rx);
+            srv.release(&slot);
             return;
         }
     };
@@ -1241,7 +1220,7 @@ async fn udp_task(
         // readiness errors surface again from the try_ call that follows
         let w = tokio::select! {
             biased;
-            c = rx.recv() => W::Cmd(c),
+            c = slot.cmds.recv() => W::Cmd(c),
             _ = sock.writable(), if !queue.is_empty() => W::Write,
             _ = sock.readable(), if reading => W::Read,
         };
@@ -1336,5 +1315,5 @@ async fn udp_task(
         }
     }
     drop(sock);
-    srv.release(&slot, &mut rx);
+    srv.release(&slot);
 }
