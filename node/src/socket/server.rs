@@ -566,8 +566,7 @@ struct Conn {
 
 enum Wake {
     Cmd(Option<Cmd>),
-    Read(io::Result<()>),
-    Write(io::Result<()>),
+    Io(io::Result<tokio::io::Ready>),
 }
 
 impl Conn {
@@ -642,19 +641,29 @@ impl Conn {
             let want_read =
                 self.reading && !self.pending_start && !self.read_closed && !self.broken;
             let want_write = self.queued() && !self.write_closed && !self.broken;
+            // One readiness wait for both directions keeps the task small
+            // (each wait is a sizeable future, and every socket's task holds
+            // them while idle).
+            let interest = match (want_read, want_write) {
+                (true, true) => Interest::READABLE | Interest::WRITABLE,
+                (false, true) => Interest::WRITABLE,
+                _ => Interest::READABLE,
+            };
             let wake = tokio::select! {
                 biased;
                 c = self.slot.cmds.recv() => Wake::Cmd(c),
-                r = self.stream.writable(), if want_write => Wake::Write(r),
-                r = self.stream.readable(), if want_read => Wake::Read(r),
+                r = self.stream.ready(interest), if want_read || want_write => Wake::Io(r),
             };
+            // Writing goes first, as when the two were separate waits; a
+            // socket ready both ways is read on the next turn.
             let flow = match wake {
                 Wake::Cmd(Some(c)) => self.command(c),
                 Wake::Cmd(None) => Flow::Done,
-                Wake::Read(Ok(())) => self.on_readable(),
-                Wake::Read(Err(e)) => self.read_failed(e),
-                Wake::Write(Ok(())) => self.flush(),
-                Wake::Write(Err(e)) => self.write_failed(e),
+                Wake::Io(Ok(r)) if want_write && r.is_writable() => self.flush(),
+                Wake::Io(Ok(r)) if want_read && r.is_readable() => self.on_readable(),
+                Wake::Io(Ok(_)) => Flow::Go,
+                Wake::Io(Err(e)) if want_write => self.write_failed(e),
+                Wake::Io(Err(e)) => self.read_failed(e),
             };
             if flow == Flow::Done {
                 break;
