@@ -90,7 +90,8 @@ enum Cmd {
     Send {
         data: Vec<u8>,
         high: bool,
-        to: Option<SocketAddr>,
+        /// UDP only; boxed to keep every command small.
+        to: Option<Box<SocketAddr>>,
     },
     /// What a caller's direct write left: `data[pos..]`, first in line.
     Rest {
@@ -398,7 +399,7 @@ impl SocketServer {
                 .send(Cmd::Send {
                     data,
                     high: true,
-                    to: Some(to),
+                    to: Some(Box::new(to)),
                 })
                 .is_ok(),
             _ => false,
@@ -635,45 +636,49 @@ impl Conn {
         self.owns_write = true;
     }
 
-    async fn run(mut self) {
-        loop {
-            self.release_write();
-            let want_read =
-                self.reading && !self.pending_start && !self.read_closed && !self.broken;
-            let want_write = self.queued() && !self.write_closed && !self.broken;
-            // One readiness wait for both directions keeps the task small
-            // (each wait is a sizeable future, and every socket's task holds
-            // them while idle).
-            let interest = match (want_read, want_write) {
-                (true, true) => Interest::READABLE | Interest::WRITABLE,
-                (false, true) => Interest::WRITABLE,
-                _ => Interest::READABLE,
-            };
-            let wake = tokio::select! {
-                biased;
-                c = self.slot.cmds.recv() => Wake::Cmd(c),
-                r = self.stream.ready(interest), if want_read || want_write => Wake::Io(r),
-            };
-            // Writing goes first, as when the two were separate waits; a
-            // socket ready both ways is read on the next turn.
-            let flow = match wake {
-                Wake::Cmd(Some(c)) => self.command(c),
-                Wake::Cmd(None) => Flow::Done,
-                Wake::Io(Ok(r)) if want_write && r.is_writable() => self.flush(),
-                Wake::Io(Ok(r)) if want_read && r.is_readable() => self.on_readable(),
-                Wake::Io(Ok(_)) => Flow::Go,
-                Wake::Io(Err(e)) if want_write => self.write_failed(e),
-                Wake::Io(Err(e)) => self.read_failed(e),
-            };
-            if flow == Flow::Done {
-                break;
+    // Not an async fn: that would keep a second copy of `self` in the
+    // future (its argument and its local), which every idle task carries.
+    fn run(mut self) -> impl std::future::Future<Output = ()> {
+        async move {
+            loop {
+                self.release_write();
+                let want_read =
+                    self.reading && !self.pending_start && !self.read_closed && !self.broken;
+                let want_write = self.queued() && !self.write_closed && !self.broken;
+                // One readiness wait for both directions keeps the task small
+                // (each wait is a sizeable future, and every socket's task holds
+                // them while idle).
+                let interest = match (want_read, want_write) {
+                    (true, true) => Interest::READABLE | Interest::WRITABLE,
+                    (false, true) => Interest::WRITABLE,
+                    _ => Interest::READABLE,
+                };
+                let wake = tokio::select! {
+                    biased;
+                    c = self.slot.cmds.recv() => Wake::Cmd(c),
+                    r = self.stream.ready(interest), if want_read || want_write => Wake::Io(r),
+                };
+                // Writing goes first, as when the two were separate waits; a
+                // socket ready both ways is read on the next turn.
+                let flow = match wake {
+                    Wake::Cmd(Some(c)) => self.command(c),
+                    Wake::Cmd(None) => Flow::Done,
+                    Wake::Io(Ok(r)) if want_write && r.is_writable() => self.flush(),
+                    Wake::Io(Ok(r)) if want_read && r.is_readable() => self.on_readable(),
+                    Wake::Io(Ok(_)) => Flow::Go,
+                    Wake::Io(Err(e)) if want_write => self.write_failed(e),
+                    Wake::Io(Err(e)) => self.read_failed(e),
+                };
+                if flow == Flow::Done {
+                    break;
+                }
             }
+            self.stop_direct();
+            let srv = self.srv.clone();
+            let slot = self.slot.clone();
+            drop(self);
+            srv.release(&slot);
         }
-        self.stop_direct();
-        let srv = self.srv.clone();
-        let slot = self.slot.clone();
-        drop(self);
-        srv.release(&slot);
     }
 
     fn emit(&self, k: u8, ud: i32, text: &str) {
@@ -1237,7 +1242,7 @@ async fn udp_task(
             W::Cmd(None) => break,
             W::Cmd(Some(c)) => match c {
                 Cmd::Send { data, to, .. } => {
-                    let Some(to) = to.or(default_to) else {
+                    let Some(to) = to.map(|t| *t).or(default_to) else {
                         eprintln!("socket-server : udp ({id}) sendto error no destination.");
                         continue;
                     };
