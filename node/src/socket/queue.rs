@@ -2,20 +2,23 @@
 //! task. It costs a few words while empty: its list is allocated by the first
 //! command and freed again each time the receiver finds it empty and goes to
 //! sleep, so an idle socket holds no queue memory (a tokio mpsc channel
-//! allocates its shared state and a 32-slot block with the channel).
+//! allocates its shared state and a 32-slot block with the channel). The
+//! receiver waits by leaving its waker here, so waiting needs no future state
+//! of its own ([`Queue::poll_recv`]).
 
 use parking_lot::Mutex;
 use std::collections::VecDeque;
-use tokio::sync::Notify;
+use std::task::{ready, Context, Poll, Waker};
 
 pub struct Queue<T> {
     state: Mutex<State<T>>,
-    wake: Notify,
 }
 
 struct State<T> {
     list: VecDeque<T>,
     closed: bool,
+    /// The receiver, while it waits for a value.
+    waker: Option<Waker>,
 }
 
 impl<T> Default for Queue<T> {
@@ -24,8 +27,8 @@ impl<T> Default for Queue<T> {
             state: Mutex::new(State {
                 list: VecDeque::new(),
                 closed: false,
+                waker: None,
             }),
-            wake: Notify::new(),
         }
     }
 }
@@ -37,38 +40,49 @@ impl<T> Queue<T> {
 
     /// Appends `v`; gives it back once the queue is closed.
     pub fn send(&self, v: T) -> Result<(), T> {
-        {
+        let waker = {
             let mut s = self.state.lock();
             if s.closed {
                 return Err(v);
             }
             s.list.push_back(v);
+            s.waker.take()
+        };
+        if let Some(w) = waker {
+            w.wake();
         }
-        // A permit is stored when the receiver is not waiting yet, so a
-        // command pushed between its check and its wait still wakes it.
-        self.wake.notify_one();
         Ok(())
     }
 
     /// The next value in order; `None` once the queue is closed and empty.
-    /// Cancel-safe: a value is only taken out by a call that returns it.
-    pub async fn recv(&self) -> Option<T> {
-        loop {
-            {
-                let mut s = self.state.lock();
-                if let Some(v) = s.list.pop_front() {
-                    return Some(v);
-                }
-                if s.closed {
-                    return None;
-                }
-                // Idle from here: give the list's memory back.
-                if s.list.capacity() > 0 {
-                    s.list = VecDeque::new();
-                }
-            }
-            self.wake.notified().await;
+    /// When there is none yet, the task of `cx` is woken by the next send.
+    /// Each value taken uses the task's tokio budget, as channels do, so a
+    /// busy queue cannot hold the socket thread.
+    pub fn poll_recv(&self, cx: &mut Context<'_>) -> Poll<Option<T>> {
+        let coop = ready!(tokio::task::coop::poll_proceed(cx));
+        let mut s = self.state.lock();
+        if let Some(v) = s.list.pop_front() {
+            coop.made_progress();
+            return Poll::Ready(Some(v));
         }
+        if s.closed {
+            coop.made_progress();
+            return Poll::Ready(None);
+        }
+        // Idle from here: give the list's memory back.
+        if s.list.capacity() > 0 {
+            s.list = VecDeque::new();
+        }
+        if !s.waker.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+            s.waker = Some(cx.waker().clone());
+        }
+        Poll::Pending
+    }
+
+    /// [`Queue::poll_recv`] as a future. Cancel-safe: a value is only taken
+    /// out by a poll that returns it.
+    pub async fn recv(&self) -> Option<T> {
+        std::future::poll_fn(|cx| self.poll_recv(cx)).await
     }
 
     pub fn is_empty(&self) -> bool {
@@ -79,6 +93,7 @@ impl<T> Queue<T> {
     pub fn close(&self) -> VecDeque<T> {
         let mut s = self.state.lock();
         s.closed = true;
+        s.waker = None;
         std::mem::take(&mut s.list)
     }
 }

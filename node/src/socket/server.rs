@@ -32,6 +32,7 @@ use std::io;
 use std::net::{Shutdown, SocketAddr};
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, AtomicU64, AtomicU8, Ordering};
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::Instant;
 use tokio::io::Interest;
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
@@ -558,8 +559,11 @@ struct Conn {
     broken: bool,
     /// close() with pending writes: flush, then close silently.
     closing: bool,
-    high: VecDeque<WBuf>,
-    low: VecDeque<WBuf>,
+    /// Queued writes: the high-priority ones first (`high` of them), then
+    /// the low-priority ones, each part in the order queued. One list
+    /// instead of two keeps the task small.
+    wq: VecDeque<WBuf>,
+    high: u32,
     wb_size: usize,
     warn_size: usize,
     read_size: usize,
@@ -567,7 +571,8 @@ struct Conn {
 
 enum Wake {
     Cmd(Option<Cmd>),
-    Io(io::Result<tokio::io::Ready>),
+    Read(io::Result<()>),
+    Write(io::Result<()>),
 }
 
 impl Conn {
@@ -597,8 +602,8 @@ impl Conn {
             write_closed: false,
             broken: false,
             closing: false,
-            high: VecDeque::new(),
-            low: VecDeque::new(),
+            wq: VecDeque::new(),
+            high: 0,
             wb_size: 0,
             warn_size: 0,
             read_size: MIN_READ_BUFFER,
@@ -610,7 +615,7 @@ impl Conn {
     }
 
     fn queued(&self) -> bool {
-        !self.high.is_empty() || !self.low.is_empty()
+        !self.wq.is_empty()
     }
 
     /// Hands the write direction back to callers when nothing is queued here
@@ -638,6 +643,7 @@ impl Conn {
 
     // Not an async fn: that would keep a second copy of `self` in the
     // future (its argument and its local), which every idle task carries.
+    #[allow(clippy::manual_async_fn)]
     fn run(mut self) -> impl std::future::Future<Output = ()> {
         async move {
             loop {
@@ -645,29 +651,34 @@ impl Conn {
                 let want_read =
                     self.reading && !self.pending_start && !self.read_closed && !self.broken;
                 let want_write = self.queued() && !self.write_closed && !self.broken;
-                // One readiness wait for both directions keeps the task small
-                // (each wait is a sizeable future, and every socket's task holds
-                // them while idle).
-                let interest = match (want_read, want_write) {
-                    (true, true) => Interest::READABLE | Interest::WRITABLE,
-                    (false, true) => Interest::WRITABLE,
-                    _ => Interest::READABLE,
-                };
-                let wake = tokio::select! {
-                    biased;
-                    c = self.slot.cmds.recv() => Wake::Cmd(c),
-                    r = self.stream.ready(interest), if want_read || want_write => Wake::Io(r),
-                };
-                // Writing goes first, as when the two were separate waits; a
-                // socket ready both ways is read on the next turn.
+                // Polled by hand rather than with select! over futures: the
+                // queue and the stream keep this task's wakers themselves, so
+                // an idle task holds no wait futures. Commands go first, then
+                // writing, then reading, as in a biased select.
+                let wake = std::future::poll_fn(|cx| {
+                    if let Poll::Ready(c) = self.slot.cmds.poll_recv(cx) {
+                        return Poll::Ready(Wake::Cmd(c));
+                    }
+                    if want_write {
+                        if let Poll::Ready(r) = self.stream.poll_write_ready(cx) {
+                            return Poll::Ready(Wake::Write(r));
+                        }
+                    }
+                    if want_read {
+                        if let Poll::Ready(r) = self.stream.poll_read_ready(cx) {
+                            return Poll::Ready(Wake::Read(r));
+                        }
+                    }
+                    Poll::Pending
+                })
+                .await;
                 let flow = match wake {
                     Wake::Cmd(Some(c)) => self.command(c),
                     Wake::Cmd(None) => Flow::Done,
-                    Wake::Io(Ok(r)) if want_write && r.is_writable() => self.flush(),
-                    Wake::Io(Ok(r)) if want_read && r.is_readable() => self.on_readable(),
-                    Wake::Io(Ok(_)) => Flow::Go,
-                    Wake::Io(Err(e)) if want_write => self.write_failed(e),
-                    Wake::Io(Err(e)) => self.read_failed(e),
+                    Wake::Read(Ok(())) => self.on_readable(),
+                    Wake::Read(Err(e)) => self.read_failed(e),
+                    Wake::Write(Ok(())) => self.flush(),
+                    Wake::Write(Err(e)) => self.write_failed(e),
                 };
                 if flow == Flow::Done {
                     break;
@@ -777,9 +788,11 @@ impl Conn {
     fn enqueue(&mut self, b: WBuf, high: bool) {
         self.wb_size += b.data.len() - b.pos;
         if high {
-            self.high.push_back(b);
+            // behind the high ones, which are few: the insert moves little
+            self.wq.insert(self.high as usize, b);
+            self.high += 1;
         } else {
-            self.low.push_back(b);
+            self.wq.push_back(b);
         }
         self.slot
             .wbuffer
@@ -800,17 +813,10 @@ impl Conn {
         self.srv.wrote(&self.slot, n);
     }
 
-    /// Writes queued data: the high queue first; a partly written low block is
-    /// raised to the high queue so nothing interleaves with it.
+    /// Writes queued data: the high part first; a partly written low block is
+    /// raised to the high part so nothing interleaves with it.
     fn flush(&mut self) -> Flow {
-        loop {
-            let from_low = self.high.is_empty();
-            let queue = if from_low {
-                &mut self.low
-            } else {
-                &mut self.high
-            };
-            let Some(b) = queue.front_mut() else { break };
+        while let Some(b) = self.wq.front_mut() {
             match self.stream.try_write(&b.data[b.pos..]) {
                 Ok(n) => {
                     b.pos += n;
@@ -821,10 +827,11 @@ impl Conn {
                         .store(self.wb_size as u64, Ordering::Relaxed);
                     self.srv.wrote(&self.slot, n);
                     if done {
-                        queue.pop_front();
-                    } else if from_low {
-                        let b = self.low.pop_front().unwrap();
-                        self.high.push_front(b);
+                        self.wq.pop_front();
+                        self.high = self.high.saturating_sub(1);
+                    } else if self.high == 0 {
+                        // the front low block becomes the first high one
+                        self.high = 1;
                     }
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Flow::Go,
@@ -848,8 +855,8 @@ impl Conn {
         }
         self.write_closed = true;
         self.stop_direct();
-        self.high.clear();
-        self.low.clear();
+        self.wq.clear();
+        self.high = 0;
         self.wb_size = 0;
         self.slot.wbuffer.store(0, Ordering::Relaxed);
         let _ = socket2::SockRef::from(&self.stream).shutdown(Shutdown::Write);

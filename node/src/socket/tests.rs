@@ -225,6 +225,37 @@ fn low_priority_waits_for_high() {
 }
 
 #[test]
+fn a_partly_written_low_block_finishes_before_a_high_one() {
+    let mut h = Harness::new();
+    let (lid, port) = h.listener();
+    let (cid, sid) = h.pair(lid, port, true);
+    const FILL: usize = 64 * 64 * 1024;
+    const LOW: usize = 256 * 1024;
+    const LOWS: usize = 64;
+    h.srv.send(cid, vec![b'.'; FILL], true);
+    for i in 0..LOWS {
+        h.srv.send(cid, vec![b'a' + i as u8; LOW], false);
+    }
+    // Once the low blocks are being written, one of them is likely cut
+    // short by the socket when the high write arrives.
+    let mut got = h.read(3, sid, FILL + LOW / 2);
+    h.srv.send(cid, b"HH".to_vec(), true);
+    let total = FILL + LOWS * LOW + 2;
+    got.extend(h.read(3, sid, total - got.len()));
+    assert_eq!(got.len(), total);
+    assert!(got[..FILL].iter().all(|b| *b == b'.'));
+    let at = FILL + got[FILL..].windows(2).position(|w| w == b"HH").unwrap();
+    assert_eq!((at - FILL) % LOW, 0, "the high write cut into a low block");
+    let lows: Vec<u8> = [&got[FILL..at], &got[at + 2..]].concat();
+    for (i, block) in lows.chunks(LOW).enumerate() {
+        assert!(
+            block.iter().all(|b| *b == b'a' + i as u8),
+            "low block {i} intact"
+        );
+    }
+}
+
+#[test]
 fn pause_and_transfer() {
     let mut h = Harness::new();
     let (lid, port) = h.listener();
