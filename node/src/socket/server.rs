@@ -1,7 +1,7 @@
 //! The socket server: one thread running a single-threaded tokio runtime that
 //! owns every socket. Each socket is one task holding the OS socket and all its
 //! state (owner, read switch, write queues, close state); services talk to it
-//! through the socket's command channel, in order, and it reports events to its
+//! through the socket's command queue, in order, and it reports events to its
 //! owner through the sink (in a node: PTYPE_SOCKET messages, source 0,
 //! session 0).
 //!
@@ -17,7 +17,7 @@
 //! lock: a caller writes only while the task does not own it, and queues
 //! (under the same lock) otherwise; the task takes it with the first queued
 //! write and gives it back only with its queues empty and nothing left in its
-//! command channel. So writes never interleave, and each caller's writes keep
+//! command queue. So writes never interleave, and each caller's writes keep
 //! their order. What the socket takes only in part leaves its rest queued
 //! (high priority, as when the task writes in part), and a write that fails
 //! is handed to the task, which reports the error.
@@ -119,7 +119,7 @@ struct Gate {
     /// task holds the other reference.
     stream: Option<Arc<TcpStream>>,
     /// The task owns the write direction: it has writes queued or in its
-    /// channel, or writing has stopped for good.
+    /// command queue, or writing has stopped for good.
     task_owns: bool,
 }
 
