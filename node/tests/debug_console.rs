@@ -283,7 +283,9 @@ fn console_commands_over_telnet_and_http() {
     assert!(
         net.lines.iter().any(|l| l.contains("type:TCP")
             && l.contains("peer:127.0.0.1:")
-            && l.contains("read:")),
+            && l.contains("read:")
+            && l.contains("reading:true")
+            && l.contains("writing:false")),
         "{}",
         net.dump()
     );

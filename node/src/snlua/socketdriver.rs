@@ -348,6 +348,18 @@ unsafe fn set_int(l: State, key: &CStr, v: i64) {
     }
 }
 
+/// As [`set_int`], for a boolean.
+///
+/// # Safety
+/// As [`set_int`].
+unsafe fn set_bool(l: State, key: &CStr, v: bool) {
+    // SAFETY: the table is at -2 once the value is pushed (contract).
+    unsafe {
+        lua_pushboolean(l, v as c_int);
+        lua_setfield(l, -2, key.as_ptr());
+    }
+}
+
 /// As [`set_int`], for text.
 ///
 /// # Safety
@@ -361,7 +373,7 @@ unsafe fn set_str(l: State, key: &CStr, v: &str) {
 }
 
 /// info() → list of { id, address (owner), type, read, write, wbuffer, rtime,
-/// wtime, peer (TCP) | sock (UDP, LISTEN), accept (LISTEN) }
+/// wtime, reading, writing, peer (TCP) | sock (UDP, LISTEN), accept (LISTEN) }
 unsafe extern "C-unwind" fn linfo(l: State) -> c_int {
     let list = server().info();
     // SAFETY: each entry's table is on the top while its fields are set,
@@ -392,6 +404,8 @@ unsafe extern "C-unwind" fn linfo(l: State) -> c_int {
                 set_int(l, c"wbuffer", si.wbuffer as i64);
                 set_int(l, c"rtime", si.rtime as i64);
                 set_int(l, c"wtime", si.wtime as i64);
+                set_bool(l, c"reading", si.reading);
+                set_bool(l, c"writing", si.wbuffer > 0);
                 if !si.name.is_empty() {
                     set_str(l, key, &si.name);
                 }

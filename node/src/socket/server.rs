@@ -136,6 +136,9 @@ struct Slot {
     read: AtomicU64,
     write: AtomicU64,
     wbuffer: AtomicU64,
+    /// The socket's task reads (accepts, for a listener): started and not
+    /// paused. For `info`.
+    reading: AtomicBool,
     rtime: AtomicU64,
     wtime: AtomicU64,
     name: Mutex<String>,
@@ -150,6 +153,8 @@ pub struct SocketInfo {
     pub read: u64,
     pub write: u64,
     pub wbuffer: u64,
+    /// Started and not paused.
+    pub reading: bool,
     pub rtime: u64,
     pub wtime: u64,
     /// Peer address (TCP), local address (listen), or empty.
@@ -419,6 +424,7 @@ impl SocketServer {
                 read: s.read.load(Ordering::Relaxed),
                 write: s.write.load(Ordering::Relaxed),
                 wbuffer: s.wbuffer.load(Ordering::Relaxed),
+                reading: s.reading.load(Ordering::Relaxed),
                 rtime: s.rtime.load(Ordering::Relaxed),
                 wtime: s.wtime.load(Ordering::Relaxed),
                 name: s.name.lock().clone(),
@@ -468,6 +474,7 @@ impl Inner {
             read: AtomicU64::new(0),
             write: AtomicU64::new(0),
             wbuffer: AtomicU64::new(0),
+            reading: AtomicBool::new(false),
             rtime: AtomicU64::new(0),
             wtime: AtomicU64::new(0),
             name: Mutex::new(String::new()),
@@ -590,6 +597,7 @@ impl Conn {
             gate.stream = Some(stream.clone());
             gate.task_owns = true;
         }
+        slot.reading.store(!accepted, Ordering::Relaxed);
         Conn {
             srv,
             slot,
@@ -736,6 +744,7 @@ impl Conn {
                     return Flow::Go;
                 }
                 self.reading = true;
+                self.slot.reading.store(true, Ordering::Relaxed);
                 self.owner = requester;
                 self.slot.owner.store(requester, Ordering::Relaxed);
                 if self.pending_start {
@@ -748,6 +757,7 @@ impl Conn {
             }
             Cmd::Pause => {
                 self.reading = false;
+                self.slot.reading.store(false, Ordering::Relaxed);
                 Flow::Go
             }
             Cmd::NoDelay => {
@@ -1017,12 +1027,16 @@ async fn listen_task(srv: Arc<Inner>, slot: Arc<Slot>, mut owner: u32, l: std::n
                     owner = requester;
                     slot.owner.store(owner, Ordering::Relaxed);
                     accepting = true;
+                    slot.reading.store(true, Ordering::Relaxed);
                     if !started {
                         started = true;
                         srv.emit_text(owner, kind::CONNECT, id, 0, "start");
                     }
                 }
-                Cmd::Pause => accepting = false,
+                Cmd::Pause => {
+                    accepting = false;
+                    slot.reading.store(false, Ordering::Relaxed);
+                }
                 Cmd::Close { requester, .. } => {
                     srv.emit_text(requester, kind::CLOSE, id, 0, "");
                     break;
@@ -1145,6 +1159,7 @@ async fn bind_task(srv: Arc<Inner>, slot: Arc<Slot>, mut owner: u32, fd: i32) {
     srv.emit_text(owner, kind::CONNECT, id, 0, "binding");
     let mut writer: Option<std::sync::mpsc::Sender<Vec<u8>>> = None;
     let mut reading = true;
+    slot.reading.store(true, Ordering::Relaxed);
     let mut read_closed = false;
     loop {
         enum W {
@@ -1186,8 +1201,12 @@ async fn bind_task(srv: Arc<Inner>, slot: Arc<Slot>, mut owner: u32, fd: i32) {
                     owner = requester;
                     slot.owner.store(owner, Ordering::Relaxed);
                     reading = true;
+                    slot.reading.store(true, Ordering::Relaxed);
                 }
-                Cmd::Pause => reading = false,
+                Cmd::Pause => {
+                    reading = false;
+                    slot.reading.store(false, Ordering::Relaxed);
+                }
                 Cmd::NoDelay | Cmd::UdpConnect { .. } | Cmd::Rest { .. } => {}
             },
             W::Data(Some(Ok(v))) if !v.is_empty() => {
@@ -1231,6 +1250,7 @@ async fn udp_task(
     let mut queue: VecDeque<(Vec<u8>, SocketAddr)> = VecDeque::new();
     let mut wb_size = 0usize;
     let mut reading = true;
+    slot.reading.store(true, Ordering::Relaxed);
     let mut buf = vec![0u8; MAX_UDP_PACKAGE];
     loop {
         enum W {
@@ -1293,9 +1313,13 @@ async fn udp_task(
                     owner = requester;
                     slot.owner.store(owner, Ordering::Relaxed);
                     reading = true;
+                    slot.reading.store(true, Ordering::Relaxed);
                     srv.emit_text(owner, kind::CONNECT, id, 0, "transfer");
                 }
-                Cmd::Pause => reading = false,
+                Cmd::Pause => {
+                    reading = false;
+                    slot.reading.store(false, Ordering::Relaxed);
+                }
                 Cmd::NoDelay | Cmd::Rest { .. } => {}
             },
             W::Write => {
