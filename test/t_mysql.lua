@@ -347,19 +347,4 @@ end
 
 local order = { "sha256", "connect", "types", "multi", "errors", "prepared", "big", "fake", "kill" }
 
-skynet.start(function()
-	skynet.timeout(6000, function()
-		log("TIMEOUT")
-		skynet.abort()
-	end)
-	skynet.fork(function()
-		for _, name in ipairs(order) do
-			local ok, err = pcall(cases[name])
-			if not ok then
-				log("FAIL", name, tostring(err))
-			end
-		end
-		log("done")
-		skynet.abort()
-	end)
-end)
+require "cases"(cases, order, log, 6000)

@@ -294,19 +294,4 @@ end
 
 local order = { "basic", "errors", "select", "auth", "pipeline", "watch", "malformed", "kill" }
 
-skynet.start(function()
-	skynet.timeout(4000, function()
-		log("TIMEOUT")
-		skynet.abort()
-	end)
-	skynet.fork(function()
-		for _, name in ipairs(order) do
-			local ok, err = pcall(cases[name])
-			if not ok then
-				log("FAIL", name, tostring(err))
-			end
-		end
-		log("done")
-		skynet.abort()
-	end)
-end)
+require "cases"(cases, order, log, 4000)

@@ -413,19 +413,4 @@ local order = {
 	"order", "session", "inflight", "auth", "backup", "restart", "close_connecting", "changehost", "overload",
 }
 
-skynet.start(function()
-	skynet.timeout(3000, function()
-		log("TIMEOUT")
-		skynet.abort()
-	end)
-	skynet.fork(function()
-		for _, name in ipairs(order) do
-			local ok, err = pcall(cases[name])
-			if not ok then
-				log("FAIL", name, tostring(err))
-			end
-		end
-		log("done")
-		skynet.abort()
-	end)
-end)
+require "cases"(cases, order, log, 3000)
