@@ -1,5 +1,6 @@
 //! [`MasterConfig`]: the master's tunables.
 
+use skynet_proto::auth::Secret;
 use std::time::Duration;
 
 /// Timeouts and queue sizes of a [`Master`](crate::Master).
@@ -14,6 +15,9 @@ pub struct MasterConfig {
     /// Packets queued for one slave before it is considered stuck and
     /// disconnected.
     pub outbox_capacity: usize,
+    /// The cluster secret slaves must prove before they join (off: any
+    /// slave may join, C skynet ones included).
+    pub secret: Option<Secret>,
 }
 
 impl Default for MasterConfig {
@@ -22,6 +26,7 @@ impl Default for MasterConfig {
             handshake_timeout: Duration::from_secs(10),
             write_timeout: Duration::from_secs(10),
             outbox_capacity: 4096,
+            secret: None,
         }
     }
 }

@@ -6,7 +6,7 @@
 //! * the peer closes the connection or the socket fails;
 //! * the peer sends bytes that are not a valid packet (logged; the
 //!   connection is dropped, nobody else is affected);
-//! * the peer sends nothing within the handshake timeout;
+//! * the peer is not admitted (sent `W`) within the handshake timeout;
 //! * writing one packet takes longer than the write timeout;
 //! * the hub drops the outbox (a rejected handshake, a protocol violation,
 //!   shutdown). Packets queued before that are still written.
@@ -16,7 +16,7 @@
 use std::net::SocketAddr;
 
 use futures::{SinkExt, StreamExt};
-use skynet_proto::master::{MasterCodec, MasterCodecError};
+use skynet_proto::master::{MasterCodec, MasterCodecError, MasterPacket};
 use std::time::Duration;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
@@ -78,16 +78,20 @@ pub async fn serve(
     let ended: Option<String> = loop {
         tokio::select! {
             queued = inbox.recv() => match queued {
-                Some(packet) => match timeout(config.write_timeout, writer.send(packet)).await {
+                Some(packet) => {
+                    // The handshake is over when the slave is admitted (`W`),
+                    // not when it first speaks: a challenged slave that
+                    // never answers is dropped too.
+                    greeted |= matches!(packet, MasterPacket::Wait { .. });
+                    match timeout(config.write_timeout, writer.send(packet)).await {
                     Ok(Ok(())) => {}
                     Ok(Err(e)) => break Some(format!("write failed: {e}")),
                     Err(_) => break Some("write timed out".to_owned()),
-                },
+                }},
                 None => break None,
             },
             received = reader.next() => match received {
                 Some(Ok(packet)) => {
-                    greeted = true;
                     if events.send(Event::Packet { conn, packet }).await.is_err() {
                         break None;
                     }

@@ -12,6 +12,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 
+use skynet_proto::auth::Secret;
 use skynet_proto::master::MasterPacket;
 use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, warn};
@@ -60,6 +61,14 @@ impl Hub {
         Hub::default()
     }
 
+    /// A hub whose slaves must prove `secret`.
+    pub fn with_secret(secret: Option<Secret>) -> Self {
+        Hub {
+            registry: Registry::with_secret(secret),
+            outboxes: HashMap::new(),
+        }
+    }
+
     /// Handles one event.
     pub fn handle(&mut self, event: Event) {
         let actions = match event {
@@ -104,8 +113,12 @@ impl Hub {
 
 /// Runs a hub until `stop` fires (or its sender is dropped) or every event
 /// sender is gone. Dropping the hub then closes every connection.
-pub async fn run(mut events: mpsc::Receiver<Event>, mut stop: oneshot::Receiver<()>) {
-    let mut hub = Hub::new();
+pub async fn run(
+    mut events: mpsc::Receiver<Event>,
+    mut stop: oneshot::Receiver<()>,
+    secret: Option<Secret>,
+) {
+    let mut hub = Hub::with_secret(secret);
     loop {
         tokio::select! {
             event = events.recv() => match event {

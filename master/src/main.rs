@@ -18,6 +18,12 @@ struct Args {
     /// Address to listen on for slaves (skynet's `standalone`).
     #[arg(long, value_name = "HOST:PORT", default_value = "0.0.0.0:2013")]
     listen: String,
+    /// File whose content (trailing newline removed) is the cluster secret:
+    /// slaves must prove they know it before they join (the nodes' config
+    /// key `cluster_secret`). Without it any slave may join, C skynet ones
+    /// included.
+    #[arg(long, value_name = "PATH")]
+    secret_file: Option<std::path::PathBuf>,
 }
 
 #[tokio::main]
@@ -31,7 +37,27 @@ async fn main() -> ExitCode {
         )
         .init();
 
-    let master = match Master::bind(args.listen.as_str(), MasterConfig::default()).await {
+    let mut config = MasterConfig::default();
+    if let Some(path) = &args.secret_file {
+        let text = match std::fs::read(path) {
+            Ok(t) => t,
+            Err(e) => {
+                tracing::error!("can't read the secret file {}: {e}", path.display());
+                return ExitCode::FAILURE;
+            }
+        };
+        let text = text.strip_suffix(b"\n").unwrap_or(&text);
+        let text = text.strip_suffix(b"\r").unwrap_or(text);
+        match skynet_proto::auth::Secret::new(text) {
+            Some(s) => config.secret = Some(s),
+            None => {
+                tracing::error!("the secret file {} is empty", path.display());
+                return ExitCode::FAILURE;
+            }
+        }
+        tracing::info!("slaves must prove the cluster secret");
+    }
+    let master = match Master::bind(args.listen.as_str(), config).await {
         Ok(master) => master,
         Err(e) => {
             tracing::error!("{e}");

@@ -10,10 +10,18 @@
 //!
 //! * `H id addr` from a new connection: id 0 is refused, and so is an id
 //!   that another live connection already uses (the newcomer is closed; the
-//!   live slave is untouched). Otherwise every live slave gets `C id addr`,
-//!   the newcomer gets `W n` (n = number of those slaves), then one
-//!   `N name handle` for every known name, so it starts with the whole table.
-//!   An id whose connection went down may join again; it is treated as new.
+//!   live slave is untouched). Otherwise the newcomer gets `W n set` (n =
+//!   number of live slaves, set = their ids), then `P id addr` for each of
+//!   them (so that it can admit exactly those links), then one
+//!   `N name handle` for every known name, so it starts with the whole table;
+//!   then every live slave gets `C id addr`. An id whose connection went down
+//!   may join again; it is treated as new. A C skynet slave reads only `W n`
+//!   and ignores `P`.
+//! * With a cluster secret, `H` is answered with `K nonce` instead, and the
+//!   slave is only admitted as above after an `A nonce mac` that proves the
+//!   secret; `W` then carries the master's own proof (see
+//!   [`skynet_proto::auth`]). A wrong or missing answer closes the
+//!   connection. Every refusal is logged with the peer and the claimed id.
 //! * `R name handle`: see [`crate::names`] for who wins. The winner is
 //!   broadcast as `N name winner` to every live slave, the sender included,
 //!   and to anyone still waiting for the name.
@@ -28,7 +36,10 @@
 
 use std::net::SocketAddr;
 
-use skynet_proto::master::MasterPacket;
+use std::collections::HashMap;
+
+use skynet_proto::auth::{self, MasterRole, Secret, MAC_LEN, NONCE_LEN};
+use skynet_proto::master::{HarborSet, MasterPacket};
 use skynet_proto::{GlobalName, Handle};
 use tracing::{debug, info, warn};
 
@@ -46,17 +57,36 @@ pub enum Action {
     Close(ConnId),
 }
 
+/// A slave that sent `H` and was sent `K`: what it claimed, and our nonce.
+#[derive(Debug)]
+struct Challenged {
+    harbor: u8,
+    address: String,
+    nonce: [u8; NONCE_LEN],
+}
+
 /// The master's state: connections, live slaves, global names.
 #[derive(Debug, Default)]
 pub struct Registry {
     slaves: SlaveTable,
     names: NameTable,
+    /// The cluster secret slaves must prove, if any.
+    secret: Option<Secret>,
+    challenged: HashMap<ConnId, Challenged>,
 }
 
 impl Registry {
     /// An empty registry.
     pub fn new() -> Self {
         Registry::default()
+    }
+
+    /// An empty registry whose slaves must prove `secret`.
+    pub fn with_secret(secret: Option<Secret>) -> Self {
+        Registry {
+            secret,
+            ..Registry::default()
+        }
     }
 
     /// The live slaves (harbor id, announced address), in id order.
@@ -84,12 +114,20 @@ impl Registry {
             return Vec::new();
         };
         match (self.slaves.harbor_of(conn), packet) {
-            (None, MasterPacket::Handshake { harbor, address }) => {
-                self.handshake(conn, peer, harbor, address)
+            (None, MasterPacket::Handshake { harbor, address })
+                if !self.challenged.contains_key(&conn) =>
+            {
+                match &self.secret {
+                    None => self.handshake(conn, peer, harbor, address, None),
+                    Some(_) => self.challenge(conn, peer, harbor, address),
+                }
+            }
+            (None, MasterPacket::Answer { nonce, mac }) if self.challenged.contains_key(&conn) => {
+                self.answer(conn, peer, nonce, &mac)
             }
             (None, other) => {
-                warn!(%conn, %peer, packet = %other, "rejecting connection: first packet is not a handshake (H)");
-                self.close(conn, "first packet is not a handshake")
+                warn!(%conn, %peer, packet = %other, "rejecting connection: expected a handshake (H, or A after K)");
+                self.close(conn, "no valid handshake")
             }
             (Some(harbor), MasterPacket::Register { name, handle }) => {
                 self.register(conn, harbor, name, handle)
@@ -110,12 +148,77 @@ impl Registry {
         self.close(conn, reason)
     }
 
+    /// `H` with a secret: ask for its proof.
+    fn challenge(
+        &mut self,
+        conn: ConnId,
+        peer: SocketAddr,
+        harbor: u8,
+        address: String,
+    ) -> Vec<Action> {
+        let nonce = match auth::nonce() {
+            Ok(n) => n,
+            Err(e) => {
+                warn!(%conn, %peer, harbor, error = %e, "rejecting handshake: cannot make a challenge");
+                return self.close(conn, "no challenge");
+            }
+        };
+        self.challenged.insert(
+            conn,
+            Challenged {
+                harbor,
+                address,
+                nonce,
+            },
+        );
+        vec![Action::Send(conn, MasterPacket::Challenge { nonce })]
+    }
+
+    /// `A` after our `K`: admit the slave if it knows the secret.
+    fn answer(
+        &mut self,
+        conn: ConnId,
+        peer: SocketAddr,
+        slave_nonce: [u8; NONCE_LEN],
+        mac: &[u8; MAC_LEN],
+    ) -> Vec<Action> {
+        let (Some(c), Some(secret)) = (self.challenged.remove(&conn), self.secret.clone()) else {
+            return self.close(conn, "answer without a challenge");
+        };
+        let ok = auth::check_master_proof(
+            &secret,
+            MasterRole::Slave,
+            c.harbor,
+            &c.address,
+            &c.nonce,
+            &slave_nonce,
+            mac,
+        );
+        if !ok {
+            warn!(
+                %conn, %peer, harbor = c.harbor, address = %c.address,
+                "rejecting handshake: wrong cluster secret proof"
+            );
+            return self.close(conn, "wrong cluster secret proof");
+        }
+        let proof = auth::master_proof(
+            &secret,
+            MasterRole::Master,
+            c.harbor,
+            &c.address,
+            &c.nonce,
+            &slave_nonce,
+        );
+        self.handshake(conn, peer, c.harbor, c.address, Some(proof))
+    }
+
     fn handshake(
         &mut self,
         conn: ConnId,
         peer: SocketAddr,
         harbor: u8,
         address: String,
+        proof: Option<[u8; MAC_LEN]>,
     ) -> Vec<Action> {
         if harbor == 0 {
             warn!(%conn, %peer, %address, "rejecting handshake: harbor id 0 is reserved for single-node mode");
@@ -130,17 +233,32 @@ impl Registry {
             return self.close(conn, "harbor id already connected");
         }
         let mut actions = Vec::new();
-        let connect = MasterPacket::Connect {
-            harbor,
-            address: address.clone(),
-        };
-        let others = self.slaves.live_conns();
-        for &other in &others {
-            actions.push(Action::Send(other, connect.clone()));
-        }
+        let others: Vec<(u8, ConnId, String)> = self
+            .slaves
+            .live()
+            .map(|(id, s)| (id, s.conn, s.address.clone()))
+            .collect();
         // At most 254 other harbors can be live (ids 1..=255).
         let count = u8::try_from(others.len()).unwrap_or(u8::MAX);
-        actions.push(Action::Send(conn, MasterPacket::Wait { count }));
+        // The newcomer hears who will connect before they are told to, so
+        // that it can usually admit their links at once.
+        actions.push(Action::Send(
+            conn,
+            MasterPacket::Wait {
+                count,
+                peers: Some(others.iter().map(|(id, _, _)| *id).collect::<HarborSet>()),
+                proof,
+            },
+        ));
+        for (id, _, addr) in &others {
+            actions.push(Action::Send(
+                conn,
+                MasterPacket::Peer {
+                    harbor: *id,
+                    address: addr.clone(),
+                },
+            ));
+        }
         for (name, entry) in self.names.iter() {
             actions.push(Action::Send(
                 conn,
@@ -149,6 +267,13 @@ impl Registry {
                     handle: entry.handle,
                 },
             ));
+        }
+        let connect = MasterPacket::Connect {
+            harbor,
+            address: address.clone(),
+        };
+        for (_, other, _) in &others {
+            actions.push(Action::Send(*other, connect.clone()));
         }
         self.slaves.join(conn, harbor, address.clone());
         info!(
@@ -234,6 +359,7 @@ impl Registry {
     /// Forgets `conn` and tells the others if it was a live slave.
     fn close(&mut self, conn: ConnId, reason: &str) -> Vec<Action> {
         self.names.forget_waiter(conn);
+        self.challenged.remove(&conn);
         let mut actions = vec![Action::Close(conn)];
         if let Some((harbor, slave)) = self.slaves.close(conn) {
             info!(harbor, %conn, address = %slave.address, reason, "harbor left");
@@ -261,6 +387,14 @@ mod tests {
         GlobalName::new(s).unwrap()
     }
 
+    fn wait(ids: &[u8]) -> MasterPacket {
+        MasterPacket::Wait {
+            count: ids.len() as u8,
+            peers: Some(ids.iter().copied().collect()),
+            proof: None,
+        }
+    }
+
     fn hello(r: &mut Registry, conn: u64, harbor: u8) -> Vec<Action> {
         r.on_open(ConnId(conn), peer());
         r.on_packet(
@@ -273,11 +407,11 @@ mod tests {
     }
 
     #[test]
-    fn join_order_is_connects_then_wait_then_names() {
+    fn join_order_is_wait_peers_names_then_connects() {
         let mut r = Registry::new();
         assert_eq!(
             hello(&mut r, 1, 1),
-            vec![Action::Send(ConnId(1), MasterPacket::Wait { count: 0 })]
+            vec![Action::Send(ConnId(1), wait(&[]))]
         );
         r.on_packet(
             ConnId(1),
@@ -290,19 +424,26 @@ mod tests {
         assert_eq!(
             actions,
             vec![
+                Action::Send(ConnId(2), wait(&[1])),
                 Action::Send(
-                    ConnId(1),
-                    MasterPacket::Connect {
-                        harbor: 2,
-                        address: "127.0.0.1:2527".into()
+                    ConnId(2),
+                    MasterPacket::Peer {
+                        harbor: 1,
+                        address: "127.0.0.1:2526".into()
                     }
                 ),
-                Action::Send(ConnId(2), MasterPacket::Wait { count: 1 }),
                 Action::Send(
                     ConnId(2),
                     MasterPacket::Name {
                         name: name("A"),
                         handle: Handle(0x0100_0005)
+                    }
+                ),
+                Action::Send(
+                    ConnId(1),
+                    MasterPacket::Connect {
+                        harbor: 2,
+                        address: "127.0.0.1:2527".into()
                     }
                 ),
             ]
@@ -326,19 +467,16 @@ mod tests {
             ]
         );
         let rejoin = hello(&mut r, 5, 3);
+        assert_eq!(rejoin[0], Action::Send(ConnId(5), wait(&[4])));
         assert_eq!(
-            rejoin[0],
-            Action::Send(
+            rejoin.last(),
+            Some(&Action::Send(
                 ConnId(4),
                 MasterPacket::Connect {
                     harbor: 3,
                     address: "127.0.0.1:2528".into()
                 }
-            )
-        );
-        assert_eq!(
-            rejoin[1],
-            Action::Send(ConnId(5), MasterPacket::Wait { count: 1 })
+            ))
         );
     }
 
@@ -353,7 +491,7 @@ mod tests {
         hello(&mut r, 2, 2);
         hello(&mut r, 3, 3);
         assert_eq!(
-            r.on_packet(ConnId(3), MasterPacket::Wait { count: 0 }),
+            r.on_packet(ConnId(3), wait(&[])),
             vec![
                 Action::Close(ConnId(3)),
                 Action::Send(ConnId(2), MasterPacket::Down { harbor: 3 })
@@ -424,5 +562,64 @@ mod tests {
             ),
             vec![Action::Send(ConnId(2), n2)]
         );
+    }
+
+    #[test]
+    fn with_a_secret_only_a_correct_answer_joins() {
+        let secret = Secret::new("s3cret").unwrap();
+        let mut r = Registry::with_secret(Some(secret.clone()));
+        let challenge = |r: &mut Registry, conn: u64| -> [u8; NONCE_LEN] {
+            match &hello(r, conn, 2)[..] {
+                [Action::Send(c, MasterPacket::Challenge { nonce })] if *c == ConnId(conn) => {
+                    *nonce
+                }
+                other => panic!("{other:?}"),
+            }
+        };
+        // A wrong proof: closed, not joined.
+        let k = challenge(&mut r, 1);
+        let bad = auth::master_proof(
+            &Secret::new("guess").unwrap(),
+            MasterRole::Slave,
+            2,
+            "127.0.0.1:2527",
+            &k,
+            &[7; NONCE_LEN],
+        );
+        assert_eq!(
+            r.on_packet(
+                ConnId(1),
+                MasterPacket::Answer {
+                    nonce: [7; NONCE_LEN],
+                    mac: bad
+                }
+            ),
+            vec![Action::Close(ConnId(1))]
+        );
+        // Anything but `A` after `K`: closed.
+        challenge(&mut r, 2);
+        assert_eq!(
+            r.on_packet(ConnId(2), MasterPacket::Query { name: name("X") }),
+            vec![Action::Close(ConnId(2))]
+        );
+        assert!(r.live_slaves().is_empty());
+        // The right proof: `W` with the master's proof of the same exchange.
+        let k = challenge(&mut r, 3);
+        let mine = [9; NONCE_LEN];
+        let mac = auth::master_proof(&secret, MasterRole::Slave, 2, "127.0.0.1:2527", &k, &mine);
+        let out = r.on_packet(ConnId(3), MasterPacket::Answer { nonce: mine, mac });
+        let Some(Action::Send(_, MasterPacket::Wait { proof: Some(p), .. })) = out.first() else {
+            panic!("{out:?}")
+        };
+        assert!(auth::check_master_proof(
+            &secret,
+            MasterRole::Master,
+            2,
+            "127.0.0.1:2527",
+            &k,
+            &mine,
+            p
+        ));
+        assert_eq!(r.live_slaves().len(), 1);
     }
 }

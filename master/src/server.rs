@@ -64,7 +64,7 @@ impl Master {
         let local = self.local_addr()?;
         let (events_tx, events_rx) = mpsc::channel(EVENT_QUEUE);
         let (stop_tx, stop_rx) = oneshot::channel();
-        let hub = tokio::spawn(hub::run(events_rx, stop_rx));
+        let hub = tokio::spawn(hub::run(events_rx, stop_rx, self.config.secret.clone()));
         let mut connections = JoinSet::new();
         let mut next_conn = 0u64;
         info!(listen = %local, "master listening");

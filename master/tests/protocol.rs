@@ -23,14 +23,26 @@ fn captured(letter: &str, args: &str) -> Vec<u8> {
 #[tokio::test]
 async fn handshakes_match_the_captured_bytes() {
     let m = TestMaster::start().await;
+    // Our `W` is skynet's followed by the set of harbors that will connect
+    // (which skynet's cslave does not read), then a `P` for each of them.
+    let starts_as_captured = |ours: Vec<u8>, theirs: Vec<u8>| {
+        assert_eq!(ours[1..theirs.len()], theirs[1..], "{ours:02x?}");
+    };
     let mut s1 = Slave::connect(m.addr).await;
     s1.send_raw(&captured("H", "1, \"127.0.0.1:21526\"")).await;
-    assert_eq!(s1.recv_raw().await, captured("W", "0"));
+    starts_as_captured(s1.recv_raw().await, captured("W", "0"));
 
     let mut s2 = Slave::connect(m.addr).await;
     s2.send_raw(&captured("H", "2, \"127.0.0.1:21527\"")).await;
     assert_eq!(s1.recv_raw().await, captured("C", "2, \"127.0.0.1:21527\""));
-    assert_eq!(s2.recv_raw().await, captured("W", "1"));
+    starts_as_captured(s2.recv_raw().await, captured("W", "1"));
+    assert_eq!(
+        s2.recv().await,
+        MasterPacket::Peer {
+            harbor: 1,
+            address: "127.0.0.1:21526".into()
+        }
+    );
     s1.expect_silence().await;
     s2.expect_silence().await;
 
@@ -58,7 +70,7 @@ async fn a_handshake_split_into_single_bytes_works() {
         s.send_raw(&[b]).await;
         tokio::time::sleep(Duration::from_millis(2)).await;
     }
-    assert_eq!(s.recv().await, MasterPacket::Wait { count: 0 });
+    assert_eq!(s.recv_wait().await, 0);
     m.stop().await;
 }
 
@@ -209,7 +221,7 @@ async fn a_dead_harbor_id_can_rejoin_and_take_its_names_back() {
             address: "127.0.0.1:3527".into()
         }
     );
-    assert_eq!(again.recv().await, MasterPacket::Wait { count: 1 });
+    assert_eq!(again.recv_wait().await, 1);
     // It is told the names the master kept, including its old one...
     assert_eq!(again.recv().await, n("TWO", 0x0200_0005));
     // ...and its re-registration with a new handle wins, since the old owner is gone.
@@ -360,4 +372,79 @@ async fn shutdown_closes_every_connection() {
     m.stop().await;
     s1.expect_eof().await;
     s2.expect_eof().await;
+}
+
+#[tokio::test]
+async fn with_a_cluster_secret_a_slave_must_prove_it() {
+    use skynet_proto::auth::{self, MasterRole, Secret, NONCE_LEN};
+    let secret = Secret::new("correct horse").unwrap();
+    let m = TestMaster::start_with(MasterConfig {
+        secret: Some(secret.clone()),
+        ..MasterConfig::default()
+    })
+    .await;
+    let hello = MasterPacket::Handshake {
+        harbor: 1,
+        address: "127.0.0.1:2526".into(),
+    };
+    let challenge = |p: MasterPacket| match p {
+        MasterPacket::Challenge { nonce } => nonce,
+        other => panic!("expected K, got {other}"),
+    };
+    // A C skynet slave (or ours without the secret) sends R after H: refused.
+    let mut plain = Slave::connect(m.addr).await;
+    plain.send(&hello).await;
+    challenge(plain.recv().await);
+    plain.send(&MasterPacket::Query { name: name("X") }).await;
+    plain.expect_eof().await;
+    // A wrong secret: refused.
+    let mut wrong = Slave::connect(m.addr).await;
+    wrong.send(&hello).await;
+    let k = challenge(wrong.recv().await);
+    let mine = [5; NONCE_LEN];
+    let mac = auth::master_proof(
+        &Secret::new("wrong").unwrap(),
+        MasterRole::Slave,
+        1,
+        "127.0.0.1:2526",
+        &k,
+        &mine,
+    );
+    wrong.send(&MasterPacket::Answer { nonce: mine, mac }).await;
+    wrong.expect_eof().await;
+    // The right one: admitted, and the master proves it knows it too.
+    let mut good = Slave::connect(m.addr).await;
+    good.send(&hello).await;
+    let k = challenge(good.recv().await);
+    let mac = auth::master_proof(&secret, MasterRole::Slave, 1, "127.0.0.1:2526", &k, &mine);
+    good.send(&MasterPacket::Answer { nonce: mine, mac }).await;
+    match good.recv().await {
+        MasterPacket::Wait {
+            count: 0,
+            proof: Some(p),
+            ..
+        } => assert!(auth::check_master_proof(
+            &secret,
+            MasterRole::Master,
+            1,
+            "127.0.0.1:2526",
+            &k,
+            &mine,
+            &p
+        )),
+        other => panic!("expected W with a proof, got {other}"),
+    }
+    // A challenged slave that never answers is dropped like a silent one.
+    let quick = TestMaster::start_with(MasterConfig {
+        secret: Some(secret),
+        handshake_timeout: Duration::from_millis(300),
+        ..MasterConfig::default()
+    })
+    .await;
+    let mut mute = Slave::connect(quick.addr).await;
+    mute.send(&hello).await;
+    challenge(mute.recv().await);
+    mute.expect_eof().await;
+    quick.stop().await;
+    m.stop().await;
 }

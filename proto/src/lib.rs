@@ -14,12 +14,14 @@
 //! | [`master`]      | the master <-> slave control protocol: [`master::MasterPacket`], [`master::MasterCodec`] |
 //! | [`harbor`]      | the slave <-> slave data protocol: [`harbor::HarborFrame`], [`harbor::HarborCodec`], the 1-byte handshake |
 //! | [`sproto`]      | sproto: schemas (binary and text), schema-driven encode/decode, 0-pack |
+//! | [`auth`]        | the cluster secret's challenge-response proofs (HMAC-SHA256, ours)      |
 //! | [`cluster`]     | the cluster packets of `skynet.cluster.core`: requests, pushes, trace tags, replies, multipart |
 //!
 //! Byte order differs between formats: seri and sproto values are little-endian, harbor
 //! frame lengths and trailers are big-endian; cluster packets have a big-endian size
 //! and little-endian fields.
 
+pub mod auth;
 pub mod cluster;
 pub mod global_name;
 pub mod handle;

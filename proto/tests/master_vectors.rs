@@ -30,6 +30,8 @@ fn expected_packet(letter: &str, args: &[Lua]) -> MasterPacket {
         },
         "W" => MasterPacket::Wait {
             count: int(0) as u8,
+            peers: None,
+            proof: None,
         },
         "C" => MasterPacket::Connect {
             harbor: int(0) as u8,
@@ -277,7 +279,11 @@ fn a_bad_packet_does_not_swallow_the_next_one() {
     assert!(MasterCodec.decode(&mut buf).is_err());
     assert_eq!(
         MasterCodec.decode(&mut buf).unwrap(),
-        Some(MasterPacket::Wait { count: 1 })
+        Some(MasterPacket::Wait {
+            count: 1,
+            peers: None,
+            proof: None
+        })
     );
 }
 
@@ -326,5 +332,13 @@ fn display_is_readable() {
         handle: Handle(0x0100_0008),
     };
     assert_eq!(p.to_string(), "N \"LOG\" :01000008");
-    assert_eq!(MasterPacket::Wait { count: 1 }.to_string(), "W 1");
+    assert_eq!(
+        MasterPacket::Wait {
+            count: 1,
+            peers: None,
+            proof: None
+        }
+        .to_string(),
+        "W 1"
+    );
 }

@@ -92,7 +92,7 @@ impl Slave {
     }
 
     /// Connects and completes the handshake; returns the slave and `W`'s
-    /// count.
+    /// count (the `P` packets after `W` are read and checked against it).
     pub async fn join(addr: SocketAddr, harbor: u8) -> (Self, u8) {
         let mut s = Slave::connect(addr).await;
         s.send(&MasterPacket::Handshake {
@@ -100,10 +100,35 @@ impl Slave {
             address: format!("127.0.0.1:{}", 2525 + u16::from(harbor)),
         })
         .await;
-        match s.recv().await {
-            MasterPacket::Wait { count } => (s, count),
-            other => panic!("expected W, got {other}"),
+        let count = s.recv_wait().await;
+        (s, count)
+    }
+
+    /// Reads `W` and the `P` packets that follow it; returns the count.
+    pub async fn recv_wait(&mut self) -> u8 {
+        let (count, peers) = match self.recv().await {
+            MasterPacket::Wait {
+                count,
+                peers: Some(peers),
+                proof: None,
+            } => (count, peers),
+            other => panic!("expected W with a harbor set, got {other}"),
+        };
+        assert_eq!(
+            peers.iter().count(),
+            usize::from(count),
+            "W {count} {peers}"
+        );
+        for id in peers.iter() {
+            match self.recv().await {
+                MasterPacket::Peer { harbor, address } => {
+                    assert_eq!(harbor, id);
+                    assert!(address.starts_with("127.0.0.1:"), "{address}");
+                }
+                other => panic!("expected P {id}, got {other}"),
+            }
         }
+        count
     }
 
     pub async fn send_raw(&mut self, bytes: &[u8]) {

@@ -15,7 +15,7 @@ pub enum PacketError {
     /// The first value is not a one-byte string.
     #[error("packet does not start with a one-letter string")]
     BadLetter,
-    /// The letter is not one of H, W, C, R, Q, N, D.
+    /// The letter is not one of H, W, C, R, Q, N, D (skynet's) or P, K, A (ours).
     #[error("unknown packet letter {:?}", char::from(*.0))]
     UnknownLetter(u8),
     /// An argument has the wrong type.
@@ -59,6 +59,18 @@ pub enum PacketError {
         letter: u8,
         /// What is wrong with the name.
         source: NameError,
+    },
+    /// A fixed-size argument (nonce, mac) has the wrong length.
+    #[error("packet {}: {what} must be {expected} bytes, got {got}", char::from(*.letter))]
+    BadLength {
+        /// The packet letter.
+        letter: u8,
+        /// Which argument.
+        what: &'static str,
+        /// The length it must have.
+        expected: usize,
+        /// The length received.
+        got: usize,
     },
     /// An address argument is not UTF-8 text.
     #[error("packet {}: address is not UTF-8", char::from(*.letter))]

@@ -15,6 +15,15 @@
 //! | `N`    | master → slave | global name, handle              |
 //! | `D`    | master → slave | harbor id of a slave that went down |
 //!
+//! Ours (a C skynet slave ignores them, a C skynet master never sends them):
+//!
+//! | letter | direction      | arguments                        |
+//! |--------|----------------|----------------------------------|
+//! | `W`    | master → slave | as above, then the 32-byte set of the harbors that will connect, then (with a cluster secret) the master's proof |
+//! | `P`    | master → slave | harbor id and address of one of those harbors (after `W`) |
+//! | `K`    | master → slave | 16-byte nonce: the master's challenge, instead of `W`, when it has a cluster secret |
+//! | `A`    | slave → master | 16-byte nonce and 32-byte mac: the slave's answer (see [`crate::auth`]) |
+//!
 //! * [`packet`] — [`MasterPacket`], parsing and writing one packet body.
 //! * [`codec`] — [`MasterCodec`], the length-byte framing as a tokio-util codec.
 //! * [`error`] — [`PacketError`] and [`MasterCodecError`].
@@ -25,4 +34,4 @@ pub mod packet;
 
 pub use codec::{encode_frame, MasterCodec, MAX_BODY_LEN};
 pub use error::{MasterCodecError, PacketError};
-pub use packet::MasterPacket;
+pub use packet::{HarborSet, MasterPacket};
