@@ -229,8 +229,14 @@ pub fn dump(procs: &[&Proc]) -> String {
 
 /// Starts `skynet-master --listen 127.0.0.1:<port>`.
 pub fn start_master(port: u16) -> Proc {
+    start_master_with(port, &[])
+}
+
+/// [`start_master`] with more arguments.
+pub fn start_master_with(port: u16, args: &[&str]) -> Proc {
     let mut cmd = Command::new(bin("skynet-master"));
     cmd.arg("--listen").arg(format!("127.0.0.1:{port}"));
+    cmd.args(args);
     Proc::spawn("master", cmd)
 }
 

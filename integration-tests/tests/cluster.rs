@@ -5,6 +5,7 @@
 
 use bytes::BytesMut;
 use integration_tests::*;
+use skynet_proto::auth::{self, LinkRole, MasterRole, Secret};
 use skynet_proto::handle::Handle;
 use skynet_proto::harbor::HarborFrame;
 use skynet_proto::master::{encode_frame, MasterPacket};
@@ -297,6 +298,280 @@ fn node_retries_an_unreachable_master() {
 
 // ------------------------------------------------------------ fake harbor
 
+fn recv_packet(m: &mut TcpStream) -> MasterPacket {
+    let mut n = [0u8; 1];
+    m.read_exact(&mut n).expect("a master packet");
+    let mut body = vec![0u8; n[0] as usize];
+    m.read_exact(&mut body).expect("a master packet body");
+    MasterPacket::parse(&body).unwrap()
+}
+
+fn send_packet(m: &mut TcpStream, p: &MasterPacket) {
+    m.write_all(&encode_frame(p).unwrap()).unwrap();
+}
+
+/// Reads `W` and its `P`s; returns the count.
+fn recv_wait(m: &mut TcpStream) -> u8 {
+    let MasterPacket::Wait { count, peers, .. } = recv_packet(m) else {
+        panic!("expected W")
+    };
+    let peers = peers.expect("our master names the peers");
+    for id in peers.iter() {
+        assert!(
+            matches!(recv_packet(m), MasterPacket::Peer { harbor, .. } if harbor == id),
+            "P {id}"
+        );
+    }
+    count
+}
+
+/// The test joins the master as harbor `id` announcing `address`, proving
+/// `secret` if given; returns the master connection after `W` and its `P`s.
+fn fake_join(master_port: u16, id: u8, address: &str, secret: Option<&Secret>) -> TcpStream {
+    let mut m = TcpStream::connect(("127.0.0.1", master_port)).unwrap();
+    m.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    send_packet(
+        &mut m,
+        &MasterPacket::Handshake {
+            harbor: id,
+            address: address.into(),
+        },
+    );
+    if let Some(secret) = secret {
+        let MasterPacket::Challenge { nonce } = recv_packet(&mut m) else {
+            panic!("expected K")
+        };
+        let mine = [0x5a; auth::NONCE_LEN];
+        let mac = auth::master_proof(secret, MasterRole::Slave, id, address, &nonce, &mine);
+        send_packet(&mut m, &MasterPacket::Answer { nonce: mine, mac });
+    }
+    recv_wait(&mut m);
+    m
+}
+
+/// Reads master packets until `C id addr`; returns the address.
+fn await_connect(m: &mut TcpStream, id: u8) -> String {
+    loop {
+        if let MasterPacket::Connect { harbor, address } = recv_packet(m) {
+            if harbor == id {
+                return address;
+            }
+        }
+    }
+}
+
+/// A TEXT frame for the logger (local id 1) of the receiving node: if it is
+/// delivered, `text` appears in that node's log.
+fn logger_frame(text: &str) -> HarborFrame {
+    HarborFrame {
+        source: 0x0700_0001,
+        destination: 1,
+        ptype: 0,
+        session: 0,
+        payload: bytes::Bytes::copy_from_slice(text.as_bytes()),
+    }
+}
+
+/// Connects to `port` claiming harbor `id`, and sends a forged frame right
+/// behind the id byte. The connection must be closed without an answer.
+fn rogue_link(port: u16, id: u8, forged: &str) {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut bytes = vec![id];
+    bytes.extend(logger_frame(forged).to_bytes().unwrap());
+    s.write_all(&bytes).unwrap();
+    let mut b = [0u8; 1];
+    match s.read(&mut b) {
+        Ok(0) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {}
+        other => panic!("a refused link got an answer: {other:?} {b:?}"),
+    }
+}
+
+#[test]
+fn rogue_harbor_links_are_refused() {
+    let _serial = serial();
+    let mut net = start_net(&["serve", "serve"]);
+    // Harbor 9 (this test) joins, announcing an IP it will not connect from.
+    let fake = TcpListener::bind("127.0.0.2:0").unwrap();
+    let fake_port = fake.local_addr().unwrap().port();
+    let mut m9 = fake_join(
+        net.master_port,
+        9,
+        &format!("127.0.0.2:{fake_port}"),
+        None,
+    );
+    // Harbor 3 joins after it: harbors 1, 2 and 9 are announced to it.
+    let c3 = NodeConfig::new(3, net.master_port, "serve");
+    let port3 = c3.port;
+    net.nodes.push(c3.start());
+    net.configs.push(c3);
+    await_connect(&mut m9, 3);
+    net.expect(2, "Harbor 1 connected", BOOT);
+    net.expect(2, "Harbor 2 connected", BOOT);
+
+    // Never announced; already linked; this node's own id; 0.
+    rogue_link(port3, 7, "FORGED-unannounced");
+    net.expect(
+        2,
+        "(claims harbor 7): the master did not announce harbor 7 to us",
+        RUN,
+    );
+    rogue_link(port3, 1, "FORGED-linked");
+    net.expect(2, "(claims harbor 1): harbor 1 is already linked", RUN);
+    rogue_link(port3, 3, "FORGED-own");
+    rogue_link(port3, 0, "FORGED-zero");
+    net.expect(2, "(claims harbor 0): not another harbor's id", RUN);
+    // Announced, but from another IP than harbor 9's.
+    rogue_link(port3, 9, "FORGED-address");
+    let l = net.expect(2, "(claims harbor 9): its IP is not that of harbor 9", RUN);
+    assert!(
+        l.text.contains("Refuse harbor link from 127.0.0.1:")
+            && l.text.contains("it announced 127.0.0.2:"),
+        "{}",
+        l.text
+    );
+
+    // A link the master did announce (harbor 10, joining after harbor 3,
+    // which connects to it) carries the same kind of frame to the logger:
+    // that is what the rogue frames would have done.
+    let fake10 = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port10 = fake10.local_addr().unwrap().port();
+    let _m10 = fake_join(net.master_port, 10, &format!("127.0.0.1:{port10}"), None);
+    let mut links = Vec::new();
+    let mut to3 = None;
+    for _ in 0..3 {
+        let (mut s, _) = fake10.accept().unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let mut id = [0u8; 1];
+        s.read_exact(&mut id).unwrap();
+        s.write_all(&[10]).unwrap();
+        if id[0] == 3 {
+            to3 = Some(s);
+        } else {
+            links.push(s);
+        }
+    }
+    let mut to3 = to3.expect("harbor 3 connected to harbor 10");
+    write_frame(&mut to3, &logger_frame("DELIVERED-over-a-real-link"));
+    net.expect(2, "DELIVERED-over-a-real-link", RUN);
+    std::thread::sleep(Duration::from_millis(200));
+    for n in &net.nodes {
+        assert!(!n.has("FORGED"), "{}", net.dump());
+    }
+    net.no_failures();
+    drop((links, to3, m9, fake));
+}
+
+#[test]
+fn cluster_secret_guards_the_master_and_the_links() {
+    let _serial = serial();
+    let secret = Secret::new("s3cret-of-the-test").unwrap();
+    let dir = temp_dir("secret");
+    let file = dir.join("secret");
+    std::fs::write(&file, "s3cret-of-the-test\n").unwrap();
+    let master_port = free_port();
+    let master = start_master_with(master_port, &["--secret-file", file.to_str().unwrap()]);
+    if master.wait_for("master listening", BOOT).is_none() {
+        panic!("master did not start\n{}", master.text());
+    }
+    let with_secret = |c: &mut NodeConfig, s: &str| {
+        c.extra.push(("cluster_secret".into(), format!("\"{s}\"")));
+    };
+    let mut net = Net {
+        master_port,
+        master,
+        configs: Vec::new(),
+        nodes: Vec::new(),
+    };
+    for h in 1..=2u8 {
+        let mut c = NodeConfig::new(h, master_port, "serve");
+        c.global_services = h == 1;
+        with_secret(&mut c, "s3cret-of-the-test");
+        net.nodes.push(c.start());
+        net.configs.push(c);
+        net.expect(usize::from(h - 1), &format!("cluster_main: ready {h}"), BOOT);
+    }
+    net.expect(1, "Harbor 1 connected", BOOT);
+
+    // A node with another secret, or none, does not get in.
+    let mut wrong = NodeConfig::new(4, master_port, "serve");
+    with_secret(&mut wrong, "guess");
+    let wrong = wrong.start();
+    wrong.expect("Can't connect to master", BOOT, &[&wrong, &net.master]);
+    let plain = NodeConfig::new(5, master_port, "serve").start();
+    plain.expect(
+        "the master asks for a cluster secret: set cluster_secret",
+        BOOT,
+        &[&plain],
+    );
+    net.master.expect("wrong cluster secret proof", BOOT, &[&net.master]);
+    drop((wrong, plain));
+
+    // Harbor 9 (this test, with the secret) joins; harbor 3 after it.
+    let fake = TcpListener::bind("127.0.0.1:0").unwrap();
+    let fake_port = fake.local_addr().unwrap().port();
+    let mut m9 = fake_join(
+        master_port,
+        9,
+        &format!("127.0.0.1:{fake_port}"),
+        Some(&secret),
+    );
+    let mut c3 = NodeConfig::new(3, master_port, "serve");
+    with_secret(&mut c3, "s3cret-of-the-test");
+    net.nodes.push(c3.start());
+    net.configs.push(c3);
+    let addr3 = await_connect(&mut m9, 3);
+
+    // Without the proof: refused.
+    let mut s = TcpStream::connect(addr3.as_str()).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    s.write_all(&[9]).unwrap();
+    let mut hello = [0u8; 1 + auth::NONCE_LEN];
+    s.read_exact(&mut hello).unwrap();
+    assert_eq!(hello[0], 3);
+    let mut junk = vec![0u8; auth::NONCE_LEN + auth::MAC_LEN];
+    junk.extend(logger_frame("FORGED-no-secret").to_bytes().unwrap());
+    s.write_all(&junk).unwrap();
+    net.expect(2, "(claims harbor 9): wrong cluster secret proof", RUN);
+
+    // With it: linked, both ways proved.
+    let mut s = TcpStream::connect(addr3.as_str()).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    s.write_all(&[9]).unwrap();
+    s.read_exact(&mut hello).unwrap();
+    let theirs: [u8; auth::NONCE_LEN] = hello[1..].try_into().unwrap();
+    let mine = [0x33; auth::NONCE_LEN];
+    let mut msg = mine.to_vec();
+    msg.extend(auth::link_proof(
+        &secret,
+        LinkRole::Connector,
+        9,
+        3,
+        &theirs,
+        &mine,
+    ));
+    s.write_all(&msg).unwrap();
+    let mut proof = [0u8; auth::MAC_LEN];
+    s.read_exact(&mut proof).unwrap();
+    assert!(auth::check_link_proof(
+        &secret,
+        LinkRole::Acceptor,
+        9,
+        3,
+        &theirs,
+        &mine,
+        &proof
+    ));
+    net.expect(2, "Harbor 9 connected", RUN);
+    write_frame(&mut s, &logger_frame("DELIVERED-with-the-secret"));
+    net.expect(2, "DELIVERED-with-the-secret", RUN);
+    net.expect(2, "Harbor 1 connected", RUN);
+    assert!(!net.nodes[2].has("FORGED"), "{}", net.dump());
+    net.no_failures();
+    drop((s, m9, fake));
+}
+
 fn read_frame(s: &mut TcpStream) -> HarborFrame {
     let mut head = [0u8; 4];
     s.read_exact(&mut head).expect("frame length");
@@ -348,14 +623,7 @@ fn malformed_frame_drops_only_that_link() {
         address: format!("127.0.0.1:{fake_port}"),
     };
     m.write_all(&encode_frame(&hello).unwrap()).unwrap();
-    let mut n = [0u8; 1];
-    m.read_exact(&mut n).unwrap();
-    let mut body = vec![0u8; n[0] as usize];
-    m.read_exact(&mut body).unwrap();
-    assert_eq!(
-        MasterPacket::parse(&body).unwrap(),
-        MasterPacket::Wait { count: 2 }
-    );
+    assert_eq!(recv_wait(&mut m), 2);
 
     // Both nodes are older: they connect to us and send their id first.
     let mut links = std::collections::HashMap::new();

@@ -19,11 +19,17 @@ impl Service for CMaster {
         if address.is_empty() {
             return Err("cmaster: a listen address is required".into());
         }
+        // The embedded master asks its slaves for the node's own secret.
+        let (_, secret) = super::slave::admission_config()?;
+        let config = MasterConfig {
+            secret,
+            ..MasterConfig::default()
+        };
         let rt = crate::rt::io_thread("cmaster").map_err(|e| format!("cmaster: {e}"))?;
         let (tx, rx) = std::sync::mpsc::channel();
         let shown = address.clone();
         rt.spawn(async move {
-            match Master::bind(address.as_str(), MasterConfig::default()).await {
+            match Master::bind(address.as_str(), config).await {
                 Ok(master) => {
                     let local = master
                         .local_addr()

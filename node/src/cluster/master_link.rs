@@ -1,11 +1,18 @@
 //! The connection to the master: `H id address`, then `W n`, then `C`/`N`/`D`
-//! from the master and `R`/`Q` to it. Lost or unreachable, it is retried
-//! forever with a capped exponential backoff (every attempt is logged);
-//! after each reconnection the slave registers its names again.
+//! (and our master's `P`) from the master and `R`/`Q` to it. Lost or
+//! unreachable, it is retried forever with a capped exponential backoff
+//! (every attempt is logged); after each reconnection the slave registers
+//! its names again.
+//!
+//! With `cluster_secret` set, the master must answer `H` with a challenge
+//! (`K`), which we answer (`A`), and its `W` must carry its own proof; a
+//! master that does not (a C skynet master, or ours without the secret) is
+//! refused like an unreachable one, with the reason in the log.
 
 use super::net;
 use super::router::Cluster;
 use futures::{SinkExt, StreamExt};
+use skynet_proto::auth::{self, MasterRole};
 use skynet_proto::master::{MasterCodec, MasterPacket};
 use std::sync::Arc;
 use std::time::Duration;
@@ -70,12 +77,66 @@ async fn session(cluster: &Arc<Cluster>, first: bool) -> Result<String, String> 
         address: cluster.address.clone(),
     };
     writer.send(hello).await.map_err(|e| e.to_string())?;
-    let n = match timeout(WELCOME_TIMEOUT, reader.next()).await {
-        Ok(Some(Ok(MasterPacket::Wait { count }))) => count as usize,
-        Ok(Some(Ok(other))) => return Err(format!("slave shakehand failed: got {other}")),
-        Ok(Some(Err(e))) => return Err(format!("slave shakehand failed: {e}")),
-        Ok(None) => return Err("slave shakehand failed: closed by the master".into()),
-        Err(_) => return Err("slave shakehand failed: no answer".into()),
+    let mut next = async || match timeout(WELCOME_TIMEOUT, reader.next()).await {
+        Ok(Some(Ok(p))) => Ok(p),
+        Ok(Some(Err(e))) => Err(format!("slave shakehand failed: {e}")),
+        Ok(None) => Err("slave shakehand failed: closed by the master".to_string()),
+        Err(_) => Err("slave shakehand failed: no answer".to_string()),
+    };
+    let mut welcome = next().await?;
+    let mut exchange = None;
+    if let Some(secret) = &cluster.secret {
+        let MasterPacket::Challenge { nonce: theirs } = welcome else {
+            return Err(format!(
+                "the master did not ask for the cluster secret (got {welcome}); it is a C skynet master or has no secret: refusing it"
+            ));
+        };
+        let mine = auth::nonce()?;
+        let mac = auth::master_proof(
+            secret,
+            MasterRole::Slave,
+            cluster.own,
+            &cluster.address,
+            &theirs,
+            &mine,
+        );
+        writer
+            .send(MasterPacket::Answer { nonce: mine, mac })
+            .await
+            .map_err(|e| e.to_string())?;
+        exchange = Some((theirs, mine));
+        welcome = next().await.map_err(|e| {
+            format!("{e} (after our cluster secret proof: is the secret the same on both sides?)")
+        })?;
+    }
+    let (n, peers) = match welcome {
+        MasterPacket::Wait {
+            count,
+            peers,
+            proof,
+        } => {
+            if let (Some(secret), Some((theirs, mine))) = (&cluster.secret, exchange) {
+                let good = proof.is_some_and(|p| {
+                    auth::check_master_proof(
+                        secret,
+                        MasterRole::Master,
+                        cluster.own,
+                        &cluster.address,
+                        &theirs,
+                        &mine,
+                        &p,
+                    )
+                });
+                if !good {
+                    return Err("the master does not know the cluster secret (wrong proof)".into());
+                }
+            }
+            (count as usize, peers)
+        }
+        MasterPacket::Challenge { .. } => {
+            return Err("the master asks for a cluster secret: set cluster_secret".into())
+        }
+        other => return Err(format!("slave shakehand failed: got {other}")),
     };
     if first {
         cluster.log(&format!("Waiting for {n} harbors"));
@@ -83,7 +144,7 @@ async fn session(cluster: &Arc<Cluster>, first: bool) -> Result<String, String> 
         cluster.log(&format!("Reconnected to master {}", cluster.master_addr));
     }
     let (tx, mut rx) = unbounded_channel();
-    cluster.master_connected(tx, first, n);
+    cluster.master_connected(tx, first, n, peers.as_ref());
     loop {
         tokio::select! {
             out = rx.recv() => match out {
@@ -110,6 +171,7 @@ fn handle(cluster: &Arc<Cluster>, p: MasterPacket) {
             cluster.on_name(&String::from_utf8_lossy(name.as_bytes()), handle.raw())
         }
         MasterPacket::Down { harbor } => cluster.on_down(harbor),
+        MasterPacket::Peer { harbor, address } => cluster.on_peer(harbor, address),
         other => cluster.log(&format!("Unexpected packet from master: {other}")),
     }
 }

@@ -1,8 +1,23 @@
 //! Socket details of the cluster links: listen/connect addresses, the TCP
-//! options that make a dead peer visible (keepalive, user timeout), dialing
-//! and the one-byte id handshake.
+//! options that make a dead peer visible (keepalive, user timeout), dialing,
+//! the one-byte id handshake, the cluster secret's exchange after it, and
+//! the check of a peer's IP against the address it announced.
+//!
+//! With a cluster secret (ours, off by default) the handshake goes on after
+//! the id bytes, so that without it the bytes are skynet's:
+//!
+//! ```text
+//! connector -> acceptor   id byte
+//! acceptor  -> connector  id byte, acceptor nonce (16)
+//! connector -> acceptor   connector nonce (16), connector proof (32)
+//! acceptor  -> connector  acceptor proof (32)
+//! ```
+//! The proofs are [`skynet_proto::auth::link_proof`]s; each side drops the
+//! connection when the other's is wrong.
 
+use skynet_proto::auth::{self, LinkRole, Secret, MAC_LEN, NONCE_LEN};
 use skynet_proto::harbor::{check_handshake, handshake_byte};
+use std::net::IpAddr;
 use std::os::fd::{AsRawFd, RawFd};
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -66,9 +81,23 @@ impl DialError {
     }
 }
 
+async fn read_in_time<const N: usize>(s: &mut TcpStream) -> Result<[u8; N], String> {
+    let mut b = [0u8; N];
+    match timeout(HANDSHAKE_TIMEOUT, s.read_exact(&mut b)).await {
+        Ok(Ok(_)) => Ok(b),
+        Ok(Err(e)) => Err(format!("handshake failed: {e}")),
+        Err(_) => Err("handshake timed out".into()),
+    }
+}
+
 /// Connects to harbor `id` at `addr` and does the handshake: our id byte
-/// (`own`) out, theirs back.
-pub async fn dial(own: u8, id: u8, addr: &str) -> Result<TcpStream, DialError> {
+/// (`own`) out, theirs back, then the secret's exchange if there is one.
+pub async fn dial(
+    own: u8,
+    id: u8,
+    addr: &str,
+    secret: Option<&Secret>,
+) -> Result<TcpStream, DialError> {
     let mut s = match timeout(CONNECT_TIMEOUT, TcpStream::connect(addr)).await {
         Ok(Ok(s)) => s,
         Ok(Err(e)) => return Err(DialError::retry(e.to_string())),
@@ -91,35 +120,109 @@ pub async fn dial(own: u8, id: u8, addr: &str) -> Result<TcpStream, DialError> {
             fatal: true,
         });
     }
+    if let Some(secret) = secret {
+        let theirs: [u8; NONCE_LEN] = read_in_time(&mut s).await.map_err(DialError::retry)?;
+        let mine = auth::nonce().map_err(DialError::retry)?;
+        let proof = auth::link_proof(secret, LinkRole::Connector, own, id, &theirs, &mine);
+        let mut msg = mine.to_vec();
+        msg.extend_from_slice(&proof);
+        if let Err(e) = s.write_all(&msg).await {
+            return Err(DialError::retry(format!("handshake write failed: {e}")));
+        }
+        let answer: [u8; MAC_LEN] = read_in_time(&mut s).await.map_err(DialError::retry)?;
+        if !auth::check_link_proof(secret, LinkRole::Acceptor, own, id, &theirs, &mine, &answer) {
+            return Err(DialError {
+                reason: format!(
+                    "harbor {id} at {addr} does not know the cluster secret (wrong proof)"
+                ),
+                fatal: true,
+            });
+        }
+    }
     Ok(s)
 }
 
-/// The accepting side of the handshake on a connection from `peer`: their
-/// id byte in, ours (`own`) back. The peer's id, or the line to log.
-pub async fn answer_handshake(
-    own: u8,
-    s: &mut TcpStream,
-    peer: &str,
-) -> Result<u8, Option<String>> {
+/// The accepting side, first step: the id byte a connection from `peer`
+/// claims. The peer's id, or the line to log.
+pub async fn read_hello(own: u8, s: &mut TcpStream, peer: &str) -> Result<u8, String> {
     tune(s);
     let mut b = [0u8; 1];
     match timeout(HANDSHAKE_TIMEOUT, s.read_exact(&mut b)).await {
         Ok(Ok(_)) => {}
-        _ => {
-            return Err(Some(format!(
-                "Connection from {peer} closed before its handshake"
-            )))
-        }
+        _ => return Err(format!("Connection from {peer} closed before its handshake")),
     }
-    let id = match check_handshake(b[0], None) {
-        Ok(id) if id != own => id,
-        _ => return Err(Some(format!("Invalid harbor id {} from {peer}", b[0]))),
+    match check_handshake(b[0], None) {
+        Ok(id) if id != own => Ok(id),
+        _ => Err(format!(
+            "Refuse harbor link from {peer} (claims harbor {}): not another harbor's id",
+            b[0]
+        )),
+    }
+}
+
+/// The accepting side, once the connection is admitted: our id byte
+/// (`own`) back, then the secret's exchange if there is one. The reason
+/// when it failed.
+pub async fn answer_hello(
+    own: u8,
+    id: u8,
+    s: &mut TcpStream,
+    secret: Option<&Secret>,
+) -> Result<(), String> {
+    let hello = handshake_byte(own).map_err(|e| e.to_string())?;
+    let Some(secret) = secret else {
+        return s
+            .write_all(&hello)
+            .await
+            .map_err(|e| format!("handshake write failed: {e}"));
     };
-    let hello = handshake_byte(own).map_err(|_| None)?;
-    if s.write_all(&hello).await.is_err() {
-        return Err(None);
+    let mine = auth::nonce()?;
+    let mut msg = hello.to_vec();
+    msg.extend_from_slice(&mine);
+    s.write_all(&msg)
+        .await
+        .map_err(|e| format!("handshake write failed: {e}"))?;
+    let answer: [u8; NONCE_LEN + MAC_LEN] = read_in_time(s)
+        .await
+        .map_err(|e| format!("no cluster secret proof ({e})"))?;
+    let (theirs, proof) = answer.split_at(NONCE_LEN);
+    let theirs: [u8; NONCE_LEN] = theirs.try_into().map_err(|_| "short nonce".to_string())?;
+    if !auth::check_link_proof(secret, LinkRole::Connector, id, own, &mine, &theirs, proof) {
+        return Err("wrong cluster secret proof".into());
     }
-    Ok(id)
+    let ours = auth::link_proof(secret, LinkRole::Acceptor, id, own, &mine, &theirs);
+    s.write_all(&ours)
+        .await
+        .map_err(|e| format!("handshake write failed: {e}"))
+}
+
+/// Whether `peer` is one of the IPs of `announced` (`host:port`; a host
+/// name is resolved). The IPs found, for the log, when it is not.
+pub async fn peer_matches(peer: IpAddr, announced: &str) -> Result<(), String> {
+    let canon = |ip: IpAddr| match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(ip),
+        v4 => v4,
+    };
+    let peer = canon(peer);
+    let (host, port) = split_host_port(announced)?;
+    let ips: Vec<IpAddr> = match host.parse::<IpAddr>() {
+        Ok(ip) => vec![ip],
+        Err(_) => match timeout(
+            HANDSHAKE_TIMEOUT,
+            tokio::net::lookup_host((host.as_str(), port)),
+        )
+        .await
+        {
+            Ok(Ok(addrs)) => addrs.map(|a| a.ip()).collect(),
+            Ok(Err(e)) => return Err(format!("can't resolve {host}: {e}")),
+            Err(_) => return Err(format!("can't resolve {host}: timed out")),
+        },
+    };
+    if ips.iter().any(|&ip| canon(ip) == peer) {
+        return Ok(());
+    }
+    let shown: Vec<String> = ips.iter().map(|ip| ip.to_string()).collect();
+    Err(format!("it announced {announced} ({})", shown.join(", ")))
 }
 
 fn setsockopt_int(fd: i32, level: i32, name: i32, value: i32) {
@@ -191,5 +294,18 @@ mod tests {
         );
         assert!(split_host_port("nohost").is_err());
         assert!(split_host_port("a:b").is_err());
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn peer_address_check() {
+        let lo: IpAddr = "127.0.0.1".parse().unwrap();
+        assert!(peer_matches(lo, "127.0.0.1:2526").await.is_ok());
+        assert!(peer_matches("::ffff:127.0.0.1".parse().unwrap(), "127.0.0.1:1")
+            .await
+            .is_ok());
+        assert!(peer_matches(lo, "localhost:2526").await.is_ok());
+        let e = peer_matches(lo, "10.1.2.3:2526").await.unwrap_err();
+        assert_eq!(e, "it announced 10.1.2.3:2526 (10.1.2.3)");
+        assert!(peer_matches(lo, "bad").await.is_err());
     }
 }

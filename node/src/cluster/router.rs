@@ -15,17 +15,19 @@
 use super::link::end::LinkEnd;
 use super::link::{Link, LinkHost};
 use super::net;
-use super::state::{Action, ClusterState, Waiter};
+use super::state::{Action, Admit, ClusterState, Waiter, ADMIT_WAIT};
 use crate::kernel::{kernel, RemoteRouter};
 use crate::message::{is_request, ptype, Message};
 use crate::scheduler::IdlePoller;
 use parking_lot::{Mutex, RwLock};
+use skynet_proto::auth::Secret;
 use skynet_proto::harbor::{HarborFrame, Trailer};
-use skynet_proto::master::MasterPacket;
+use skynet_proto::master::{HarborSet, MasterPacket};
 use skynet_proto::Handle;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
+use std::net::SocketAddr;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc::UnboundedSender;
 
@@ -51,6 +53,11 @@ pub struct Cluster {
     pub address: String,
     pub master_addr: String,
     pub rt: tokio::runtime::Handle,
+    /// Config `harbor_check_address` (default on): an accepted link's peer
+    /// IP must be that of the address its harbor announced.
+    pub check_address: bool,
+    /// Config `cluster_secret`: proved to the master and on every link.
+    pub secret: Option<Secret>,
     /// This cluster, for the tasks it starts.
     me: Weak<Cluster>,
     epoch: Instant,
@@ -62,12 +69,15 @@ pub struct Cluster {
 }
 
 impl Cluster {
+    /// `check_address` and `secret`: the admission settings of the config.
     pub fn new(
         own: u8,
         slave: u32,
         address: String,
         master_addr: String,
         rt: tokio::runtime::Handle,
+        check_address: bool,
+        secret: Option<Secret>,
     ) -> Arc<Cluster> {
         Arc::new_cyclic(|me| Cluster {
             own,
@@ -75,6 +85,8 @@ impl Cluster {
             address,
             master_addr,
             rt,
+            check_address,
+            secret,
             me: me.clone(),
             epoch: Instant::now(),
             next_link: AtomicU64::new(1),
@@ -231,9 +243,20 @@ impl Cluster {
     /// The master answered our `H` with `W n` (`first`: the first session of
     /// this process). Packets go to `tx` from now on, starting with `R` for
     /// every name we own and `Q` for every name still waited for.
-    pub fn master_connected(&self, tx: UnboundedSender<MasterPacket>, first: bool, n: usize) {
+    pub fn master_connected(
+        &self,
+        tx: UnboundedSender<MasterPacket>,
+        first: bool,
+        n: usize,
+        peers: Option<&HarborSet>,
+    ) {
         self.inner.lock().master = Some(tx);
-        self.update(|st, out| st.master_connected(first, n, out));
+        self.update(|st, out| st.master_connected(first, n, peers, out));
+    }
+
+    /// `P id addr` from our master: harbor `id` will connect to us from `addr`.
+    pub fn on_peer(&self, id: u8, address: String) {
+        self.update(|st, out| st.on_peer(id, address, out));
     }
 
     /// The master connection ended: LINKMASTER waiters return.
@@ -312,7 +335,7 @@ async fn connector(cluster: Arc<Cluster>, id: u8, addr: String, attempt: u64, re
         if !current() {
             return;
         }
-        match net::dial(cluster.own, id, &addr).await {
+        match net::dial(cluster.own, id, &addr, cluster.secret.as_ref()).await {
             Ok(stream) => {
                 if reconnect && current() {
                     cluster.log(&format!("Reconnected to harbor {id} ({addr})"));
@@ -354,17 +377,8 @@ pub async fn accept_loop(cluster: Arc<Cluster>, listener: std::net::TcpListener)
     };
     loop {
         match listener.accept().await {
-            Ok((mut s, peer)) => {
-                let cluster = cluster.clone();
-                tokio::spawn(async move {
-                    match net::answer_handshake(cluster.own, &mut s, &peer.to_string()).await {
-                        Ok(id) => {
-                            cluster.attach(id, s, false, None);
-                        }
-                        Err(Some(why)) => cluster.log(&why),
-                        Err(None) => {}
-                    }
-                });
+            Ok((s, peer)) => {
+                tokio::spawn(admit_link(cluster.clone(), s, peer));
             }
             Err(e) => {
                 cluster.log(&format!("accept on {} failed: {e}", cluster.address));
@@ -373,6 +387,52 @@ pub async fn accept_loop(cluster: Arc<Cluster>, listener: std::net::TcpListener)
         }
     }
 }
+
+/// An accepted connection becomes a link only if the master announced the
+/// harbor it claims, that harbor is not linked, the peer's IP is that of
+/// the harbor's announced address (unless `harbor_check_address = false`)
+/// and, with a cluster secret, it proves the secret. Anything else is
+/// closed with a log line naming the peer and the id it claimed.
+async fn admit_link(cluster: Arc<Cluster>, mut s: TcpStream, peer: SocketAddr) {
+    let shown = peer.to_string();
+    let id = match net::read_hello(cluster.own, &mut s, &shown).await {
+        Ok(id) => id,
+        Err(why) => return cluster.log(&why),
+    };
+    let refuse =
+        |why: &str| cluster.log(&format!("Refuse harbor link from {shown} (claims harbor {id}): {why}"));
+    let deadline = tokio::time::Instant::now() + ADMIT_WAIT;
+    let address = loop {
+        let verdict = cluster.inner.lock().state.admit(id);
+        match verdict {
+            Admit::Accept { address } => break address,
+            Admit::Refuse(why) => return refuse(&why),
+            Admit::Wait(why) => {
+                if tokio::time::Instant::now() >= deadline {
+                    return refuse(&format!(
+                        "not announced by the master within {} s ({why})",
+                        ADMIT_WAIT.as_secs()
+                    ));
+                }
+                tokio::time::sleep(ADMIT_POLL).await;
+            }
+        }
+    };
+    if let (true, Some(address)) = (cluster.check_address, &address) {
+        if let Err(why) = net::peer_matches(peer.ip(), address).await {
+            return refuse(&format!(
+                "its IP is not that of harbor {id}: {why} (behind NAT set harbor_check_address = false)"
+            ));
+        }
+    }
+    if let Err(why) = net::answer_hello(cluster.own, id, &mut s, cluster.secret.as_ref()).await {
+        return refuse(&why);
+    }
+    cluster.attach(id, s, false, None);
+}
+
+/// How often a held connection asks again whether its harbor is announced.
+const ADMIT_POLL: Duration = Duration::from_millis(20);
 
 impl RemoteRouter for Cluster {
     fn send_handle(&self, dest: u32, msg: Message) {

@@ -18,6 +18,7 @@ use crate::context::Context;
 use crate::kernel::kernel;
 use crate::message::{ptype, Message};
 use crate::module::Service;
+use skynet_proto::auth::Secret;
 use skynet_proto::seri::{self, Value};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
@@ -54,8 +55,17 @@ impl Service for Slave {
         let (host, port) = net::split_host_port(&address).map_err(|e| format!("cslave: {e}"))?;
         let listener = crate::socket::addr::listen_socket(&host, port, 128)
             .map_err(|e| format!("cslave: can't listen on {address}: {e}"))?;
+        let (check_address, secret) = admission_config()?;
         let rt = start_runtime()?;
-        let cluster = Cluster::new(own, ctx.handle(), address, master.clone(), rt);
+        let cluster = Cluster::new(
+            own,
+            ctx.handle(),
+            address,
+            master.clone(),
+            rt,
+            check_address,
+            secret,
+        );
         if CLUSTER.set(cluster.clone()).is_err() {
             return Err("cslave: already running".into());
         }
@@ -93,6 +103,28 @@ impl Service for Slave {
             }
         }
     }
+}
+
+/// Config `harbor_check_address` (true unless "false") and `cluster_secret`
+/// (none unless set; an empty one is an error).
+pub fn admission_config() -> Result<(bool, Option<Secret>), String> {
+    let k = kernel();
+    let check = match k.getenv("harbor_check_address").as_deref() {
+        None | Some("true") => true,
+        Some("false") => false,
+        Some(other) => {
+            return Err(format!(
+                "cslave: harbor_check_address must be true or false, not '{other}'"
+            ))
+        }
+    };
+    let secret = match k.getenv("cluster_secret") {
+        None => None,
+        Some(s) => Some(
+            Secret::new(s).ok_or("cslave: cluster_secret is empty (leave it unset to turn it off)")?,
+        ),
+    };
+    Ok((check, secret))
 }
 
 fn refuse(me: u32, msg: &Message) {

@@ -26,17 +26,62 @@
 //! [`QUEUE_TIMEOUT`]); Up writes frames; Down answers at once with ERROR.
 //! Every status change bumps the harbor's *attempt* number: a connector
 //! started for an older attempt gives up ([`ClusterState::attempt_current`]).
+//!
+//! # Admission of accepted links
+//!
+//! Only older harbors connect to us: those that were live when we joined.
+//! Our master names them in `W` (a set) and `P` (their addresses); a C
+//! skynet master sends only their number. [`ClusterState::admit`] decides
+//! on a connection that claims harbor `id`:
+//!
+//! * `id` is ours, 0, or already linked: refused;
+//! * our master's `W` named `id`: accepted once its `P` came (the router then
+//!   checks the peer's IP against that address); not named: refused;
+//! * a C skynet master's `W n`: the first `n` distinct ids are accepted (as
+//!   skynet does before it closes its port), and later only those again;
+//! * no `W` yet, or `id` named but its `P` not yet: the router holds the
+//!   connection a little ([`ADMIT_WAIT`]) and asks again.
+//!
+//! `D id` from the master forgets `id` as a peer that may connect: after a
+//! rejoin the order of the two is reversed and we connect to it.
 
 use crate::message::{is_request, ptype, Message};
 use skynet_proto::global_name::{self, GlobalName};
 use skynet_proto::harbor::{HarborFrame, MAX_PAYLOAD_LEN};
-use skynet_proto::master::MasterPacket;
+use skynet_proto::master::{HarborSet, MasterPacket};
 use skynet_proto::Handle;
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::time::{Duration, Instant};
 
 /// A message queued for a harbor that is not linked yet fails after this.
 pub const QUEUE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// An accepted connection waits at most this long for the master's word on
+/// the harbor it claims to be (the master tells the older harbors about us
+/// and us about them at the same time, on different connections). Shorter
+/// than the connector's handshake timeout, so that it sees a refusal.
+pub const ADMIT_WAIT: Duration = Duration::from_secs(2);
+
+/// The decision on a connection that claims to be a harbor.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Admit {
+    /// Take it; if an address is given, the peer's IP must be that of the
+    /// address the harbor announced.
+    Accept { address: Option<String> },
+    /// Not known yet: ask again a little later.
+    Wait(&'static str),
+    /// Refuse it, for this reason.
+    Refuse(String),
+}
+
+/// What the first `W` of this process said about who connects to us.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Welcome {
+    /// Our master: a set of ids (and `P` with their addresses).
+    Named,
+    /// A C skynet master: only a count; this many more ids may still connect.
+    Counted { left: usize },
+}
 
 /// Someone waiting for an answer from the slave (a call to `.cslave`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -154,6 +199,9 @@ struct Peer<L> {
     connect_waiters: Vec<Waiter>,
     /// Bumped on every status change.
     attempt: u64,
+    /// The master said this harbor connects to us (`W`), and where it
+    /// listens (`P`; never known with a C skynet master).
+    inbound: Option<Option<String>>,
 }
 
 impl<L> Default for Peer<L> {
@@ -165,6 +213,7 @@ impl<L> Default for Peer<L> {
             link_waiters: Vec::new(),
             connect_waiters: Vec::new(),
             attempt: 0,
+            inbound: None,
         }
     }
 }
@@ -196,6 +245,8 @@ pub struct ClusterState<L> {
     master_waiters: Vec<Waiter>,
     /// Boot handshake: harbors announced by `W n`, and how many connected since.
     expect: Option<(usize, usize)>,
+    /// What the master's `W` told us about who may connect (None: no `W` yet).
+    welcome: Option<Welcome>,
 }
 
 impl<L: Clone> ClusterState<L> {
@@ -213,6 +264,7 @@ impl<L: Clone> ClusterState<L> {
             master_connected: false,
             master_waiters: Vec::new(),
             expect: None,
+            welcome: None,
         }
     }
 
@@ -527,9 +579,34 @@ impl<L: Clone> ClusterState<L> {
     // ------------------------------------------------------------ master
 
     /// The master answered our `H` with `W n` (`first`: the first session of
-    /// this process): `R` for every name we own, `Q` for every name still
-    /// waited for.
-    pub fn master_connected(&mut self, first: bool, n: usize, out: &mut Vec<Action<L>>) {
+    /// this process; `peers`: the ids that will connect, from our master):
+    /// `R` for every name we own, `Q` for every name still waited for.
+    pub fn master_connected(
+        &mut self,
+        first: bool,
+        n: usize,
+        peers: Option<&HarborSet>,
+        out: &mut Vec<Action<L>>,
+    ) {
+        match peers {
+            Some(set) => {
+                // Kept across master sessions: a link that an older harbor
+                // reconnects after a master restart is still admitted.
+                let own = self.own;
+                for id in set.iter().filter(|&id| id != 0 && id != own) {
+                    let p = self.peer(id);
+                    if p.inbound.is_none() {
+                        p.inbound = Some(None);
+                    }
+                }
+                self.welcome = Some(Welcome::Named);
+            }
+            None => {
+                if first || self.welcome.is_none() {
+                    self.welcome = Some(Welcome::Counted { left: n });
+                }
+            }
+        }
         for (name, &h) in &self.owned {
             if let Ok(gn) = GlobalName::new(name) {
                 out.push(Action::ToMaster(MasterPacket::Register {
@@ -576,6 +653,53 @@ impl<L: Clone> ClusterState<L> {
         out.extend(self.master_waiters.drain(..).map(Action::reply_empty));
     }
 
+    /// `P id addr` from our master: harbor `id`, named in `W`, listens at `addr`.
+    pub fn on_peer(&mut self, id: u8, address: String, out: &mut Vec<Action<L>>) {
+        if id == 0 || id == self.own {
+            out.push(Action::Log(format!(
+                "Ignore peer announcement of harbor {id} ({address})"
+            )));
+            return;
+        }
+        self.peer(id).inbound = Some(Some(address));
+    }
+
+    /// Whether a connection that claims to be harbor `id` may become its link
+    /// (see the module doc). Accepting under a C skynet master's count uses
+    /// up one place.
+    pub fn admit(&mut self, id: u8) -> Admit {
+        if id == 0 || id == self.own {
+            return Admit::Refuse(format!("harbor id {id} is not another harbor's"));
+        }
+        if self.is_up(id) {
+            return Admit::Refuse(format!("harbor {id} is already linked"));
+        }
+        let Some(welcome) = self.welcome else {
+            return Admit::Wait("the master has not answered our handshake yet");
+        };
+        let peer = &mut self.peers[usize::from(id)];
+        match (&peer.inbound, welcome) {
+            (Some(Some(address)), _) => Admit::Accept {
+                address: Some(address.clone()),
+            },
+            (Some(None), Welcome::Named) => Admit::Wait("its address (P) has not come yet"),
+            (Some(None), Welcome::Counted { .. }) => Admit::Accept { address: None },
+            (None, Welcome::Named) => {
+                Admit::Refuse(format!("the master did not announce harbor {id} to us"))
+            }
+            (None, Welcome::Counted { left }) => {
+                if left == 0 {
+                    return Admit::Refuse(format!(
+                        "the master announced no more harbors (harbor {id} is not one of those that connected)"
+                    ));
+                }
+                peer.inbound = Some(None);
+                self.welcome = Some(Welcome::Counted { left: left - 1 });
+                Admit::Accept { address: None }
+            }
+        }
+    }
+
     /// `C id addr`: connect to that (newer) harbor.
     pub fn on_connect(&mut self, id: u8, address: String, out: &mut Vec<Action<L>>) {
         if id == 0 || id == self.own {
@@ -620,6 +744,8 @@ impl<L: Clone> ClusterState<L> {
             return;
         }
         let peer = self.peer(id);
+        // After a rejoin we are the older one: it no longer connects to us.
+        peer.inbound = None;
         if matches!(peer.status, Status::Down) {
             // Stop any reconnection attempt all the same.
             peer.attempt += 1;
@@ -685,6 +811,13 @@ impl<L: Clone> ClusterState<L> {
             return false;
         }
         if self.is_up(id) {
+            if !initiated {
+                // Admitted while another connection for it got there first.
+                out.push(Action::Log(format!(
+                    "Refuse harbor link from {peer_addr} (claims harbor {id}): harbor {id} is already linked"
+                )));
+                return false;
+            }
             self.down(id, "replaced by a new connection", out);
         }
         let up = UpLink {
@@ -857,7 +990,7 @@ mod tests {
     /// (we connected to it after `C`).
     fn linked() -> ClusterState<u64> {
         let mut s = ClusterState::new(OWN);
-        run(|o| s.master_connected(true, 0, o));
+        run(|o| s.master_connected(true, 0, None, o));
         let dial = run(|o| s.on_connect(2, "127.0.0.1:2527".into(), o));
         let Action::Dial { attempt, .. } = dial[0] else {
             panic!("{dial:?}")
@@ -1136,16 +1269,15 @@ mod tests {
         );
         let (d, m) = call(ECHO2, 1);
         assert_eq!(frames(&run(|o| s.send(d, m, t0, o))), vec![(11, ECHO2, 1)]);
-        // A second connection for a harbor that is up replaces the first:
-        // calls on the old link fail, the old link is closed.
-        let out = run(|o| assert!(s.link_up(2, 12, 12, false, None, "y", o)));
-        assert_eq!(out[0], Action::CloseLink(11));
-        assert_eq!(out[1], bounce(ECHO2, 1));
-        assert!(logs(&out)[0].starts_with("Harbor 2 down: replaced by a new connection"));
+        // A second, accepted connection for a harbor that is up is refused:
+        // the link stays.
+        let out = run(|o| assert!(!s.link_up(2, 12, 12, false, None, "y", o)));
+        assert_eq!(
+            logs(&out),
+            vec!["Refuse harbor link from y (claims harbor 2): harbor 2 is already linked"]
+        );
         let (d, m) = call(ECHO2, 2);
-        assert_eq!(frames(&run(|o| s.send(d, m, t0, o))), vec![(12, ECHO2, 2)]);
-        // The end of the replaced link is not the end of the new one.
-        assert!(run(|o| s.link_lost(2, 11, "closed", false, o)).is_empty());
+        assert_eq!(frames(&run(|o| s.send(d, m, t0, o))), vec![(11, ECHO2, 2)]);
     }
 
     #[test]
@@ -1185,7 +1317,7 @@ mod tests {
     fn names_resolve_queue_and_query_the_master_once() {
         let mut s = ClusterState::<u64>::new(OWN);
         // The master is not connected: nothing is asked yet.
-        run(|o| s.master_connected(true, 0, o));
+        run(|o| s.master_connected(true, 0, None, o));
         run(|o| s.master_lost(o));
         let m = Message::new(CALLER, 1, ptype::LUA, Vec::new());
         assert!(run(|o| s.send_name("ECHO", m, t0, o)).is_empty());
@@ -1195,7 +1327,7 @@ mod tests {
         };
         assert!(run(|o| s.query_name("ECHO", w, o)).is_empty());
         // Connected: one `Q` per name still wanted.
-        let out = run(|o| s.master_connected(false, 0, o));
+        let out = run(|o| s.master_connected(false, 0, None, o));
         assert_eq!(
             out,
             vec![Action::ToMaster(MasterPacket::Query { name: name("ECHO") })]
@@ -1282,7 +1414,7 @@ mod tests {
             })
         };
         assert_eq!(
-            run(|o| s.master_connected(true, 0, o)),
+            run(|o| s.master_connected(true, 0, None, o)),
             vec![r(), Action::Log("Shakehand ready".into())]
         );
         // Connected: sent at once.
@@ -1293,7 +1425,7 @@ mod tests {
         ));
         // After a master restart, every owned name again.
         run(|o| s.master_lost(o));
-        let out = run(|o| s.master_connected(false, 0, o));
+        let out = run(|o| s.master_connected(false, 0, None, o));
         assert_eq!(out.len(), 3);
         assert!(out.contains(&r()));
         assert_eq!(
@@ -1353,7 +1485,7 @@ mod tests {
             1,
             "not connected: at once"
         );
-        run(|o| s.master_connected(true, 0, o));
+        run(|o| s.master_connected(true, 0, None, o));
         assert!(run(|o| s.master_waiter(w, o)).is_empty());
         let q = run(|o| s.query_name("LATER", w, o));
         assert_eq!(q.len(), 1, "Q sent");
@@ -1367,7 +1499,7 @@ mod tests {
             }]
         );
         // The query was lost with the master: asked again on the next one.
-        assert_eq!(run(|o| s.master_connected(false, 0, o)), q);
+        assert_eq!(run(|o| s.master_connected(false, 0, None, o)), q);
     }
 
     #[test]
@@ -1375,7 +1507,7 @@ mod tests {
         let mut s = ClusterState::<u64>::new(5);
         // Harbor 2 connected before the master's `W 2` arrived.
         run(|o| s.link_up(2, 1, 1, false, None, "a", o));
-        assert!(logs(&run(|o| s.master_connected(true, 3, o))).is_empty());
+        assert!(logs(&run(|o| s.master_connected(true, 3, None, o))).is_empty());
         assert!(
             !logs(&run(|o| s.link_up(3, 2, 2, false, None, "b", o))).contains(&"Shakehand ready")
         );
@@ -1411,5 +1543,63 @@ mod tests {
         assert_eq!(run(|o| s.connect_waiter(OWN, w, o)).len(), 1);
         assert_eq!(run(|o| s.link_waiter(9, w, o)).len(), 1, "not linked");
         assert!(run(|o| s.connect_waiter(9, w, o)).is_empty());
+    }
+
+    #[test]
+    fn our_master_names_who_may_connect() {
+        let mut s = ClusterState::<u64>::new(5);
+        // Before the master's `W`: wait.
+        assert!(matches!(s.admit(2), Admit::Wait(_)));
+        let set: HarborSet = [2, 3].into_iter().collect();
+        run(|o| s.master_connected(true, 2, Some(&set), o));
+        // Named, address not known yet: wait; once `P` came: accept, with it.
+        assert!(matches!(s.admit(2), Admit::Wait(_)));
+        run(|o| s.on_peer(2, "10.0.0.2:2526".into(), o));
+        assert_eq!(
+            s.admit(2),
+            Admit::Accept {
+                address: Some("10.0.0.2:2526".into())
+            }
+        );
+        // Not named, ours, 0: refused.
+        for (id, why) in [
+            (4, "the master did not announce harbor 4 to us"),
+            (5, "harbor id 5 is not another harbor's"),
+            (0, "harbor id 0 is not another harbor's"),
+        ] {
+            assert_eq!(s.admit(id), Admit::Refuse(why.into()));
+        }
+        // Linked: refused.
+        assert!(run(|o| assert!(s.link_up(2, 1, 1, false, None, "x", o))).len() > 0);
+        assert_eq!(
+            s.admit(2),
+            Admit::Refuse("harbor 2 is already linked".into())
+        );
+        // The link ends by itself: it may reconnect (it was the connector).
+        run(|o| s.link_lost(2, 1, "reset", false, o));
+        assert!(matches!(s.admit(2), Admit::Accept { .. }));
+        // A new master session adds to the set; it does not forget.
+        run(|o| s.master_lost(o));
+        run(|o| s.master_connected(false, 0, Some(&HarborSet::new()), o));
+        assert!(matches!(s.admit(2), Admit::Accept { .. }));
+        // `D 2`: harbor 2 is gone; if it rejoins, we connect to it.
+        run(|o| s.on_down(2, o));
+        assert_eq!(
+            s.admit(2),
+            Admit::Refuse("the master did not announce harbor 2 to us".into())
+        );
+    }
+
+    #[test]
+    fn a_c_master_only_bounds_the_number_of_links() {
+        let mut s = ClusterState::<u64>::new(5);
+        run(|o| s.master_connected(true, 2, None, o));
+        assert_eq!(s.admit(2), Admit::Accept { address: None });
+        assert_eq!(s.admit(7), Admit::Accept { address: None });
+        assert!(matches!(s.admit(9), Admit::Refuse(_)), "only 2 announced");
+        // Those that came may come again.
+        assert_eq!(s.admit(7), Admit::Accept { address: None });
+        run(|o| s.on_down(7, o));
+        assert!(matches!(s.admit(7), Admit::Refuse(_)));
     }
 }
