@@ -7,7 +7,8 @@
 --                  (config `standalone` set), then the native `cslave`
 --   3. DATACENTER  (datacenterd) on the standalone / master node, or, with a
 --                  separate skynet-master, on the node whose config says
---                  global_services = true
+--                  global_services = true; when no key is set, on the first
+--                  harbor to join (`.cslave` ELECTED: its `W` was `W 0`)
 --   4. service_mgr (.service, and SERVICE on that same node)
 --   5. ltls_holder when enablessl == "true"
 --   6. the start service (config `start`, default "main")
@@ -60,7 +61,14 @@ skynet.start(function()
 		standalone = true
 	else
 		ready = start_harbor_node(standalone)
-		if ready and not standalone and skynet.getenv "global_services" == "true" then
+		local key = skynet.getenv "global_services"
+		local host = key == "true"
+		if ready and not standalone and key == nil then
+			-- No layout given: the master's answer to our handshake elects
+			-- the first harbor to join (this waits for the master).
+			host = skynet.call(".cslave", "lua", "ELECTED")
+		end
+		if ready and not standalone and host then
 			-- No master in this process, but this node hosts the network-wide
 			-- services; service_mgr decides by `standalone`.
 			skynet.setenv("standalone", "true")

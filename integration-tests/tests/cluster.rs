@@ -272,6 +272,52 @@ fn stopped_node_is_found_by_the_heartbeat() {
 }
 
 #[test]
+fn without_a_global_services_key_the_first_harbor_hosts_them() {
+    let _serial = serial();
+    // No node's config names the host of DATACENTER and SERVICE.
+    let net = start_net_with(&["serve", "serve", "basic"], |c| c.global_services = false);
+    net.expect(
+        0,
+        "Global services: this node hosts DATACENTER and SERVICE",
+        BOOT,
+    );
+    for i in [1, 2] {
+        net.expect(
+            i,
+            "Global services: hosted by the first harbor that joined",
+            BOOT,
+        );
+    }
+    net.expect(2, "cluster_main: done", RUN);
+    net.no_failures();
+}
+
+#[test]
+fn a_cluster_that_cannot_boot_says_why() {
+    let _serial = serial();
+    let master_port = free_port();
+    let master = start_master(master_port);
+    if master.wait_for("master listening", BOOT).is_none() {
+        panic!("master did not start\n{}", master.text());
+    }
+    // Every node says it does not host the global services: nobody does.
+    let mut c1 = NodeConfig::new(1, master_port, "serve");
+    c1.extra.push(("global_services".into(), "false".into()));
+    let n1 = c1.start();
+    let all = [&master, &n1];
+    let first = n1.expect("Waiting 1 s for global name SERVICE", BOOT, &all);
+    assert!(
+        first
+            .text
+            .contains("Set global_services = true in one node's config"),
+        "{}",
+        first.text
+    );
+    n1.expect("Waiting 2 s for global name SERVICE", BOOT, &all);
+    assert!(!n1.has("cluster_main: ready"), "{}", n1.text());
+}
+
+#[test]
 fn node_retries_an_unreachable_master() {
     let _serial = serial();
     let master_port = free_port();
@@ -395,12 +441,7 @@ fn rogue_harbor_links_are_refused() {
     // Harbor 9 (this test) joins, announcing an IP it will not connect from.
     let fake = TcpListener::bind("127.0.0.2:0").unwrap();
     let fake_port = fake.local_addr().unwrap().port();
-    let mut m9 = fake_join(
-        net.master_port,
-        9,
-        &format!("127.0.0.2:{fake_port}"),
-        None,
-    );
+    let mut m9 = fake_join(net.master_port, 9, &format!("127.0.0.2:{fake_port}"), None);
     // Harbor 3 joins after it: harbors 1, 2 and 9 are announced to it.
     let c3 = NodeConfig::new(3, net.master_port, "serve");
     let port3 = c3.port;
@@ -490,7 +531,11 @@ fn cluster_secret_guards_the_master_and_the_links() {
         with_secret(&mut c, "s3cret-of-the-test");
         net.nodes.push(c.start());
         net.configs.push(c);
-        net.expect(usize::from(h - 1), &format!("cluster_main: ready {h}"), BOOT);
+        net.expect(
+            usize::from(h - 1),
+            &format!("cluster_main: ready {h}"),
+            BOOT,
+        );
     }
     net.expect(1, "Harbor 1 connected", BOOT);
 
@@ -505,7 +550,8 @@ fn cluster_secret_guards_the_master_and_the_links() {
         BOOT,
         &[&plain],
     );
-    net.master.expect("wrong cluster secret proof", BOOT, &[&net.master]);
+    net.master
+        .expect("wrong cluster secret proof", BOOT, &[&net.master]);
     drop((wrong, plain));
 
     // Harbor 9 (this test, with the secret) joins; harbor 3 after it.

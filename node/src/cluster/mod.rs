@@ -45,7 +45,12 @@
 //!   standalone; the node with this key hosts DATACENTER and SERVICE
 //!   (bootstrap sets `standalone = "true"` in its env after `cslave` is up,
 //!   which is what `service_mgr` looks at). Exactly one node should have it;
-//!   the others block in bootstrap (`service_mgr` REPORT) until it is up.
+//!   the others block in bootstrap (`service_mgr` REPORT) until it is up,
+//!   and say so in the log ([`state::Nag`]). `false`: never host them;
+//!   unset: bootstrap asks `ELECTED`, true when the first `W` was `W 0`.
+//! * `harbor_check_address` (default true) and `cluster_secret`: the
+//!   admission of accepted links and the secret's exchanges (see
+//!   [`state`]'s "Admission" and [`net`]).
 //!
 //! # Differences from skynet 1.8 worth knowing
 //!
@@ -60,7 +65,10 @@
 //!   not register (left over from an earlier process with the same harbor id)
 //!   is ignored, so that the handle cannot reach an unrelated new service.
 //! * The listen socket stays open: older harbors may connect at any time
-//!   (rejoin, reconnection); `W n` only drives the `Shakehand ready` log.
+//!   (rejoin, reconnection); `W n` drives the `Shakehand ready` log, and the
+//!   admission of those links (only announced harbors, see [`state`]).
+//! * A second accepted link for a harbor that is linked is refused (skynet:
+//!   `Slave %d exist`), where we used to replace the first.
 //!
 //! # Modules
 //!

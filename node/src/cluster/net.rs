@@ -149,7 +149,11 @@ pub async fn read_hello(own: u8, s: &mut TcpStream, peer: &str) -> Result<u8, St
     let mut b = [0u8; 1];
     match timeout(HANDSHAKE_TIMEOUT, s.read_exact(&mut b)).await {
         Ok(Ok(_)) => {}
-        _ => return Err(format!("Connection from {peer} closed before its handshake")),
+        _ => {
+            return Err(format!(
+                "Connection from {peer} closed before its handshake"
+            ))
+        }
     }
     match check_handshake(b[0], None) {
         Ok(id) if id != own => Ok(id),
@@ -300,9 +304,11 @@ mod tests {
     async fn peer_address_check() {
         let lo: IpAddr = "127.0.0.1".parse().unwrap();
         assert!(peer_matches(lo, "127.0.0.1:2526").await.is_ok());
-        assert!(peer_matches("::ffff:127.0.0.1".parse().unwrap(), "127.0.0.1:1")
-            .await
-            .is_ok());
+        assert!(
+            peer_matches("::ffff:127.0.0.1".parse().unwrap(), "127.0.0.1:1")
+                .await
+                .is_ok()
+        );
         assert!(peer_matches(lo, "localhost:2526").await.is_ok());
         let e = peer_matches(lo, "10.1.2.3:2526").await.unwrap_err();
         assert_eq!(e, "it announced 10.1.2.3:2526 (10.1.2.3)");

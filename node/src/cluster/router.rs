@@ -24,10 +24,10 @@ use skynet_proto::auth::Secret;
 use skynet_proto::harbor::{HarborFrame, Trailer};
 use skynet_proto::master::{HarborSet, MasterPacket};
 use skynet_proto::Handle;
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
-use std::net::SocketAddr;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc::UnboundedSender;
 
@@ -233,9 +233,20 @@ impl Cluster {
         self.update(|st, out| st.master_waiter(w, out));
     }
 
-    /// Fails messages that waited too long for a harbor that never linked.
+    /// Fails messages that waited too long for a harbor that never linked,
+    /// and logs what the node still waits for.
     pub fn expire_queues(&self) {
-        self.update(|st, out| st.expire_queues(Instant::now(), out));
+        let now = Instant::now();
+        self.update(|st, out| {
+            st.expire_queues(now, out);
+            st.report_waits(now, &self.address, out);
+        });
+    }
+
+    /// ELECTED: whether this node hosts the global services when no config
+    /// says which does.
+    pub fn election_waiter(&self, w: Waiter) {
+        self.update(|st, out| st.election_waiter(w, out));
     }
 
     // ------------------------------------------------------------ master
@@ -399,8 +410,11 @@ async fn admit_link(cluster: Arc<Cluster>, mut s: TcpStream, peer: SocketAddr) {
         Ok(id) => id,
         Err(why) => return cluster.log(&why),
     };
-    let refuse =
-        |why: &str| cluster.log(&format!("Refuse harbor link from {shown} (claims harbor {id}): {why}"));
+    let refuse = |why: &str| {
+        cluster.log(&format!(
+            "Refuse harbor link from {shown} (claims harbor {id}): {why}"
+        ))
+    };
     let deadline = tokio::time::Instant::now() + ADMIT_WAIT;
     let address = loop {
         let verdict = cluster.inner.lock().state.admit(id);

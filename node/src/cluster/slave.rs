@@ -9,6 +9,7 @@
 //! | `LINK(id)`              | empty, when harbor `id` goes down (at once if not linked)   |
 //! | `CONNECT(id)`           | empty, when harbor `id` is linked (at once if it is)        |
 //! | `LINKMASTER()`          | empty, when the master connection is lost (at once if down)  |
+//! | `ELECTED()`             | `pack(bool)` after the first `W`: true when it was `W 0` (ours; bootstrap asks it when no `global_services` key is set) |
 
 use super::master_link;
 use super::net;
@@ -121,7 +122,8 @@ pub fn admission_config() -> Result<(bool, Option<Secret>), String> {
     let secret = match k.getenv("cluster_secret") {
         None => None,
         Some(s) => Some(
-            Secret::new(s).ok_or("cslave: cluster_secret is empty (leave it unset to turn it off)")?,
+            Secret::new(s)
+                .ok_or("cslave: cluster_secret is empty (leave it unset to turn it off)")?,
         ),
     };
     Ok((check, secret))
@@ -204,6 +206,7 @@ fn command(cluster: &Arc<Cluster>, me: u32, msg: Message) {
             None => bad("expects a harbor id 0..255"),
         },
         "LINKMASTER" => cluster.master_waiter(w),
+        "ELECTED" => cluster.election_waiter(w),
         _ => bad("unknown command"),
     }
 }

@@ -247,6 +247,53 @@ pub struct ClusterState<L> {
     expect: Option<(usize, usize)>,
     /// What the master's `W` told us about who may connect (None: no `W` yet).
     welcome: Option<Welcome>,
+    /// The election of the node that hosts the global services: whether our
+    /// first `W` was `W 0` (None: no `W` yet), and who waits for it.
+    elected: Option<bool>,
+    elect_waiters: Vec<Waiter>,
+    /// Global names waited for, and since when (for [`Self::report_waits`]).
+    name_nags: HashMap<String, Nag>,
+    /// The boot wait for older harbors (`W n`), while it lasts.
+    harbor_nag: Option<Nag>,
+}
+
+/// A wait worth telling the operator about: logged after 1 s, then once a
+/// second for 5 s, then at doubling intervals up to [`NAG_MAX`].
+#[derive(Debug, Clone, Copy)]
+pub struct Nag {
+    since: Instant,
+    reports: u32,
+    /// The wait after which the next report is due.
+    next: Duration,
+}
+
+/// The longest interval between two reports of one wait.
+pub const NAG_MAX: Duration = Duration::from_secs(30);
+
+impl Nag {
+    pub fn new(since: Instant) -> Nag {
+        Nag {
+            since,
+            reports: 0,
+            next: Duration::from_secs(1),
+        }
+    }
+
+    /// The wait so far, if a report is due at `now` (and counts it).
+    pub fn due(&mut self, now: Instant) -> Option<Duration> {
+        let waited = now.saturating_duration_since(self.since);
+        if waited < self.next {
+            return None;
+        }
+        self.reports += 1;
+        let interval = if self.reports < 5 {
+            Duration::from_secs(1)
+        } else {
+            Duration::from_secs(1 << (self.reports - 4).min(5)).min(NAG_MAX)
+        };
+        self.next = waited + interval;
+        Some(waited)
+    }
 }
 
 impl<L: Clone> ClusterState<L> {
@@ -265,6 +312,10 @@ impl<L: Clone> ClusterState<L> {
             master_waiters: Vec::new(),
             expect: None,
             welcome: None,
+            elected: None,
+            elect_waiters: Vec::new(),
+            name_nags: HashMap::new(),
+            harbor_nag: None,
         }
     }
 
@@ -360,6 +411,9 @@ impl<L: Clone> ClusterState<L> {
                 .entry(name.to_string())
                 .or_default()
                 .push(msg);
+            self.name_nags
+                .entry(name.to_string())
+                .or_insert_with(|| Nag::new(Instant::now()));
             self.query_master(name, out);
         }
     }
@@ -435,6 +489,7 @@ impl<L: Clone> ClusterState<L> {
     ) {
         self.names.insert(name.to_string(), handle);
         self.queried.remove(name);
+        self.name_nags.remove(name);
         if let Some(ws) = self.name_waiters.remove(name) {
             let data = pack_handle(handle);
             for w in ws {
@@ -542,6 +597,9 @@ impl<L: Clone> ClusterState<L> {
                 .entry(name.to_string())
                 .or_default()
                 .push(w);
+            self.name_nags
+                .entry(name.to_string())
+                .or_insert_with(|| Nag::new(Instant::now()));
             self.query_master(name, out);
         }
     }
@@ -642,6 +700,14 @@ impl<L: Clone> ClusterState<L> {
                 out.push(Action::Log("Shakehand ready".into()));
             } else {
                 self.expect = Some((n, got));
+                self.harbor_nag = Some(Nag::new(Instant::now()));
+            }
+        }
+        if self.elected.is_none() {
+            self.elected = Some(n == 0);
+            let ws = std::mem::take(&mut self.elect_waiters);
+            for w in ws {
+                self.answer_election(w, out);
             }
         }
     }
@@ -651,6 +717,82 @@ impl<L: Clone> ClusterState<L> {
         self.master_connected = false;
         self.queried.clear();
         out.extend(self.master_waiters.drain(..).map(Action::reply_empty));
+    }
+
+    /// ELECTED (asked by bootstrap when no `global_services` key is set):
+    /// answered `pack(true)` when this node's first `W` was `W 0` — it was
+    /// the only live harbor when it joined, so it hosts DATACENTER and
+    /// SERVICE. The master orders handshakes, so of nodes that boot at once
+    /// exactly one gets `W 0`; a C skynet master counts the same way.
+    pub fn election_waiter(&mut self, w: Waiter, out: &mut Vec<Action<L>>) {
+        if self.elected.is_some() {
+            self.answer_election(w, out);
+        } else {
+            self.elect_waiters.push(w);
+        }
+    }
+
+    fn answer_election(&mut self, w: Waiter, out: &mut Vec<Action<L>>) {
+        let elected = self.elected == Some(true);
+        out.push(Action::Log(if elected {
+            "Global services: this node hosts DATACENTER and SERVICE (no node's config has global_services, and this is the first harbor to join: W 0)".into()
+        } else {
+            "Global services: hosted by the first harbor that joined (no global_services key here; this node joined after others)".into()
+        }));
+        out.push(Action::Reply {
+            to: w.source,
+            session: w.session,
+            data: skynet_proto::seri::pack(&[skynet_proto::seri::Value::Boolean(elected)])
+                .unwrap_or_default(),
+        });
+    }
+
+    /// Logs what this node is still waiting for (global names, older
+    /// harbors) and how to fix it, each wait on its [`Nag`] schedule.
+    /// `address` is this node's announced address, for the hint.
+    pub fn report_waits(&mut self, now: Instant, address: &str, out: &mut Vec<Action<L>>) {
+        let master = if self.master_connected {
+            ""
+        } else {
+            " (and the master is not connected)"
+        };
+        let mut names: Vec<(&String, &mut Nag)> = self.name_nags.iter_mut().collect();
+        names.sort_by(|a, b| a.0.cmp(b.0));
+        for (name, nag) in names {
+            let Some(waited) = nag.due(now) else { continue };
+            let hint = if name == "SERVICE" || name == "DATACENTER" {
+                "no node hosts the global services (DATACENTER, SERVICE). Set global_services = true in one node's config, or run the master inside a node (standalone), or set the key on no node: then the first harbor to join hosts them"
+            } else {
+                "no service has registered it (skynet.register or harbor.globalname on some node)"
+            };
+            out.push(Action::Log(format!(
+                "Waiting {} s for global name {name}{master}: {hint}",
+                waited.as_secs()
+            )));
+        }
+        if let (Some((want, got)), Some(nag)) = (self.expect, self.harbor_nag.as_mut()) {
+            if let Some(waited) = nag.due(now) {
+                let missing: Vec<String> = self
+                    .peers
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, p)| p.inbound.is_some() && !matches!(p.status, Status::Up(_)))
+                    .map(|(id, p)| match &p.inbound {
+                        Some(Some(a)) => format!("{id} ({a})"),
+                        _ => id.to_string(),
+                    })
+                    .collect();
+                let missing = if missing.is_empty() {
+                    String::new()
+                } else {
+                    format!(", not yet: {}", missing.join(", "))
+                };
+                out.push(Action::Log(format!(
+                    "Waiting {} s for older harbors: {got} of {want} connected{missing}; they connect to this node's address {address}: check that they can reach it and that it is this machine's",
+                    waited.as_secs()
+                )));
+            }
+        }
     }
 
     /// `P id addr` from our master: harbor `id`, named in `W`, listens at `addr`.
@@ -858,6 +1000,7 @@ impl<L: Clone> ClusterState<L> {
                 *got += 1;
                 if *got >= *want {
                     *expect = None;
+                    self.harbor_nag = None;
                     out.push(Action::Log("Shakehand ready".into()));
                 }
             }
@@ -1601,5 +1744,67 @@ mod tests {
         assert_eq!(s.admit(7), Admit::Accept { address: None });
         run(|o| s.on_down(7, o));
         assert!(matches!(s.admit(7), Admit::Refuse(_)));
+    }
+
+    #[test]
+    fn nag_schedule_is_each_second_then_backs_off() {
+        let t = t0();
+        let mut n = Nag::new(t);
+        let at = |s: u64| t + Duration::from_secs(s);
+        let fired: Vec<u64> = (0..120).filter(|&s| n.due(at(s)).is_some()).collect();
+        assert_eq!(fired, vec![1, 2, 3, 4, 5, 7, 11, 19, 35, 65, 95]);
+    }
+
+    #[test]
+    fn waits_are_reported_with_a_fix() {
+        let mut s = ClusterState::<u64>::new(3);
+        let w = Waiter {
+            source: CALLER,
+            session: 9,
+        };
+        run(|o| s.query_name("SERVICE", w, o));
+        let set: HarborSet = [1, 2].into_iter().collect();
+        run(|o| s.master_connected(true, 2, Some(&set), o));
+        run(|o| s.on_peer(2, "10.0.0.2:2526".into(), o));
+        run(|o| assert!(s.link_up(1, 1, 1, false, None, "x", o)));
+        let later = Instant::now() + Duration::from_secs(2);
+        let out = run(|o| s.report_waits(later, "10.0.0.3:2526", o));
+        let l = logs(&out);
+        assert_eq!(l.len(), 2, "{l:?}");
+        assert!(l[0]
+            .starts_with("Waiting 2 s for global name SERVICE: no node hosts the global services"));
+        assert!(l[0].contains("global_services = true"));
+        assert!(l[1].starts_with("Waiting 2 s for older harbors: 1 of 2 connected, not yet: 2 (10.0.0.2:2526); they connect to this node's address 10.0.0.3:2526"), "{}", l[1]);
+        // Not again within the same second; and a bound name stops its reports.
+        assert!(run(|o| s.report_waits(later, "a", o)).is_empty());
+        run(|o| s.on_name("SERVICE", 0x0100_0008, t0, o));
+        run(|o| assert!(s.link_up(2, 2, 2, false, None, "y", o)));
+        let out = run(|o| s.report_waits(later + Duration::from_secs(60), "a", o));
+        assert!(logs(&out).is_empty(), "{out:?}");
+    }
+
+    #[test]
+    fn the_first_harbor_to_join_is_elected() {
+        let w = Waiter {
+            source: CALLER,
+            session: 4,
+        };
+        let answer = |elected: bool| Action::Reply {
+            to: CALLER,
+            session: 4,
+            data: skynet_proto::seri::pack(&[skynet_proto::seri::Value::Boolean(elected)]).unwrap(),
+        };
+        // Asked before `W`: answered by it.
+        let mut s = ClusterState::<u64>::new(1);
+        assert!(run(|o| s.election_waiter(w, o)).is_empty());
+        let out = run(|o| s.master_connected(true, 0, None, o));
+        assert!(out.contains(&answer(true)));
+        // Later sessions (a new master) do not change the outcome.
+        run(|o| s.master_lost(o));
+        run(|o| s.master_connected(false, 0, None, o));
+        assert!(run(|o| s.election_waiter(w, o)).contains(&answer(true)));
+        let mut s = ClusterState::<u64>::new(2);
+        run(|o| s.master_connected(true, 1, None, o));
+        assert!(run(|o| s.election_waiter(w, o)).contains(&answer(false)));
     }
 }
