@@ -1713,7 +1713,7 @@ mod tests {
             assert_eq!(s.admit(id), Admit::Refuse(why.into()));
         }
         // Linked: refused.
-        assert!(run(|o| assert!(s.link_up(2, 1, 1, false, None, "x", o))).len() > 0);
+        assert!(!run(|o| assert!(s.link_up(2, 1, 1, false, None, "x", o))).is_empty());
         assert_eq!(
             s.admit(2),
             Admit::Refuse("harbor 2 is already linked".into())
