@@ -1,11 +1,14 @@
 //! Replays the slave side of harbor_transcript.tsv against the master and
 //! checks the master's side.
 //!
-//! The master answers as the reference did, with one documented difference:
-//! right after `W`, a newcomer also gets `N name handle` for every name the
-//! master knows (the reference sends none; its slaves ask with `Q` later, and
-//! `N` is always accepted). Those extra packets are checked to be exactly the
-//! names registered so far, then the replay goes on.
+//! The master answers as the reference did, with documented differences:
+//! our `W` is the reference's followed by the set of harbors that will
+//! connect (skynet's cslave reads only the count), then come a `P` for each
+//! of them (a letter skynet's cslave ignores), and `N name handle` for every
+//! name the master knows (the reference sends none; its slaves ask with `Q`
+//! later, and `N` is always accepted). Those extra packets are checked to be
+//! exactly the live harbors and the names registered so far, then the replay
+//! goes on.
 
 mod support;
 
@@ -51,7 +54,33 @@ async fn master_side_of_the_transcript_is_reproduced() {
                     .as_mut()
                     .unwrap_or_else(|| panic!("seq {seq}: no slave"));
                 let got = slave.recv_raw().await;
-                assert_eq!(to_hex(&got), row[5], "seq {seq}: {}", row[6]);
+                let want = hex(&row[5]);
+                if got.get(2) == Some(&b'W') {
+                    // Skynet's bytes, then the harbor set.
+                    assert_eq!(
+                        to_hex(&got[1..want.len()]),
+                        to_hex(&want[1..]),
+                        "seq {seq}: {}",
+                        row[6]
+                    );
+                    let Ok(MasterPacket::Wait {
+                        count,
+                        peers: Some(peers),
+                        proof: None,
+                    }) = MasterPacket::parse(&got[1..])
+                    else {
+                        panic!("seq {seq}: not our W: {}", to_hex(&got))
+                    };
+                    assert_eq!(peers.iter().count(), usize::from(count), "seq {seq}");
+                    for id in peers.iter() {
+                        match slave.recv().await {
+                            MasterPacket::Peer { harbor, .. } if harbor == id => {}
+                            other => panic!("seq {seq}: expected P {id} after W, got {other}"),
+                        }
+                    }
+                } else {
+                    assert_eq!(to_hex(&got), row[5], "seq {seq}: {}", row[6]);
+                }
                 replies += 1;
                 if got.get(2) == Some(&b'W') {
                     // The extra N packets a newcomer gets after W.
