@@ -15,4 +15,7 @@ pub enum MasterError {
     /// The listener's local address could not be read.
     #[error("cannot read the listen address: {0}")]
     LocalAddr(std::io::Error),
+    /// The metrics listener could not be used.
+    #[error("cannot serve metrics: {0}")]
+    Metrics(std::io::Error),
 }

@@ -17,7 +17,7 @@ use skynet_proto::master::MasterPacket;
 use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, warn};
 
-use crate::registry::{Action, ConnId, Registry};
+use crate::registry::{Action, ClusterView, ConnId, Registry};
 
 /// What a connection task reports.
 #[derive(Debug)]
@@ -46,6 +46,8 @@ pub enum Event {
         /// Why, for the log.
         reason: String,
     },
+    /// An operator asks what the registry holds.
+    View(oneshot::Sender<ClusterView>),
 }
 
 /// The registry plus the outboxes that carry its decisions out.
@@ -79,6 +81,10 @@ impl Hub {
             }
             Event::Packet { conn, packet } => self.registry.on_packet(conn, packet),
             Event::Closed { conn, reason } => self.registry.on_closed(conn, &reason),
+            Event::View(reply) => {
+                let _ = reply.send(self.registry.view());
+                Vec::new()
+            }
         };
         self.apply(actions);
     }

@@ -18,6 +18,7 @@
 //! | [`registry`]   | [`Registry`]: the protocol state machine (no I/O), decides every reply |
 //! | [`slaves`]     | [`slaves::SlaveTable`]: connections and the live harbor ids          |
 //! | [`names`]      | [`names::NameTable`]: global names, their owners, waiting queries    |
+//! | [`view`]       | the operators' endpoint: `GET /metrics` and `GET /cluster`            |
 //! | [`error`]      | [`MasterError`]                                                      |
 //!
 //! A node embeds the master (config `standalone`) with [`Master::bind`] or
@@ -31,6 +32,7 @@ pub mod names;
 pub mod registry;
 pub mod server;
 pub mod slaves;
+pub mod view;
 
 pub use config::MasterConfig;
 pub use error::MasterError;

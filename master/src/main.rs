@@ -24,6 +24,10 @@ struct Args {
     /// included.
     #[arg(long, value_name = "PATH")]
     secret_file: Option<std::path::PathBuf>,
+    /// Also serve Prometheus metrics on `GET /metrics` and the harbors and
+    /// global names as JSON on `GET /cluster`.
+    #[arg(long, value_name = "HOST:PORT")]
+    metrics: Option<String>,
 }
 
 #[tokio::main]
@@ -57,17 +61,48 @@ async fn main() -> ExitCode {
         }
         tracing::info!("slaves must prove the cluster secret");
     }
-    let master = match Master::bind(args.listen.as_str(), config).await {
+    let mut master = match Master::bind(args.listen.as_str(), config).await {
         Ok(master) => master,
         Err(e) => {
             tracing::error!("{e}");
             return ExitCode::FAILURE;
         }
     };
+    if let Some(addr) = &args.metrics {
+        match std::net::TcpListener::bind(addr) {
+            Ok(l) => {
+                let shown = l.local_addr().map_or(addr.clone(), |a| a.to_string());
+                tracing::info!(metrics = %shown, "metrics on /metrics, cluster view on /cluster");
+                master = master.with_metrics(l);
+            }
+            Err(e) => {
+                tracing::error!("cannot listen for metrics on {addr}: {e}");
+                return ExitCode::FAILURE;
+            }
+        }
+    }
+    // Ctrl-C or SIGTERM (docker stop): close every connection and exit 0.
     let shutdown = async {
-        if let Err(e) = tokio::signal::ctrl_c().await {
-            tracing::error!(error = %e, "cannot wait for Ctrl-C; running until killed");
-            std::future::pending::<()>().await;
+        #[cfg(unix)]
+        let term = async {
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(mut s) => {
+                    s.recv().await;
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot wait for SIGTERM");
+                    std::future::pending::<()>().await;
+                }
+            }
+        };
+        #[cfg(not(unix))]
+        let term = std::future::pending::<()>();
+        tokio::select! {
+            r = tokio::signal::ctrl_c() => if let Err(e) = r {
+                tracing::error!(error = %e, "cannot wait for Ctrl-C; running until killed");
+                std::future::pending::<()>().await;
+            },
+            () = term => tracing::info!("SIGTERM: shutting down"),
         }
     };
     match master.run_until(shutdown).await {

@@ -73,6 +73,35 @@ pub struct Registry {
     /// The cluster secret slaves must prove, if any.
     secret: Option<Secret>,
     challenged: HashMap<ConnId, Challenged>,
+    /// Connections refused at their handshake (or before it).
+    refusals: u64,
+}
+
+/// What operators see of the master (`GET /cluster`, the metrics).
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct ClusterView {
+    pub harbors: Vec<HarborView>,
+    pub names: Vec<NameView>,
+    pub refusals: u64,
+}
+
+/// A live harbor.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct HarborView {
+    pub id: u8,
+    /// The address its harbor listens on, as announced.
+    pub address: String,
+    /// The remote end of its master connection.
+    pub peer: String,
+}
+
+/// A global name.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct NameView {
+    pub name: String,
+    /// `:hex`, as skynet prints handles.
+    pub handle: String,
+    pub harbor: u8,
 }
 
 impl Registry {
@@ -95,6 +124,31 @@ impl Registry {
             .live()
             .map(|(id, s)| (id, s.address.clone()))
             .collect()
+    }
+
+    /// The operators' view of the state now.
+    pub fn view(&self) -> ClusterView {
+        ClusterView {
+            harbors: self
+                .slaves
+                .live()
+                .map(|(id, s)| HarborView {
+                    id,
+                    address: s.address.clone(),
+                    peer: s.peer.to_string(),
+                })
+                .collect(),
+            names: self
+                .names
+                .iter()
+                .map(|(n, e)| NameView {
+                    name: n.to_string(),
+                    handle: format!(":{:08x}", e.handle.0),
+                    harbor: e.owner_harbor,
+                })
+                .collect(),
+            refusals: self.refusals,
+        }
     }
 
     /// The handle bound to `name`.
@@ -127,6 +181,7 @@ impl Registry {
             }
             (None, other) => {
                 warn!(%conn, %peer, packet = %other, "rejecting connection: expected a handshake (H, or A after K)");
+                self.refusals += 1;
                 self.close(conn, "no valid handshake")
             }
             (Some(harbor), MasterPacket::Register { name, handle }) => {
@@ -160,6 +215,7 @@ impl Registry {
             Ok(n) => n,
             Err(e) => {
                 warn!(%conn, %peer, harbor, error = %e, "rejecting handshake: cannot make a challenge");
+                self.refusals += 1;
                 return self.close(conn, "no challenge");
             }
         };
@@ -183,6 +239,7 @@ impl Registry {
         mac: &[u8; MAC_LEN],
     ) -> Vec<Action> {
         let (Some(c), Some(secret)) = (self.challenged.remove(&conn), self.secret.clone()) else {
+            self.refusals += 1;
             return self.close(conn, "answer without a challenge");
         };
         let ok = auth::check_master_proof(
@@ -199,6 +256,7 @@ impl Registry {
                 %conn, %peer, harbor = c.harbor, address = %c.address,
                 "rejecting handshake: wrong cluster secret proof"
             );
+            self.refusals += 1;
             return self.close(conn, "wrong cluster secret proof");
         }
         let proof = auth::master_proof(
@@ -222,6 +280,7 @@ impl Registry {
     ) -> Vec<Action> {
         if harbor == 0 {
             warn!(%conn, %peer, %address, "rejecting handshake: harbor id 0 is reserved for single-node mode");
+            self.refusals += 1;
             return self.close(conn, "handshake with harbor id 0");
         }
         if let Some(existing) = self.slaves.live_slave(harbor) {
@@ -230,6 +289,7 @@ impl Registry {
                 live_conn = %existing.conn, live_peer = %existing.peer, live_address = %existing.address,
                 "rejecting handshake: harbor id is already connected"
             );
+            self.refusals += 1;
             return self.close(conn, "harbor id already connected");
         }
         let mut actions = Vec::new();
@@ -478,6 +538,40 @@ mod tests {
                 }
             ))
         );
+        assert_eq!(r.view().refusals, 2);
+    }
+
+    #[test]
+    fn the_view_lists_live_harbors_names_and_refusals() {
+        let mut r = Registry::new();
+        hello(&mut r, 1, 2);
+        r.on_packet(
+            ConnId(1),
+            MasterPacket::Register {
+                name: name("SERVICE"),
+                handle: Handle(0x0200_000a),
+            },
+        );
+        r.on_open(ConnId(2), peer());
+        r.on_packet(ConnId(2), MasterPacket::Query { name: name("X") });
+        let v = r.view();
+        assert_eq!(
+            v.harbors,
+            vec![HarborView {
+                id: 2,
+                address: "127.0.0.1:2527".into(),
+                peer: "127.0.0.1:1".into()
+            }]
+        );
+        assert_eq!(
+            v.names,
+            vec![NameView {
+                name: "SERVICE".into(),
+                handle: ":0200000a".into(),
+                harbor: 2
+            }]
+        );
+        assert_eq!(v.refusals, 1, "a query before the handshake is refused");
     }
 
     #[test]

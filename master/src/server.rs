@@ -25,6 +25,8 @@ const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 pub struct Master {
     listener: TcpListener,
     config: MasterConfig,
+    /// Where operators read the metrics and `GET /cluster`, if anywhere.
+    metrics: Option<std::net::TcpListener>,
 }
 
 impl Master {
@@ -45,7 +47,17 @@ impl Master {
 
     /// A master on an already bound listener.
     pub fn new(listener: TcpListener, config: MasterConfig) -> Self {
-        Master { listener, config }
+        Master {
+            listener,
+            config,
+            metrics: None,
+        }
+    }
+
+    /// Also serves the metrics endpoint ([`crate::view`]) on `listener`.
+    pub fn with_metrics(mut self, listener: std::net::TcpListener) -> Self {
+        self.metrics = Some(listener);
+        self
     }
 
     /// The address actually listened on.
@@ -65,6 +77,10 @@ impl Master {
         let (events_tx, events_rx) = mpsc::channel(EVENT_QUEUE);
         let (stop_tx, stop_rx) = oneshot::channel();
         let hub = tokio::spawn(hub::run(events_rx, stop_rx, self.config.secret.clone()));
+        let metrics = match self.metrics {
+            Some(l) => Some(crate::view::serve(l, events_tx.clone())?),
+            None => None,
+        };
         let mut connections = JoinSet::new();
         let mut next_conn = 0u64;
         info!(listen = %local, "master listening");
@@ -92,6 +108,9 @@ impl Master {
         }
 
         info!(listen = %local, "master shutting down");
+        if let Some(m) = metrics {
+            m.abort();
+        }
         drop(self.listener);
         let _ = stop_tx.send(());
         drop(events_tx);

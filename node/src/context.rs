@@ -23,6 +23,10 @@ pub trait Service: Send {
 /// Called from any thread by the `SIGNAL` command; must be thread safe.
 pub type SignalHandler = Arc<dyn Fn(i32) + Send + Sync>;
 
+/// Reports the bytes a service's instance holds (snlua: its Lua heap), from
+/// any thread, for the metrics.
+pub type MemoryProbe = Arc<dyn Fn() -> usize + Send + Sync>;
+
 pub struct Context {
     handle: u32,
     pub(crate) queue: MessageQueue,
@@ -38,6 +42,19 @@ pub struct Context {
     /// The `LOGON` log, if one is open.
     pub(crate) logfile: Mutex<Option<MessageLog>>,
     signal: OnceLock<SignalHandler>,
+    memory: OnceLock<MemoryProbe>,
+    /// What the metrics call this service (see [`service_label`]).
+    label: OnceLock<Box<str>>,
+}
+
+/// The metrics label of a service launched as `module args`: the script for
+/// `snlua` (`snlua agent 3` is `agent`), else the module. Per name, not per
+/// handle, so that thousands of player agents make one series.
+pub fn service_label<'a>(module: &'a str, args: &'a str) -> &'a str {
+    match args.split_whitespace().next() {
+        Some(script) if module == "snlua" => script,
+        _ => module,
+    }
 }
 
 impl Context {
@@ -55,6 +72,8 @@ impl Context {
             cpu_start_ns: AtomicU64::new(0),
             logfile: Mutex::new(None),
             signal: OnceLock::new(),
+            memory: OnceLock::new(),
+            label: OnceLock::new(),
         }
     }
 
@@ -108,6 +127,23 @@ impl Context {
         }
     }
 
+    pub fn set_memory_probe(&self, f: MemoryProbe) {
+        let _ = self.memory.set(f);
+    }
+
+    /// Bytes the instance reports holding, if it reports any.
+    pub fn memory(&self) -> Option<usize> {
+        self.memory.get().map(|f| f())
+    }
+
+    pub(crate) fn set_label(&self, label: &str) {
+        let _ = self.label.set(label.into());
+    }
+
+    pub fn label(&self) -> &str {
+        self.label.get().map_or("", |l| l)
+    }
+
     #[cfg(test)]
     pub(crate) fn set_session_for_test(&self, s: i32) {
         self.session.store(s, Ordering::Relaxed);
@@ -127,5 +163,13 @@ mod tests {
         assert_eq!(c.new_session(), i32::MAX);
         assert_eq!(c.new_session(), 1);
         assert_eq!(c.new_session(), 2);
+    }
+
+    #[test]
+    fn labels_name_the_script_for_snlua_and_the_module_otherwise() {
+        assert_eq!(service_label("snlua", "agent 3 x"), "agent");
+        assert_eq!(service_label("snlua", ""), "snlua");
+        assert_eq!(service_label("gate", "S 0.0.0.0:1 8"), "gate");
+        assert_eq!(service_label("logger", ""), "logger");
     }
 }

@@ -27,7 +27,7 @@ use parking_lot::{Condvar, Mutex, RwLock};
 use skynet_proto::handle::Handle;
 use std::cell::Cell;
 use std::io::Write;
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -51,6 +51,51 @@ pub trait RemoteRouter: Send + Sync {
     fn send_handle(&self, dest: u32, msg: Message);
     /// A message for a global name (no `.`/`:` prefix).
     fn send_name(&self, name: &str, msg: Message);
+    /// Figures for the metrics endpoint, if this router keeps any.
+    fn metrics(&self) -> Option<RemoteMetrics> {
+        None
+    }
+    /// The node is leaving: close every link now so that peers fail their
+    /// calls at once. Returns how many were closed.
+    fn close_links(&self) -> usize {
+        0
+    }
+}
+
+/// What a [`RemoteRouter`] reports to the metrics endpoint.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RemoteMetrics {
+    pub links_up: usize,
+    pub frames_sent: u64,
+    pub frames_received: u64,
+    pub bytes_sent: u64,
+    pub bytes_received: u64,
+    pub pending_calls: usize,
+    pub down_events: u64,
+}
+
+/// Per service label: live instances and their figures, plus what retired
+/// instances had counted (so the counters never go down).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ServiceFigures {
+    pub instances: usize,
+    pub messages: u64,
+    pub cpu_ns: u64,
+    pub queue_len: usize,
+    pub memory: usize,
+}
+
+/// A kernel's figures at one moment, for the metrics endpoint.
+#[derive(Debug, Clone, Default)]
+pub struct KernelFigures {
+    pub services: usize,
+    pub by_label: std::collections::BTreeMap<String, ServiceFigures>,
+    pub workers: usize,
+    pub workers_busy: usize,
+    pub timers_pending: usize,
+    pub overload_events: u64,
+    pub endless_events: u64,
+    pub remote: Option<RemoteMetrics>,
 }
 
 /// What a kernel is made with.
@@ -100,6 +145,10 @@ pub struct Kernel {
     /// scheduler's own flag).
     quit: AtomicBool,
     threads: Mutex<Vec<JoinHandle<()>>>,
+    overload_events: AtomicU64,
+    endless_events: AtomicU64,
+    /// Messages and CPU ns counted by retired services, by label.
+    retired_figures: Mutex<std::collections::HashMap<Box<str>, (u64, u64)>>,
 }
 
 /// Gives back what the payload of an undeliverable message holds.
@@ -161,6 +210,9 @@ impl Kernel {
             exit: (Mutex::new(false), Condvar::new()),
             quit: AtomicBool::new(false),
             threads: Mutex::new(Vec::new()),
+            overload_events: AtomicU64::new(0),
+            endless_events: AtomicU64::new(0),
+            retired_figures: Mutex::new(std::collections::HashMap::new()),
         }))
     }
 
@@ -299,12 +351,57 @@ impl Kernel {
         self.handles.grab(handle)
     }
 
+    /// True when no service has a message queued and no worker is
+    /// dispatching one (the drain at shutdown waits for this).
+    pub fn is_quiescent(&self) -> bool {
+        self.monitor.busy() == 0
+            && self
+                .handles
+                .handles()
+                .iter()
+                .all(|h| self.handles.grab(*h).is_none_or(|c| c.queue_len() == 0))
+    }
+
+    /// The figures the metrics endpoint serves. Walks every live service:
+    /// meant for a scrape every few seconds, not for a hot path.
+    pub fn figures(&self) -> KernelFigures {
+        let mut by_label = std::collections::BTreeMap::<String, ServiceFigures>::new();
+        for (label, &(messages, cpu_ns)) in self.retired_figures.lock().iter() {
+            let f = by_label.entry(label.to_string()).or_default();
+            f.messages += messages;
+            f.cpu_ns += cpu_ns;
+        }
+        let handles = self.handles.handles();
+        for h in &handles {
+            let Some(ctx) = self.handles.grab(*h) else {
+                continue;
+            };
+            let f = by_label.entry(ctx.label().to_string()).or_default();
+            f.instances += 1;
+            f.messages += ctx.message_count.load(Ordering::Relaxed);
+            f.cpu_ns += ctx.cpu_cost_ns.load(Ordering::Relaxed);
+            f.queue_len += ctx.queue_len();
+            f.memory += ctx.memory().unwrap_or(0);
+        }
+        KernelFigures {
+            services: handles.len(),
+            by_label,
+            workers: self.scheduler.threads(),
+            workers_busy: self.monitor.busy(),
+            timers_pending: self.timer.pending(),
+            overload_events: self.overload_events.load(Ordering::Relaxed),
+            endless_events: self.endless_events.load(Ordering::Relaxed),
+            remote: self.remote_router().and_then(|r| r.metrics()),
+        }
+    }
+
     /// Creates a service from `module` with `args`, synchronously running its
     /// `init` on this thread. Returns its handle, or None (logged) on failure.
     pub fn launch(&'static self, module: &str, args: &str) -> Option<u32> {
         let mut service = self.modules.create(module)?;
         let handle = self.handles.register(|h| Arc::new(Context::new(h)))?;
         let ctx = self.handles.grab(handle)?;
+        ctx.set_label(crate::context::service_label(module, args));
         self.total.fetch_add(1, Ordering::SeqCst);
         let _entered = Entered::new(self);
         match service.init(&ctx, args) {
@@ -564,6 +661,11 @@ impl Kernel {
         if let Some(s) = service.take() {
             drop(s);
             ctx.logfile.lock().take();
+            let mut retired = self.retired_figures.lock();
+            let f = retired.entry(ctx.label().into()).or_default();
+            f.0 += ctx.message_count.load(Ordering::Relaxed);
+            f.1 += ctx.cpu_cost_ns.load(Ordering::Relaxed);
+            drop(retired);
             self.context_released();
         }
     }
@@ -631,6 +733,7 @@ impl Kernel {
 
     /// What the monitor's report of a message that does not end does.
     fn endless(&self, e: crate::monitor::Endless) {
+        self.endless_events.fetch_add(1, Ordering::Relaxed);
         if let Some(ctx) = self.grab(e.destination) {
             ctx.set_endless();
         }
@@ -672,6 +775,7 @@ impl Kernel {
             }
             i += 1;
             if popped.overload != 0 {
+                self.overload_events.fetch_add(1, Ordering::Relaxed);
                 self.log(
                     handle,
                     &format!(

@@ -23,6 +23,8 @@
 //! - `rt`: the tokio I/O threads (sockets, harbor, embedded master).
 //! - `socket`: the socket layer behind `skynet.socketdriver`.
 //! - `tracelog`: `tracing` events (embedded master) into the skynet log.
+//! - `metrics`: the Prometheus endpoint (config key `metrics`).
+//! - `shutdown`: the drain on SIGTERM (config key `drain_time`).
 //! - `start`: node start-up.
 
 #![deny(clippy::undocumented_unsafe_blocks)]
@@ -42,11 +44,13 @@ pub(crate) mod kernel;
 pub(crate) mod log;
 pub(crate) mod logger;
 pub(crate) mod message;
+pub(crate) mod metrics;
 pub(crate) mod module;
 pub(crate) mod monitor;
 pub(crate) mod mq;
 pub(crate) mod rt;
 pub(crate) mod scheduler;
+pub(crate) mod shutdown;
 pub mod snlua;
 pub(crate) mod socket;
 pub(crate) mod start;

@@ -54,6 +54,14 @@ impl Monitor {
         &self.workers[index]
     }
 
+    /// How many workers are dispatching a message now.
+    pub fn busy(&self) -> usize {
+        self.workers
+            .iter()
+            .filter(|w| w.destination.load(Ordering::Relaxed) != 0)
+            .count()
+    }
+
     /// One check. `checked` holds each worker's version at the previous
     /// check and is updated where it moved.
     fn check(&self, checked: &mut [u32], report: &mut impl FnMut(Endless)) {

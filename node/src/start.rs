@@ -19,6 +19,8 @@ pub enum StartError {
     Bootstrap(String),
     #[error("{0}")]
     Kernel(String),
+    #[error(transparent)]
+    Metrics(#[from] crate::metrics::MetricsError),
 }
 
 /// glibc malloc settings for a process that creates many small Lua heaps: one
@@ -65,8 +67,14 @@ pub fn run(env: Env) -> Result<i32, StartError> {
     k.install().map_err(StartError::Kernel)?;
     crate::tracelog::install();
     crate::register_builtin_modules(k);
+    let drain = crate::shutdown::drain_time(k.getenv("drain_time").as_deref())
+        .map_err(StartError::Kernel)?;
     k.start();
-    spawn_sighup_forwarder();
+    spawn_signal_thread(drain);
+    if let Some(addr) = env_metrics(k) {
+        let bound = crate::metrics::start(k, &addr)?;
+        k.log(0, &format!("metrics on http://{bound}/metrics"));
+    }
 
     k.launch(&logservice, &logger_arg)
         .ok_or_else(|| StartError::Logger(logservice.clone()))?;
@@ -84,18 +92,41 @@ pub fn run(env: Env) -> Result<i32, StartError> {
     Ok(0)
 }
 
-/// SIGHUP asks the logger to reopen its file (log rotation).
-fn spawn_sighup_forwarder() {
-    use signal_hook::consts::SIGHUP;
+/// The `metrics` config key, if set to something.
+fn env_metrics(k: &Kernel) -> Option<String> {
+    k.getenv("metrics")
+        .filter(|a| !a.trim().is_empty() && a != "false")
+}
+
+/// SIGHUP asks the logger to reopen its file (log rotation); SIGTERM drains
+/// the node and exits 0 ([`crate::shutdown`]), a second one exits at once.
+fn spawn_signal_thread(drain: std::time::Duration) {
+    use signal_hook::consts::{SIGHUP, SIGTERM};
     use signal_hook::iterator::Signals;
-    let Ok(mut signals) = Signals::new([SIGHUP]) else {
+    let Ok(mut signals) = Signals::new([SIGHUP, SIGTERM]) else {
         return;
     };
     let _ = std::thread::Builder::new()
         .name("signals".into())
         .spawn(move || {
-            for _ in signals.forever() {
+            let mut draining = false;
+            for sig in signals.forever() {
                 let k = kernel();
+                if sig == SIGTERM {
+                    if draining {
+                        k.log(0, "SIGTERM again: exit 0 now");
+                        std::thread::sleep(std::time::Duration::from_millis(50));
+                        std::process::exit(0);
+                    }
+                    draining = true;
+                    let _ = std::thread::Builder::new()
+                        .name("drain".into())
+                        .spawn(move || {
+                            crate::shutdown::drain(k, drain);
+                            std::process::exit(0);
+                        });
+                    continue;
+                }
                 let logger = k.logger();
                 if logger != 0 {
                     let _ = k.push(logger, Message::new(0, 0, ptype::SYSTEM, Vec::new()));

@@ -114,7 +114,6 @@ impl Wheel {
         }
     }
 
-    #[cfg(test)]
     fn len(&self) -> usize {
         self.len
     }
@@ -324,7 +323,6 @@ impl Timer {
     }
 
     /// Timeouts registered and not fired yet.
-    #[cfg(test)]
     pub fn pending(&self) -> usize {
         let waiting = self.incoming.lock().entries.len();
         waiting + self.firing.lock().wheel.len()

@@ -4,6 +4,8 @@
 //! bytes and must arrive within [`HEAD_TIMEOUT`], and at most
 //! [`MAX_CONNECTIONS`] are served at once (the others wait to be accepted).
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -140,30 +142,48 @@ pub fn parse(head: &[u8]) -> Result<Request, HeadError> {
     })
 }
 
-/// The answer to one request head (`buf` as read so far, `None` on timeout).
-pub fn respond(buf: Option<&[u8]>, handler: &dyn Fn(&Request) -> Response) -> Vec<u8> {
+/// What to do with one request head (`buf` as read so far, `None` on
+/// timeout): ask the handler, or answer an error at once.
+pub fn route(buf: Option<&[u8]>) -> Result<Request, Response> {
     let Some(buf) = buf else {
-        return Response::text(408, "request head not received in time").encode(false);
+        return Err(Response::text(408, "request head not received in time"));
     };
     let head = match check(buf) {
         Ok(n) => &buf[..n],
-        Err(HeadError::TooLarge) => {
-            return Response::text(431, &HeadError::TooLarge.to_string()).encode(false)
-        }
-        Err(e) => return Response::text(400, &e.to_string()).encode(false),
+        Err(e @ HeadError::TooLarge) => return Err(Response::text(431, &e.to_string())),
+        Err(e) => return Err(Response::text(400, &e.to_string())),
     };
     match parse(head) {
-        Ok(req) if req.method == "GET" || req.method == "HEAD" => {
-            handler(&req).encode(req.method == "HEAD")
-        }
-        Ok(req) => Response::text(405, &format!("method {} not allowed: use GET", req.method))
-            .encode(false),
-        Err(e) => Response::text(400, &e.to_string()).encode(false),
+        Ok(req) if req.method == "GET" || req.method == "HEAD" => Ok(req),
+        Ok(req) => Err(Response::text(
+            405,
+            &format!("method {} not allowed: use GET", req.method),
+        )),
+        Err(e) => Err(Response::text(400, &e.to_string())),
     }
 }
 
-/// The handler type [`serve`] calls, on the runtime's thread: keep it short.
-pub type Handler = Arc<dyn Fn(&Request) -> Response + Send + Sync>;
+/// The answer's bytes for one request head, with a synchronous handler.
+pub fn respond(buf: Option<&[u8]>, handler: &dyn Fn(&Request) -> Response) -> Vec<u8> {
+    match route(buf) {
+        Ok(req) => handler(&req).encode(req.method == "HEAD"),
+        Err(resp) => resp.encode(false),
+    }
+}
+
+/// A response still being made (the handler may ask another task).
+pub type Pending = Pin<Box<dyn Future<Output = Response> + Send>>;
+
+/// What [`serve`] calls for each request; it runs on the runtime's thread.
+pub type Handler = Arc<dyn Fn(Request) -> Pending + Send + Sync>;
+
+/// A [`Handler`] from a function that answers at once.
+pub fn sync_handler(f: impl Fn(&Request) -> Response + Send + Sync + 'static) -> Handler {
+    Arc::new(move |req: Request| {
+        let resp = f(&req);
+        Box::pin(async move { resp }) as Pending
+    })
+}
 
 /// Serves `listener` until the runtime ends.
 pub async fn serve(listener: TcpListener, handler: Handler) {
@@ -188,7 +208,7 @@ pub async fn serve(listener: TcpListener, handler: Handler) {
     }
 }
 
-async fn one(mut stream: TcpStream, handler: &(dyn Fn(&Request) -> Response + Send + Sync)) {
+async fn one(mut stream: TcpStream, handler: &(dyn Fn(Request) -> Pending + Send + Sync)) {
     let mut buf = Vec::with_capacity(1024);
     let read = tokio::time::timeout(HEAD_TIMEOUT, async {
         let mut chunk = [0u8; 1024];
@@ -204,10 +224,17 @@ async fn one(mut stream: TcpStream, handler: &(dyn Fn(&Request) -> Response + Se
         }
     })
     .await;
-    let out = match read {
-        Ok(true) => respond(Some(&buf), handler),
+    let routed = match read {
+        Ok(true) => route(Some(&buf)),
         Ok(false) => return, // the client went away
-        Err(_) => respond(None, handler),
+        Err(_) => route(None),
+    };
+    let out = match routed {
+        Ok(req) => {
+            let head_only = req.method == "HEAD";
+            handler(req).await.encode(head_only)
+        }
+        Err(resp) => resp.encode(false),
     };
     let _ = stream.write_all(&out).await;
     let _ = stream.shutdown().await;
@@ -280,7 +307,7 @@ mod tests {
     async fn serves_over_tcp_and_survives_a_bad_client() {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        tokio::spawn(serve(listener, Arc::new(ok)));
+        tokio::spawn(serve(listener, sync_handler(ok)));
         let mut bad = TcpStream::connect(addr).await.unwrap();
         bad.write_all(&[0xff; 100]).await.unwrap();
         bad.write_all(b"\r\n\r\n").await.unwrap();

@@ -16,7 +16,7 @@ use super::link::end::LinkEnd;
 use super::link::{Link, LinkHost};
 use super::net;
 use super::state::{Action, Admit, ClusterState, Waiter, ADMIT_WAIT};
-use crate::kernel::{kernel, RemoteRouter};
+use crate::kernel::{kernel, RemoteMetrics, RemoteRouter};
 use crate::message::{is_request, ptype, Message};
 use crate::scheduler::IdlePoller;
 use parking_lot::{Mutex, RwLock};
@@ -66,6 +66,22 @@ pub struct Cluster {
     /// The live links, for idle workers to poll. A snapshot is swapped in on
     /// change, so pollers hold no lock while they deliver.
     polled: RwLock<Arc<Vec<Arc<Link>>>>,
+    traffic: Traffic,
+}
+
+/// Message frames (not heartbeats) and their bytes on the wire, each way.
+#[derive(Default)]
+struct Traffic {
+    frames_sent: AtomicU64,
+    bytes_sent: AtomicU64,
+    frames_received: AtomicU64,
+    bytes_received: AtomicU64,
+}
+
+/// A frame's bytes on the wire: the 4-byte length, the payload, the 12-byte
+/// trailer.
+fn wire_len(payload: usize) -> u64 {
+    (4 + payload + 12) as u64
 }
 
 impl Cluster {
@@ -91,6 +107,7 @@ impl Cluster {
             epoch: Instant::now(),
             next_link: AtomicU64::new(1),
             polled: RwLock::new(Arc::new(Vec::new())),
+            traffic: Traffic::default(),
             inner: Mutex::new(Inner {
                 state: ClusterState::new(own),
                 master: None,
@@ -142,7 +159,11 @@ impl Cluster {
             Action::Write { link, frame } => {
                 let (source, dest, t, session) =
                     (frame.source, frame.destination, frame.ptype, frame.session);
-                if !link.send(frame) {
+                let bytes = wire_len(frame.payload.len());
+                if link.send(frame) {
+                    self.traffic.frames_sent.fetch_add(1, Ordering::Relaxed);
+                    self.traffic.bytes_sent.fetch_add(bytes, Ordering::Relaxed);
+                } else {
                     inner.state.write_failed(source, dest, t, session, later);
                 }
             }
@@ -456,6 +477,35 @@ impl RemoteRouter for Cluster {
     fn send_name(&self, name: &str, msg: Message) {
         self.update(|st, out| st.send_name(name, msg, Instant::now, out));
     }
+
+    fn close_links(&self) -> usize {
+        let links = self.inner.lock().state.up_links();
+        for l in &links {
+            l.close();
+        }
+        links.len()
+    }
+
+    fn metrics(&self) -> Option<RemoteMetrics> {
+        let (links_up, pending_calls, down_events) = {
+            let g = self.inner.lock();
+            (
+                g.state.links_up(),
+                g.state.pending_calls(),
+                g.state.down_events(),
+            )
+        };
+        let t = &self.traffic;
+        Some(RemoteMetrics {
+            links_up,
+            pending_calls,
+            down_events,
+            frames_sent: t.frames_sent.load(Ordering::Relaxed),
+            bytes_sent: t.bytes_sent.load(Ordering::Relaxed),
+            frames_received: t.frames_received.load(Ordering::Relaxed),
+            bytes_received: t.bytes_received.load(Ordering::Relaxed),
+        })
+    }
 }
 
 impl LinkHost for Cluster {
@@ -474,6 +524,10 @@ impl LinkHost for Cluster {
     /// Pushes the frame to its local service. A request for a service that
     /// does not exist is answered on the link with ERROR.
     fn frame(&self, link: &Link, t: Trailer, payload: Vec<u8>) {
+        let tr = &self.traffic;
+        tr.frames_received.fetch_add(1, Ordering::Relaxed);
+        tr.bytes_received
+            .fetch_add(wire_len(payload.len()), Ordering::Relaxed);
         let dest = Handle(t.destination).with_harbor(self.own).raw();
         if t.ptype == ptype::RESPONSE || t.ptype == ptype::ERROR {
             self.inner.lock().state.answered(dest, t.session);

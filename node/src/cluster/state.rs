@@ -255,6 +255,8 @@ pub struct ClusterState<L> {
     name_nags: HashMap<String, Nag>,
     /// The boot wait for older harbors (`W n`), while it lasts.
     harbor_nag: Option<Nag>,
+    /// Times a linked harbor went down (for the metrics).
+    down_events: u64,
 }
 
 /// A wait worth telling the operator about: logged after 1 s, then once a
@@ -316,6 +318,7 @@ impl<L: Clone> ClusterState<L> {
             elect_waiters: Vec::new(),
             name_nags: HashMap::new(),
             harbor_nag: None,
+            down_events: 0,
         }
     }
 
@@ -328,9 +331,32 @@ impl<L: Clone> ClusterState<L> {
     }
 
     /// How many remote requests wait for an answer.
-    #[cfg(test)]
     pub fn pending_calls(&self) -> usize {
         self.pending.len()
+    }
+
+    /// The links up now.
+    pub fn up_links(&self) -> Vec<L> {
+        self.peers
+            .iter()
+            .filter_map(|p| match &p.status {
+                Status::Up(up) => Some(up.link.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// How many harbors are linked now.
+    pub fn links_up(&self) -> usize {
+        self.peers
+            .iter()
+            .filter(|p| matches!(p.status, Status::Up(_)))
+            .count()
+    }
+
+    /// How many times a linked harbor went down.
+    pub fn down_events(&self) -> u64 {
+        self.down_events
     }
 
     // ------------------------------------------------------------ routing
@@ -903,6 +929,7 @@ impl<L: Clone> ClusterState<L> {
         let old = std::mem::replace(&mut peer.status, Status::Down);
         peer.attempt += 1;
         if let Status::Up(up) = old {
+            self.down_events += 1;
             out.push(Action::CloseLink(up.link));
         }
         let queued = peer.queue.len();
@@ -1296,7 +1323,9 @@ mod tests {
             session: 60,
         };
         assert!(run(|o| s.link_waiter(2, w, o)).is_empty());
+        assert_eq!((s.links_up(), s.down_events()), (1, 0));
         let out = run(|o| s.link_lost(2, 7, "connection closed by the peer", false, o));
+        assert_eq!((s.links_up(), s.down_events()), (0, 1));
         assert_eq!(out[0], Action::CloseLink(7));
         let mut bounces: Vec<_> = out
             .iter()

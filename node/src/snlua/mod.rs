@@ -458,6 +458,8 @@ impl Snlua {
         {
             let rt = runtime.clone();
             ctx.set_signal_handler(Arc::new(move |sig| rt.signal(sig)));
+            let rt = runtime.clone();
+            ctx.set_memory_probe(Arc::new(move || rt.memory()));
         }
         self.runtime = Some(runtime);
         let env = |key: &str, default: &str| k.getenv(key).unwrap_or_else(|| default.to_string());

@@ -28,6 +28,11 @@ use std::sync::{Arc, OnceLock};
 
 static GLOBAL: OnceLock<SocketServer> = OnceLock::new();
 
+/// The node's socket server if a service has used it.
+pub fn started() -> Option<&'static SocketServer> {
+    GLOBAL.get()
+}
+
 /// The node's socket server, delivering events through the kernel.
 pub fn global() -> &'static SocketServer {
     GLOBAL.get_or_init(|| {

@@ -412,6 +412,22 @@ impl SocketServer {
         }
     }
 
+    /// Closes every listening socket (a node that is shutting down accepts
+    /// no more connections); their owners get the usual CLOSE. Returns how
+    /// many there were.
+    pub fn close_listeners(&self) -> usize {
+        let listeners: Vec<(u32, i32)> = self
+            .info()
+            .into_iter()
+            .filter(|i| i.kind == Kind::Listen)
+            .map(|i| (i.owner, i.id))
+            .collect();
+        for &(owner, id) in &listeners {
+            self.close(owner, id);
+        }
+        listeners.len()
+    }
+
     /// Every live socket, by id.
     pub fn info(&self) -> Vec<SocketInfo> {
         let slots: Vec<Arc<Slot>> = self.inner.slots.lock().values().cloned().collect();
