@@ -151,6 +151,49 @@ async fn killed_node_fails_pending_calls_and_rejoins() {
     .await;
 }
 
+/// `docker stop` of node2: the node drains (nothing is queued), closes its
+/// links and exits 0 well within its drain time; the other nodes' calls to it
+/// fail at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn docker_stop_drains_and_exits_0_within_the_drain_time() {
+    const T: &str = "docker_stop_drains_and_exits_0_within_the_drain_time";
+    let _serial = serial().await;
+    let Some(docker) = docker_or_skip(T).await else {
+        return;
+    };
+    limited(T, async {
+        let c = Cluster::start(&docker, "stop", 3, &[1, 2, 3]).await;
+        c.all_up(UNIX_EPOCH).await;
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        // Docker's own grace is 10 s; the node's drain_time is the default 5 s.
+        let (stopped, took) = c.stop(c.node(2), Duration::from_secs(10)).await;
+        say(&format!(
+            "{T}: docker stop node2 returned after {} ms",
+            took.as_millis()
+        ));
+        if took >= Duration::from_secs(5) {
+            c.fail(&format!("docker stop took {took:?}, over the 5 s drain time"));
+        }
+        match c.exit_code(c.node(2)).await {
+            Some(0) => {}
+            other => c.fail(&format!("node2 exited with {other:?}, not 0")),
+        }
+        c.expect(&c.node(2).logs, "SIGTERM: queues drained", stopped, LONG)
+            .await;
+        for h in [1u8, 3] {
+            let dt = expect_cut_off(&c, h, 2, stopped, Duration::from_secs(10)).await;
+            say(&format!(
+                "{T}: docker stop node2: the pending calls from node{h} failed {dt} ms after the stop"
+            ));
+            if dt >= 2000 {
+                c.fail(&format!("node{h}: pending calls failed only {dt} ms after the stop"));
+            }
+        }
+        c.no_failures();
+    })
+    .await;
+}
+
 /// Disconnects node2 from the network: calls to it fail (heartbeat), then
 /// after reconnecting it is reachable again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -20,8 +20,8 @@ use testcontainers::bollard::models::{
     NetworkConnectRequest, NetworkCreateRequest, NetworkDisconnectRequest,
 };
 use testcontainers::bollard::query_parameters::{
-    KillContainerOptions, ListContainersOptions, ListNetworksOptions, LogsOptions,
-    RemoveContainerOptions,
+    InspectContainerOptions, KillContainerOptions, ListContainersOptions, ListNetworksOptions,
+    LogsOptions, RemoveContainerOptions, StopContainerOptions,
 };
 use testcontainers::bollard::Docker;
 use testcontainers::runners::AsyncRunner;
@@ -655,6 +655,37 @@ impl Cluster {
             Ok(Err(e)) => self.fail(&format!("kill {}: {e}", node.role)),
             Err(_) => self.fail(&format!("kill {} took over 20 s", node.role)),
         }
+    }
+
+    /// `docker stop`: SIGTERM, then SIGKILL after `grace`. Returns when the
+    /// container is gone, with the time that took.
+    pub async fn stop(&self, node: &Node, grace: Duration) -> (SystemTime, Duration) {
+        let at = SystemTime::now();
+        let t = Instant::now();
+        let opts = StopContainerOptions {
+            t: Some(grace.as_secs() as i32),
+            signal: None,
+        };
+        match tokio::time::timeout(
+            grace + Duration::from_secs(20),
+            self.docker.stop_container(&node.id(), Some(opts)),
+        )
+        .await
+        {
+            Ok(Ok(())) => (at, t.elapsed()),
+            Ok(Err(e)) => self.fail(&format!("stop {}: {e}", node.role)),
+            Err(_) => self.fail(&format!("stop {} did not return", node.role)),
+        }
+    }
+
+    /// The exit code of a stopped container.
+    pub async fn exit_code(&self, node: &Node) -> Option<i64> {
+        self.docker
+            .inspect_container(&node.id(), None::<InspectContainerOptions>)
+            .await
+            .ok()?
+            .state?
+            .exit_code
     }
 
     /// Starts a stopped container again (same name, same command).
