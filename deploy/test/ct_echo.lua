@@ -4,7 +4,11 @@
 -- lua commands:
 --   echo(...)   returns its arguments (a call)
 --   hang()      never answers (a call that stays pending)
---   tick(n)     counts sends; logs every 50th
+--   tick(n, from, boot)  counts sends; logs every 50th. Per sender
+--               incarnation (`boot`) the numbers must rise: a repeat or a
+--               step back is "ct: FAIL"; a skipped number (sent while this
+--               node was down, or lost) is logged as "ct: <name> gap from
+--               harbor <from>: <missing> ticks (<a>..<b>)".
 local skynet = require "skynet"
 require "skynet.manager"
 
@@ -20,7 +24,21 @@ function cmd.hang()
 	skynet.wait()
 end
 
-function cmd.tick(n, from)
+local last_tick = {}	-- from harbor -> { boot = ..., n = ... }
+
+function cmd.tick(n, from, boot)
+	local l = last_tick[from]
+	if l and l.boot == boot then
+		if n <= l.n then
+			skynet.error(string.format("ct: FAIL %s tick %d from harbor %d after %d", name, n, from, l.n))
+		elseif n > l.n + 1 then
+			skynet.error(string.format("ct: %s gap from harbor %d: %d ticks (%d..%d)",
+				name, from, n - l.n - 1, l.n + 1, n - 1))
+		end
+		l.n = math.max(l.n, n)
+	else
+		last_tick[from] = { boot = boot, n = n }
+	end
 	ticks = ticks + 1
 	if ticks % 50 == 1 then
 		skynet.error(string.format("ct: %s got tick %d from harbor %d (%d ticks so far)",

@@ -16,7 +16,8 @@
 --   ct: FAIL <what>                           a wrong answer
 --
 -- Watching ECHO<h> means: one call `echo` every 100 ms (at most 5 s each),
--- one send `tick` every 100 ms, and while the target is up PENDING calls
+-- one send `tick` every 100 ms (numbered 1, 2, ... whatever the calls did;
+-- ct_echo checks their order), and while the target is up PENDING calls
 -- `hang` that never answer, so that a lost node shows up as failed calls.
 local skynet = require "skynet"
 local harbor = require "skynet.harbor"
@@ -60,6 +61,9 @@ local function timed_call(cs, addr, ...)
 end
 
 local own
+-- Tells this incarnation's ticks from an earlier one's (the monotonic clock
+-- is the machine's, so a restarted node starts from another value).
+local boot = tostring(skynet.hpc())
 
 local function watch(h)
 	local name = "ECHO" .. h
@@ -131,7 +135,7 @@ local function watch(h)
 				end
 			end
 		end
-		skynet.send(name, "lua", "tick", seq, own)
+		skynet.send(name, "lua", "tick", seq, own, boot)
 		skynet.sleep(PERIOD)
 	end
 end

@@ -549,3 +549,147 @@ async fn c_module_loads_in_the_image() {
     })
     .await;
 }
+
+/// The soak: a master and 4 harbors under the probes' steady call and send
+/// load while harbors 3 and 4 are killed (`docker kill`) or stopped
+/// (`docker stop`) and started again in turn, and the master is restarted
+/// once. Harbors 1 and 2 stay up throughout. Asserts that every call ends
+/// with an answer or an error within the probe's 5 s bound (no `timeout`),
+/// that the ticks between 1 and 2 all arrive in order (no gap, no FAIL),
+/// that 1 and 2 never see each other down, and that their memory stays
+/// flat. `SKYNET_SOAK_SECS` sets the length (default 90 s, the CI form).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn soak_with_nodes_and_the_master_restarting() {
+    const T: &str = "soak_with_nodes_and_the_master_restarting";
+    let _serial = serial().await;
+    let Some(docker) = docker_or_skip(T).await else {
+        return;
+    };
+    let secs: u64 = std::env::var("SKYNET_SOAK_SECS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(90);
+    let soak = Duration::from_secs(secs);
+    let run = async {
+        let c = Cluster::start(&docker, "soak", 4, &[1, 2, 3, 4]).await;
+        c.all_up(UNIX_EPOCH).await;
+        let began = SystemTime::now();
+        let t0 = std::time::Instant::now();
+        let mut memory: Vec<(u64, Vec<u64>)> = Vec::new();
+        let mut round = 0u32;
+        let mut master_restarted = false;
+        while t0.elapsed() < soak {
+            let mut sample = Vec::new();
+            for h in 1..=4u8 {
+                sample.push(c.memory(c.node(h)).await.unwrap_or(0));
+            }
+            memory.push((t0.elapsed().as_secs(), sample));
+            if !master_restarted && t0.elapsed() >= soak / 2 {
+                master_restarted = true;
+                let killed = c.kill(&c.master).await;
+                tokio::time::sleep(Duration::from_secs(3)).await;
+                c.restart(&c.master).await;
+                c.expect(&c.master.logs, "master listening", killed, LONG)
+                    .await;
+                say(&format!(
+                    "{T}: {}s: master restarted",
+                    t0.elapsed().as_secs()
+                ));
+                continue;
+            }
+            round += 1;
+            let victim = if round % 2 == 1 { 3u8 } else { 4 };
+            let how = if round % 4 < 2 { "kill" } else { "stop" };
+            let at = if how == "kill" {
+                c.kill(c.node(victim)).await
+            } else {
+                c.stop(c.node(victim), Duration::from_secs(10)).await.0
+            };
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            let restarted = c.restart(c.node(victim)).await;
+            c.expect(
+                &c.node(victim).logs,
+                &format!("ct: ready {victim}"),
+                restarted,
+                LONG,
+            )
+            .await;
+            for h in (1..=4u8).filter(|&h| h != victim) {
+                c.expect_echo(h, victim, "up", restarted, LONG).await;
+            }
+            say(&format!(
+                "{T}: {}s: docker {how} node{victim} ({} ms after the fault it was up again for all)",
+                t0.elapsed().as_secs(),
+                ms_between(at, SystemTime::now())
+            ));
+            tokio::time::sleep(Duration::from_secs(3)).await;
+        }
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        let mut sample = Vec::new();
+        for h in 1..=4u8 {
+            sample.push(c.memory(c.node(h)).await.unwrap_or(0));
+        }
+        memory.push((t0.elapsed().as_secs(), sample));
+        for (at, m) in &memory {
+            let kib: Vec<String> = m.iter().map(|b| format!("{} KiB", b / 1024)).collect();
+            say(&format!(
+                "{T}: memory at {at:>4}s (node1..4): {}",
+                kib.join(", ")
+            ));
+        }
+
+        c.no_failures();
+        for n in c.all() {
+            if let Some(l) = n
+                .logs
+                .all("ct: ECHO", began)
+                .into_iter()
+                .find(|l| l.text.contains(": timeout"))
+            {
+                c.fail(&format!(
+                    "{}: a call outlived the 5 s bound: {}",
+                    n.role, l.text
+                ));
+            }
+        }
+        for (h, t) in [(1u8, 2u8), (2, 1)] {
+            let logs = &c.node(h).logs;
+            if let Some(l) = logs.find(&format!("gap from harbor {t}"), began) {
+                c.fail(&format!(
+                    "node{h}: ticks from harbor {t} were lost: {}",
+                    l.text
+                ));
+            }
+            if let Some(l) = logs.find(&format!("ct: ECHO{t} down"), began) {
+                c.fail(&format!(
+                    "node{h}: node{t} went down though it never stopped: {}",
+                    l.text
+                ));
+            }
+            if logs.all("got tick", began).is_empty() {
+                c.fail(&format!("node{h}: no ticks arrived during the soak"));
+            }
+        }
+        for (i, h) in [1usize, 2].into_iter().enumerate() {
+            let first = memory.first().map_or(0, |m| m.1[i]);
+            let last = memory.last().map_or(0, |m| m.1[i]);
+            let slack = (first / 2).max(8 << 20);
+            if first == 0 || last > first + slack {
+                c.fail(&format!(
+                    "node{h}: memory grew from {} KiB to {} KiB during the soak",
+                    first / 1024,
+                    last / 1024
+                ));
+            }
+        }
+        say(&format!(
+            "{T}: {round} node faults and one master restart in {secs} s"
+        ));
+    };
+    if tokio::time::timeout(soak + Duration::from_secs(240), run)
+        .await
+        .is_err()
+    {
+        panic!("{T} did not finish in time");
+    }
+}

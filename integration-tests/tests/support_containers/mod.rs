@@ -21,7 +21,7 @@ use testcontainers::bollard::models::{
 };
 use testcontainers::bollard::query_parameters::{
     InspectContainerOptions, KillContainerOptions, ListContainersOptions, ListNetworksOptions,
-    LogsOptions, RemoveContainerOptions, StopContainerOptions,
+    LogsOptions, RemoveContainerOptions, StatsOptions, StopContainerOptions,
 };
 use testcontainers::bollard::Docker;
 use testcontainers::runners::AsyncRunner;
@@ -676,6 +676,25 @@ impl Cluster {
             Ok(Err(e)) => self.fail(&format!("stop {}: {e}", node.role)),
             Err(_) => self.fail(&format!("stop {} did not return", node.role)),
         }
+    }
+
+    /// The container's anonymous memory (its processes' heap and stacks,
+    /// the cgroup's `anon`; `usage` where that is missing), in bytes.
+    pub async fn memory(&self, node: &Node) -> Option<u64> {
+        let opts = StatsOptions {
+            stream: false,
+            one_shot: true,
+        };
+        let mut stream = Box::pin(self.docker.stats(&node.id(), Some(opts)));
+        let stats = tokio::time::timeout(Duration::from_secs(10), stream.next())
+            .await
+            .ok()??
+            .ok()?;
+        let m = stats.memory_stats?;
+        m.stats
+            .as_ref()
+            .and_then(|s| s.get("anon").copied())
+            .or(m.usage)
     }
 
     /// The exit code of a stopped container.
