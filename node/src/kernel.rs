@@ -323,6 +323,11 @@ impl Kernel {
         self.scheduler.set_idle_poller(p);
     }
 
+    /// The same for the socket layer's connections (a slot of its own).
+    pub fn set_socket_poller(&self, p: Option<Arc<dyn IdlePoller>>) {
+        self.scheduler.set_socket_poller(p);
+    }
+
     /// Binds the local name `name` (without its dot) to a live `handle`; false
     /// when the name is taken or the handle dead.
     pub fn bind_name(&self, name: &str, handle: u32) -> bool {

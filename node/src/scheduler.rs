@@ -86,7 +86,11 @@ pub struct Scheduler {
     busy: AtomicUsize,
     quit: AtomicBool,
     threads: usize,
+    /// The cluster's links (see [`Scheduler::set_idle_poller`]).
     idle_poller: RwLock<Option<Arc<dyn IdlePoller>>>,
+    /// The socket layer's connections that workers read (see
+    /// [`Scheduler::set_socket_poller`]).
+    socket_poller: RwLock<Option<Arc<dyn IdlePoller>>>,
 }
 
 /// skynet's weights per worker index: -1 = one message per turn, w >= 0 = the
@@ -110,6 +114,7 @@ impl Scheduler {
             quit: AtomicBool::new(false),
             threads: threads.max(1),
             idle_poller: RwLock::new(None),
+            socket_poller: RwLock::new(None),
         }
     }
 
@@ -117,6 +122,12 @@ impl Scheduler {
     /// the run queue.
     pub fn set_idle_poller(&self, p: Option<Arc<dyn IdlePoller>>) {
         *self.idle_poller.write() = p;
+    }
+
+    /// The same for the socket layer, which has a slot of its own so that a
+    /// node with a harbor has both polled.
+    pub fn set_socket_poller(&self, p: Option<Arc<dyn IdlePoller>>) {
+        *self.socket_poller.write() = p;
     }
 
     pub fn threads(&self) -> usize {
@@ -162,6 +173,7 @@ impl Scheduler {
         {
             let deadline = std::time::Instant::now() + SPIN;
             let poller = self.idle_poller.read().clone();
+            let sockets = self.socket_poller.read().clone();
             let mut spins = 0usize;
             let mut seen_waiting: Option<std::time::Instant> = None;
             let found = loop {
@@ -181,10 +193,9 @@ impl Scheduler {
                 } else if seen_waiting.is_none() {
                     seen_waiting = Some(std::time::Instant::now());
                 }
-                if let Some(p) = &poller {
-                    if p.poll() {
-                        continue;
-                    }
+                let links = poller.as_ref().is_some_and(|p| p.poll());
+                if sockets.as_ref().is_some_and(|p| p.poll()) || links {
+                    continue;
                 }
                 if self.quit.load(Ordering::SeqCst) || std::time::Instant::now() >= deadline {
                     break None;
@@ -204,6 +215,9 @@ impl Scheduler {
             }
         }
         if let Some(p) = self.idle_poller.read().as_ref() {
+            p.sleeping();
+        }
+        if let Some(p) = self.socket_poller.read().as_ref() {
             p.sleeping();
         }
         let mut g = self.global.lock();

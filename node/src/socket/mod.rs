@@ -8,6 +8,7 @@
 //! - [`event`]: the event payload.
 //! - [`buffer`]: the read buffer behind `socketdriver.buffer()`.
 //! - [`queue`]: a socket's command queue (empty ones hold no memory).
+//! - [`read`]: a connection's read side, shared with idle workers.
 //! - [`addr`]: name resolution, listening/UDP socket creation, UDP address blobs.
 //!
 //! The node's server starts lazily, on the first socket call ([`global`]).
@@ -16,6 +17,7 @@ pub mod addr;
 pub mod buffer;
 pub mod event;
 pub mod queue;
+mod read;
 pub mod server;
 
 #[cfg(test)]
@@ -36,9 +38,12 @@ pub fn started() -> Option<&'static SocketServer> {
 /// The node's socket server, delivering events through the kernel.
 pub fn global() -> &'static SocketServer {
     GLOBAL.get_or_init(|| {
-        SocketServer::new(Arc::new(|owner, payload| {
+        let srv = SocketServer::new(Arc::new(|owner, payload| {
             // An owner that is gone loses the event (skynet frees it too).
             let _ = crate::kernel::kernel().push(owner, Message::new(0, 0, ptype::SOCKET, payload));
-        }))
+        }));
+        // Idle workers read the connections that services wrote to.
+        crate::kernel::kernel().set_socket_poller(Some(srv.idle_poller()));
+        srv
     })
 }

@@ -21,19 +21,31 @@
 //! their order. What the socket takes only in part leaves its rest queued
 //! (high priority, as when the task writes in part), and a write that fails
 //! is handed to the task, which reports the error.
+//!
+//! Reads of a TCP connection that a caller wrote to itself are lent to idle
+//! workers for a while (see [`super::read`]): the answer that the write asks
+//! for is then read by a worker that is spinning anyway, not by this thread
+//! after a wake-up. The connection's task registers the socket with the
+//! thread's poller only for what it waits for: reading while it reads
+//! (*armed*), writing while writes wait for room.
 
 use super::addr;
 use super::event::{self, kind, TRAILER};
 use super::queue::Queue;
-use bytes::BufMut;
-use parking_lot::Mutex;
+use super::read::{self, Got, ReadSide, Reader};
+use crate::scheduler::IdlePoller;
+use parking_lot::{Mutex, RwLock};
 use std::collections::{HashMap, VecDeque};
-use std::io;
+use std::future::Future;
+use std::io::{self, Write};
 use std::net::{Shutdown, SocketAddr};
+use std::os::fd::{AsRawFd, RawFd};
+use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, AtomicU64, AtomicU8, Ordering};
 use std::sync::Arc;
 use std::task::Poll;
-use std::time::Instant;
+use std::time::{Duration, Instant};
+use tokio::io::unix::AsyncFd;
 use tokio::io::Interest;
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
 
@@ -54,6 +66,22 @@ pub const DIRECT_SMALL: usize = 4096;
 pub const MAX_UDP_PACKAGE: usize = 65535;
 /// At most this many live sockets (skynet's 2^16 slots).
 pub const MAX_SOCKET: usize = 1 << 16;
+/// A caller's direct write up to this size lends the connection's reads to
+/// idle workers (an answer is likely to follow); bigger ones are bulk, which
+/// the socket thread reads better, beside the workers.
+pub const LEND_SMALL: usize = DIRECT_SMALL;
+/// At most this many connections are lent at once (each costs every
+/// spinning worker's look a `poll` entry).
+pub const MAX_LENT: usize = 32;
+/// A lent connection with no write for this long (centiseconds) is given
+/// back to its task when a worker goes to sleep or room is needed.
+pub const LEND_LEASE_CS: u64 = 10;
+/// How many reads a worker makes of one connection in one look.
+const WORKER_READS: usize = 4;
+/// A disarmed task reads its socket after this long, doubling up to
+/// [`DISARMED_TICK_MAX`] while workers keep looking (see [`super::read`]).
+const DISARMED_TICK: Duration = Duration::from_millis(1);
+const DISARMED_TICK_MAX: Duration = Duration::from_millis(8);
 
 /// What the socket is, for `info`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -111,13 +139,16 @@ enum Cmd {
     UdpConnect {
         to: SocketAddr,
     },
+    /// From a worker: arm (the workers stop reading), and report the end of
+    /// reading if a worker found it.
+    Wake,
 }
 
 /// Who writes to a TCP connection (see the module doc).
 struct Gate {
     /// The connection, once it is connected and until its task ends; the
     /// task holds the other reference.
-    stream: Option<Arc<TcpStream>>,
+    stream: Option<Arc<std::net::TcpStream>>,
     /// The task owns the write direction: it has writes queued or in its
     /// command queue, or writing has stopped for good.
     task_owns: bool,
@@ -142,6 +173,8 @@ struct Slot {
     rtime: AtomicU64,
     wtime: AtomicU64,
     name: Mutex<String>,
+    /// TCP: who reads, the task or idle workers.
+    rd: ReadSide,
 }
 
 /// One row of `info` (skynet's `socket_info`).
@@ -165,6 +198,9 @@ struct Inner {
     rt: tokio::runtime::Handle,
     next_id: AtomicI32,
     slots: Mutex<HashMap<i32, Arc<Slot>>>,
+    /// The connections that idle workers read. A snapshot is swapped in on
+    /// change, so workers hold no lock while they read.
+    lent: RwLock<Arc<Vec<Arc<Slot>>>>,
     sink: Sink,
     epoch: Instant,
 }
@@ -184,10 +220,17 @@ impl SocketServer {
                 rt,
                 next_id: AtomicI32::new(0),
                 slots: Mutex::new(HashMap::new()),
+                lent: RwLock::new(Arc::new(Vec::new())),
                 sink,
                 epoch: Instant::now(),
             }),
         }
+    }
+
+    /// What idle workers do for this server: read the lent connections
+    /// (install it with `Kernel::set_socket_poller`).
+    pub fn idle_poller(&self) -> Arc<dyn IdlePoller> {
+        self.inner.clone()
     }
 
     /// Connects to `host:port` asynchronously; CONNECT or ERROR follows.
@@ -310,17 +353,21 @@ impl SocketServer {
         }
         let mut pos = 0;
         while pos < data.len() {
-            match direct.try_write(&data[pos..]) {
+            match (&**direct).write(&data[pos..]) {
                 Ok(0) => break,
                 Ok(n) => pos += n,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                // no room (or stale readiness), or an error the task will
-                // meet again and report
+                // no room, or an error the task will meet again and report
                 Err(_) => break,
             }
         }
         if pos > 0 {
             self.inner.wrote(&slot, pos);
+            // Under the gate's lock, with the stream still there: the task
+            // has not ended, and takes the connection back when it does.
+            if data.len() <= LEND_SMALL && !slot.rd.lent.load(Ordering::Relaxed) {
+                self.inner.lend(&slot);
+            }
         }
         if pos == data.len() {
             return true;
@@ -494,6 +541,7 @@ impl Inner {
             rtime: AtomicU64::new(0),
             wtime: AtomicU64::new(0),
             name: Mutex::new(String::new()),
+            rd: ReadSide::new(MIN_READ_BUFFER),
         });
         slots.insert(id, slot.clone());
         Some(slot)
@@ -529,6 +577,90 @@ impl Inner {
         slot.wtime.store(self.now_cs(), Ordering::Relaxed);
     }
 
+    /// `bytes` read from `slot` go to `owner` (under the read lock).
+    fn deliver(&self, slot: &Slot, owner: u32, bytes: Vec<u8>) {
+        let n = bytes.len();
+        slot.read.fetch_add(n as u64, Ordering::Relaxed);
+        slot.rtime.store(self.now_cs(), Ordering::Relaxed);
+        self.emit(owner, event::encode(kind::DATA, slot.id, n as i32, bytes, &[]));
+    }
+
+    /// Lends `slot`'s reads to idle workers, if there is room (made by
+    /// giving back connections whose lease ran out).
+    fn lend(&self, slot: &Arc<Slot>) {
+        let mut g = self.lent.write();
+        if slot.rd.lent.load(Ordering::Relaxed) {
+            return;
+        }
+        let mut v: Vec<Arc<Slot>> = (**g).clone();
+        if v.len() >= MAX_LENT {
+            let now = self.now_cs();
+            v.retain(|s| !give_back_if_stale(s, now));
+        }
+        if v.len() < MAX_LENT {
+            slot.rd.lent.store(true, Ordering::Relaxed);
+            v.push(slot.clone());
+        }
+        *g = Arc::new(v);
+    }
+
+    /// Takes `slot` back from the workers (its task is ending).
+    fn unlend(&self, slot: &Slot) {
+        let mut g = self.lent.write();
+        if !slot.rd.lent.swap(false, Ordering::Relaxed) {
+            return;
+        }
+        let v: Vec<Arc<Slot>> = g
+            .iter()
+            .filter(|s| !std::ptr::eq(&***s, slot))
+            .cloned()
+            .collect();
+        *g = Arc::new(v);
+    }
+
+    /// A worker's read of a lent connection that `poll` found readable:
+    /// what is there, if nobody else is reading. True if data was handed on.
+    fn drain_worker(&self, slot: &Slot) -> bool {
+        let rd = &slot.rd;
+        let Some(mut r) = rd.lock.try_lock() else {
+            return false;
+        };
+        rd.looked();
+        if !r.open || r.end.is_some() || r.fd < 0 || slot.closing.load(Ordering::Acquire) {
+            return false;
+        }
+        let mut delivered = false;
+        for _ in 0..WORKER_READS {
+            match read::read_once(&mut r, TRAILER, MAX_READ_BUFFER) {
+                Got::Data { bytes, full } => {
+                    self.deliver(slot, r.owner, bytes);
+                    delivered = true;
+                    // A read that left room emptied the socket: asking again
+                    // would only hear "would block".
+                    if !full {
+                        break;
+                    }
+                }
+                Got::Empty => break,
+                Got::Eof => {
+                    r.end = Some(0);
+                    break;
+                }
+                Got::Failed(e) => {
+                    r.end = Some(e.raw_os_error().unwrap_or(libc::EIO));
+                    break;
+                }
+            }
+        }
+        if r.end.is_some() {
+            // The task reports it; no worker reads from now on.
+            rd.publish(&r);
+            drop(r);
+            let _ = slot.cmds.send(Cmd::Wake);
+        }
+        delivered
+    }
+
     /// The socket is gone: unregister it, then answer what was still queued
     /// (a `start` learns the socket is invalid; the rest is dropped).
     fn release(&self, slot: &Slot) {
@@ -549,6 +681,93 @@ impl Inner {
     }
 }
 
+/// Gives a lent connection back to its task if no write was made to it for
+/// [`LEND_LEASE_CS`]; true if it did (the caller drops it from the list).
+fn give_back_if_stale(slot: &Slot, now_cs: u64) -> bool {
+    let stale = now_cs.saturating_sub(slot.wtime.load(Ordering::Relaxed)) > LEND_LEASE_CS;
+    if stale {
+        slot.rd.lent.store(false, Ordering::Relaxed);
+        if slot.rd.ask_arm() {
+            let _ = slot.cmds.send(Cmd::Wake);
+        }
+    }
+    stale
+}
+
+thread_local! {
+    /// A worker's `poll` array for its looks at the lent connections (kept to
+    /// avoid an allocation per look).
+    static POLL_SET: std::cell::RefCell<Vec<libc::pollfd>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Idle workers read the lent connections (see [`super::read`]): one `poll`
+/// over all of them per look, then a read of those with something to read.
+impl IdlePoller for Inner {
+    fn poll(&self) -> bool {
+        let lent = self.lent.read().clone();
+        if lent.is_empty() {
+            return false;
+        }
+        POLL_SET.with(|set| {
+            let mut fds = set.borrow_mut();
+            fds.clear();
+            fds.extend(lent.iter().map(|s| libc::pollfd {
+                fd: s.rd.raw_fd(),
+                events: libc::POLLIN | libc::POLLRDHUP,
+                revents: 0,
+            }));
+            let ready = read::poll_now(&mut fds);
+            let mut any = false;
+            for (s, p) in lent.iter().zip(fds.iter()) {
+                if ready > 0 && p.revents != 0 {
+                    any |= self.drain_worker(s);
+                } else {
+                    s.rd.looked();
+                }
+            }
+            any
+        })
+    }
+
+    /// A worker goes to sleep: every lent connection's task must read from
+    /// now on; those whose lease ran out are given back.
+    fn sleeping(&self) {
+        let lent = self.lent.read().clone();
+        if lent.is_empty() {
+            return;
+        }
+        let now = self.now_cs();
+        let mut stale = false;
+        for s in lent.iter() {
+            if give_back_if_stale(s, now) {
+                stale = true;
+            } else if s.rd.ask_arm() {
+                let _ = s.cmds.send(Cmd::Wake);
+            }
+        }
+        if stale {
+            let mut g = self.lent.write();
+            let v: Vec<Arc<Slot>> = g
+                .iter()
+                .filter(|s| s.rd.lent.load(Ordering::Relaxed))
+                .cloned()
+                .collect();
+            *g = Arc::new(v);
+        }
+    }
+}
+
+/// A socket's descriptor for a registration with the socket thread's
+/// poller; the connection's task owns the socket and drops the
+/// registration first.
+struct SockFd(RawFd);
+
+impl AsRawFd for SockFd {
+    fn as_raw_fd(&self) -> RawFd {
+        self.0
+    }
+}
+
 /// Carry on, or the socket is finished (force-closed).
 #[derive(PartialEq, Eq)]
 enum Flow {
@@ -565,8 +784,25 @@ struct WBuf {
 struct Conn {
     srv: Arc<Inner>,
     slot: Arc<Slot>,
+    /// The socket's registration with the thread's poller: for reading and
+    /// writing while armed; while disarmed for writing only, made when a
+    /// write first waits for room. (Declared before `sock`, so it is
+    /// dropped first.)
+    reg: Option<AsyncFd<SockFd>>,
     /// Shared with the slot's [`Gate`] for callers' direct writes.
-    stream: Arc<TcpStream>,
+    sock: Arc<std::net::TcpStream>,
+    /// `reg` includes reading.
+    reg_reads: bool,
+    /// The task reads when the socket is readable (else the workers do,
+    /// and the task only on `tick`).
+    armed: bool,
+    /// The last read filled its buffer: read again without waiting.
+    read_more: bool,
+    /// While disarmed: the task's next read of its own, and its period.
+    tick: Option<Pin<Box<tokio::time::Sleep>>>,
+    tick_len: Duration,
+    /// The workers' look count when the task last checked.
+    looks: u32,
     owner: u32,
     /// This task owns the write direction (mirrors `Gate::task_owns`, which
     /// only the gate's lock holder changes).
@@ -589,35 +825,53 @@ struct Conn {
     high: u32,
     wb_size: usize,
     warn_size: usize,
-    read_size: usize,
 }
 
 enum Wake {
     Cmd(Option<Cmd>),
-    Read(io::Result<()>),
+    /// `ready`: the poller said readable (else the last read was full).
+    Read {
+        ready: bool,
+    },
+    ReadFailed(io::Error),
     Write(io::Result<()>),
+    Tick,
 }
 
 impl Conn {
     fn new(
         srv: Arc<Inner>,
         slot: Arc<Slot>,
-        stream: TcpStream,
+        sock: std::net::TcpStream,
         owner: u32,
         accepted: bool,
     ) -> Conn {
-        let stream = Arc::new(stream);
+        let sock = Arc::new(sock);
         {
             // Writes queued before the connection existed go first.
             let mut gate = slot.gate.lock();
-            gate.stream = Some(stream.clone());
+            gate.stream = Some(sock.clone());
             gate.task_owns = true;
         }
         slot.reading.store(!accepted, Ordering::Relaxed);
+        {
+            let mut r = slot.rd.lock.lock();
+            r.fd = sock.as_raw_fd();
+            r.owner = owner;
+            r.open = !accepted;
+            slot.rd.publish(&r);
+        }
         Conn {
             srv,
             slot,
-            stream,
+            sock,
+            reg: None,
+            reg_reads: false,
+            armed: true,
+            read_more: false,
+            tick: None,
+            tick_len: DISARMED_TICK,
+            looks: 0,
             owner,
             owns_write: true,
             pending_start: accepted,
@@ -630,7 +884,6 @@ impl Conn {
             high: 0,
             wb_size: 0,
             warn_size: 0,
-            read_size: MIN_READ_BUFFER,
         }
     }
 
@@ -640,6 +893,10 @@ impl Conn {
 
     fn queued(&self) -> bool {
         !self.wq.is_empty()
+    }
+
+    fn want_read(&self) -> bool {
+        self.reading && !self.pending_start && !self.read_closed && !self.broken
     }
 
     /// Hands the write direction back to callers when nothing is queued here
@@ -659,10 +916,51 @@ impl Conn {
     /// Writing has stopped for good (closing, failed, or the task ends):
     /// callers queue from now on, and the socket is this task's alone.
     fn stop_direct(&mut self) {
-        let mut gate = self.slot.gate.lock();
-        gate.stream = None;
-        gate.task_owns = true;
+        stop_direct(&self.slot);
         self.owns_write = true;
+    }
+
+    /// Registers the socket with the thread's poller, for reading and
+    /// writing or for writing only.
+    fn register(&mut self, reads: bool) -> io::Result<()> {
+        // one registration per descriptor: the old one goes first
+        self.reg = None;
+        let interest = if reads {
+            Interest::READABLE.add(Interest::WRITABLE)
+        } else {
+            Interest::WRITABLE
+        };
+        // SAFETY: the socket outlives the registration: the task drops
+        // `reg` before the socket (see the end of `run`; `Conn`'s fields
+        // drop `reg` first too).
+        let reg = unsafe { AsyncFd::register_with_interest(SockFd(self.sock.as_raw_fd()), interest) }
+            .map_err(|e| e.into_parts().1)?;
+        self.reg = Some(reg);
+        self.reg_reads = reads;
+        Ok(())
+    }
+
+    /// The task reads from now on (the socket may already hold bytes: a new
+    /// registration reports them).
+    fn arm(&mut self) -> io::Result<()> {
+        self.slot.rd.arm();
+        self.armed = true;
+        self.tick = None;
+        if !(self.reg.is_some() && self.reg_reads) {
+            self.register(true)?;
+        }
+        Ok(())
+    }
+
+    /// Leaves the reading to the workers, unless one fell asleep meanwhile.
+    fn disarm(&mut self) {
+        if !self.slot.rd.disarm() {
+            return;
+        }
+        self.armed = false;
+        self.reg = None;
+        self.tick_len = DISARMED_TICK;
+        self.tick = Some(Box::pin(tokio::time::sleep(self.tick_len)));
     }
 
     // Not an async fn: that would keep a second copy of `self` in the
@@ -670,27 +968,63 @@ impl Conn {
     #[allow(clippy::manual_async_fn)]
     fn run(mut self) -> impl std::future::Future<Output = ()> {
         async move {
+            if let Err(e) = self.register(true) {
+                self.read_failed(e);
+            }
             loop {
                 self.release_write();
-                let want_read =
-                    self.reading && !self.pending_start && !self.read_closed && !self.broken;
+                let want_read = self.want_read();
                 let want_write = self.queued() && !self.write_closed && !self.broken;
+                if want_write && self.reg.is_none() {
+                    if let Err(e) = self.register(self.armed) {
+                        if self.write_failed(e) == Flow::Done {
+                            break;
+                        }
+                        continue;
+                    }
+                }
                 // Polled by hand rather than with select! over futures: the
-                // queue and the stream keep this task's wakers themselves, so
-                // an idle task holds no wait futures. Commands go first, then
-                // writing, then reading, as in a biased select.
+                // queue and the registration keep this task's wakers
+                // themselves, so an idle task holds no wait futures.
+                // Commands go first, then writing, then reading, as in a
+                // biased select. Readiness is cleared before the read or
+                // write it announces (edge-triggered: an event after that
+                // sets it again).
                 let wake = std::future::poll_fn(|cx| {
                     if let Poll::Ready(c) = self.slot.cmds.poll_recv(cx) {
                         return Poll::Ready(Wake::Cmd(c));
                     }
                     if want_write {
-                        if let Poll::Ready(r) = self.stream.poll_write_ready(cx) {
-                            return Poll::Ready(Wake::Write(r));
+                        if let Some(reg) = &self.reg {
+                            if let Poll::Ready(r) = reg.poll_write_ready(cx) {
+                                return Poll::Ready(Wake::Write(r.map(|mut g| g.clear_ready())));
+                            }
                         }
                     }
                     if want_read {
-                        if let Poll::Ready(r) = self.stream.poll_read_ready(cx) {
-                            return Poll::Ready(Wake::Read(r));
+                        if self.read_more {
+                            // the socket's budget, as a readiness wait uses it
+                            if let Poll::Ready(coop) = tokio::task::coop::poll_proceed(cx) {
+                                coop.made_progress();
+                                return Poll::Ready(Wake::Read { ready: false });
+                            }
+                        } else if self.armed {
+                            if let Some(reg) = &self.reg {
+                                if let Poll::Ready(r) = reg.poll_read_ready(cx) {
+                                    return Poll::Ready(match r {
+                                        Ok(mut g) => {
+                                            g.clear_ready();
+                                            Wake::Read { ready: true }
+                                        }
+                                        Err(e) => Wake::ReadFailed(e),
+                                    });
+                                }
+                            }
+                        }
+                    }
+                    if let Some(t) = self.tick.as_mut() {
+                        if t.as_mut().poll(cx).is_ready() {
+                            return Poll::Ready(Wake::Tick);
                         }
                     }
                     Poll::Pending
@@ -699,16 +1033,27 @@ impl Conn {
                 let flow = match wake {
                     Wake::Cmd(Some(c)) => self.command(c),
                     Wake::Cmd(None) => Flow::Done,
-                    Wake::Read(Ok(())) => self.on_readable(),
-                    Wake::Read(Err(e)) => self.read_failed(e),
+                    Wake::Read { ready } => self.on_readable(ready),
+                    Wake::ReadFailed(e) => self.read_failed(e),
                     Wake::Write(Ok(())) => self.flush(),
                     Wake::Write(Err(e)) => self.write_failed(e),
+                    Wake::Tick => self.on_tick(),
                 };
                 if flow == Flow::Done {
                     break;
                 }
             }
+            // Callers stop writing first, so that none lends it again.
             self.stop_direct();
+            self.srv.unlend(&self.slot);
+            {
+                let mut r = self.slot.rd.lock.lock();
+                r.fd = -1;
+                r.open = false;
+                self.slot.rd.publish(&r);
+            }
+            // the registration goes before the socket closes
+            self.reg = None;
             let srv = self.srv.clone();
             let slot = self.slot.clone();
             drop(self);
@@ -718,6 +1063,14 @@ impl Conn {
 
     fn emit(&self, k: u8, ud: i32, text: &str) {
         self.srv.emit_text(self.owner, k, self.id(), ud, text);
+    }
+
+    /// Tells the workers (under the read lock `r`) who gets data and whether
+    /// they may read.
+    fn publish(&self, r: &mut Reader) {
+        r.owner = self.owner;
+        r.open = self.want_read();
+        self.slot.rd.publish(r);
     }
 
     fn command(&mut self, c: Cmd) -> Flow {
@@ -739,6 +1092,11 @@ impl Conn {
             } => {
                 let nothing_to_send = !self.queued() || self.write_closed || self.broken;
                 if shutdown || nothing_to_send {
+                    let mut r = self.slot.rd.lock.lock();
+                    r.open = false;
+                    self.slot.rd.publish(&r);
+                    // what a worker found is not reported after this
+                    r.end = None;
                     if !self.read_closed {
                         self.srv.emit_text(requester, kind::CLOSE, self.id(), 0, "");
                     }
@@ -748,7 +1106,10 @@ impl Conn {
                 self.stop_direct();
                 if !self.read_closed {
                     self.read_closed = true;
-                    let _ = socket2::SockRef::from(&self.stream).shutdown(Shutdown::Read);
+                    let mut r = self.slot.rd.lock.lock();
+                    r.end = None;
+                    self.publish(&mut r);
+                    let _ = socket2::SockRef::from(&*self.sock).shutdown(Shutdown::Read);
                     self.srv.emit_text(requester, kind::CLOSE, self.id(), 0, "");
                 }
                 Flow::Go
@@ -763,8 +1124,11 @@ impl Conn {
                 self.slot.reading.store(true, Ordering::Relaxed);
                 self.owner = requester;
                 self.slot.owner.store(requester, Ordering::Relaxed);
-                if self.pending_start {
-                    self.pending_start = false;
+                let started = std::mem::replace(&mut self.pending_start, false);
+                let mut r = self.slot.rd.lock.lock();
+                self.publish(&mut r);
+                // under the lock: no data for the new owner before this
+                if started {
                     self.emit(kind::CONNECT, 0, "start");
                 } else {
                     self.emit(kind::CONNECT, 0, "transfer");
@@ -774,10 +1138,24 @@ impl Conn {
             Cmd::Pause => {
                 self.reading = false;
                 self.slot.reading.store(false, Ordering::Relaxed);
+                let mut r = self.slot.rd.lock.lock();
+                self.publish(&mut r);
                 Flow::Go
             }
             Cmd::NoDelay => {
-                let _ = self.stream.set_nodelay(true);
+                let _ = self.sock.set_nodelay(true);
+                Flow::Go
+            }
+            Cmd::Wake => {
+                if !self.armed {
+                    if let Err(e) = self.arm() {
+                        return self.read_failed(e);
+                    }
+                }
+                // the end a worker found, if it did
+                if self.slot.rd.lock.lock().end.is_some() {
+                    return self.read();
+                }
                 Flow::Go
             }
             Cmd::UdpConnect { .. } => Flow::Go,
@@ -791,7 +1169,7 @@ impl Conn {
         let mut pos = 0;
         if !self.queued() {
             loop {
-                match self.stream.try_write(&data[pos..]) {
+                match (&*self.sock).write(&data[pos..]) {
                     Ok(n) => {
                         pos += n;
                         self.wrote(n);
@@ -843,7 +1221,7 @@ impl Conn {
     /// raised to the high part so nothing interleaves with it.
     fn flush(&mut self) -> Flow {
         while let Some(b) = self.wq.front_mut() {
-            match self.stream.try_write(&b.data[b.pos..]) {
+            match (&*self.sock).write(&b.data[b.pos..]) {
                 Ok(n) => {
                     b.pos += n;
                     let done = b.pos == b.data.len();
@@ -885,72 +1263,112 @@ impl Conn {
         self.high = 0;
         self.wb_size = 0;
         self.slot.wbuffer.store(0, Ordering::Relaxed);
-        let _ = socket2::SockRef::from(&self.stream).shutdown(Shutdown::Write);
+        let _ = socket2::SockRef::from(&*self.sock).shutdown(Shutdown::Write);
         self.emit(kind::ERROR, 0, &addr::os_error_text(&e));
         Flow::Go
     }
 
     fn read_failed(&mut self, e: io::Error) -> Flow {
-        self.broken = true;
-        self.stop_direct();
-        self.emit(kind::ERROR, 0, &addr::os_error_text(&e));
+        let slot = self.slot.clone();
+        let mut r = slot.rd.lock.lock();
+        r.end = None;
+        self.broken_by(&mut r, e);
         Flow::Go
     }
 
-    fn on_readable(&mut self) -> Flow {
-        let size = self.read_size;
-        let mut buf: Vec<u8> = Vec::with_capacity(size + TRAILER);
-        // A read shorter than asked emptied the socket: readiness is cleared
-        // now (by answering WouldBlock to try_io) rather than by one more
-        // read that would find nothing. Data that comes later raises it again.
-        let mut short = None;
-        let r = self.stream.try_io(Interest::READABLE, || {
-            let mut lim = (&mut buf).limit(size);
-            match self.stream.try_read_buf(&mut lim) {
-                Ok(n) if n > 0 && n < size => {
-                    short = Some(n);
-                    Err(io::ErrorKind::WouldBlock.into())
-                }
-                r => r,
+    /// Reading failed with `e` (reported under the read lock `r`).
+    fn broken_by(&mut self, r: &mut Reader, e: io::Error) {
+        self.broken = true;
+        self.publish(r);
+        stop_direct(&self.slot);
+        self.owns_write = true;
+        self.emit(kind::ERROR, 0, &addr::os_error_text(&e));
+    }
+
+    /// A readable wake-up (`ready`) or a read after a full one.
+    fn on_readable(&mut self, ready: bool) -> Flow {
+        let flow = self.read();
+        if ready && self.armed && flow == Flow::Go && self.slot.rd.lent.load(Ordering::Relaxed) {
+            // Workers look at the socket: leave it to them and stop being
+            // woken (even when this wake-up won the race for the bytes).
+            let now = self.slot.rd.looks();
+            if now != self.looks {
+                self.disarm();
             }
-        });
-        let r = short.map_or(r, Ok);
-        match r {
-            Ok(0) => {
+            self.looks = now;
+        }
+        flow
+    }
+
+    /// Disarmed: the task's own look at the socket, then arms if no worker
+    /// looked at it since the last tick (or it is not lent any more).
+    fn on_tick(&mut self) -> Flow {
+        let flow = self.read();
+        if flow == Flow::Done || self.armed {
+            return flow;
+        }
+        let now = self.slot.rd.looks();
+        if now == self.looks || !self.slot.rd.lent.load(Ordering::Relaxed) {
+            if let Err(e) = self.arm() {
+                return self.read_failed(e);
+            }
+        } else {
+            // workers still look: check less often
+            self.tick_len = (self.tick_len * 2).min(DISARMED_TICK_MAX);
+            if let Some(t) = self.tick.as_mut() {
+                t.as_mut()
+                    .reset(tokio::time::Instant::now() + self.tick_len);
+            }
+        }
+        self.looks = now;
+        flow
+    }
+
+    /// One read under the read lock (or the report of the end a worker
+    /// found), handed to the owner before the lock is released.
+    fn read(&mut self) -> Flow {
+        self.read_more = false;
+        let slot = self.slot.clone();
+        let mut r = slot.rd.lock.lock();
+        let got = match r.end.take() {
+            Some(0) => Got::Eof,
+            Some(errno) => Got::Failed(io::Error::from_raw_os_error(errno)),
+            None if self.want_read() => read::read_once(&mut r, TRAILER, MAX_READ_BUFFER),
+            None => return Flow::Go,
+        };
+        match got {
+            Got::Data { bytes, full } => {
+                self.read_more = full;
+                self.srv.deliver(&slot, r.owner, bytes);
+                Flow::Go
+            }
+            Got::Empty => Flow::Go,
+            Got::Eof => {
                 if self.write_closed {
+                    r.open = false;
+                    slot.rd.publish(&r);
                     self.emit(kind::CLOSE, 0, "");
                     return Flow::Done;
                 }
                 self.read_closed = true;
-                let _ = socket2::SockRef::from(&self.stream).shutdown(Shutdown::Read);
+                self.publish(&mut r);
+                let _ = socket2::SockRef::from(&*self.sock).shutdown(Shutdown::Read);
                 self.emit(kind::CLOSE, 0, "");
                 Flow::Go
             }
-            Ok(n) => {
-                if n == size {
-                    self.read_size = (size * 2).min(MAX_READ_BUFFER);
-                } else if size > MIN_READ_BUFFER && n * 2 < size {
-                    self.read_size = size / 2;
-                }
-                self.slot.read.fetch_add(n as u64, Ordering::Relaxed);
-                self.slot.rtime.store(self.srv.now_cs(), Ordering::Relaxed);
-                self.srv.emit(
-                    self.owner,
-                    event::encode(kind::DATA, self.id(), n as i32, buf, &[]),
-                );
+            Got::Failed(e) => {
+                self.broken_by(&mut r, e);
                 Flow::Go
             }
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
-                ) =>
-            {
-                Flow::Go
-            }
-            Err(e) => self.read_failed(e),
         }
     }
+}
+
+/// Callers stop writing to `slot` themselves (see [`Conn::stop_direct`]).
+fn stop_direct(slot: &Slot) {
+    let mut gate = slot.gate.lock();
+    gate.stream = None;
+    gate.task_owns = true;
 }
 
 async fn connect_task(srv: Arc<Inner>, slot: Arc<Slot>, owner: u32, host: String, port: u16) {
@@ -994,6 +1412,15 @@ async fn connect_task(srv: Arc<Inner>, slot: Arc<Slot>, owner: u32, host: String
         .peer_addr()
         .map(|a| a.to_string())
         .unwrap_or_default();
+    // The connection's task registers the socket only for what it waits for.
+    let stream = match stream.into_std() {
+        Ok(s) => s,
+        Err(e) => {
+            srv.emit_text(owner, kind::ERROR, id, 0, &addr::os_error_text(&e));
+            srv.release(&slot);
+            return;
+        }
+    };
     srv.emit_text(owner, kind::CONNECT, id, 0, &peer);
     Conn::new(srv, slot, stream, owner, false).run().await
 }
@@ -1058,10 +1485,13 @@ async fn listen_task(srv: Arc<Inner>, slot: Arc<Slot>, mut owner: u32, l: std::n
                     break;
                 }
                 Cmd::Send { .. } => eprintln!("socket-server: write to listen fd {id}."),
-                Cmd::NoDelay | Cmd::UdpConnect { .. } | Cmd::Rest { .. } => {}
+                Cmd::NoDelay | Cmd::UdpConnect { .. } | Cmd::Rest { .. } | Cmd::Wake => {}
             },
             W::Accept(Ok((stream, peer))) => {
                 addr::set_keepalive(&stream);
+                let Ok(stream) = stream.into_std() else {
+                    continue;
+                };
                 let Some(nslot) = srv.reserve(Kind::Tcp, owner) else {
                     drop(stream);
                     continue;
@@ -1223,7 +1653,7 @@ async fn bind_task(srv: Arc<Inner>, slot: Arc<Slot>, mut owner: u32, fd: i32) {
                     reading = false;
                     slot.reading.store(false, Ordering::Relaxed);
                 }
-                Cmd::NoDelay | Cmd::UdpConnect { .. } | Cmd::Rest { .. } => {}
+                Cmd::NoDelay | Cmd::UdpConnect { .. } | Cmd::Rest { .. } | Cmd::Wake => {}
             },
             W::Data(Some(Ok(v))) if !v.is_empty() => {
                 let n = v.len();
@@ -1336,7 +1766,7 @@ async fn udp_task(
                     reading = false;
                     slot.reading.store(false, Ordering::Relaxed);
                 }
-                Cmd::NoDelay | Cmd::Rest { .. } => {}
+                Cmd::NoDelay | Cmd::Rest { .. } | Cmd::Wake => {}
             },
             W::Write => {
                 while let Some((data, to)) = queue.front() {

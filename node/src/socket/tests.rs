@@ -2,7 +2,7 @@
 
 use super::addr;
 use super::event::{kind, Event};
-use super::server::{SocketServer, WARNING_SIZE};
+use super::server::{SocketServer, LEND_SMALL, WARNING_SIZE};
 use std::sync::mpsc::{channel, Receiver};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -370,4 +370,204 @@ fn concurrent_senders_keep_their_order() {
         }
         assert_eq!(next, [PER; THREADS as usize]);
     }
+}
+
+/// A "worker" for the tests: a thread that polls the server's lent
+/// connections until `stop`, as an idle worker does between looks at the run
+/// queue; counts the looks that handed data on.
+fn spinning_worker(
+    srv: &SocketServer,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+) -> std::thread::JoinHandle<usize> {
+    let poller = srv.idle_poller();
+    std::thread::spawn(move || {
+        let mut delivered = 0;
+        while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+            if poller.poll() {
+                delivered += 1;
+            }
+            std::hint::spin_loop();
+        }
+        delivered
+    })
+}
+
+/// Bytes numbered so that a loss, a duplicate or a swap shows.
+fn numbered(from: usize, n: usize) -> Vec<u8> {
+    (from..from + n).map(|i| (i % 251) as u8).collect()
+}
+
+#[test]
+fn workers_read_lent_connections_in_order() {
+    let mut h = Harness::new();
+    let (lid, port) = h.listener();
+    let (cid, sid) = h.pair(lid, port, true);
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let worker = spinning_worker(&h.srv, stop.clone());
+    // Small writes both ways lend both ends; the peer's answers are then
+    // read by the worker (or by the task, whichever gets there first), in
+    // order and each byte once.
+    let mut at = 0;
+    for round in 0..2000 {
+        let n = 1 + round % 200;
+        assert!(h.srv.send(cid, numbered(at, n), true));
+        assert_eq!(h.read(3, sid, n), numbered(at, n), "round {round} to the server");
+        assert!(h.srv.send(sid, numbered(at, n), true));
+        assert_eq!(h.read(2, cid, n), numbered(at, n), "round {round} back");
+        at += n;
+    }
+    // a burst bigger than one read, while the worker reads
+    let burst = numbered(0, 3 << 20);
+    let mut sent = 0;
+    while sent < burst.len() {
+        let n = (burst.len() - sent).min(LEND_SMALL);
+        assert!(h.srv.send(cid, burst[sent..sent + n].to_vec(), true));
+        sent += n;
+    }
+    assert!(h.read(3, sid, burst.len()) == burst, "the burst arrived whole");
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let delivered = worker.join().unwrap();
+    assert!(delivered > 0, "the worker read none of it");
+    assert!(
+        !h.seen.iter().any(|(_, e)| e.kind == kind::DATA),
+        "no data beyond what was sent: {:?}",
+        h.seen
+    );
+}
+
+#[test]
+fn reads_go_back_to_the_task_when_workers_stop() {
+    let mut h = Harness::new();
+    let (lid, port) = h.listener();
+    let (cid, sid) = h.pair(lid, port, true);
+    for sleeps in [false, true] {
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let worker = spinning_worker(&h.srv, stop.clone());
+        let mut delivered_before = 0;
+        for i in 0..200 {
+            assert!(h.srv.send(cid, vec![i as u8; 8], true));
+            assert_eq!(h.read(3, sid, 8), vec![i as u8; 8]);
+            assert!(h.srv.send(sid, vec![i as u8; 8], true));
+            assert_eq!(h.read(2, cid, 8), vec![i as u8; 8]);
+        }
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        delivered_before += worker.join().unwrap();
+        assert!(delivered_before > 0, "the worker read none of it");
+        if sleeps {
+            // a worker that goes to sleep asks the tasks to read
+            h.srv.idle_poller().sleeping();
+        }
+        // Nobody polls now: the tasks read again (on their tick, or armed
+        // at once when a worker went to sleep).
+        for i in 0..20 {
+            let t0 = Instant::now();
+            assert!(h.srv.send(cid, vec![i as u8; 8], true));
+            assert_eq!(h.read(3, sid, 8), vec![i as u8; 8]);
+            assert!(h.srv.send(sid, vec![i as u8; 8], true));
+            assert_eq!(h.read(2, cid, 8), vec![i as u8; 8]);
+            assert!(
+                t0.elapsed() < Duration::from_secs(1),
+                "a round trip without workers took {:?}",
+                t0.elapsed()
+            );
+        }
+    }
+}
+
+#[test]
+fn close_while_a_worker_reads() {
+    let mut h = Harness::new();
+    let (lid, port) = h.listener();
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let worker = spinning_worker(&h.srv, stop.clone());
+    for round in 0..20 {
+        // The peer closes after its last bytes: all of them, then one CLOSE.
+        let (cid, sid) = h.pair(lid, port, true);
+        assert!(h.srv.send(sid, b"lend".to_vec(), true));
+        assert_eq!(h.read(2, cid, 4), b"lend");
+        let mut at = 0;
+        for _ in 0..50 {
+            assert!(h.srv.send(cid, numbered(at, 100), true));
+            at += 100;
+        }
+        h.srv.close(2, cid);
+        h.event(2, kind::CLOSE, cid);
+        assert_eq!(h.read(3, sid, at), numbered(0, at), "round {round}");
+        h.event(3, kind::CLOSE, sid);
+        std::thread::sleep(Duration::from_millis(5));
+        assert!(
+            !h.seen.iter().any(|(_, e)| e.id == sid),
+            "nothing after the close: {:?}",
+            h.seen
+        );
+        h.srv.close(3, sid);
+        // The owner closes while the peer still sends: after its CLOSE, no
+        // data for that socket.
+        let (cid, sid) = h.pair(lid, port, true);
+        assert!(h.srv.send(sid, b"lend".to_vec(), true));
+        assert_eq!(h.read(2, cid, 4), b"lend");
+        let srv = h.srv.clone();
+        let sender = std::thread::spawn(move || {
+            for i in 0..2000u32 {
+                if !srv.send(cid, i.to_le_bytes().to_vec(), true) {
+                    break;
+                }
+            }
+        });
+        let first = h.read(3, sid, 4);
+        assert_eq!(first[..4], 0u32.to_le_bytes());
+        h.srv.close(3, sid);
+        loop {
+            let e = h.wait(3, "close", |e| e.id == sid);
+            if e.kind == kind::CLOSE {
+                break;
+            }
+            assert_eq!(e.kind, kind::DATA);
+        }
+        sender.join().unwrap();
+        std::thread::sleep(Duration::from_millis(20));
+        h.srv.close(2, cid);
+        assert!(
+            !h.seen.iter().any(|(o, e)| *o == 3 && e.id == sid),
+            "an event after the owner's CLOSE: {:?}",
+            h.seen.iter().filter(|(_, e)| e.id == sid).collect::<Vec<_>>()
+        );
+        h.seen.clear();
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    worker.join().unwrap();
+}
+
+#[test]
+fn many_lent_connections() {
+    // More connections than can be lent at once: the rest stay with their
+    // tasks, and every byte still arrives once, in order.
+    const CONNS: usize = super::server::MAX_LENT + 16;
+    let mut h = Harness::new();
+    let (lid, port) = h.listener();
+    let pairs: Vec<(i32, i32)> = (0..CONNS).map(|_| h.pair(lid, port, true)).collect();
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let workers: Vec<_> = (0..2)
+        .map(|_| spinning_worker(&h.srv, stop.clone()))
+        .collect();
+    let mut at = vec![0usize; CONNS];
+    for round in 0..30 {
+        for (k, &(cid, sid)) in pairs.iter().enumerate() {
+            let n = 1 + (round * 7 + k) % 300;
+            assert!(h.srv.send(cid, numbered(at[k], n), true));
+            assert!(h.srv.send(sid, numbered(at[k], n), true));
+            at[k] += n;
+        }
+    }
+    for (k, &(cid, sid)) in pairs.iter().enumerate() {
+        assert_eq!(h.read(3, sid, at[k]), numbered(0, at[k]), "to server {k}");
+        assert_eq!(h.read(2, cid, at[k]), numbered(0, at[k]), "back to client {k}");
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let delivered: usize = workers.into_iter().map(|w| w.join().unwrap()).sum();
+    assert!(delivered > 0, "the workers read none of it");
+    assert!(
+        !h.seen.iter().any(|(_, e)| e.kind == kind::DATA),
+        "data beyond what was sent"
+    );
 }
