@@ -66,13 +66,16 @@ const SPIN_YIELD_EVERY: usize = 8;
 const HANDOFF_GRACE: Duration = Duration::from_micros(8);
 
 /// Work an idle worker may do itself while it polls (see [`SPIN`]): the
-/// cluster reads its links' sockets here, so a frame that arrives while a
-/// worker is spinning reaches its service without waking the I/O thread.
+/// cluster reads its links' sockets here, and the socket layer the
+/// connections that services just wrote to, so a frame or an answer that
+/// arrives while a worker is spinning reaches its service without waking an
+/// I/O thread.
 /// `poll` must not block; it returns true if it made anything runnable.
 pub trait IdlePoller: Send + Sync {
     fn poll(&self) -> bool;
-    /// A worker is about to sleep: what it polled must be watched by
-    /// someone else from now on.
+    /// A worker is about to sleep (for the socket layer's poller: the last
+    /// worker awake): what it polled must be watched by someone else from
+    /// now on.
     fn sleeping(&self);
 }
 
@@ -84,6 +87,9 @@ pub struct Scheduler {
     spinning: AtomicUsize,
     /// Workers not waiting for work (dispatching, or between two queues).
     busy: AtomicUsize,
+    /// Workers not asleep (the socket poller is told only when the last
+    /// one goes to sleep).
+    awake: AtomicUsize,
     quit: AtomicBool,
     threads: usize,
     /// The cluster's links (see [`Scheduler::set_idle_poller`]).
@@ -111,6 +117,7 @@ impl Scheduler {
             sleepers: AtomicUsize::new(0),
             spinning: AtomicUsize::new(0),
             busy: AtomicUsize::new(threads.max(1)),
+            awake: AtomicUsize::new(threads.max(1)),
             quit: AtomicBool::new(false),
             threads: threads.max(1),
             idle_poller: RwLock::new(None),
@@ -217,9 +224,22 @@ impl Scheduler {
         if let Some(p) = self.idle_poller.read().as_ref() {
             p.sleeping();
         }
-        if let Some(p) = self.socket_poller.read().as_ref() {
-            p.sleeping();
+        // A worker still awake polls the lent connections when it next
+        // idles (and their tasks arm if it stays busy for a whole tick), so
+        // only the last worker to fall asleep hands them back: each hand-back
+        // costs the socket thread a wake-up and two poller changes.
+        let last = self.awake.fetch_sub(1, Ordering::SeqCst) == 1;
+        if last {
+            if let Some(p) = self.socket_poller.read().as_ref() {
+                p.sleeping();
+            }
         }
+        let found = self.sleep_for_work();
+        self.awake.fetch_add(1, Ordering::SeqCst);
+        found
+    }
+
+    fn sleep_for_work(&self) -> Option<Arc<Context>> {
         let mut g = self.global.lock();
         loop {
             if let Some(c) = g.pop_front() {

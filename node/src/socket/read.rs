@@ -137,7 +137,10 @@ impl ReadSide {
 pub(super) enum Got {
     /// Bytes, handed over as they are; `full`: the read filled its buffer, so
     /// more may be waiting.
-    Data { bytes: Vec<u8>, full: bool },
+    Data {
+        bytes: Vec<u8>,
+        full: bool,
+    },
     /// Nothing there now.
     Empty,
     /// The peer closed its direction.

@@ -582,7 +582,10 @@ impl Inner {
         let n = bytes.len();
         slot.read.fetch_add(n as u64, Ordering::Relaxed);
         slot.rtime.store(self.now_cs(), Ordering::Relaxed);
-        self.emit(owner, event::encode(kind::DATA, slot.id, n as i32, bytes, &[]));
+        self.emit(
+            owner,
+            event::encode(kind::DATA, slot.id, n as i32, bytes, &[]),
+        );
     }
 
     /// Lends `slot`'s reads to idle workers, if there is room (made by
@@ -933,8 +936,9 @@ impl Conn {
         // SAFETY: the socket outlives the registration: the task drops
         // `reg` before the socket (see the end of `run`; `Conn`'s fields
         // drop `reg` first too).
-        let reg = unsafe { AsyncFd::register_with_interest(SockFd(self.sock.as_raw_fd()), interest) }
-            .map_err(|e| e.into_parts().1)?;
+        let reg =
+            unsafe { AsyncFd::register_with_interest(SockFd(self.sock.as_raw_fd()), interest) }
+                .map_err(|e| e.into_parts().1)?;
         self.reg = Some(reg);
         self.reg_reads = reads;
         Ok(())

@@ -411,7 +411,11 @@ fn workers_read_lent_connections_in_order() {
     for round in 0..2000 {
         let n = 1 + round % 200;
         assert!(h.srv.send(cid, numbered(at, n), true));
-        assert_eq!(h.read(3, sid, n), numbered(at, n), "round {round} to the server");
+        assert_eq!(
+            h.read(3, sid, n),
+            numbered(at, n),
+            "round {round} to the server"
+        );
         assert!(h.srv.send(sid, numbered(at, n), true));
         assert_eq!(h.read(2, cid, n), numbered(at, n), "round {round} back");
         at += n;
@@ -424,7 +428,10 @@ fn workers_read_lent_connections_in_order() {
         assert!(h.srv.send(cid, burst[sent..sent + n].to_vec(), true));
         sent += n;
     }
-    assert!(h.read(3, sid, burst.len()) == burst, "the burst arrived whole");
+    assert!(
+        h.read(3, sid, burst.len()) == burst,
+        "the burst arrived whole"
+    );
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     let delivered = worker.join().unwrap();
     assert!(delivered > 0, "the worker read none of it");
@@ -530,7 +537,10 @@ fn close_while_a_worker_reads() {
         assert!(
             !h.seen.iter().any(|(o, e)| *o == 3 && e.id == sid),
             "an event after the owner's CLOSE: {:?}",
-            h.seen.iter().filter(|(_, e)| e.id == sid).collect::<Vec<_>>()
+            h.seen
+                .iter()
+                .filter(|(_, e)| e.id == sid)
+                .collect::<Vec<_>>()
         );
         h.seen.clear();
     }
@@ -561,7 +571,11 @@ fn many_lent_connections() {
     }
     for (k, &(cid, sid)) in pairs.iter().enumerate() {
         assert_eq!(h.read(3, sid, at[k]), numbered(0, at[k]), "to server {k}");
-        assert_eq!(h.read(2, cid, at[k]), numbered(0, at[k]), "back to client {k}");
+        assert_eq!(
+            h.read(2, cid, at[k]),
+            numbered(0, at[k]),
+            "back to client {k}"
+        );
     }
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     let delivered: usize = workers.into_iter().map(|w| w.join().unwrap()).sum();
