@@ -83,17 +83,6 @@
 
 #define TESTBIT		7
 
-/*
-** skynet-rs: an object with SHAREDBIT belongs to no state. It lives in the
-** process-wide code state (whose collector never runs), or in the state
-** that built a shared table (lshared.c, whose collector stops then), and
-** is used by other states: it is permanently black and old, so no
-** collector marks, sweeps or frees it, and no barrier fires on it. Only
-** closing the state that holds it frees it. (TESTBIT is only used by
-** ltests.)
-*/
-#define SHAREDBIT	7
-#define isshared(x)	testbit((x)->marked, SHAREDBIT)
 
 
 
@@ -132,6 +121,19 @@
 #define getage(o)	((o)->marked & AGEBITS)
 #define setage(o,a)  ((o)->marked = cast_byte(((o)->marked & (~AGEBITS)) | a))
 #define isold(o)	(getage(o) > G_SURVIVAL)
+
+/*
+** skynet-rs: a shared object belongs to no state. It lives in the
+** process-wide code state (whose collector never runs), or in the state
+** that built a shared table (lshared.c, whose collector stops then), and
+** is used by other states: it is permanently black and of age G_SHARED, so
+** no collector marks, sweeps or frees it, and no barrier fires on it. Only
+** closing the state that holds it frees it. G_SHARED is the one value of
+** the age bits that Lua leaves unused, and it counts as old; taking it
+** instead of a bit of 'marked' leaves bit 7 (TESTBIT) to ltests.
+*/
+#define G_SHARED	7
+#define isshared(x)	(getage(x) == G_SHARED)
 
 
 /*

@@ -3,7 +3,7 @@
 ** the process (written for skynet-rs; not part of Lua).
 **
 ** One state, the code state, loads each cached chunk once. Its prototype
-** tree and the strings it uses are then marked shared (see SHAREDBIT in
+** tree and the strings it uses are then marked shared (see G_SHARED in
 ** lgc.h): permanently black and old, never marked, swept or freed by any
 ** collector. The code state's own collector is stopped for good, and the
 ** code state is only used under one lock by its owner.
@@ -124,7 +124,7 @@ void luaS_cachebyaddr (const char *str, TString *ts) {
 
 
 static void makeshared (GCObject *o) {
-  o->marked = cast_byte(bitmask(BLACKBIT) | bitmask(SHAREDBIT) | G_OLD);
+  o->marked = cast_byte(bitmask(BLACKBIT) | G_SHARED);
 }
 
 
@@ -423,7 +423,7 @@ LUAI_DDEF int luaS_sharedtablesinuse = 0;
 /* Short strings 'a' and 'b' (not the same object) with equal contents. */
 int luaS_eqshared (TString *a, TString *b) {
   return a->hash == b->hash && a->shrlen == b->shrlen &&
-         ((a->marked | b->marked) & bitmask(SHAREDBIT)) &&
+         (isshared(a) || isshared(b)) &&
          memcmp(getshrstr(a), getshrstr(b), cast_sizet(a->shrlen)) == 0;
 }
 
