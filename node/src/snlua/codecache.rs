@@ -297,9 +297,59 @@ fn leak_aligned(code: &[u8]) -> &'static [u8] {
 /// Lua code may run (e.g. it is a string on the stack). May raise (out of
 /// memory), so the caller keeps nothing with a destructor alive.
 pub unsafe fn load(l: State, filename: &[u8]) -> c_int {
+    // SAFETY: our contract.
+    unsafe { load_mode(l, filename, c"bt") }
+}
+
+/// Whether the file holds a binary chunk: its first byte after a UTF-8 BOM
+/// and a first line starting with '#' (both skipped by Lua) is the
+/// signature's. False for a file that cannot be read (loading it says why).
+fn is_binary_file(filename: &[u8]) -> bool {
+    use std::io::{BufReader, Read};
+    use std::os::unix::ffi::OsStrExt;
+    let path = std::path::Path::new(std::ffi::OsStr::from_bytes(filename));
+    let Ok(f) = std::fs::File::open(path) else {
+        return false;
+    };
+    let mut bytes = BufReader::new(f).bytes().map_while(Result::ok);
+    let mut c = bytes.next();
+    if c == Some(0xEF) {
+        // a BOM is skipped whole; a partial one is the file's text
+        if bytes.next() != Some(0xBB) || bytes.next() != Some(0xBF) {
+            return false;
+        }
+        c = bytes.next();
+    }
+    if c == Some(b'#') {
+        c = bytes
+            .by_ref()
+            .find(|&b| b == b'\n')
+            .and_then(|_| bytes.next());
+    }
+    c == Some(0x1b)
+}
+
+/// [`load`] with Lua's `mode` ("b", "t" or "bt"). Only text chunks are
+/// cached: a binary file (allowed by `mode`) is loaded as Lua loads it.
+///
+/// # Safety
+/// As [`load`].
+pub unsafe fn load_mode(l: State, filename: &[u8], lmode: &std::ffi::CStr) -> c_int {
     // SAFETY: our contract; nothing of ours is alive yet.
     let m = unsafe { mode(l) };
-    if m != 0 {
+    let text = lmode.to_bytes().contains(&b't');
+    if lmode.to_bytes().contains(&b'b') && !filename.contains(&0) && is_binary_file(filename) {
+        // Cannot fail: there is no zero byte.
+        let mut path = ManuallyDrop::new(CString::new(filename).unwrap_or_default());
+        // SAFETY: `path` is NUL-terminated and a ManuallyDrop (a raise leaks
+        // it); it is dropped once, after the call.
+        return unsafe {
+            let status = luaL_loadfilex(l, path.as_ptr(), lmode.as_ptr());
+            ManuallyDrop::drop(&mut path);
+            status
+        };
+    }
+    if m != 0 && text {
         let hit = CACHE.lock().get(filename).copied();
         if let Some(Compiled { code, proto, epoch }) = hit {
             if let Some(p) = proto {
@@ -342,11 +392,11 @@ pub unsafe fn load(l: State, filename: &[u8]) -> c_int {
     // SAFETY: `path` is NUL-terminated and a ManuallyDrop (a raise leaks
     // it); it is dropped once, after the call.
     let status = unsafe {
-        let status = luaL_loadfilex(l, path.as_ptr(), c"t".as_ptr());
+        let status = luaL_loadfilex(l, path.as_ptr(), lmode.as_ptr());
         ManuallyDrop::drop(&mut path);
         status
     };
-    if status == LUA_OK && m == 2 {
+    if status == LUA_OK && m == 2 && text {
         let mut code = ManuallyDrop::new(Vec::<u8>::new());
         // SAFETY: the loaded function is on the top; dump_writer gets the
         // dump's own Vec, a ManuallyDrop (a raise leaks it).
@@ -385,8 +435,9 @@ pub unsafe extern "C-unwind" fn lloadfile(l: State) -> c_int {
     // load pushes one value, within the free slots.
     unsafe {
         let name = check_bytes(l, 1);
+        let lmode = luaL_optlstring(l, 2, c"bt".as_ptr(), std::ptr::null_mut());
         let has_env = lua_type(l, 3) != LUA_TNONE;
-        let status = load(l, name);
+        let status = load_mode(l, name, std::ffi::CStr::from_ptr(lmode));
         if status != LUA_OK {
             lua_pushnil(l);
             lua_insert(l, -2);
