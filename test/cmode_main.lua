@@ -1,0 +1,195 @@
+-- cmode_main: the start service of the cluster-mode tests
+-- (integration-tests/tests/cluster_mode.rs): nodes with harbor = 0 talking
+-- through skynet.cluster. Config `cmode_role` picks the part:
+--
+--   server  serves cmode_echo registered as "echo" on port cmode_port
+--   client  every call path against node "srv" (and "mv", "down", "refused",
+--           "silent", "nosuch"); ends with "cmode: done"
+--   probe   calls srv every 100 ms and prints each result (the test kills,
+--           stops and restarts the server meanwhile)
+--   wire    talks to the test's scripted listener (node "sdb")
+--
+-- Lines start with "cmode:"; checks print "ok <what>" or "FAIL <what>".
+local skynet = require "skynet"
+local cluster = require "skynet.cluster"
+
+local function log(...)
+	skynet.error("cmode:", ...)
+end
+
+local function check(cond, what, ...)
+	log(cond and "ok" or "FAIL", what, ...)
+	return cond
+end
+
+local function ms()
+	return skynet.hpc() // 1000000
+end
+
+-- pcall(f, ...) -> ok, result-or-error, elapsed ms
+local function timed(f, ...)
+	local t0 = ms()
+	local ok, r = pcall(f, ...)
+	return ok, r, ms() - t0
+end
+
+local TIMEOUT_MS = math.floor((tonumber(skynet.getenv "cluster_timeout") or 10) * 1000)
+
+local role = {}
+
+function role.server()
+	local echo = skynet.newservice("cmode_echo")
+	cluster.register("echo", echo)
+	-- one name per address (a second register renames): sdb is another one
+	cluster.register("sdb", skynet.newservice("cmode_echo"))
+	local addr, port = cluster.open(tonumber(skynet.getenv "cmode_port"))
+	log(string.format("ready echo=:%08x port=%s", echo, tostring(port)))
+end
+
+local function fails_with(what, needle, bound_ms, f, ...)
+	local ok, err, t = timed(f, ...)
+	check(not ok and tostring(err):find(needle, 1, true) ~= nil and t <= bound_ms,
+		what, string.format("(%d ms, bound %d ms): %s", t, bound_ms, tostring(err)))
+end
+
+function role.client()
+	local a, b, c = cluster.call("srv", "@echo", "echo", 1, "a", { x = 1 })
+	check(a == 1 and b == "a" and type(c) == "table" and c.x == 1, "call by name")
+
+	local addr = cluster.query("srv", "echo")
+	check(type(addr) == "number" and cluster.call("srv", addr, "echo", "byaddr") == "byaddr",
+		"call by address", addr)
+
+	for _, n in ipairs { 1, 100, 32767, 32768, 32769, 65536, 1 << 20, 4 << 20 } do
+		local s = string.rep(string.char(65 + n % 26), n)
+		local r = cluster.call("srv", "@echo", "echo", s)
+		local sz = cluster.call("srv", "@echo", "size", s)
+		local big = cluster.call("srv", addr, "big", n)
+		check(r == s and sz == n and #big == n, "payload", n)
+	end
+
+	-- order of 10,000 sends of mixed sizes, some over 32 KiB
+	cluster.call("srv", "@echo", "reset")
+	local t0 = ms()
+	for i = 1, 10000 do
+		local len = (i % 97 == 0) and 40000 + i or i % 50
+		cluster.send("srv", "@echo", "seq", i, string.rep("s", len))
+	end
+	local got, bad = cluster.call("srv", "@echo", "check")
+	check(got == 10000 and bad == 0, "order of 10000 sends", got, bad, ms() - t0, "ms")
+
+	-- 100 concurrent calls
+	local left, wrong = 100, 0
+	local done = coroutine.running()
+	for i = 1, 100 do
+		skynet.fork(function()
+			local s = string.rep("c", i * 400)
+			local ok, r, n = pcall(cluster.call, "srv", "@echo", "echo", s, i)
+			if not (ok and r == s and n == i) then
+				wrong = wrong + 1
+			end
+			left = left - 1
+			if left == 0 then
+				skynet.wakeup(done)
+			end
+		end)
+	end
+	skynet.wait(done)
+	check(wrong == 0, "100 concurrent calls", wrong)
+
+	fails_with("handler error", "remote error", 2000, cluster.call, "srv", "@echo", "fail")
+	fails_with("unknown name", "Invalid name", 2000, cluster.call, "srv", "@nope", "echo")
+	fails_with("query of an unknown name", "name not found", 2000, cluster.query, "srv", "nope")
+	fails_with("node mapped to false", "is down", 200, cluster.call, "down", "@echo", "echo")
+	fails_with("refused connection", "connect failed", 1000, cluster.call, "refused", "@echo", "echo")
+	fails_with("unknown node", "absent", TIMEOUT_MS + 1000, cluster.call, "nosuch", "@echo", "echo")
+	fails_with("silent peer", "no answer", TIMEOUT_MS + 1000, cluster.call, "silent", "@echo", "echo")
+	cluster.send("down", "@echo", "echo")	-- dropped, no error
+	cluster.send("nosuch", "@echo", "echo")
+
+	-- proxy
+	local p = cluster.proxy("srv", "@echo")
+	check(skynet.call(p, "lua", "echo", "px") == "px", "proxy call")
+	local p2 = cluster.proxy("srv@echo")
+	check(p2 == p, "proxy by full name")
+
+	-- status while a call is in flight, and the debug INFO of clusterd
+	local waiter = coroutine.running()
+	local slow_ok
+	skynet.fork(function()
+		slow_ok = cluster.call("srv", "@echo", "sleep", 50)
+		skynet.wakeup(waiter)
+	end)
+	skynet.sleep(10)
+	local st = cluster.status()
+	check(st.srv and st.srv.connected == true and st.srv.pending == 1, "status in flight",
+		st.srv and st.srv.pending)
+	skynet.wait(waiter)
+	st = cluster.status()
+	check(slow_ok == true and st.srv.pending == 0 and st.down and st.down.connected == false,
+		"status after")
+	check(st.refused and tostring(st.refused.last_error):find("connect failed", 1, true),
+		"status last_error", st.refused and st.refused.last_error)
+	local clusterd = skynet.uniqueservice("clusterd")
+	local info = skynet.call(clusterd, "debug", "INFO")
+	check(info.nodes.srv.connected == true and info.nodes.srv.pending == 0
+		and info.nodes.down.connected == false, "debug INFO")
+
+	-- reload with a changed address: in-flight calls fail, new ones move
+	check(cluster.call("mv", "@echo", "whoami") == "A", "mv is A")
+	local moved_err, moved_t
+	skynet.fork(function()
+		local ok, err, t = timed(cluster.call, "mv", "@echo", "sleep", 300)
+		moved_err = ok and "succeeded" or tostring(err)
+		moved_t = t
+		skynet.wakeup(waiter)
+	end)
+	skynet.sleep(20)
+	cluster.reload { mv = skynet.getenv "cmode_b" }
+	skynet.wait(waiter)
+	check(moved_err:find("moved", 1, true) and moved_t < 1000, "reload fails in-flight call",
+		moved_t, moved_err)
+	check(cluster.call("mv", "@echo", "whoami") == "B", "reload moves new calls")
+
+	-- a node that was false, then given an address
+	cluster.reload { down = skynet.getenv "cmode_b" }
+	check(cluster.call("down", "@echo", "whoami") == "B", "false node given an address")
+	cluster.reload { down = false }
+	fails_with("node set to false", "is down", 200, cluster.call, "down", "@echo", "echo")
+
+	-- trace tags reach the other node
+	skynet.trace("cmode-trace")
+	check(cluster.call("srv", "@echo", "echo", "traced") == "traced", "traced call")
+	log("done")
+end
+
+function role.probe()
+	while true do
+		local ok, r, t = timed(cluster.call, "srv", "@echo", "whoami")
+		if ok then
+			log("probe ok", t)
+		else
+			log("probe fail", t, r)
+		end
+		skynet.sleep(10)
+	end
+end
+
+function role.wire()
+	local addr = cluster.query("sdb", "sdb")
+	log("wire query", addr)
+	log("wire get", cluster.call("sdb", "@sdb", "GET", "a"))
+	local ok, err = pcall(cluster.call, "sdb", "@nope", "GET", "a")
+	log("wire nope", ok, err)
+	local big = cluster.call("sdb", "@sdb", "BIG")
+	log("wire big", #big, big == string.rep("x", 40000))
+	log("done")
+end
+
+skynet.start(function()
+	local r = skynet.getenv "cmode_role"
+	local ok, err = pcall(assert(role[r], r))
+	if not ok then
+		log("FAIL", r, err)
+	end
+end)
