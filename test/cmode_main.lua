@@ -52,6 +52,24 @@ local function fails_with(what, needle, bound_ms, f, ...)
 		what, string.format("(%d ms, bound %d ms): %s", t, bound_ms, tostring(err)))
 end
 
+-- Runs f in a fork; the returned function waits until f has ended.
+local function background(f)
+	local done, waiting = false, nil
+	skynet.fork(function()
+		f()
+		done = true
+		if waiting then
+			skynet.wakeup(waiting)
+		end
+	end)
+	return function()
+		if not done then
+			waiting = coroutine.running()
+			skynet.wait(waiting)
+		end
+	end
+end
+
 function role.client()
 	local a, b, c = cluster.call("srv", "@echo", "echo", 1, "a", { x = 1 })
 	check(a == 1 and b == "a" and type(c) == "table" and c.x == 1, "call by name")
@@ -114,17 +132,15 @@ function role.client()
 	check(p2 == p, "proxy by full name")
 
 	-- status while a call is in flight, and the debug INFO of clusterd
-	local waiter = coroutine.running()
 	local slow_ok
-	skynet.fork(function()
+	local slow = background(function()
 		slow_ok = cluster.call("srv", "@echo", "sleep", 50)
-		skynet.wakeup(waiter)
 	end)
 	skynet.sleep(10)
 	local st = cluster.status()
 	check(st.srv and st.srv.connected == true and st.srv.pending == 1, "status in flight",
 		st.srv and st.srv.pending)
-	skynet.wait(waiter)
+	slow()
 	st = cluster.status()
 	check(slow_ok == true and st.srv.pending == 0 and st.down and st.down.connected == false,
 		"status after")
@@ -138,15 +154,14 @@ function role.client()
 	-- reload with a changed address: in-flight calls fail, new ones move
 	check(cluster.call("mv", "@echo", "whoami") == "A", "mv is A")
 	local moved_err, moved_t
-	skynet.fork(function()
+	local inflight = background(function()
 		local ok, err, t = timed(cluster.call, "mv", "@echo", "sleep", 300)
 		moved_err = ok and "succeeded" or tostring(err)
 		moved_t = t
-		skynet.wakeup(waiter)
 	end)
 	skynet.sleep(20)
 	cluster.reload { mv = skynet.getenv "cmode_b" }
-	skynet.wait(waiter)
+	inflight()
 	check(moved_err:find("moved", 1, true) and moved_t < 1000, "reload fails in-flight call",
 		moved_t, moved_err)
 	check(cluster.call("mv", "@echo", "whoami") == "B", "reload moves new calls")
