@@ -60,7 +60,10 @@ fn server(dir: &Path, id: &str, port: u16) -> Proc {
         dir,
         &format!("server{id}"),
         "server",
-        &[("cmode_port", port.to_string()), ("cmode_id", format!("\"{id}\""))],
+        &[
+            ("cmode_port", port.to_string()),
+            ("cmode_id", format!("\"{id}\"")),
+        ],
     );
     let mut cmd = Command::new(bin("skynet-node"));
     cmd.arg(cfg);
@@ -129,7 +132,11 @@ fn every_call_path() {
     );
     c.expect("cmode: done", Duration::from_secs(120), &[&c, &a, &b]);
     let f = fails(&c);
-    assert!(f.is_empty(), "failed checks {f:#?}\n{}", dump(&[&c, &a, &b]));
+    assert!(
+        f.is_empty(),
+        "failed checks {f:#?}\n{}",
+        dump(&[&c, &a, &b])
+    );
     // every check ran (a check that silently vanished would pass otherwise)
     assert_eq!(c.count("cmode: ok"), 31, "{}", c.text());
     // the trace tag went over the wire with the node name and session
@@ -192,7 +199,10 @@ fn node_death_and_restart() {
     let killed = a.kill9();
     let (at, _, ms, err) = wait_probe(&c, killed, Duration::from_secs(5), |ok, _, _| !ok)
         .unwrap_or_else(|| panic!("no failure after the kill\n{}", c.text()));
-    println!("after kill: failed {:?} later, in {ms} ms: {err}", at - killed);
+    println!(
+        "after kill: failed {:?} later, in {ms} ms: {err}",
+        at - killed
+    );
     assert!(ms < 1000, "a call to a dead node took {ms} ms: {err}");
     assert!(err.contains("cluster node [srv]"), "unclear error {err}");
     // still down: calls keep failing fast (connection refused)
@@ -249,7 +259,10 @@ fn read_packet(s: &mut TcpStream) -> Vec<u8> {
 }
 
 fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect::<Vec<_>>().join(" ")
+    b.iter()
+        .map(|x| format!("{x:02x}"))
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 fn bytes(h: &str) -> Vec<u8> {

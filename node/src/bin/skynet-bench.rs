@@ -7,6 +7,9 @@
 //!   (burst, spread, and the hold-out load of bench/bench_holdout.lua).
 //! - `skynet-bench cluster`: a `skynet-master` and two nodes on loopback;
 //!   harbor 2 calls and sends to a service on harbor 1 (bench/bench_cluster_*.lua).
+//! - `skynet-bench cluster-mode`: two standalone nodes (harbor 0, no
+//!   master) on loopback; one calls and pushes to a service on the other
+//!   through skynet.cluster (bench/bench_cmode_*.lua).
 //! - `skynet-bench libs`: the libraries (sproto, sharedata, ...): one node
 //!   per `bench/bench_lib_*.lua`, which prints its figures and aborts.
 //! - `skynet-bench socket`: `skynet.socket` over loopback. A node runs an echo
@@ -382,6 +385,47 @@ fn cluster(root: &Path, dir: &Path) -> i32 {
     status
 }
 
+/// Cluster mode: node "sink" serves on a port, the other node's cluster
+/// config maps "sink" to it.
+fn cluster_mode(root: &Path, dir: &Path) -> i32 {
+    let node = node_binary();
+    let port = free_port();
+    let (cfg1, mut log1) = logged_config(
+        dir,
+        "cmode_sink",
+        root,
+        "bench_cmode_sink",
+        &format!("harbor = 0\nbench_cmode_port = {port}\n"),
+    );
+    let mut sink = spawn(&node, &[cfg1.to_str().unwrap()], Stdio::null());
+    let status = if log1.wait_for(
+        "bench_cmode_sink: ready",
+        &mut sink,
+        Duration::from_secs(30),
+    ) {
+        let names = dir.join("cmode_names.lua");
+        std::fs::write(&names, format!("sink = \"127.0.0.1:{port}\"\n")).expect("write names");
+        let (cfg2, log2) = logged_config(
+            dir,
+            "cmode_main",
+            root,
+            "bench_cmode_main",
+            &format!("harbor = 0\ncluster = \"{}\"\n", names.display()),
+        );
+        println!(
+            "skynet-bench cluster-mode: {} x2, harbor 0, loopback (thread = 2 each)",
+            node.display()
+        );
+        report(spawn(&node, &[cfg2.to_str().unwrap()], Stdio::null()), log2)
+    } else {
+        eprintln!("skynet-bench: the cluster-mode sink did not start");
+        1
+    };
+    let _ = sink.kill();
+    let _ = sink.wait();
+    status
+}
+
 /// One single node per `bench/bench_lib_*.lua` (in name order), each
 /// started with that file as its `start` service.
 fn libs(root: &Path, dir: &Path) -> i32 {
@@ -615,6 +659,7 @@ fn main() {
         "single" => single(&root, &dir),
         "timer" => timer(&root, &dir),
         "cluster" => cluster(&root, &dir),
+        "cluster-mode" => cluster_mode(&root, &dir),
         "libs" => libs(&root, &dir),
         "gate" => bench_gate::run(&root, &dir),
         "socket" => socket(&root, &dir),
@@ -632,7 +677,7 @@ fn main() {
             .max(socketchannel(&root, &dir)),
         other => {
             eprintln!(
-                "usage: skynet-bench [single|timer|cluster|libs|gate|socket|socketchannel|socket-client ADDR|all] (got {other})"
+                "usage: skynet-bench [single|timer|cluster|cluster-mode|libs|gate|socket|socketchannel|socket-client ADDR|all] (got {other})"
             );
             2
         }
