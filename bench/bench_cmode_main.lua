@@ -3,6 +3,7 @@
 -- "BENCH name value unit" line per figure, then ends the node.
 local skynet = require "skynet"
 local cluster = require "skynet.cluster"
+require "skynet.manager"	-- skynet.abort
 
 local function report(name, value, unit)
 	skynet.error(string.format("BENCH %s %.1f %s", name, value, unit))
