@@ -152,8 +152,11 @@ impl Framer {
                 break;
             }
         }
+        // Any partial frame of `fd` now began after `done`, in this read: a
+        // byte followed the frame, which makes it "more" (as in skynet),
+        // even when that byte is a whole header ending the read.
         match done {
-            Some(f) if !queued && pos == data.len() => Fed::One(f),
+            Some(f) if !queued && !self.partial.contains_key(&fd) => Fed::One(f),
             Some(f) => {
                 self.ready.push_back((fd, f));
                 Fed::More
@@ -603,6 +606,20 @@ mod tests {
             f.feed(1, vec![1, b'b'], MAX_PACKET, 0),
             Fed::One(b"b".to_vec())
         );
+    }
+
+    #[test]
+    fn one_frame_then_a_whole_header_is_more() {
+        // Found by the netpack_framer fuzz target: a read ending in exactly
+        // a header after a frame was reported as the only frame.
+        let mut f = Framer::default();
+        assert_eq!(
+            f.feed(2, vec![0, 2, b'c', b'd', 8, 0x62], MAX_PACKET, 0),
+            Fed::More
+        );
+        assert_eq!(f.pop(), Some((2, b"cd".to_vec())));
+        assert_eq!(f.pop(), None);
+        assert_eq!(f.incomplete(1), vec![2]);
     }
 
     #[test]
