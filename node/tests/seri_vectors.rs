@@ -144,6 +144,60 @@ fn decode_errors_tsv_exact_text() {
     }
 }
 
+/// Found by the lua_unpack fuzz target: a NaN key is refused only after its
+/// value is read (as by C skynet, in lua_rawset), so a broken value after it
+/// is the stream error; small and large tables alike.
+#[test]
+fn nan_key_then_a_broken_value() {
+    let lua = SeriLua::new();
+    let nan = "42000000000000f8ff";
+    // n pairs k = 1 for k in 1..=n (keys as u8 integers).
+    let pairs = |n: usize| {
+        (1..=n)
+            .map(|k| format!("0a{k:02x}0a01"))
+            .collect::<String>()
+    };
+    for (case, hex, want) in [
+        (
+            "small",
+            format!("06{nan}ff"),
+            "Invalid serialize stream 0 (line:527)",
+        ),
+        (
+            "small, valid value",
+            format!("06{nan}0a0100"),
+            "table index is NaN",
+        ),
+        (
+            "large",
+            format!("06{}{nan}ff", pairs(64)),
+            "Invalid serialize stream 0 (line:527)",
+        ),
+        (
+            "large, valid value",
+            format!("06{}{nan}0a0100", pairs(64)),
+            "table index is NaN",
+        ),
+    ] {
+        let got = lua
+            .eval(&format!(
+                "{PRELUDE}\nlocal ok, e = pcall(unpack, fromhex({}))\nreturn ok and 'decoded!' or tostring(e)",
+                lua_string(&hex)
+            ))
+            .unwrap();
+        assert_eq!(String::from_utf8_lossy(&got), want, "{case}");
+        let rust = skynet_proto::seri::unpack(&hex_bytes(&hex)).unwrap_err();
+        assert_eq!(rust.to_string(), want, "{case} (proto)");
+    }
+}
+
+fn hex_bytes(s: &str) -> Vec<u8> {
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
+        .collect()
+}
+
 #[test]
 fn decode_lenient_tsv_values() {
     let lua = SeriLua::new();

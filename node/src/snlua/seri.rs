@@ -315,6 +315,16 @@ pub unsafe fn unpack_all(l: State, input: &[u8]) -> Result<c_int, String> {
     Ok(n)
 }
 
+/// A NaN key is refused once its value has been read, as the reference
+/// does (it fails in `lua_rawset`): a broken value after it is reported as
+/// the stream error, not as the NaN key.
+fn refuse_nan_key(k: Item<'_>) -> Result<(), Failure> {
+    match k {
+        Item::Real(f) if f.is_nan() => Err(fail(DecodeError::NanKey)),
+        _ => Ok(()),
+    }
+}
+
 /// Tables with at most this many array items and pairs are built at their final
 /// size (items gathered on the stack first), which spares Lua's rehashing.
 const SMALL_TABLE: i32 = 64;
@@ -327,18 +337,17 @@ const SMALL_TABLE: i32 = 64;
 unsafe fn push_pairs_into(l: State, r: &mut SeriReader<'_>, depth: usize) -> Result<(), Failure> {
     loop {
         let k = r.read_inlined().map_err(fail)?;
-        match k {
-            Item::Nil => return Ok(()),
-            Item::Real(f) if f.is_nan() => return Err(fail(DecodeError::NanKey)),
-            _ => {}
+        if k.is_nil() {
+            return Ok(());
         }
         // SAFETY: each push_item pushes one value into the free slots (a
         // nested table checks its own room); the key is neither nil nor NaN
-        // (refused above), as lua_rawset needs; the table is at -3.
+        // (refused before the rawset), as lua_rawset needs; the table is at -3.
         unsafe {
             push_item(l, r, k, depth + 1)?;
             let v = r.read_inlined().map_err(fail)?;
             push_item(l, r, v, depth + 1)?;
+            refuse_nan_key(k)?;
             lua_rawset(l, -3);
         }
     }
@@ -368,16 +377,15 @@ unsafe fn push_small_table(
     let mut more = false;
     loop {
         let k = r.read_inlined().map_err(fail)?;
-        match k {
-            Item::Nil => break,
-            Item::Real(f) if f.is_nan() => return Err(fail(DecodeError::NanKey)),
-            _ => {}
+        if k.is_nil() {
+            break;
         }
         // SAFETY: as above.
         unsafe { push_item(l, r, k, depth + 1) }?;
         let v = r.read_inlined().map_err(fail)?;
         // SAFETY: as above.
         unsafe { push_item(l, r, v, depth + 1) }?;
+        refuse_nan_key(k)?;
         pairs += 1;
         if pairs == SMALL_TABLE {
             more = true;
