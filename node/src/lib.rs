@@ -26,6 +26,7 @@
 //! - `metrics`: the Prometheus endpoint (config key `metrics`).
 //! - `shutdown`: the drain on SIGTERM (config key `drain_time`).
 //! - `start`: node start-up.
+//! - [`fuzzing`]: the pure decoders above, re-exported for the fuzz crate.
 
 #![deny(clippy::undocumented_unsafe_blocks)]
 #![deny(unsafe_op_in_unsafe_fn)]
@@ -56,6 +57,15 @@ pub(crate) mod socket;
 pub(crate) mod start;
 pub(crate) mod timer;
 pub(crate) mod tracelog;
+
+/// The byte-level pieces of this crate that take untrusted input and need no
+/// running node, made reachable for `fuzz/` (a separate crate). Not an API.
+#[doc(hidden)]
+pub mod fuzzing {
+    pub use crate::config::{load_file, substitute_env, ConfigError};
+    pub use crate::snlua::netpack::{Fed, Framer, MAX_PACKET};
+    pub use crate::socket::buffer::SockBuf;
+}
 
 use std::sync::Arc;
 

@@ -5,7 +5,7 @@
 
 use super::lua::*;
 use super::{core, Shared};
-use std::ffi::{c_void, CStr, CString};
+use std::ffi::{c_char, c_void, CStr, CString};
 
 pub struct SeriLua {
     l: State,
@@ -87,6 +87,18 @@ impl NativeLua {
         // raise only on memory exhaustion, with nothing to drop here.
         unsafe {
             lua_pushcfunction(self.l, f);
+            lua_setglobal(self.l, name.as_ptr());
+        }
+    }
+
+    /// Sets the global `name` to a Lua string of `bytes` (any bytes, NULs
+    /// included), so a chunk can read input that no source text can carry.
+    pub fn set_global_bytes(&self, name: &CStr, bytes: &[u8]) {
+        // SAFETY: the state is live and not running; lua_pushlstring copies
+        // the bytes, and these calls raise only on memory exhaustion, which
+        // outside a protected call aborts through the panic function.
+        unsafe {
+            lua_pushlstring(self.l, bytes.as_ptr() as *const c_char, bytes.len());
             lua_setglobal(self.l, name.as_ptr());
         }
     }
