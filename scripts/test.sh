@@ -33,3 +33,10 @@ need() {
 need redis-server redis-server redis
 need mariadbd mariadb-server mysql
 cargo test --workspace --locked
+# Fuzz smoke: each fuzz target for 20 s (fuzz/smoke.sh), when the nightly
+# toolchain and cargo-fuzz are installed; SKYNET_FUZZ=0 skips it.
+if [ "${SKYNET_FUZZ:-1}" != 0 ] && cargo +nightly fuzz --version >/dev/null 2>&1; then
+    ./fuzz/smoke.sh
+else
+    echo "test.sh: no cargo-fuzz on nightly (or SKYNET_FUZZ=0): fuzz smoke skipped" >&2
+fi
