@@ -37,6 +37,9 @@ cargo test --workspace --locked
 # toolchain and cargo-fuzz are installed; SKYNET_FUZZ=0 skips it.
 if [ "${SKYNET_FUZZ:-1}" != 0 ] && cargo +nightly fuzz --version >/dev/null 2>&1; then
     ./fuzz/smoke.sh
+elif [ "${CI:-}" = "true" ]; then
+    echo "test.sh: cargo-fuzz on nightly is required in CI (.ci/run installs it)" >&2
+    exit 1
 else
     echo "test.sh: no cargo-fuzz on nightly (or SKYNET_FUZZ=0): fuzz smoke skipped" >&2
 fi
