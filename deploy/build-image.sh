@@ -73,7 +73,7 @@ for lib in $libs; do
 done
 cp -R "$ROOT/lualib" "$ROOT/service" "$ROOT/examples" "$CONTEXT/skynet/"
 cp "$ROOT"/deploy/test/*.lua "$CONTEXT/skynet/test/"
-cp "$ROOT"/deploy/config/*.conf "$CONTEXT/skynet/etc/"
+cp "$ROOT"/deploy/config/*.conf "$ROOT"/deploy/config/*.lua "$CONTEXT/skynet/etc/"
 cp "$ROOT/deploy/Dockerfile" "$CONTEXT/Dockerfile"
 
 echo "build-image: docker build -t $IMAGE"

@@ -693,3 +693,121 @@ async fn soak_with_nodes_and_the_master_restarting() {
         panic!("{T} did not finish in time");
     }
 }
+
+/// Cluster mode (no master, `harbor = 0`) in containers, as in
+/// deploy/docker-compose.cluster.yml: game calls db's "sdb"; db is killed
+/// (game's next call fails within its bound, naming why), started again
+/// (game's calls work again without cluster.reload), then stopped with
+/// `docker stop` (the same) and started. The connection's end is seen at
+/// once, but on the test's internal network the lookup of a stopped
+/// container's name hangs in Docker's DNS, so the reconnecting call ends by
+/// `cluster_timeout` (5 s in cmode_game.conf) rather than at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cluster_mode_nodes_survive_a_killed_and_restarted_peer() {
+    const T: &str = "cluster_mode_nodes_survive_a_killed_and_restarted_peer";
+    let _serial = serial().await;
+    let Some(docker) = docker_or_skip(T).await else {
+        return;
+    };
+    limited(T, async {
+        let pid = std::process::id();
+        let prefix = format!("skct-{pid}-cmode");
+        let ext = std::env::temp_dir().join(format!("skct-cmode-{pid}"));
+        std::fs::create_dir_all(&ext).unwrap();
+        // The compose file's names are its service names; here the
+        // containers are named after the test.
+        std::fs::write(
+            ext.join("names.lua"),
+            format!("db = \"{prefix}-db:2528\"\ngame = \"{prefix}-game:2529\"\n"),
+        )
+        .unwrap();
+        for role in ["db", "game"] {
+            std::fs::write(
+                ext.join(format!("{role}.conf")),
+                format!(
+                    "include \"/skynet/etc/cmode_{role}.conf\"\ncluster = \"/ext/names.lua\"\n"
+                ),
+            )
+            .unwrap();
+        }
+        let net = Net::create(&docker, &format!("{prefix}-net")).await;
+        let start = |role: &'static str| {
+            let (name, tag) = image();
+            GenericImage::new(name, tag)
+                .with_cmd(["skynet-node".to_string(), format!("/ext/{role}.conf")])
+                .with_network(&net.name)
+                .with_container_name(format!("{prefix}-{role}"))
+                .with_label(LABEL, pid.to_string())
+                .with_mount(
+                    Mount::bind_mount(ext.display().to_string(), "/ext")
+                        .with_access_mode(AccessMode::ReadOnly),
+                )
+                .with_startup_timeout(BOOT)
+        };
+        let db = start("db").start().await.expect("start db");
+        let db_logs = Logs::follow(&docker, db.id(), "db");
+        db_logs
+            .wait_for("cmode: db serves sdb", UNIX_EPOCH, LONG)
+            .await
+            .unwrap_or_else(|| panic!("db did not start:\n{}", db_logs.tail(40)));
+        let game = start("game").start().await.expect("start game");
+        let game_logs = Logs::follow(&docker, game.id(), "game");
+        let wait = |needle: &'static str, after: SystemTime| {
+            let logs = &game_logs;
+            async move {
+                match logs.wait_for(needle, after, LONG).await {
+                    Some(l) => l,
+                    None => panic!("game: no {needle:?}:\n{}", logs.tail(40)),
+                }
+            }
+        };
+        wait("cmode: db up", UNIX_EPOCH).await;
+        wait("cmode: ok 20 calls", UNIX_EPOCH).await;
+
+        let killed = SystemTime::now();
+        docker
+            .kill_container(
+                db.id(),
+                Some(
+                    testcontainers::bollard::query_parameters::KillContainerOptions {
+                        signal: "SIGKILL".into(),
+                    },
+                ),
+            )
+            .await
+            .expect("docker kill db");
+        let down = wait("cmode: db down", killed).await;
+        let dt = ms_between(killed, down.at);
+        say(&format!(
+            "{T}: docker kill db: game's call failed {dt} ms later: {}",
+            down.text
+        ));
+        // The next call starts up to 0.5 s after the kill; 5 s bound + 1 s sweep.
+        assert!(dt < 7000, "game's call failed only {dt} ms after the kill");
+
+        let restarted = SystemTime::now();
+        db.start().await.expect("docker start db");
+        let up = wait("cmode: db up", restarted).await;
+        say(&format!(
+            "{T}: db restarted: game's calls work again {} ms after docker start (no reload)",
+            ms_between(restarted, up.at)
+        ));
+
+        let stopped = SystemTime::now();
+        db.stop().await.expect("docker stop db");
+        let down = wait("cmode: db down", stopped).await;
+        let dt = ms_between(stopped, down.at);
+        say(&format!(
+            "{T}: docker stop db: game's call failed {dt} ms later"
+        ));
+        assert!(dt < 7000, "game's call failed only {dt} ms after the stop");
+        let again = SystemTime::now();
+        db.start().await.expect("docker start db again");
+        wait("cmode: db up", again).await;
+        if let Some(l) = game_logs.find("cmode: FAIL", UNIX_EPOCH) {
+            panic!("game: {}\n{}", l.text, game_logs.tail(40));
+        }
+        drop(net);
+    })
+    .await;
+}
