@@ -65,6 +65,88 @@ struct Challenged {
     nonce: [u8; NONCE_LEN],
 }
 
+/// Why a connection was refused at (or before) its handshake. The text is
+/// the log line's message; [`Refusal::reason`] is the short close reason.
+#[derive(Debug)]
+enum Refusal {
+    /// A first packet that is not `H` (or not `A` after our `K`).
+    NoHandshake {
+        packet: String,
+    },
+    /// No nonce could be made for the challenge.
+    NoChallenge {
+        harbor: u8,
+        error: String,
+    },
+    /// `A` from a connection we did not challenge.
+    AnswerWithoutChallenge,
+    WrongProof {
+        harbor: u8,
+        address: String,
+    },
+    HarborZero {
+        address: String,
+    },
+    /// The id is live from another connection (which is left alone).
+    HarborLive {
+        harbor: u8,
+        address: String,
+        live_conn: ConnId,
+        live_peer: SocketAddr,
+        live_address: String,
+    },
+}
+
+impl Refusal {
+    fn reason(&self) -> &'static str {
+        match self {
+            Refusal::NoHandshake { .. } => "no valid handshake",
+            Refusal::NoChallenge { .. } => "no challenge",
+            Refusal::AnswerWithoutChallenge => "answer without a challenge",
+            Refusal::WrongProof { .. } => "wrong cluster secret proof",
+            Refusal::HarborZero { .. } => "handshake with harbor id 0",
+            Refusal::HarborLive { .. } => "harbor id already connected",
+        }
+    }
+}
+
+impl std::fmt::Display for Refusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Refusal::NoHandshake { packet } => write!(
+                f,
+                "rejecting connection: expected a handshake (H, or A after K), got {packet}"
+            ),
+            Refusal::NoChallenge { harbor, error } => write!(
+                f,
+                "rejecting handshake of harbor {harbor}: cannot make a challenge: {error}"
+            ),
+            Refusal::AnswerWithoutChallenge => {
+                write!(f, "rejecting connection: an answer (A) without a challenge")
+            }
+            Refusal::WrongProof { harbor, address } => write!(
+                f,
+                "rejecting handshake of harbor {harbor} at {address}: wrong cluster secret proof"
+            ),
+            Refusal::HarborZero { address } => write!(
+                f,
+                "rejecting handshake at {address}: harbor id 0 is reserved for single-node mode"
+            ),
+            Refusal::HarborLive {
+                harbor,
+                address,
+                live_conn,
+                live_peer,
+                live_address,
+            } => write!(
+                f,
+                "rejecting handshake: harbor id is already connected \
+                 (harbor {harbor} claimed for {address}; live on {live_conn} from {live_peer}, at {live_address})"
+            ),
+        }
+    }
+}
+
 /// The master's state: connections, live slaves, global names.
 #[derive(Debug, Default)]
 pub struct Registry {
@@ -179,11 +261,13 @@ impl Registry {
             (None, MasterPacket::Answer { nonce, mac }) if self.challenged.contains_key(&conn) => {
                 self.answer(conn, peer, nonce, &mac)
             }
-            (None, other) => {
-                warn!(%conn, %peer, packet = %other, "rejecting connection: expected a handshake (H, or A after K)");
-                self.refusals += 1;
-                self.close(conn, "no valid handshake")
-            }
+            (None, other) => self.refuse(
+                conn,
+                peer,
+                Refusal::NoHandshake {
+                    packet: other.to_string(),
+                },
+            ),
             (Some(harbor), MasterPacket::Register { name, handle }) => {
                 self.register(conn, harbor, name, handle)
             }
@@ -214,9 +298,11 @@ impl Registry {
         let nonce = match auth::nonce() {
             Ok(n) => n,
             Err(e) => {
-                warn!(%conn, %peer, harbor, error = %e, "rejecting handshake: cannot make a challenge");
-                self.refusals += 1;
-                return self.close(conn, "no challenge");
+                let why = Refusal::NoChallenge {
+                    harbor,
+                    error: e.to_string(),
+                };
+                return self.refuse(conn, peer, why);
             }
         };
         self.challenged.insert(
@@ -239,8 +325,7 @@ impl Registry {
         mac: &[u8; MAC_LEN],
     ) -> Vec<Action> {
         let (Some(c), Some(secret)) = (self.challenged.remove(&conn), self.secret.clone()) else {
-            self.refusals += 1;
-            return self.close(conn, "answer without a challenge");
+            return self.refuse(conn, peer, Refusal::AnswerWithoutChallenge);
         };
         let ok = auth::check_master_proof(
             &secret,
@@ -252,12 +337,11 @@ impl Registry {
             mac,
         );
         if !ok {
-            warn!(
-                %conn, %peer, harbor = c.harbor, address = %c.address,
-                "rejecting handshake: wrong cluster secret proof"
-            );
-            self.refusals += 1;
-            return self.close(conn, "wrong cluster secret proof");
+            let why = Refusal::WrongProof {
+                harbor: c.harbor,
+                address: c.address,
+            };
+            return self.refuse(conn, peer, why);
         }
         let proof = auth::master_proof(
             &secret,
@@ -279,18 +363,17 @@ impl Registry {
         proof: Option<[u8; MAC_LEN]>,
     ) -> Vec<Action> {
         if harbor == 0 {
-            warn!(%conn, %peer, %address, "rejecting handshake: harbor id 0 is reserved for single-node mode");
-            self.refusals += 1;
-            return self.close(conn, "handshake with harbor id 0");
+            return self.refuse(conn, peer, Refusal::HarborZero { address });
         }
         if let Some(existing) = self.slaves.live_slave(harbor) {
-            warn!(
-                harbor, %conn, %peer, %address,
-                live_conn = %existing.conn, live_peer = %existing.peer, live_address = %existing.address,
-                "rejecting handshake: harbor id is already connected"
-            );
-            self.refusals += 1;
-            return self.close(conn, "harbor id already connected");
+            let why = Refusal::HarborLive {
+                harbor,
+                address,
+                live_conn: existing.conn,
+                live_peer: existing.peer,
+                live_address: existing.address.clone(),
+            };
+            return self.refuse(conn, peer, why);
         }
         let mut actions = Vec::new();
         let others: Vec<(u8, ConnId, String)> = self
@@ -414,6 +497,14 @@ impl Registry {
                 Vec::new()
             }
         }
+    }
+
+    /// The one way a connection is refused: logged with the peer, counted,
+    /// closed.
+    fn refuse(&mut self, conn: ConnId, peer: SocketAddr, why: Refusal) -> Vec<Action> {
+        warn!(%conn, %peer, "{why}");
+        self.refusals += 1;
+        self.close(conn, why.reason())
     }
 
     /// Forgets `conn` and tells the others if it was a live slave.
@@ -697,6 +788,7 @@ mod tests {
             vec![Action::Close(ConnId(2))]
         );
         assert!(r.live_slaves().is_empty());
+        assert_eq!(r.view().refusals, 2, "each refusal is counted");
         // The right proof: `W` with the master's proof of the same exchange.
         let k = challenge(&mut r, 3);
         let mine = [9; NONCE_LEN];
