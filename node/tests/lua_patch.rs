@@ -5,25 +5,12 @@
 //! `skynet.codecache`). Each test fails when its part of the patch is
 //! broken; README.md ("Lua's test suite") lists which break shows it.
 
+mod common;
+
+use common::lua_state::{new_state, Gc};
 use skynet_node::snlua::codecache;
 use skynet_node::snlua::lua::*;
-use std::ffi::{c_void, CString};
-
-unsafe extern "C" fn alloc(
-    _ud: *mut c_void,
-    ptr: *mut c_void,
-    _osize: usize,
-    nsize: usize,
-) -> *mut c_void {
-    if nsize == 0 {
-        // SAFETY: Lua frees a block this allocator returned (or null).
-        unsafe { libc::free(ptr) };
-        std::ptr::null_mut()
-    } else {
-        // SAFETY: `ptr` is null or a block this allocator returned.
-        unsafe { libc::realloc(ptr, nsize) }
-    }
-}
+use std::ffi::CString;
 
 /// A state with the process's hash seed (as every service state) and the
 /// standard libraries, its collector stopped so that memory counts are
@@ -32,15 +19,7 @@ struct Lua(State);
 
 impl Lua {
     fn new() -> Lua {
-        // SAFETY: a new state, checked non-null, used by this thread only;
-        // outside a protected call an error aborts (no longjmp here).
-        unsafe {
-            let l = lua_newstate(alloc, std::ptr::null_mut(), codecache::seed());
-            assert!(!l.is_null());
-            lua_gc(l, LUA_GCSTOP);
-            luaL_openlibs(l);
-            Lua(l)
-        }
+        Lua(new_state(Gc::Stopped))
     }
 
     /// Bytes the state holds.

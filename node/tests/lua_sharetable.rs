@@ -3,31 +3,17 @@
 //! other states without copying, read by several threads at once, never
 //! written, and freed when the last state that may reach it is closed.
 
-use skynet_node::snlua::codecache;
+mod common;
+
+use common::lua_state::{new_state, Gc};
 use skynet_node::snlua::lua::*;
 use skynet_node::snlua::sharetable::Matrix;
-use std::ffi::{c_int, c_void, CString};
+use std::ffi::{c_int, CString};
 use std::sync::{Arc, Mutex, Weak};
 
 extern "C-unwind" {
     fn lua_sharetable(l: State, idx: c_int);
     fn lua_issharedtable(l: State, idx: c_int) -> c_int;
-}
-
-unsafe extern "C" fn alloc(
-    _ud: *mut c_void,
-    ptr: *mut c_void,
-    _osize: usize,
-    nsize: usize,
-) -> *mut c_void {
-    if nsize == 0 {
-        // SAFETY: Lua frees a block this allocator returned (or null).
-        unsafe { libc::free(ptr) };
-        std::ptr::null_mut()
-    } else {
-        // SAFETY: `ptr` is null or a block this allocator returned.
-        unsafe { libc::realloc(ptr, nsize) }
-    }
 }
 
 unsafe extern "C-unwind" fn is_shared(l: State) -> c_int {
@@ -63,12 +49,10 @@ unsafe impl Send for Reader {}
 
 impl Reader {
     fn new() -> Reader {
-        // SAFETY: the new state is checked non-null before use and is ours
-        // alone; the functions registered are this file's C functions.
+        let l = new_state(Gc::Running);
+        // SAFETY: the new state is ours alone; the functions registered are
+        // this file's C functions.
         unsafe {
-            let l = lua_newstate(alloc, std::ptr::null_mut(), codecache::seed());
-            assert!(!l.is_null());
-            luaL_openlibs(l);
             lua_pushcfunction(l, is_shared);
             lua_setglobal(l, c"is_shared".as_ptr());
             lua_pushcfunction(l, share);

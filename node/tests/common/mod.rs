@@ -1,6 +1,7 @@
 //! Runs real `skynet-node` processes for tests: writes a config for a single
 //! node (harbor 0) whose `start` service is one of the Lua test services in the
 //! repository's `test/` directory, and collects what the node prints.
+//! `lua_state` makes bare Lua states for the tests that drive the VM itself.
 
 #![allow(dead_code)]
 
@@ -9,6 +10,8 @@ use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
+
+pub mod lua_state;
 
 pub fn repo_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
