@@ -250,6 +250,32 @@ mod tests {
     }
 
     #[test]
+    fn proof_bytes_are_pinned() {
+        // Our framing of each exchange (label, then each part with its u32
+        // big-endian length), checked against Python's hmac module.
+        let s = Secret::new("hunter2").unwrap();
+        let (a, c) = ([1u8; NONCE_LEN], [2u8; NONCE_LEN]);
+        let hex =
+            |p: [u8; MAC_LEN]| -> String { p[..8].iter().map(|b| format!("{b:02x}")).collect() };
+        let address = "10.0.0.4:2526";
+        let got = [
+            hex(link_proof(&s, LinkRole::Connector, 1, 2, &a, &c)),
+            hex(link_proof(&s, LinkRole::Acceptor, 1, 2, &a, &c)),
+            hex(master_proof(&s, MasterRole::Slave, 4, address, &a, &c)),
+            hex(master_proof(&s, MasterRole::Master, 4, address, &a, &c)),
+        ];
+        assert_eq!(
+            got,
+            [
+                "da7abd48ec2cf009",
+                "e4dd564f4f050213",
+                "dd3fcc55897a79cd",
+                "a62eb869bf19b230"
+            ]
+        );
+    }
+
+    #[test]
     fn secrets_and_nonces() {
         assert!(Secret::new("").is_none());
         assert_eq!(
