@@ -106,6 +106,7 @@ pub fn check_master_proof(
     secret.verify(label, &parts, mac)
 }
 
+/// What a master proof is the MAC of.
 fn master_parts<'a>(
     role: MasterRole,
     harbor: &'a u8,
@@ -148,7 +149,8 @@ pub fn link_proof(
     connector_nonce: &[u8; NONCE_LEN],
 ) -> [u8; MAC_LEN] {
     let ids = [connector, acceptor];
-    secret.mac(link_label(role), &[&ids, acceptor_nonce, connector_nonce])
+    let (label, parts) = link_parts(role, &ids, acceptor_nonce, connector_nonce);
+    secret.mac(label, &parts)
 }
 
 /// Checks a proof made by [`link_proof`].
@@ -162,18 +164,23 @@ pub fn check_link_proof(
     mac: &[u8],
 ) -> bool {
     let ids = [connector, acceptor];
-    secret.verify(
-        link_label(role),
-        &[&ids, acceptor_nonce, connector_nonce],
-        mac,
-    )
+    let (label, parts) = link_parts(role, &ids, acceptor_nonce, connector_nonce);
+    secret.verify(label, &parts, mac)
 }
 
-fn link_label(role: LinkRole) -> &'static [u8] {
-    match role {
+/// What a link proof is the MAC of; `ids` are the connector's and the
+/// acceptor's harbor ids, in that order.
+fn link_parts<'a>(
+    role: LinkRole,
+    ids: &'a [u8; 2],
+    acceptor_nonce: &'a [u8; NONCE_LEN],
+    connector_nonce: &'a [u8; NONCE_LEN],
+) -> (&'static [u8], [&'a [u8]; 3]) {
+    let label: &[u8] = match role {
         LinkRole::Connector => b"skynet-rs harbor handshake v1: connector",
         LinkRole::Acceptor => b"skynet-rs harbor handshake v1: acceptor",
-    }
+    };
+    (label, [ids, acceptor_nonce, connector_nonce])
 }
 
 #[cfg(test)]
