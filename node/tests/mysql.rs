@@ -7,13 +7,12 @@
 
 mod common;
 
+use common::server::{free_port, installed_or_skip, Killer, Process};
 use std::io::Read;
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// The first of `names` found on PATH or in the sbin folders.
@@ -44,93 +43,66 @@ fn tools() -> Option<Tools> {
     })
 }
 
-/// A mariadbd child; killed (and its dir removed) on drop.
-struct Server {
-    child: Arc<Mutex<Child>>,
-    port: u16,
-    dir: PathBuf,
-}
-
-fn free_port() -> u16 {
-    // mariadbd has no port 0: take one the kernel hands out, then free it.
-    let l = TcpListener::bind("127.0.0.1:0").unwrap();
-    l.local_addr().unwrap().port()
-}
-
 const INIT_SQL: &str = "CREATE DATABASE IF NOT EXISTS skt;\n\
     CREATE USER IF NOT EXISTS 'sk'@'%' IDENTIFIED BY 'sekret';\n\
     GRANT ALL ON *.* TO 'sk'@'%';\n";
 
-impl Server {
-    fn start(t: &Tools) -> Server {
-        let port = free_port();
-        let dir = std::env::temp_dir().join(format!("skynet-mysql-{}-{port}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        let data = dir.join("data");
-        std::fs::create_dir_all(&data).unwrap();
-        // mariadbd refuses to run as root unless told to.
-        let as_root = std::fs::metadata(&dir).unwrap().uid() == 0;
-        let user: &[&str] = if as_root { &["--user=root"] } else { &[] };
-        let status = Command::new(&t.install_db)
-            .arg("--no-defaults")
-            .arg(format!("--datadir={}", data.display()))
-            .args(["--auth-root-authentication-method=normal", "--skip-test-db"])
-            .args(user)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .expect("run mariadb-install-db");
-        assert!(status.success(), "mariadb-install-db failed: {status}");
-        let init = dir.join("init.sql");
-        std::fs::write(&init, INIT_SQL).unwrap();
-        let child = Command::new(&t.server)
-            .arg("--no-defaults")
-            .arg(format!("--datadir={}", data.display()))
-            .arg(format!("--socket={}", dir.join("sock").display()))
-            .arg(format!("--pid-file={}", dir.join("pid").display()))
-            .arg(format!("--log-error={}", dir.join("err.log").display()))
-            .arg(format!("--init-file={}", init.display()))
-            .arg(format!("--port={port}"))
-            .args(["--bind-address=127.0.0.1", "--skip-name-resolve"])
-            .arg("--max-allowed-packet=64M")
-            .args(user)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start mariadbd");
-        let server = Server {
-            child: Arc::new(Mutex::new(child)),
-            port,
-            dir,
-        };
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while !greets(port) {
-            if let Ok(Some(status)) = server.child.lock().unwrap().try_wait() {
-                panic!("mariadbd exited ({status}): {}", server.log());
-            }
-            assert!(
-                Instant::now() < deadline,
-                "mariadbd on port {port} did not come up: {}",
-                server.log()
-            );
-            std::thread::sleep(Duration::from_millis(50));
+/// Makes a data dir, starts a mariadbd on it and waits for its greeting.
+fn start_server(t: &Tools) -> Process {
+    let port = free_port();
+    let dir = std::env::temp_dir().join(format!("skynet-mysql-{}-{port}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let data = dir.join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    // mariadbd refuses to run as root unless told to.
+    let as_root = std::fs::metadata(&dir).unwrap().uid() == 0;
+    let user: &[&str] = if as_root { &["--user=root"] } else { &[] };
+    let status = Command::new(&t.install_db)
+        .arg("--no-defaults")
+        .arg(format!("--datadir={}", data.display()))
+        .args(["--auth-root-authentication-method=normal", "--skip-test-db"])
+        .args(user)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .expect("run mariadb-install-db");
+    assert!(status.success(), "mariadb-install-db failed: {status}");
+    let init = dir.join("init.sql");
+    std::fs::write(&init, INIT_SQL).unwrap();
+    let child = Command::new(&t.server)
+        .arg("--no-defaults")
+        .arg(format!("--datadir={}", data.display()))
+        .arg(format!("--socket={}", dir.join("sock").display()))
+        .arg(format!("--pid-file={}", dir.join("pid").display()))
+        .arg(format!("--log-error={}", dir.join("err.log").display()))
+        .arg(format!("--init-file={}", init.display()))
+        .arg(format!("--port={port}"))
+        .args(["--bind-address=127.0.0.1", "--skip-name-resolve"])
+        .arg("--max-allowed-packet=64M")
+        .args(user)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start mariadbd");
+    let server = Process::new(child, port, dir);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !greets(port) {
+        if let Ok(Some(status)) = server.child.lock().unwrap().try_wait() {
+            panic!("mariadbd exited ({status}): {}", log(&server));
         }
-        server
+        assert!(
+            Instant::now() < deadline,
+            "mariadbd on port {port} did not come up: {}",
+            log(&server)
+        );
+        std::thread::sleep(Duration::from_millis(50));
     }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.join("err.log")).unwrap_or_default()
-    }
+    server
 }
 
-impl Drop for Server {
-    fn drop(&mut self) {
-        if let Ok(mut c) = self.child.lock() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
+/// The server's error log.
+fn log(server: &Process) -> String {
+    std::fs::read_to_string(server.dir.join("err.log")).unwrap_or_default()
 }
 
 /// True once the server sends a protocol-10 handshake on `port`.
@@ -158,46 +130,33 @@ fn sleep_running(client: &Path, port: u16) -> bool {
 
 #[test]
 fn mysql_client_against_real_server() {
-    let Some(t) = tools() else {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "mariadb-server is not installed (scripts/test.sh installs it)"
-        );
-        eprintln!("SKIPPED mysql test: mariadb-server is not installed");
+    let tools = tools();
+    if !installed_or_skip(tools.is_some(), "mysql", "mariadb-server") {
         return;
-    };
-    let server = Server::start(&t);
+    }
+    let t = tools.unwrap();
+    let server = start_server(&t);
 
     // The killer: once the service's SELECT SLEEP(30) runs, SIGKILL the server.
-    let victim = server.child.clone();
     let port = server.port;
     let client = t.client.clone();
-    let ended = Arc::new(AtomicBool::new(false));
-    let node_ended = ended.clone();
-    let killer = std::thread::spawn(move || {
-        let deadline = Instant::now() + Duration::from_secs(90);
-        while Instant::now() < deadline && !node_ended.load(Ordering::SeqCst) {
-            if sleep_running(&client, port) {
-                let mut c = victim.lock().unwrap();
-                c.kill().unwrap();
-                c.wait().unwrap();
-                return true;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        false
-    });
+    let killer = Killer::start(
+        &server,
+        Duration::from_secs(90),
+        Duration::from_millis(50),
+        move || sleep_running(&client, port),
+    );
 
     let run = common::Node::new("t_mysql")
         .config("mysql_port", &server.port.to_string())
         .timeout(Duration::from_secs(90))
         .run();
-    ended.store(true, Ordering::SeqCst);
+    let killed = killer.finish();
     let tag = "t_mysql";
     assert!(!run.has("t_mysql: FAIL"), "{}", run.dump());
     assert!(!run.has("t_mysql: TIMEOUT"), "{}", run.dump());
     assert!(
-        killer.join().unwrap(),
+        killed,
         "the SLEEP never showed in the process list:\n{}",
         run.dump()
     );

@@ -6,83 +6,59 @@
 
 mod common;
 
+use common::server::{free_port, installed_or_skip, Killer, Process};
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
+use std::net::TcpStream;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// A redis-server child; killed (and its dir removed) on drop.
-struct Server {
-    child: Arc<Mutex<Child>>,
-    port: u16,
-    dir: PathBuf,
-}
-
-fn free_port() -> u16 {
-    // redis-server has no port 0: take one the kernel hands out, then free it.
-    let l = TcpListener::bind("127.0.0.1:0").unwrap();
-    l.local_addr().unwrap().port()
-}
-
-impl Server {
-    fn start(extra: &[&str]) -> Server {
-        let port = free_port();
-        let dir = std::env::temp_dir().join(format!("skynet-redis-{}-{port}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let child = Command::new("redis-server")
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-            .args(["--save", "", "--appendonly", "no"])
-            .arg("--dir")
-            .arg(&dir)
-            .args(extra)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start redis-server");
-        let server = Server {
-            child: Arc::new(Mutex::new(child)),
-            port,
-            dir,
-        };
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            // NOAUTH is an answer too: the server is up.
-            if let Ok(reply) = query(port, &["PING"]) {
-                if reply.starts_with("+PONG") || reply.starts_with("-NOAUTH") {
-                    break;
-                }
+/// Starts a redis-server (with `extra` arguments) and waits until it answers.
+fn start_server(extra: &[&str]) -> Process {
+    let port = free_port();
+    let dir = std::env::temp_dir().join(format!("skynet-redis-{}-{port}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let child = Command::new("redis-server")
+        .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+        .args(["--save", "", "--appendonly", "no"])
+        .arg("--dir")
+        .arg(&dir)
+        .args(extra)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start redis-server");
+    let server = Process::new(child, port, dir);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        // NOAUTH is an answer too: the server is up.
+        if let Ok(reply) = query(port, &["PING"]) {
+            if reply.starts_with("+PONG") || reply.starts_with("-NOAUTH") {
+                break;
             }
-            assert!(
-                Instant::now() < deadline,
-                "redis-server on port {port} did not come up"
-            );
-            std::thread::sleep(Duration::from_millis(20));
         }
-        server
+        assert!(
+            Instant::now() < deadline,
+            "redis-server on port {port} did not come up"
+        );
+        std::thread::sleep(Duration::from_millis(20));
     }
+    server
 }
 
-impl Drop for Server {
-    fn drop(&mut self) {
-        if let Ok(mut c) = self.child.lock() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-        let _ = std::fs::remove_dir_all(&self.dir);
+/// One command in the protocol's form (an array of bulk strings).
+fn command(args: &[&str]) -> String {
+    let mut req = format!("*{}\r\n", args.len());
+    for a in args {
+        req.push_str(&format!("${}\r\n{a}\r\n", a.len()));
     }
+    req
 }
 
 /// Sends one command and returns the raw reply (what one read brings).
 fn query(port: u16, args: &[&str]) -> std::io::Result<String> {
     let mut s = TcpStream::connect(("127.0.0.1", port))?;
     s.set_read_timeout(Some(Duration::from_secs(2)))?;
-    let mut req = format!("*{}\r\n", args.len());
-    for a in args {
-        req.push_str(&format!("${}\r\n{a}\r\n", a.len()));
-    }
-    s.write_all(req.as_bytes())?;
+    s.write_all(command(args).as_bytes())?;
     let mut buf = vec![0u8; 16384];
     let n = s.read(&mut buf)?;
     Ok(String::from_utf8_lossy(&buf[..n]).into_owned())
@@ -98,69 +74,55 @@ fn have_redis() -> bool {
         .unwrap_or(false)
 }
 
+/// True while a client of the server on `port` is blocked (our BLPOP).
+fn client_blocked(port: u16) -> bool {
+    let blocked = TcpStream::connect(("127.0.0.1", port)).and_then(|mut s| {
+        s.set_read_timeout(Some(Duration::from_secs(2)))?;
+        let req = command(&["AUTH", "sekret"]) + &command(&["INFO", "clients"]);
+        s.write_all(req.as_bytes())?;
+        let mut got = String::new();
+        let mut buf = [0u8; 4096];
+        while !got.contains("blocked_clients:") || !got.ends_with("\r\n") {
+            let n = s.read(&mut buf)?;
+            if n == 0 {
+                break;
+            }
+            got.push_str(&String::from_utf8_lossy(&buf[..n]));
+        }
+        Ok(got.contains("blocked_clients:1"))
+    });
+    matches!(blocked, Ok(true))
+}
+
 #[test]
 fn redis_client_against_real_server() {
-    if !have_redis() {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "redis-server is not installed (.ci/run installs it)"
-        );
-        eprintln!("SKIPPED redis test: redis-server is not installed");
+    if !installed_or_skip(have_redis(), "redis", "redis-server") {
         return;
     }
-    let plain = Server::start(&[]);
-    let authed = Server::start(&["--requirepass", "sekret"]);
+    let plain = start_server(&[]);
+    let authed = start_server(&["--requirepass", "sekret"]);
 
     // The killer: once a client of the service is blocked (its BLPOP is in
     // flight), SIGKILL the auth server.
-    let victim = authed.child.clone();
     let auth_port = authed.port;
-    let killer = std::thread::spawn(move || {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while Instant::now() < deadline {
-            let cmd = ["AUTH", "sekret"];
-            let blocked = TcpStream::connect(("127.0.0.1", auth_port)).and_then(|mut s| {
-                s.set_read_timeout(Some(Duration::from_secs(2)))?;
-                let mut req = String::new();
-                for c in [&cmd[..], &["INFO", "clients"][..]] {
-                    req.push_str(&format!("*{}\r\n", c.len()));
-                    for a in c {
-                        req.push_str(&format!("${}\r\n{a}\r\n", a.len()));
-                    }
-                }
-                s.write_all(req.as_bytes())?;
-                let mut got = String::new();
-                let mut buf = [0u8; 4096];
-                while !got.contains("blocked_clients:") || !got.ends_with("\r\n") {
-                    let n = s.read(&mut buf)?;
-                    if n == 0 {
-                        break;
-                    }
-                    got.push_str(&String::from_utf8_lossy(&buf[..n]));
-                }
-                Ok(got.contains("blocked_clients:1"))
-            });
-            if let Ok(true) = blocked {
-                let mut c = victim.lock().unwrap();
-                c.kill().unwrap();
-                c.wait().unwrap();
-                return true;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        false
-    });
+    let killer = Killer::start(
+        &authed,
+        Duration::from_secs(60),
+        Duration::from_millis(20),
+        move || client_blocked(auth_port),
+    );
 
     let run = common::Node::new("t_redis")
         .config("redis_port", &plain.port.to_string())
         .config("redis_auth_port", &auth_port.to_string())
         .timeout(Duration::from_secs(60))
         .run();
+    let killed = killer.finish();
     let tag = "t_redis";
     assert!(!run.has("t_redis: FAIL"), "{}", run.dump());
     assert!(!run.has("t_redis: TIMEOUT"), "{}", run.dump());
     assert!(
-        killer.join().unwrap(),
+        killed,
         "the BLPOP never blocked on the server:\n{}",
         run.dump()
     );

@@ -6,6 +6,7 @@
 mod common;
 mod live;
 
+use common::server::free_port;
 use common::{repo_root, Node, Run};
 use std::time::Duration;
 
@@ -212,11 +213,6 @@ fn snax_methods_errors_profile_hotfix_and_unique_services() {
 fn snax_without_config_key() {
     let run = run_node(Node::new("t_snax_noconf"), Duration::from_secs(20));
     run.says_in_a_row("t_snax_noconf", &["newservice false true", "done"]);
-}
-
-fn free_port() -> u16 {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    l.local_addr().unwrap().port()
 }
 
 #[test]
