@@ -198,6 +198,27 @@ impl Link {
     }
 }
 
+/// Runs `f` in a tokio runtime with both ends of a loopback connection:
+/// the peer's (plain, blocking) and the link's (for this module's tests and
+/// those of [`read`]).
+#[cfg(test)]
+fn on_a_socket_pair<F, Fut>(f: F)
+where
+    F: FnOnce(std::net::TcpStream, tokio::net::TcpStream) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let client = std::net::TcpStream::connect(l.local_addr().unwrap()).unwrap();
+        let (server, _) = l.accept().await.unwrap();
+        f(client, server).await
+    });
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -213,6 +234,18 @@ mod tests {
         lent: Mutex<usize>,
         ends: Mutex<Vec<(u64, LinkEnd)>>,
         done: Notify,
+    }
+
+    impl Host {
+        fn new() -> Arc<Host> {
+            Arc::new(Host {
+                epoch: Instant::now(),
+                frames: Mutex::new(Vec::new()),
+                lent: Mutex::new(0),
+                ends: Mutex::new(Vec::new()),
+                done: Notify::new(),
+            })
+        }
     }
 
     impl LinkHost for Host {
@@ -262,21 +295,8 @@ mod tests {
 
     #[test]
     fn a_link_delivers_frames_answers_probes_and_reports_its_end() {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        rt.block_on(async {
-            let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-            let mut peer = std::net::TcpStream::connect(l.local_addr().unwrap()).unwrap();
-            let (ours, _) = l.accept().await.unwrap();
-            let host = Arc::new(Host {
-                epoch: Instant::now(),
-                frames: Mutex::new(Vec::new()),
-                lent: Mutex::new(0),
-                ends: Mutex::new(Vec::new()),
-                done: Notify::new(),
-            });
+        on_a_socket_pair(|mut peer, ours| async move {
+            let host = Host::new();
             let link = Link::new(2, 42, ours, 0);
             tokio::spawn(link.clone().run(host.clone()));
             // A probe, then two frames for services.
@@ -300,11 +320,19 @@ mod tests {
             {
                 let frames = host.frames.lock();
                 assert_eq!(
-                    (frames[0].0.destination, frames[0].0.session, &frames[0].1[..]),
+                    (
+                        frames[0].0.destination,
+                        frames[0].0.session,
+                        &frames[0].1[..]
+                    ),
                     (7, 1, &b"one"[..])
                 );
                 assert_eq!(
-                    (frames[1].0.destination, frames[1].0.session, &frames[1].1[..]),
+                    (
+                        frames[1].0.destination,
+                        frames[1].0.session,
+                        &frames[1].1[..]
+                    ),
                     (8, 2, &b"two"[..])
                 );
             }
@@ -319,7 +347,10 @@ mod tests {
             }));
             let mut peer = tokio::task::spawn_blocking(move || {
                 let f = read_frame(&mut peer);
-                assert_eq!((f.source, f.destination, f.ptype, f.session), (0x0100_0003, 9, 7, 4));
+                assert_eq!(
+                    (f.source, f.destination, f.ptype, f.session),
+                    (0x0100_0003, 9, 7, 4)
+                );
                 peer
             })
             .await
@@ -338,21 +369,8 @@ mod tests {
 
     #[test]
     fn a_closed_link_stops_without_a_report() {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        rt.block_on(async {
-            let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-            let mut peer = std::net::TcpStream::connect(l.local_addr().unwrap()).unwrap();
-            let (ours, _) = l.accept().await.unwrap();
-            let host = Arc::new(Host {
-                epoch: Instant::now(),
-                frames: Mutex::new(Vec::new()),
-                lent: Mutex::new(0),
-                ends: Mutex::new(Vec::new()),
-                done: Notify::new(),
-            });
+        on_a_socket_pair(|mut peer, ours| async move {
+            let host = Host::new();
             let link = Link::new(2, 1, ours, 0);
             // Closed before its task starts: the task stops at once.
             link.close();

@@ -447,6 +447,7 @@ fn drain(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cluster::link::on_a_socket_pair;
 
     /// A frame's bytes.
     fn frame(source: u32, dest: u32, ptype: u8, session: i32, payload: Vec<u8>) -> Vec<u8> {
@@ -591,25 +592,6 @@ mod tests {
             text([0, 0, 0, 11]).unwrap_err(),
             "Malformed frame from harbor 2 (length 11 is shorter than its 12-byte trailer): dropping the link"
         );
-    }
-
-    /// Runs `f` in a tokio runtime with both ends of a loopback connection:
-    /// the peer's (plain, blocking) and the link's.
-    fn on_a_socket_pair<F, Fut>(f: F)
-    where
-        F: FnOnce(std::net::TcpStream, tokio::net::TcpStream) -> Fut,
-        Fut: std::future::Future<Output = ()>,
-    {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        rt.block_on(async {
-            let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-            let client = std::net::TcpStream::connect(l.local_addr().unwrap()).unwrap();
-            let (server, _) = l.accept().await.unwrap();
-            f(client, server).await
-        });
     }
 
     #[test]
