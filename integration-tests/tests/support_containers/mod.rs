@@ -46,6 +46,8 @@ pub const HARBOR_PORT: u16 = 2527;
 pub const BOOT: Duration = Duration::from_secs(30);
 /// Upper bound for any single wait in a test.
 pub const LONG: Duration = Duration::from_secs(60);
+/// How long Docker may take to deliver a fault (kill, network change).
+const FAULT_LIMIT: Duration = Duration::from_secs(20);
 /// Upper bound for a whole test.
 pub const TEST_LIMIT: Duration = Duration::from_secs(240);
 
@@ -637,24 +639,33 @@ impl Cluster {
 
     // -------------------------------------------------------- faults
 
+    /// Runs the Docker request `op` (`what`: "kill node2", ...) for at most
+    /// `limit`; fails the test with everybody's output when Docker refuses
+    /// or takes longer.
+    async fn docker_step<T, E: std::fmt::Display>(
+        &self,
+        what: &str,
+        limit: Duration,
+        op: impl std::future::Future<Output = Result<T, E>>,
+    ) -> T {
+        match tokio::time::timeout(limit, op).await {
+            Ok(Ok(t)) => t,
+            Ok(Err(e)) => self.fail(&format!("{what}: {e}")),
+            Err(_) => self.fail(&format!("{what} took over {limit:?}")),
+        }
+    }
+
     /// SIGKILL; returns when Docker has delivered it.
     pub async fn kill(&self, node: &Node) -> SystemTime {
         let at = SystemTime::now();
-        let r = tokio::time::timeout(
-            Duration::from_secs(20),
-            self.docker.kill_container(
-                &node.id(),
-                Some(KillContainerOptions {
-                    signal: "SIGKILL".into(),
-                }),
-            ),
-        )
-        .await;
-        match r {
-            Ok(Ok(())) => at,
-            Ok(Err(e)) => self.fail(&format!("kill {}: {e}", node.role)),
-            Err(_) => self.fail(&format!("kill {} took over 20 s", node.role)),
-        }
+        let opts = KillContainerOptions {
+            signal: "SIGKILL".into(),
+        };
+        let id = node.id();
+        let kill = self.docker.kill_container(&id, Some(opts));
+        self.docker_step(&format!("kill {}", node.role), FAULT_LIMIT, kill)
+            .await;
+        at
     }
 
     /// `docker stop`: SIGTERM, then SIGKILL after `grace`. Returns when the
@@ -666,16 +677,11 @@ impl Cluster {
             t: Some(grace.as_secs() as i32),
             signal: None,
         };
-        match tokio::time::timeout(
-            grace + Duration::from_secs(20),
-            self.docker.stop_container(&node.id(), Some(opts)),
-        )
-        .await
-        {
-            Ok(Ok(())) => (at, t.elapsed()),
-            Ok(Err(e)) => self.fail(&format!("stop {}: {e}", node.role)),
-            Err(_) => self.fail(&format!("stop {} did not return", node.role)),
-        }
+        let id = node.id();
+        let stop = self.docker.stop_container(&id, Some(opts));
+        self.docker_step(&format!("stop {}", node.role), grace + FAULT_LIMIT, stop)
+            .await;
+        (at, t.elapsed())
     }
 
     /// The container's anonymous memory (its processes' heap and stacks,
@@ -710,11 +716,10 @@ impl Cluster {
     /// Starts a stopped container again (same name, same command).
     pub async fn restart(&self, node: &Node) -> SystemTime {
         let at = SystemTime::now();
-        match tokio::time::timeout(BOOT, node.container.start()).await {
-            Ok(Ok(())) => at,
-            Ok(Err(e)) => self.fail(&format!("start {} again: {e}", node.role)),
-            Err(_) => self.fail(&format!("starting {} again took over {BOOT:?}", node.role)),
-        }
+        let start = node.container.start();
+        self.docker_step(&format!("start {} again", node.role), BOOT, start)
+            .await;
+        at
     }
 
     /// Takes the container off the test network (its links go silent).
@@ -724,16 +729,10 @@ impl Cluster {
             container: node.id(),
             force: Some(true),
         };
-        match tokio::time::timeout(
-            Duration::from_secs(20),
-            self.docker.disconnect_network(&self.net.name, req),
-        )
-        .await
-        {
-            Ok(Ok(())) => at,
-            Ok(Err(e)) => self.fail(&format!("disconnect {}: {e}", node.role)),
-            Err(_) => self.fail(&format!("disconnect {} took over 20 s", node.role)),
-        }
+        let cut = self.docker.disconnect_network(&self.net.name, req);
+        self.docker_step(&format!("disconnect {}", node.role), FAULT_LIMIT, cut)
+            .await;
+        at
     }
 
     /// Puts the container back on the test network.
@@ -743,16 +742,10 @@ impl Cluster {
             container: node.id(),
             ..Default::default()
         };
-        match tokio::time::timeout(
-            Duration::from_secs(20),
-            self.docker.connect_network(&self.net.name, req),
-        )
-        .await
-        {
-            Ok(Ok(())) => at,
-            Ok(Err(e)) => self.fail(&format!("connect {}: {e}", node.role)),
-            Err(_) => self.fail(&format!("connect {} took over 20 s", node.role)),
-        }
+        let heal = self.docker.connect_network(&self.net.name, req);
+        self.docker_step(&format!("connect {}", node.role), FAULT_LIMIT, heal)
+            .await;
+        at
     }
 }
 
