@@ -113,6 +113,16 @@ fn pid_alive(pid: &str) -> bool {
     std::path::Path::new("/proc").join(pid).exists()
 }
 
+/// True for a container or network (with these labels) that another test
+/// process left and that process is gone.
+fn left_by_a_dead_test(labels: Option<&HashMap<String, String>>, mine: &str) -> bool {
+    let owner = labels
+        .and_then(|l| l.get(LABEL))
+        .map(String::as_str)
+        .unwrap_or_default();
+    owner != mine && !pid_alive(owner)
+}
+
 /// Removes containers and networks left by test processes that are gone.
 async fn remove_leftovers(d: &Docker) {
     let mine = std::process::id().to_string();
@@ -125,13 +135,7 @@ async fn remove_leftovers(d: &Docker) {
         }))
         .await;
     for c in listed.unwrap_or_default() {
-        let owner = c
-            .labels
-            .as_ref()
-            .and_then(|l| l.get(LABEL))
-            .cloned()
-            .unwrap_or_default();
-        if owner != mine && !pid_alive(&owner) {
+        if left_by_a_dead_test(c.labels.as_ref(), &mine) {
             if let Some(id) = c.id {
                 let _ = d
                     .remove_container(
@@ -152,13 +156,7 @@ async fn remove_leftovers(d: &Docker) {
         }))
         .await;
     for n in nets.unwrap_or_default() {
-        let owner = n
-            .labels
-            .as_ref()
-            .and_then(|l| l.get(LABEL))
-            .cloned()
-            .unwrap_or_default();
-        if owner != mine && !pid_alive(&owner) {
+        if left_by_a_dead_test(n.labels.as_ref(), &mine) {
             if let Some(name) = n.name {
                 let _ = d.remove_network(&name).await;
             }
