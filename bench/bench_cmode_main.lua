@@ -4,6 +4,7 @@
 local skynet = require "skynet"
 local cluster = require "skynet.cluster"
 require "skynet.manager"	-- skynet.abort
+local util = require "bench_util"
 
 local function report(name, value, unit)
 	skynet.error(string.format("BENCH %s %.1f %s", name, value, unit))
@@ -29,22 +30,10 @@ local function calls(n)
 end
 
 local function concurrent(callers, per)
-	local left = callers
-	local me = coroutine.running()
-	local t0 = skynet.hpc()
-	for _ = 1, callers do
-		skynet.fork(function()
-			for i = 1, per do
-				cluster.call("sink", "@sink", "call", i)
-			end
-			left = left - 1
-			if left == 0 then
-				skynet.wakeup(me)
-			end
-		end)
-	end
-	skynet.wait(me)
-	report("cluster_mode_call_concurrent_" .. callers, callers * per / secs(t0), "calls/s")
+	local rate = util.run(callers, per, function(_, i)
+		cluster.call("sink", "@sink", "call", i)
+	end)
+	report("cluster_mode_call_concurrent_" .. callers, rate, "calls/s")
 end
 
 local function pushes(n)

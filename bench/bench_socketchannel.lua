@@ -10,13 +10,8 @@ local sc = require "skynet.socketchannel"
 
 local mode = ...
 
-local function report(name, value, unit)
-	skynet.error(string.format("BENCH %s %.0f %s", name, value, unit))
-end
-
-local function now()
-	return skynet.hpc() / 1e9
-end
+local util = require "bench_util"
+local report = util.report
 
 if mode == "server" then
 	local function echo(fd)
@@ -59,26 +54,9 @@ local function read_session(sock)
 	return string.unpack(">I4", body), true, body
 end
 
--- Runs `callers` coroutines that make `n` requests in all; returns the round
--- trips per second.
+-- `callers` coroutines that make `n` requests in all: round trips/s.
 local function run(callers, n, one)
-	local per = n // callers
-	local left = callers
-	local me = coroutine.running()
-	local t0 = now()
-	for c = 1, callers do
-		skynet.fork(function()
-			for i = 1, per do
-				one(c, i)
-			end
-			left = left - 1
-			if left == 0 then
-				skynet.wakeup(me)
-			end
-		end)
-	end
-	skynet.wait(me)
-	return per * callers / (now() - t0)
+	return util.run(callers, n // callers, one)
 end
 
 skynet.start(function()

@@ -27,6 +27,8 @@
 //! - `shutdown`: the drain on SIGTERM (config key `drain_time`).
 //! - `start`: node start-up.
 //! - [`fuzzing`]: the pure decoders above, re-exported for the fuzz crate.
+//! - [`outside`]: servers (`redis-server`) started for the tests and
+//!   `skynet-bench redis` (not part of the runtime).
 
 #![deny(clippy::undocumented_unsafe_blocks)]
 #![deny(unsafe_op_in_unsafe_fn)]
@@ -49,6 +51,7 @@ pub(crate) mod metrics;
 pub(crate) mod module;
 pub(crate) mod monitor;
 pub(crate) mod mq;
+pub mod outside;
 pub(crate) mod rt;
 pub(crate) mod scheduler;
 pub(crate) mod shutdown;

@@ -7,7 +7,8 @@
 
 mod common;
 
-use common::server::{free_port, installed_or_skip, Killer, Process};
+use common::server::{installed_or_skip, Killer, Process};
+use skynet_node::outside::free_port;
 use std::io::Read;
 use std::net::TcpStream;
 use std::os::unix::fs::MetadataExt;

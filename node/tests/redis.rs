@@ -6,73 +6,11 @@
 
 mod common;
 
-use common::server::{free_port, installed_or_skip, Killer, Process};
+use common::server::{installed_or_skip, Killer};
+use skynet_node::outside::{redis_available, redis_command as command, start_redis};
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
-
-/// Starts a redis-server (with `extra` arguments) and waits until it answers.
-fn start_server(extra: &[&str]) -> Process {
-    let port = free_port();
-    let dir = std::env::temp_dir().join(format!("skynet-redis-{}-{port}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let child = Command::new("redis-server")
-        .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-        .args(["--save", "", "--appendonly", "no"])
-        .arg("--dir")
-        .arg(&dir)
-        .args(extra)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start redis-server");
-    let server = Process::new(child, port, dir);
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        // NOAUTH is an answer too: the server is up.
-        if let Ok(reply) = query(port, &["PING"]) {
-            if reply.starts_with("+PONG") || reply.starts_with("-NOAUTH") {
-                break;
-            }
-        }
-        assert!(
-            Instant::now() < deadline,
-            "redis-server on port {port} did not come up"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    server
-}
-
-/// One command in the protocol's form (an array of bulk strings).
-fn command(args: &[&str]) -> String {
-    let mut req = format!("*{}\r\n", args.len());
-    for a in args {
-        req.push_str(&format!("${}\r\n{a}\r\n", a.len()));
-    }
-    req
-}
-
-/// Sends one command and returns the raw reply (what one read brings).
-fn query(port: u16, args: &[&str]) -> std::io::Result<String> {
-    let mut s = TcpStream::connect(("127.0.0.1", port))?;
-    s.set_read_timeout(Some(Duration::from_secs(2)))?;
-    s.write_all(command(args).as_bytes())?;
-    let mut buf = vec![0u8; 16384];
-    let n = s.read(&mut buf)?;
-    Ok(String::from_utf8_lossy(&buf[..n]).into_owned())
-}
-
-fn have_redis() -> bool {
-    Command::new("redis-server")
-        .arg("--version")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .map(|s| s.success())
-        .unwrap_or(false)
-}
+use std::time::Duration;
 
 /// True while a client of the server on `port` is blocked (our BLPOP).
 fn client_blocked(port: u16) -> bool {
@@ -96,11 +34,11 @@ fn client_blocked(port: u16) -> bool {
 
 #[test]
 fn redis_client_against_real_server() {
-    if !installed_or_skip(have_redis(), "redis", "redis-server") {
+    if !installed_or_skip(redis_available(), "redis", "redis-server") {
         return;
     }
-    let plain = start_server(&[]);
-    let authed = start_server(&["--requirepass", "sekret"]);
+    let plain = start_redis(&[]).unwrap();
+    let authed = start_redis(&["--requirepass", "sekret"]).unwrap();
 
     // The killer: once a client of the service is blocked (its BLPOP is in
     // flight), SIGKILL the auth server.

@@ -6,8 +6,8 @@
 mod common;
 mod live;
 
-use common::server::free_port;
 use common::{repo_root, Node, Run};
+use skynet_node::outside::free_port;
 use std::time::Duration;
 
 const SNAX_PATH: &str = "root..\"test/snax/?.lua\"";

@@ -25,6 +25,13 @@
 //!
 //! - `skynet-bench socketchannel`: skynet.socketchannel round trips (order and
 //!   session mode) to an echo service in the same node (bench/bench_socketchannel.lua).
+//! - `skynet-bench redis`: skynet.db.redis SET and GET round trips to a
+//!   `redis-server` this program starts on a free loopback port (temp dir,
+//!   no persistence, killed at the end), bench/bench_redis.lua: one caller,
+//!   16 coroutines sharing one connection (`_concurrent_16`), 16
+//!   connections with a coroutine each (`_16_connections`), and pipelines
+//!   of 100 commands per round trip. Then `redis-benchmark -t set,get -n 100000` with `-c 1` and
+//!   `-c 16` against the same server, for comparison (when installed).
 //! - `skynet-bench gate [lua|native]`: 10,000 clients through our Lua gate
 //!   and our native gate (bench/bench_gate.lua; see `bench_gate`).
 //!
@@ -173,7 +180,7 @@ fn config(dir: &Path, name: &str, root: &Path, start: &str, extra: &str) -> Path
             "root = \"{r}\"\nthread = 2\nstart = \"{start}\"\n\
              luaservice = root..\"service/?.lua;\"..root..\"bench/?.lua\"\n\
              lualoader = root..\"lualib/loader.lua\"\n\
-             lua_path = root..\"lualib/?.lua;\"..root..\"lualib/?/init.lua\"\n{extra}"
+             lua_path = root..\"lualib/?.lua;\"..root..\"lualib/?/init.lua;\"..root..\"bench/?.lua\"\n{extra}"
         ),
     )
     .expect("write config");
@@ -243,13 +250,23 @@ impl LogTail {
 }
 
 /// Prints the BENCH lines of `child`'s log as they come, until it exits;
-/// returns its exit status.
+/// returns its exit status, or 1 if a bench service logged `BENCH FAILED`
+/// (printed too).
 fn report(mut child: Child, mut log: LogTail) -> i32 {
     println!("{:<28} {:>14} {:>12}  what", "figure", "measured", "target");
+    let mut failed = false;
+    let mut show = |line: &str| {
+        if line.contains("BENCH FAILED") {
+            failed = true;
+            println!("{line}");
+        } else {
+            print_figure(line);
+        }
+    };
     let status = loop {
         let exited = child.try_wait().ok().flatten();
         for line in log.lines() {
-            print_figure(&line);
+            show(&line);
         }
         if let Some(s) = exited {
             break s.code().unwrap_or(1);
@@ -257,9 +274,13 @@ fn report(mut child: Child, mut log: LogTail) -> i32 {
         std::thread::sleep(Duration::from_millis(50));
     };
     for line in log.lines() {
-        print_figure(&line);
+        show(&line);
     }
-    status
+    if failed {
+        1
+    } else {
+        status
+    }
 }
 
 /// Prints a `BENCH name value unit` line next to its target.
@@ -650,6 +671,66 @@ fn socketchannel(root: &Path, dir: &Path) -> i32 {
     report(spawn(&node, &[cfg.to_str().unwrap()], Stdio::null()), log)
 }
 
+/// skynet.db.redis against a redis-server started here, then
+/// redis-benchmark (when installed) against the same server.
+fn redis(root: &Path, dir: &Path) -> i32 {
+    use skynet_node::outside::{redis_available, start_redis};
+    if !redis_available() {
+        eprintln!("skynet-bench redis: redis-server is not installed (Debian: redis-server)");
+        return 1;
+    }
+    let server = match start_redis(&[]) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("skynet-bench redis: {e}");
+            return 1;
+        }
+    };
+    let node = node_binary();
+    let (cfg, log) = logged_config(
+        dir,
+        "redis",
+        root,
+        "bench_redis",
+        &format!("harbor = 0\nbench_redis_port = {}\n", server.port),
+    );
+    println!(
+        "skynet-bench redis: {} (thread = 2), redis-server on 127.0.0.1:{}",
+        node.display(),
+        server.port
+    );
+    let status = report(spawn(&node, &[cfg.to_str().unwrap()], Stdio::null()), log);
+    for clients in ["1", "16"] {
+        let port = server.port.to_string();
+        let args = [
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &port,
+            "-t",
+            "set,get",
+            "-n",
+            "100000",
+            "-c",
+            clients,
+            "-q",
+        ];
+        println!("-- redis-benchmark {}", args.join(" "));
+        match Command::new("redis-benchmark").args(args).output() {
+            Ok(out) => {
+                // -q prints progress with carriage returns before each result
+                for line in String::from_utf8_lossy(&out.stdout).split(['\r', '\n']) {
+                    if line.contains("requests per second") {
+                        println!("{}", line.trim());
+                    }
+                }
+            }
+            Err(e) => println!("redis-benchmark not run: {e} (Debian: redis-tools)"),
+        }
+    }
+    status
+}
+
 fn main() {
     let mode = std::env::args().nth(1).unwrap_or_else(|| "single".into());
     let root = skynet_node::cli::find_root(None);
@@ -671,13 +752,14 @@ fn main() {
             }
         },
         "socketchannel" => socketchannel(&root, &dir),
+        "redis" => redis(&root, &dir),
         "all" => single(&root, &dir)
             .max(cluster(&root, &dir))
             .max(libs(&root, &dir))
             .max(socketchannel(&root, &dir)),
         other => {
             eprintln!(
-                "usage: skynet-bench [single|timer|cluster|cluster-mode|libs|gate|socket|socketchannel|socket-client ADDR|all] (got {other})"
+                "usage: skynet-bench [single|timer|cluster|cluster-mode|libs|gate|socket|socketchannel|redis|socket-client ADDR|all] (got {other})"
             );
             2
         }
