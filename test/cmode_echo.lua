@@ -3,6 +3,7 @@
 --   echo(...) -> ...          whoami() -> config cmode_id
 --   size(s) -> #s             big(n) -> n bytes
 --   fail() raises             sleep(cs) -> true after cs centiseconds
+--   fail_long(n) raises an n-byte error
 --   GET(k) -> "val:"..k       (the reference exchange of the wire tests)
 --   BIG() -> 40000 "x"
 --   reset(), check() -> pushes received, first out-of-order seq or 0
@@ -18,6 +19,7 @@ function CMD.whoami() return id end
 function CMD.size(s) return #s end
 function CMD.big(n) return string.rep("b", n) end
 function CMD.fail() error("cmode_echo: fail on purpose") end
+function CMD.fail_long(n) error(string.rep("E", n), 0) end
 function CMD.sleep(cs) skynet.sleep(cs) return true end
 function CMD.GET(k) return "val:" .. k end
 function CMD.BIG() return string.rep("x", 40000) end

@@ -8,6 +8,10 @@
 --   probe   calls srv every 100 ms and prints each result (the test kills,
 --           stops and restarts the server meanwhile)
 --   wire    talks to the test's scripted listener (node "sdb")
+--   cut     errors over 32 KiB from "srv" and from "errp" (the server's
+--           cmode_errpeer); ends with "cmode: done"
+--
+-- A server with cmode_errpeer_port also runs cmode_errpeer on that port.
 --
 -- Lines start with "cmode:"; checks print "ok <what>" or "FAIL <what>".
 local skynet = require "skynet"
@@ -42,6 +46,10 @@ function role.server()
 	cluster.register("echo", echo)
 	-- one name per address (a second register renames): sdb is another one
 	cluster.register("sdb", skynet.newservice("cmode_echo"))
+	local errport = skynet.getenv "cmode_errpeer_port"
+	if errport then
+		skynet.newservice("cmode_errpeer", errport)
+	end
 	local addr, port = cluster.open(tonumber(skynet.getenv "cmode_port"))
 	log(string.format("ready echo=:%08x port=%s", echo, tostring(port)))
 end
@@ -198,6 +206,29 @@ function role.wire()
 	log("wire nope", ok, err)
 	local big = cluster.call("sdb", "@sdb", "BIG")
 	log("wire big", #big, big == string.rep("x", 40000))
+	log("done")
+end
+
+-- skynet's clusteragent cuts an error text to 32 KiB (packresponse); a
+-- handler's own error stays on its node, the caller learns "call failed".
+local CUT = 0x8000
+
+function role.cut()
+	local ok, err = pcall(cluster.call, "srv", "@echo", "fail_long", 100000)
+	err = tostring(err)
+	check(not ok and err:find("remote error", 1, true) and err:find("call failed", 1, true)
+		and #err < 1000 and not err:find("EEEE", 1, true),
+		"a handler's 100 KB error stays on its node", #err, err)
+	check(cluster.call("srv", "@echo", "echo", "after") == "after", "srv serves after")
+	for _, n in ipairs { 100000, CUT - 1, CUT, CUT + 1 } do
+		-- the peer's text for n bytes, as an ok reply (multipart when long)
+		local full = cluster.call("errp", "@h", "text", n)
+		ok, err = pcall(cluster.call, "errp", "@h", "fail", n)
+		local got = not ok and tostring(err):match("remote error: (.*)$")
+		check(#full == n and got == full:sub(1, CUT), "error of " .. n .. " bytes cut",
+			got and #got or tostring(err):sub(1, 200))
+	end
+	check(cluster.call("errp", "@h", "echo", "after", 1) == "after", "errp serves after")
 	log("done")
 end
 

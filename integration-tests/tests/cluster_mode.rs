@@ -56,15 +56,17 @@ fn quoted(p: &Path) -> String {
 /// Starts a server node ("cmode: ready") serving on `port`, answering
 /// `whoami` with `id`.
 fn server(dir: &Path, id: &str, port: u16) -> Proc {
-    let cfg = config(
-        dir,
-        &format!("server{id}"),
-        "server",
-        &[
-            ("cmode_port", port.to_string()),
-            ("cmode_id", format!("\"{id}\"")),
-        ],
-    );
+    server_with(dir, id, port, &[])
+}
+
+/// [`server`] with extra config lines (`cmode_errpeer_port`).
+fn server_with(dir: &Path, id: &str, port: u16, extra: &[(&str, String)]) -> Proc {
+    let mut keys = vec![
+        ("cmode_port", port.to_string()),
+        ("cmode_id", format!("\"{id}\"")),
+    ];
+    keys.extend_from_slice(extra);
+    let cfg = config(dir, &format!("server{id}"), "server", &keys);
     let mut cmd = Command::new(bin("skynet-node"));
     cmd.arg(cfg);
     let p = Proc::spawn(&format!("server{id}"), cmd);
@@ -146,6 +148,57 @@ fn every_call_path() {
             .any(|l| l.text.contains("cmode-trace") || l.text.contains("tracecall begin")),
         "no trace on the server\n{}",
         a.text()
+    );
+}
+
+/// Runs client role `role` against a server started with `extra`, with the
+/// cluster config `nodes` (besides "srv", the server), until "cmode: done";
+/// checks that `oks` checks passed and none failed. Returns (client, server).
+fn run_role(
+    tag: &str,
+    role: &str,
+    extra: &[(&str, String)],
+    nodes: &[(&str, Option<u16>)],
+) -> (Proc, Proc) {
+    let dir = temp_dir(tag);
+    let port = free_port();
+    let a = server_with(&dir, "A", port, extra);
+    let mut all = vec![("srv", Some(port))];
+    all.extend_from_slice(nodes);
+    let cluster = names(&dir, &all);
+    let c = client(&dir, role, &[("cluster", quoted(&cluster))]);
+    c.expect("cmode: done", Duration::from_secs(60), &[&c, &a]);
+    let f = fails(&c);
+    assert!(f.is_empty(), "failed checks {f:#?}\n{}", dump(&[&c, &a]));
+    (c, a)
+}
+
+/// Errors over 32 KiB between processes, as skynet's clusteragent and
+/// packresponse give them: a handler's own 100 KB error stays on its node
+/// (the caller gets "call failed"); an error text of the peer (cmode_errpeer
+/// on the server node, answering with packresponse) reaches the caller cut
+/// to exactly 32 KiB: 100,000 and 32,769 bytes are cut, 32,767 and 32,768
+/// arrive whole. Both peers serve normal calls afterwards.
+#[test]
+fn errors_over_32_kib_are_cut() {
+    let _g = serial();
+    let errport = free_port();
+    let (c, a) = run_role(
+        "cmode-cut",
+        "cut",
+        &[("cmode_errpeer_port", errport.to_string())],
+        &[("errp", Some(errport))],
+    );
+    assert_eq!(c.count("cmode: ok"), 7, "{}", c.text());
+    for n in [100000, 32767, 32768, 32769] {
+        let want = format!("cmode: ok error of {n} bytes cut {}", n.min(0x8000));
+        assert!(c.has(&want), "no {want:?}\n{}", c.text());
+    }
+    // the handler's error was logged, whole, where it was raised
+    let long = "E".repeat(100000);
+    assert!(
+        a.lines().iter().any(|l| l.text.contains(&long)),
+        "the 100 KB handler error is not in the server's log"
     );
 }
 
