@@ -10,8 +10,12 @@
 --   wire    talks to the test's scripted listener (node "sdb")
 --   cut     errors over 32 KiB from "srv" and from "errp" (the server's
 --           cmode_errpeer); ends with "cmode: done"
+--   snax    cluster.snax on "srv" (a server with cmode_snax set): by
+--           name, by address, by registered name; ends with "cmode: done"
 --
--- A server with cmode_errpeer_port also runs cmode_errpeer on that port.
+-- A server with cmode_errpeer_port also runs cmode_errpeer on that port; with
+-- cmode_snax it runs snax_counter as a unique snax service (label "unique")
+-- and another one (label "byaddr") registered as "counter".
 --
 -- Lines start with "cmode:"; checks print "ok <what>" or "FAIL <what>".
 local skynet = require "skynet"
@@ -49,6 +53,11 @@ function role.server()
 	local errport = skynet.getenv "cmode_errpeer_port"
 	if errport then
 		skynet.newservice("cmode_errpeer", errport)
+	end
+	if skynet.getenv "cmode_snax" then
+		local snax = require "skynet.snax"
+		snax.uniqueservice("snax_counter", "unique")
+		cluster.register("counter", snax.newservice("snax_counter", "byaddr").handle)
 	end
 	local addr, port = cluster.open(tonumber(skynet.getenv "cmode_port"))
 	log(string.format("ready echo=:%08x port=%s", echo, tostring(port)))
@@ -229,6 +238,33 @@ function role.cut()
 			got and #got or tostring(err):sub(1, 200))
 	end
 	check(cluster.call("errp", "@h", "echo", "after", 1) == "after", "errp serves after")
+	log("done")
+end
+
+function role.snax()
+	local unique = cluster.snax("srv", "snax_counter")
+	check(unique.req.get() == 0, "snax by name: req")
+	unique.post.add(5)
+	unique.post.add(1)
+	check(unique.req.get() == 6, "snax by name: post then req")
+	local a, b = unique.req.echo("x", 2)
+	check(a == "x" and b == 2, "snax req with results", a, b)
+	local ok, err = pcall(unique.req.fail, "on purpose")
+	check(not ok and tostring(err):find("call failed", 1, true), "snax req that fails", err)
+	check(unique.req.get() == 6, "snax serves after a failure")
+
+	local addr = cluster.query("srv", "counter")
+	local byaddr = cluster.snax("srv", "snax_counter", addr)
+	byaddr.post.add(7)
+	check(byaddr.req.get() == 7 and unique.req.get() == 6, "snax by address: another service")
+	local byname = cluster.snax("srv", "snax_counter", "@counter")
+	byname.post.add(1)
+	check(byname.req.get() == 8 and byaddr.req.get() == 8, "snax by registered name")
+	-- the object is bound to a local proxy; the service runs on srv
+	local _, is_self, kind, name = byaddr.req.whoami()
+	check(is_self == true and kind == "snax_counter" and name == "snax_counter"
+		and byaddr.handle ~= addr and byaddr.type == "snax_counter",
+		"snax object on a local proxy", is_self, kind, name)
 	log("done")
 end
 

@@ -24,7 +24,8 @@ fn config(dir: &Path, name: &str, role: &str, extra: &[(&str, String)]) -> PathB
          cmode_role = \"{role}\"\ncluster_timeout = {TIMEOUT_S}\n\
          luaservice = root..\"service/?.lua;\"..root..\"test/?.lua\"\n\
          lualoader = root..\"lualib/loader.lua\"\n\
-         lua_path = root..\"lualib/?.lua;\"..root..\"lualib/?/init.lua\"\n",
+         lua_path = root..\"lualib/?.lua;\"..root..\"lualib/?/init.lua\"\n\
+         snax = root..\"test/snax/?.lua\"\n",
         root.display()
     );
     for (k, v) in extra {
@@ -59,7 +60,7 @@ fn server(dir: &Path, id: &str, port: u16) -> Proc {
     server_with(dir, id, port, &[])
 }
 
-/// [`server`] with extra config lines (`cmode_errpeer_port`).
+/// [`server`] with extra config lines (`cmode_errpeer_port`, `cmode_snax`).
 fn server_with(dir: &Path, id: &str, port: u16, extra: &[(&str, String)]) -> Proc {
     let mut keys = vec![
         ("cmode_port", port.to_string()),
@@ -200,6 +201,20 @@ fn errors_over_32_kib_are_cut() {
         a.lines().iter().any(|l| l.text.contains(&long)),
         "the 100 KB handler error is not in the server's log"
     );
+}
+
+/// cluster.snax: a snax service on the server node called from the client
+/// by name (through the server's .service), by address and by registered
+/// name; `post` sends and `req` calls, in order.
+#[test]
+fn snax_across_nodes() {
+    let _g = serial();
+    let (c, a) = run_role("cmode-snax", "snax", &[("cmode_snax", "true".into())], &[]);
+    assert_eq!(c.count("cmode: ok"), 8, "{}", c.text());
+    // the objects reached the services on the server, not local ones
+    assert!(a.has("snax_counter: init unique 1"), "{}", a.text());
+    assert!(a.has("snax_counter: init byaddr 1"), "{}", a.text());
+    assert!(!c.has("snax_counter: init"), "{}", c.text());
 }
 
 /// Parses "cmode: probe ok|fail <ms> ..." lines.
