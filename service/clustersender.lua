@@ -4,7 +4,8 @@
 -- lua commands (skynet's): req(addr, msg, sz) -> the reply, push(addr, msg,
 -- sz), changenode(host [, port] | false). Ours besides: req takes a fourth
 -- argument, a token; when that call fails, error(token) answers the reason
--- (skynet.call can only raise "call failed"). status() -> { connected,
+-- (skynet.call can only raise "call failed"), for cluster_timeout seconds
+-- after the failure. status() -> { connected,
 -- pending, last_error, address }.
 --
 -- Unlike skynet's (a socketchannel), it talks to the socket itself so that:
@@ -56,7 +57,9 @@ local connecting = false	-- { queue = {...}, started, abandoned }
 local calls = {}	-- co -> { session, deadline, link, done, ok, data, parts }
 local pending = 0
 local last_error = nil
-local errors = {}	-- source -> { token -> reason }, for error(token)
+-- source -> { token -> { reason, at } }, for error(token); kept for
+-- cluster_timeout, so that a caller that died before asking leaves nothing
+local errors = {}
 
 local function where()
 	if host == false then
@@ -309,6 +312,16 @@ local function sweep()
 		last_error = format("%s: connect timed out after %gs", where(), TIMEOUT)
 		fail_queue(attempt.queue, last_error)
 	end
+	for source, t in pairs(errors) do
+		for token, e in pairs(t) do
+			if now - e.at >= timeout_cs then
+				t[token] = nil
+			end
+		end
+		if next(t) == nil then
+			errors[source] = nil
+		end
+	end
 	local l = link
 	if l and l.alive then
 		if l.hb then
@@ -356,7 +369,7 @@ function command.req(source, addr, msg, sz, token)
 			t = {}
 			errors[source] = t
 		end
-		t[token] = data
+		t[token] = { reason = data, at = skynet.now() }
 	else
 		skynet.error(data)
 	end
@@ -365,7 +378,8 @@ end
 
 function command.error(source, token)
 	local t = errors[source]
-	local reason = t and t[token]
+	local e = t and t[token]
+	local reason = e and e.reason
 	if t then
 		t[token] = nil
 		if next(t) == nil then

@@ -137,6 +137,21 @@ function role.client()
 	fails_with("query of an unknown name", "name not found", 2000, cluster.query, "srv", "nope")
 	fails_with("node mapped to false", "is down", 200, cluster.call, "down", "@echo", "echo")
 	fails_with("refused connection", "connect failed", 1000, cluster.call, "refused", "@echo", "echo")
+	-- why a call failed is kept for the caller to ask, but not forever: a
+	-- caller that died first must not leave it in the sender
+	local forgotten = background(function()
+		local s = cluster.get_sender("refused")
+		local function failed_req(token)
+			local msg, sz = skynet.pack("echo")
+			return not pcall(skynet.rawcall, s, "lua", skynet.pack("req", "@echo", msg, sz, token))
+		end
+		local failed = failed_req("asked at once") and failed_req("never asked")
+		local at_once = skynet.call(s, "lua", "error", "asked at once")
+		skynet.sleep(TIMEOUT_MS // 10 + 100)
+		local late = skynet.call(s, "lua", "error", "never asked")
+		check(failed and tostring(at_once):find("connect failed", 1, true) and late == nil,
+			"failure reasons forgotten after cluster_timeout", at_once, late)
+	end)
 	fails_with("unknown node", "absent", TIMEOUT_MS + 1000, cluster.call, "nosuch", "@echo", "echo")
 	fails_with("silent peer", "no answer", TIMEOUT_MS + 1000, cluster.call, "silent", "@echo", "echo")
 	cluster.send("down", "@echo", "echo")	-- dropped, no error
@@ -192,6 +207,7 @@ function role.client()
 	-- trace tags reach the other node
 	skynet.trace("cmode-trace")
 	check(cluster.call("srv", "@echo", "echo", "traced") == "traced", "traced call")
+	forgotten()
 	log("done")
 end
 

@@ -141,7 +141,7 @@ fn every_call_path() {
         dump(&[&c, &a, &b])
     );
     // every check ran (a check that silently vanished would pass otherwise)
-    assert_eq!(c.count("cmode: ok"), 31, "{}", c.text());
+    assert_eq!(c.count("cmode: ok"), 32, "{}", c.text());
     // the trace tag went over the wire with the node name and session
     assert!(
         a.lines()
