@@ -95,7 +95,7 @@ static CODE_STATE: LazyLock<(u32, Option<Mutex<CodeState>>)> = LazyLock::new(ope
 ///
 /// # Safety
 /// A `lua_Alloc`: `ptr` is null or a block this function returned.
-pub(crate) unsafe extern "C" fn plain_alloc(
+pub unsafe extern "C" fn plain_alloc(
     _ud: *mut c_void,
     ptr: *mut c_void,
     _osize: usize,
