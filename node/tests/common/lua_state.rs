@@ -21,7 +21,11 @@ pub fn new_state(gc: Gc) -> State {
     // calling thread only; outside a protected call an error aborts (no
     // longjmp here).
     unsafe {
-        let l = lua_newstate(codecache::plain_alloc, std::ptr::null_mut(), codecache::seed());
+        let l = lua_newstate(
+            codecache::plain_alloc,
+            std::ptr::null_mut(),
+            codecache::seed(),
+        );
         assert!(!l.is_null());
         if gc == Gc::Stopped {
             lua_gc(l, LUA_GCSTOP);
