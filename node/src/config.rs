@@ -132,7 +132,7 @@ fn include_file(
         };
         *current.lock().unwrap() = next;
     }
-    let shown = resolved.display().to_string();
+    let shown = printable(&resolved.display().to_string());
     let text = std::fs::read_to_string(&resolved).map_err(|e| ConfigError::Open {
         path: shown.clone(),
         reason: e.to_string(),
@@ -140,7 +140,7 @@ fn include_file(
     let code = substitute_env(&text, |n| std::env::var(n).ok())?;
     let chunk = lua
         .load(code)
-        .set_name(format!("@{filename}"))
+        .set_name(format!("@{}", printable(filename)))
         .set_mode(mlua::chunk::ChunkMode::Text)
         .set_environment(result.clone());
     let run = chunk.exec();
@@ -156,6 +156,20 @@ fn lua_err(path: &str) -> impl Fn(mlua::Error) -> ConfigError + '_ {
         path: path.to_string(),
         reason: one_line(&e.to_string()),
     }
+}
+
+/// `name` with its control characters escaped (`\n`, `\u{b}`), so that an
+/// error naming it stays one log line.
+fn printable(name: &str) -> String {
+    name.chars()
+        .map(|c| {
+            if c.is_control() {
+                c.escape_default().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
 }
 
 /// The first line of a Lua error, without the traceback.
@@ -248,5 +262,21 @@ mod tests {
         assert!(matches!(load_file(&cfg), Err(ConfigError::InvalidValue(k)) if k == "t"));
         let cfg = write(&d, "env", "x = \"$SKYNET_SURELY_UNSET_VAR\"\n");
         assert!(matches!(load_file(&cfg), Err(ConfigError::MissingEnv(_))));
+    }
+
+    #[test]
+    fn file_names_with_control_characters_stay_one_line() {
+        let d = tmpdir("ctl");
+        let cfg = write(&d, "config", "include \"a.\\v\\nlua\"\n");
+        let e = load_file(&cfg).unwrap_err();
+        assert!(matches!(e, ConfigError::Open { .. }), "{e}");
+        let e = e.to_string();
+        assert!(!e.contains('\n') && e.contains("a.\\u{b}\\nlua:"), "{e}");
+        write(&d, "b\nc.lua", "x = = 1\n");
+        let cfg = write(&d, "config2", "include \"b\\nc.lua\"\n");
+        let e = load_file(&cfg).unwrap_err();
+        assert!(matches!(e, ConfigError::Syntax { .. }), "{e}");
+        let e = e.to_string();
+        assert!(!e.contains('\n') && e.contains("b\\nc.lua:1:"), "{e}");
     }
 }
