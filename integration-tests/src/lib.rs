@@ -76,6 +76,8 @@ pub struct Line {
 #[derive(Default)]
 struct Output {
     lines: Vec<Line>,
+    /// Pipes (stdout, stderr) not yet at their end.
+    open: usize,
 }
 
 /// A child process whose stdout and stderr are collected line by line.
@@ -99,6 +101,9 @@ fn pump(r: impl Read + Send + 'static, out: Arc<(Mutex<Output>, Condvar)>, prefi
             });
             c.notify_all();
         }
+        let (m, c) = &*out;
+        m.lock().unwrap().open -= 1;
+        c.notify_all();
     });
 }
 
@@ -109,7 +114,13 @@ impl Proc {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
         let mut child = cmd.spawn().unwrap_or_else(|e| panic!("start {name}: {e}"));
-        let out = Arc::new((Mutex::new(Output::default()), Condvar::new()));
+        let out = Arc::new((
+            Mutex::new(Output {
+                open: 2,
+                ..Output::default()
+            }),
+            Condvar::new(),
+        ));
         pump(child.stdout.take().unwrap(), out.clone(), "");
         pump(child.stderr.take().unwrap(), out.clone(), "[stderr] ");
         Proc {
@@ -199,12 +210,28 @@ impl Proc {
         let deadline = Instant::now() + timeout;
         loop {
             if let Ok(Some(status)) = self.child.try_wait() {
+                // What it wrote before exiting may still be in the pipes.
+                self.wait_output_closed(Instant::now() + Duration::from_secs(2));
                 return Some(status);
             }
             if Instant::now() >= deadline {
                 return None;
             }
             std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// Waits until both pipes are at their end (every line is read), or
+    /// `until` (a child of the process may hold them open).
+    fn wait_output_closed(&self, until: Instant) {
+        let (m, c) = &*self.out;
+        let mut o = m.lock().unwrap();
+        while o.open > 0 {
+            let left = until.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return;
+            }
+            o = c.wait_timeout(o, left).unwrap().0;
         }
     }
 
